@@ -1,0 +1,30 @@
+//! # autopack-core
+//!
+//! The vocabulary every other Autopack crate speaks:
+//!
+//! - [`ids`]: validated identifiers (`RunId`, `TierId`, `PhaseId`, `ProjectId`, `IssueKey`)
+//!   that are safe as file names and git ref components;
+//! - [`vocabulary`]: severities, complexities, CI and safety profiles, run scopes, issue
+//!   sources, builder modes and task categories, with the exact spellings of the spec;
+//! - [`lifecycle`]: the run, tier and phase state machines, each defined by one transition
+//!   table;
+//! - [`budget`]: run, tier and phase caps with their defaults, usage counters and breach
+//!   detection;
+//! - [`plan`]: the plan document, its validation and the splitter;
+//! - [`message`]: what Builders and Auditors send back;
+//! - [`clock`]: time as an injectable dependency;
+//! - [`json`]: strict JSON reading with errors that name the source and the JSON path.
+//!
+//! This crate is pure: it performs no I/O beyond what a [`clock::SystemClock`] reads.
+
+pub mod budget;
+pub mod clock;
+pub mod ids;
+pub mod json;
+pub mod lifecycle;
+pub mod message;
+pub mod plan;
+pub mod schema;
+pub mod vocabulary;
+
+pub use ids::{IdError, IdKind, IssueKey, PhaseId, ProjectId, RunId, TierId};
