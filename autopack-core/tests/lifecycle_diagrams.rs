@@ -41,4 +41,3 @@ fn tier_diagram_is_fresh() {
 fn phase_diagram_is_fresh() {
     check::<PhaseState>();
 }
-

@@ -43,7 +43,10 @@ fn write_mermaid<M: StateMachine>(out: &mut String) -> std::fmt::Result {
             }
             StateSet::AnyNonTerminal => {
                 if !declared_any {
-                    writeln!(out, "    state \"any non-terminal state\" as {ANY_NON_TERMINAL}")?;
+                    writeln!(
+                        out,
+                        "    state \"any non-terminal state\" as {ANY_NON_TERMINAL}"
+                    )?;
                     declared_any = true;
                 }
                 writeln!(out, "    {ANY_NON_TERMINAL} --> {to} : {}", row.on)?;

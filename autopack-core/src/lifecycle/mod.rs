@@ -228,7 +228,10 @@ macro_rules! inherent_machine_methods {
             }
 
             /// Moves to the state `event` leads to; on error the state is left unchanged.
-            pub fn apply(&mut self, event: $event) -> Result<(), $crate::lifecycle::TransitionError> {
+            pub fn apply(
+                &mut self,
+                event: $event,
+            ) -> Result<(), $crate::lifecycle::TransitionError> {
                 <Self as $crate::lifecycle::StateMachine>::apply(self, event)
             }
 

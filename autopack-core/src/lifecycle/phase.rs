@@ -41,9 +41,7 @@ impl PhaseState {
 }
 
 /// What happens to a phase. Serialised snake_case, e.g. `"gate_passed"`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PhaseEvent {
     /// Dispatched to a Builder.
@@ -102,7 +100,11 @@ const fn row(
     on: PhaseEvent,
     to: PhaseState,
 ) -> Transition<PhaseState, PhaseEvent> {
-    Transition { from: StateSet::Only(from), on, to }
+    Transition {
+        from: StateSet::Only(from),
+        on,
+        to,
+    }
 }
 
 /// The phase transition table: the only place phase transitions are defined.
@@ -112,9 +114,17 @@ pub const PHASE_TABLE: &[Transition<PhaseState, PhaseEvent>] = &[
     row(&[S::Executing], PhaseEvent::Submit, S::Gate),
     row(&[S::Gate], PhaseEvent::GatePassed, S::CiRunning),
     row(&[S::CiRunning], PhaseEvent::CiGreen, S::Complete),
-    row(&[S::Executing, S::Gate, S::CiRunning], PhaseEvent::AttemptFailed, S::Retry),
+    row(
+        &[S::Executing, S::Gate, S::CiRunning],
+        PhaseEvent::AttemptFailed,
+        S::Retry,
+    ),
     row(&[S::Retry], PhaseEvent::Retry, S::Executing),
-    row(&[S::Executing, S::Gate, S::CiRunning, S::Retry], PhaseEvent::Fail, S::Failed),
+    row(
+        &[S::Executing, S::Gate, S::CiRunning, S::Retry],
+        PhaseEvent::Fail,
+        S::Failed,
+    ),
 ];
 
 impl StateMachine for PhaseState {
@@ -157,7 +167,10 @@ mod tests {
         let mut state = from;
         let err = state.apply(event).expect_err("rejected");
         assert_eq!(state, from);
-        assert_eq!(err.to_string(), format!("phase: event {event} is not allowed in state {from}"));
+        assert_eq!(
+            err.to_string(),
+            format!("phase: event {event} is not allowed in state {from}")
+        );
     }
 
     #[test]

@@ -166,9 +166,7 @@ impl fmt::Display for RunFailure {
 
 /// What happens to a run. Serialised snake_case, e.g. `"ci_green"` or
 /// `{"fail": "token_cap_exceeded"}`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunEvent {
     /// The plan was validated and the run created.
@@ -245,8 +243,16 @@ impl fmt::Display for RunEvent {
 use RunState as S;
 
 /// A row of [`RUN_TABLE`] from exactly the listed states.
-const fn row(from: &'static [RunState], on: RunEvent, to: RunState) -> Transition<RunState, RunEvent> {
-    Transition { from: StateSet::Only(from), on, to }
+const fn row(
+    from: &'static [RunState],
+    on: RunEvent,
+    to: RunState,
+) -> Transition<RunState, RunEvent> {
+    Transition {
+        from: StateSet::Only(from),
+        on,
+        to,
+    }
 }
 
 /// A row of [`RUN_TABLE`] failing the run from any non-terminal state.
@@ -262,9 +268,17 @@ const fn fail(failure: RunFailure) -> Transition<RunState, RunEvent> {
 pub const RUN_TABLE: &[Transition<RunState, RunEvent>] = &[
     row(&[S::PlanBootstrap], RunEvent::Created, S::RunCreated),
     row(&[S::RunCreated], RunEvent::QueuePhases, S::PhaseQueueing),
-    row(&[S::PhaseQueueing, S::SnapshotCreated], RunEvent::StartPhase, S::PhaseExecution),
+    row(
+        &[S::PhaseQueueing, S::SnapshotCreated],
+        RunEvent::StartPhase,
+        S::PhaseExecution,
+    ),
     row(&[S::PhaseExecution], RunEvent::PatchSubmitted, S::Gate),
-    row(&[S::PhaseExecution], RunEvent::AttemptFailed, S::PhaseExecution),
+    row(
+        &[S::PhaseExecution],
+        RunEvent::AttemptFailed,
+        S::PhaseExecution,
+    ),
     row(&[S::Gate], RunEvent::GatePassed, S::CiRunning),
     row(&[S::Gate], RunEvent::GateRejected, S::PhaseExecution),
     row(&[S::CiRunning], RunEvent::CiGreen, S::SnapshotCreated),
@@ -274,7 +288,11 @@ pub const RUN_TABLE: &[Transition<RunState, RunEvent>] = &[
         RunEvent::PhaseAbandoned,
         S::PhaseQueueing,
     ),
-    row(&[S::PhaseQueueing, S::SnapshotCreated], RunEvent::Complete, S::DoneSuccess),
+    row(
+        &[S::PhaseQueueing, S::SnapshotCreated],
+        RunEvent::Complete,
+        S::DoneSuccess,
+    ),
     fail(RunFailure::BudgetExhausted),
     fail(RunFailure::PhaseLimitExceeded),
     fail(RunFailure::TokenCapExceeded),
@@ -330,7 +348,11 @@ mod tests {
         assert_eq!(state, from, "state changed on a rejected event");
         assert_eq!(
             err,
-            TransitionError { machine: "run", state: from.as_str(), event: event.to_string() }
+            TransitionError {
+                machine: "run",
+                state: from.as_str(),
+                event: event.to_string()
+            }
         );
     }
 
@@ -349,7 +371,11 @@ mod tests {
 
     #[test]
     fn retries_return_to_execution() {
-        ok(S::PhaseExecution, RunEvent::AttemptFailed, S::PhaseExecution);
+        ok(
+            S::PhaseExecution,
+            RunEvent::AttemptFailed,
+            S::PhaseExecution,
+        );
         ok(S::Gate, RunEvent::GateRejected, S::PhaseExecution);
         ok(S::CiRunning, RunEvent::CiRed, S::PhaseExecution);
     }
@@ -359,7 +385,12 @@ mod tests {
         for from in [S::PhaseExecution, S::Gate, S::CiRunning] {
             ok(from, RunEvent::PhaseAbandoned, S::PhaseQueueing);
         }
-        for from in [S::PlanBootstrap, S::RunCreated, S::PhaseQueueing, S::SnapshotCreated] {
+        for from in [
+            S::PlanBootstrap,
+            S::RunCreated,
+            S::PhaseQueueing,
+            S::SnapshotCreated,
+        ] {
             rejected(from, RunEvent::PhaseAbandoned);
         }
     }
@@ -400,7 +431,10 @@ mod tests {
     #[test]
     fn error_message_names_machine_state_and_event() {
         let err = S::Gate.next(RunEvent::CiGreen).expect_err("rejected");
-        assert_eq!(err.to_string(), "run: event CiGreen is not allowed in state GATE");
+        assert_eq!(
+            err.to_string(),
+            "run: event CiGreen is not allowed in state GATE"
+        );
         let err = S::DoneSuccess
             .next(RunEvent::Fail(RunFailure::TokenCapExceeded))
             .expect_err("rejected");
@@ -416,7 +450,10 @@ mod tests {
             assert_eq!(failure.state().failure(), Some(failure));
             assert!(failure.state().is_terminal());
         }
-        let failed = RunState::ALL.iter().filter(|s| s.failure().is_some()).count();
+        let failed = RunState::ALL
+            .iter()
+            .filter(|s| s.failure().is_some())
+            .count();
         assert_eq!(failed, RunFailure::ALL.len());
         assert_eq!(S::DoneSuccess.failure(), None);
         assert!(S::DoneSuccess.is_terminal());
@@ -425,7 +462,14 @@ mod tests {
     #[test]
     fn allowed_events_in_gate() {
         let allowed = S::Gate.allowed_events();
-        assert_eq!(&allowed[..3], &[RunEvent::GatePassed, RunEvent::GateRejected, RunEvent::PhaseAbandoned]);
+        assert_eq!(
+            &allowed[..3],
+            &[
+                RunEvent::GatePassed,
+                RunEvent::GateRejected,
+                RunEvent::PhaseAbandoned
+            ]
+        );
         assert_eq!(allowed.len(), 3 + RunFailure::ALL.len());
     }
 }

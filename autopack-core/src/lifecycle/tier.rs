@@ -87,9 +87,7 @@ impl fmt::Display for Cleanliness {
 }
 
 /// What happens to a tier. Serialised snake_case, e.g. `"complete_not_clean"`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TierEvent {
     /// The tier's first phase starts.
@@ -104,8 +102,12 @@ pub enum TierEvent {
 
 impl TierEvent {
     /// Every event.
-    pub const ALL: &'static [Self] =
-        &[Self::Start, Self::Complete, Self::CompleteNotClean, Self::Block];
+    pub const ALL: &'static [Self] = &[
+        Self::Start,
+        Self::Complete,
+        Self::CompleteNotClean,
+        Self::Block,
+    ];
 }
 
 impl fmt::Display for TierEvent {
@@ -168,13 +170,22 @@ mod tests {
 
     #[test]
     fn transitions() {
-        assert_eq!(TierState::Pending.next(TierEvent::Start), Ok(TierState::Running));
-        assert_eq!(TierState::Running.next(TierEvent::Complete), Ok(TierState::Complete));
+        assert_eq!(
+            TierState::Pending.next(TierEvent::Start),
+            Ok(TierState::Running)
+        );
+        assert_eq!(
+            TierState::Running.next(TierEvent::Complete),
+            Ok(TierState::Complete)
+        );
         assert_eq!(
             TierState::Running.next(TierEvent::CompleteNotClean),
             Ok(TierState::NotClean)
         );
-        assert_eq!(TierState::Running.next(TierEvent::Block), Ok(TierState::Blocked));
+        assert_eq!(
+            TierState::Running.next(TierEvent::Block),
+            Ok(TierState::Blocked)
+        );
     }
 
     #[test]
@@ -203,15 +214,26 @@ mod tests {
 
     #[test]
     fn error_message() {
-        let err = TierState::Pending.next(TierEvent::Block).expect_err("rejected");
-        assert_eq!(err.to_string(), "tier: event Block is not allowed in state PENDING");
+        let err = TierState::Pending
+            .next(TierEvent::Block)
+            .expect_err("rejected");
+        assert_eq!(
+            err.to_string(),
+            "tier: event Block is not allowed in state PENDING"
+        );
     }
 
     #[test]
     fn cleanliness() {
         assert_eq!(TierState::Complete.cleanliness(), Some(Cleanliness::Clean));
-        assert_eq!(TierState::NotClean.cleanliness(), Some(Cleanliness::NotClean));
-        assert_eq!(TierState::Blocked.cleanliness(), Some(Cleanliness::NotClean));
+        assert_eq!(
+            TierState::NotClean.cleanliness(),
+            Some(Cleanliness::NotClean)
+        );
+        assert_eq!(
+            TierState::Blocked.cleanliness(),
+            Some(Cleanliness::NotClean)
+        );
         assert_eq!(TierState::Pending.cleanliness(), None);
         assert_eq!(TierState::Running.cleanliness(), None);
         for &state in TierState::ALL {
