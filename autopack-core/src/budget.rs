@@ -115,7 +115,7 @@ pub struct RunUsage {
 
 /// A run cap that was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
-#[serde(tag = "cap", rename_all = "snake_case")]
+#[serde(tag = "breach", rename_all = "snake_case")]
 pub enum RunBreach {
     /// `token_cap` exceeded.
     #[error("run token cap exceeded: {used} tokens used, cap {cap}")]
@@ -305,7 +305,7 @@ pub struct TierUsage {
 /// A tier cap that was exceeded; the tier ends `NOT_CLEAN` (under `safety_critical`, the
 /// run fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
-#[serde(tag = "cap", rename_all = "snake_case")]
+#[serde(tag = "breach", rename_all = "snake_case")]
 pub enum TierBreach {
     /// Tier `token_cap` exceeded.
     #[error("tier token cap exceeded: {used} tokens used, cap {cap}")]
@@ -393,7 +393,7 @@ pub struct PhaseUsage {
 
 /// A phase cap that was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
-#[serde(tag = "cap", rename_all = "snake_case")]
+#[serde(tag = "breach", rename_all = "snake_case")]
 pub enum PhaseBreach {
     /// `incident_token_cap` exceeded.
     #[error("phase incident token cap exceeded: {used} tokens used, cap {cap}")]

@@ -11,7 +11,9 @@
 //! - [`budget`]: run, tier and phase caps with their defaults, usage counters and breach
 //!   detection;
 //! - [`plan`]: the plan document, its validation and the splitter;
-//! - [`message`]: what Builders and Auditors send back;
+//! - [`message`]: what Builders and Auditors are sent and send back;
+//! - [`record`]: the record of a run (states with timestamps, usage, attempts, CI runs),
+//!   as plain data for summaries, reports and promotion;
 //! - [`clock`]: time as an injectable dependency;
 //! - [`json`]: strict JSON reading with errors that name the source and the JSON path.
 //!
@@ -24,6 +26,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod message;
 pub mod plan;
+pub mod record;
 pub mod schema;
 pub mod vocabulary;
 
