@@ -15,6 +15,12 @@
 //! Invariant: for every `(state, event)` at most one row applies.
 //! Invariant: every state is reachable from the machine's initial state.
 //!
+//! Decisions: a tier becomes `BLOCKED` only from `RUNNING` (one of its phases failed); a
+//! tier that never started because the run stopped stays `PENDING`. `GATE` (run and phase)
+//! also covers awaiting an Auditor's review: a "revise" verdict is the run's
+//! `GateRejected` and the phase's `AttemptFailed`. A phase that fails for good is the run's
+//! `PhaseAbandoned` (back to `PHASE_QUEUEING`, the run may go on with later tiers).
+//!
 //! States serialise with the exact spellings of the spec (`PHASE_EXECUTION`, `NOT_CLEAN`,
 //! ...). Reading also accepts the first implementation's tier spellings `IN_PROGRESS`
 //! (for `RUNNING`) and `FAILED` (for `BLOCKED`); writing is always canonical.

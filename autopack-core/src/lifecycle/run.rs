@@ -166,6 +166,9 @@ impl fmt::Display for RunFailure {
 
 /// What happens to a run. Serialised snake_case, e.g. `"ci_green"` or
 /// `{"fail": "token_cap_exceeded"}`.
+///
+/// Skipped phases (of a blocked tier) never enter the run machine: the Supervisor simply
+/// does not start them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunEvent {

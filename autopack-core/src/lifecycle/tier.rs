@@ -96,7 +96,8 @@ pub enum TierEvent {
     Complete,
     /// All phases done, but thresholds or budgets were exceeded.
     CompleteNotClean,
-    /// A phase of the tier failed.
+    /// A phase of the tier failed. Allowed from `RUNNING` only: a tier that never started
+    /// (the run stopped first) stays `PENDING`, recording that it was never attempted.
     Block,
 }
 
