@@ -15,6 +15,8 @@
 //! - [`record`]: the record of a run (states with timestamps, usage, attempts, CI runs),
 //!   as plain data for summaries, reports and promotion;
 //! - [`clock`]: time as an injectable dependency;
+//! - [`journal`]: the run journal (`RunStore`), where every Supervisor input is appended
+//!   before it is applied;
 //! - [`json`]: strict JSON reading with errors that name the source and the JSON path.
 //!
 //! This crate is pure: it performs no I/O beyond what a [`clock::SystemClock`] reads.
@@ -22,6 +24,7 @@
 pub mod budget;
 pub mod clock;
 pub mod ids;
+pub mod journal;
 pub mod json;
 pub mod lifecycle;
 pub mod message;

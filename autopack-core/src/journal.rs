@@ -1,0 +1,249 @@
+//! The run journal: an append-only log of a run's inputs.
+//!
+//! The Supervisor appends every input to its run's journal *before* applying it, so a
+//! crashed run resumes by replaying the journal, and any run can be re-derived after the
+//! fact. A [`RunStore`] stores entries as single-line JSON documents (JSON Lines); it does
+//! not interpret them. [`MemoryRunStore`] keeps them in memory; the layout crate keeps
+//! them in `.autonomous_runs/{run_id}/journal.jsonl`.
+//!
+//! ```
+//! use autopack_core::ids::RunId;
+//! use autopack_core::journal::{self, MemoryRunStore, RunStore};
+//!
+//! let mut store = MemoryRunStore::default();
+//! let run = RunId::new("run-1").unwrap();
+//! journal::append(&mut store, &run, &serde_json::json!({"input": "start"})).unwrap();
+//! let entries: Vec<serde_json::Value> = journal::replay(&mut store, &run).unwrap();
+//! assert_eq!(entries.len(), 1);
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ids::RunId;
+use crate::json::JsonError;
+
+/// What reading a journal found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalContents {
+    /// Every complete entry, in append order, without the trailing newline.
+    pub entries: Vec<String>,
+    /// A half-written last line (a crash during append), if one was found and cut.
+    pub torn_tail: Option<TornTail>,
+}
+
+/// A half-written last line found at the end of a journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// Byte offset where the torn line started; the journal was truncated to it.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes: u64,
+}
+
+/// Where runs' journals are kept.
+///
+/// Invariant: entries come back from [`RunStore::read`] exactly as appended, in order; an
+/// entry is either wholly present or wholly absent after a crash.
+pub trait RunStore {
+    /// The store's error type.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Appends one entry (a single-line JSON document, no newline) to `run_id`'s journal.
+    ///
+    /// # Errors
+    /// The store's error when the entry cannot be stored, or holds a newline.
+    fn append(&mut self, run_id: &RunId, entry: &str) -> Result<(), Self::Error>;
+
+    /// Reads `run_id`'s journal (empty when the run has none). A torn last line is
+    /// reported and cut, never merged with the next entry.
+    ///
+    /// # Errors
+    /// The store's error when the journal cannot be read.
+    fn read(&mut self, run_id: &RunId) -> Result<JournalContents, Self::Error>;
+
+    /// Makes every appended entry durable (a checkpoint).
+    ///
+    /// # Errors
+    /// The store's error when syncing fails.
+    fn sync(&mut self, run_id: &RunId) -> Result<(), Self::Error>;
+
+    /// The runs that have a journal, sorted.
+    ///
+    /// # Errors
+    /// The store's error when the runs cannot be listed.
+    fn runs(&mut self) -> Result<Vec<RunId>, Self::Error>;
+}
+
+/// An error of the typed journal helpers.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError<E: std::error::Error + 'static> {
+    /// The store failed.
+    #[error(transparent)]
+    Store(E),
+    /// An entry could not be serialised.
+    #[error("journal entry could not be serialised: {0}")]
+    Serialize(String),
+    /// An entry could not be read back.
+    #[error(transparent)]
+    Parse(#[from] JsonError),
+}
+
+/// Serialises `entry` as one JSON line and appends it.
+///
+/// # Errors
+/// [`JournalError::Serialize`] or the store's error.
+pub fn append<S: RunStore, E: Serialize>(
+    store: &mut S,
+    run_id: &RunId,
+    entry: &E,
+) -> Result<(), JournalError<S::Error>> {
+    let line = serde_json::to_string(entry).map_err(|e| JournalError::Serialize(e.to_string()))?;
+    store.append(run_id, &line).map_err(JournalError::Store)
+}
+
+/// Reads and parses every entry of `run_id`'s journal.
+///
+/// # Errors
+/// The store's error, or a [`JsonError`] naming the entry (`journal:{run_id}#N`).
+pub fn replay<S: RunStore, E: DeserializeOwned>(
+    store: &mut S,
+    run_id: &RunId,
+) -> Result<Vec<E>, JournalError<S::Error>> {
+    let contents = store.read(run_id).map_err(JournalError::Store)?;
+    contents
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            crate::json::from_str(line, format!("journal {run_id} entry {}", i + 1))
+                .map_err(JournalError::Parse)
+        })
+        .collect()
+}
+
+/// An error of [`MemoryRunStore`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemoryRunStoreError {
+    /// An entry held a newline, which would split it in two.
+    #[error("journal entry for run {run_id} holds a newline")]
+    Newline {
+        /// The run.
+        run_id: RunId,
+    },
+}
+
+/// A [`RunStore`] in memory, for tests and hosts that need no durability.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryRunStore {
+    journals: BTreeMap<RunId, Vec<String>>,
+}
+
+impl RunStore for MemoryRunStore {
+    type Error = MemoryRunStoreError;
+
+    fn append(&mut self, run_id: &RunId, entry: &str) -> Result<(), Self::Error> {
+        if entry.contains('\n') {
+            return Err(MemoryRunStoreError::Newline { run_id: run_id.clone() });
+        }
+        self.journals.entry(run_id.clone()).or_default().push(entry.to_owned());
+        Ok(())
+    }
+
+    fn read(&mut self, run_id: &RunId) -> Result<JournalContents, Self::Error> {
+        Ok(JournalContents {
+            entries: self.journals.get(run_id).cloned().unwrap_or_default(),
+            torn_tail: None,
+        })
+    }
+
+    fn sync(&mut self, _run_id: &RunId) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunId>, Self::Error> {
+        Ok(self.journals.keys().cloned().collect())
+    }
+}
+
+/// A conformance suite any [`RunStore`] can run against itself.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use super::*;
+
+    /// Runs every check against stores made by `make` (each call must give an empty store).
+    ///
+    /// # Panics
+    /// When the store breaks the [`RunStore`] contract.
+    pub fn run_store_conformance<S: RunStore>(mut make: impl FnMut() -> S) {
+        appends_come_back_in_order(make());
+        runs_are_separate(make());
+        newlines_are_refused(make());
+        unknown_run_reads_empty(make());
+    }
+
+    fn id(s: &str) -> RunId {
+        RunId::new(s).expect("test ids are valid")
+    }
+
+    fn appends_come_back_in_order<S: RunStore>(mut store: S) {
+        let run = id("conformance-order");
+        for i in 0..100 {
+            store.append(&run, &format!("{{\"n\":{i}}}")).expect("append");
+            if i % 10 == 0 {
+                store.sync(&run).expect("sync");
+            }
+        }
+        let read = store.read(&run).expect("read");
+        assert_eq!(read.torn_tail, None);
+        let expected: Vec<String> = (0..100).map(|i| format!("{{\"n\":{i}}}")).collect();
+        assert_eq!(read.entries, expected);
+    }
+
+    fn runs_are_separate<S: RunStore>(mut store: S) {
+        let (a, b) = (id("conformance-a"), id("conformance-b"));
+        store.append(&a, "{\"x\":1}").expect("append a");
+        store.append(&b, "{\"y\":2}").expect("append b");
+        store.append(&a, "{\"x\":3}").expect("append a");
+        assert_eq!(store.read(&a).expect("read").entries, vec!["{\"x\":1}", "{\"x\":3}"]);
+        assert_eq!(store.read(&b).expect("read").entries, vec!["{\"y\":2}"]);
+        assert_eq!(store.runs().expect("runs"), vec![a, b]);
+    }
+
+    fn newlines_are_refused<S: RunStore>(mut store: S) {
+        let run = id("conformance-newline");
+        assert!(store.append(&run, "{\"a\":1}\n{\"b\":2}").is_err());
+        assert!(store.read(&run).expect("read").entries.is_empty());
+    }
+
+    fn unknown_run_reads_empty<S: RunStore>(mut store: S) {
+        let read = store.read(&id("never-written")).expect("read");
+        assert!(read.entries.is_empty());
+        assert_eq!(read.torn_tail, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_conforms() {
+        testing::run_store_conformance(MemoryRunStore::default);
+    }
+
+    #[test]
+    fn typed_round_trip() {
+        let mut store = MemoryRunStore::default();
+        let run = RunId::new("r").unwrap();
+        append(&mut store, &run, &vec![1, 2, 3]).unwrap();
+        append(&mut store, &run, &vec![4]).unwrap();
+        let back: Vec<Vec<u32>> = replay(&mut store, &run).unwrap();
+        assert_eq!(back, vec![vec![1, 2, 3], vec![4]]);
+        store.append(&run, "not json").unwrap();
+        let err = replay::<_, Vec<u32>>(&mut store, &run).unwrap_err();
+        assert!(err.to_string().contains("journal r entry 3"), "{err}");
+    }
+}
