@@ -1,0 +1,439 @@
+//! JSON Lines journals on disk, and [`FsRunStore`], the filesystem [`RunStore`].
+//!
+//! A journal is a file of single-line JSON documents, each ending in `\n`.
+//!
+//! - **Append is O(1)**: the file is opened once in append mode and the handle kept; one
+//!   append is one `write` of the entry and its newline, under the journal's `.lock`
+//!   sibling (so appenders in several processes never interleave).
+//! - **Fsync policy** ([`FsyncPolicy`]): after every entry, or only at checkpoints
+//!   ([`RunStore::sync`]). A newly created journal also fsyncs its directory.
+//! - **Torn tails**: after a crash the last line may be half written. A last line without
+//!   its trailing newline, or a last line that is not valid JSON, is a *torn tail*: it is
+//!   cut (the file is truncated to the end of the last good line, and the truncation
+//!   fsynced) and reported as a [`TornTail`] by the next read. Appends check the last byte
+//!   first and cut a torn tail before writing, so a torn line is never merged with the
+//!   next entry. Any *other* line that is not valid JSON is corruption, reported as
+//!   [`LayoutError::CorruptJournal`] with its line and column, and left in place.
+//!
+//! Invariant: after any crash, a read returns a prefix of the appended entries, and with
+//! [`FsyncPolicy::EveryEntry`] every entry whose append returned is in it.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use autopack_core::ids::RunId;
+use autopack_core::journal::{JournalContents, RunStore, TornTail};
+
+use crate::error::{LayoutError, Result};
+use crate::fsio::{self, HeldLockFile};
+use crate::paths::{JOURNAL_FILE, RunsRoot};
+
+/// When appended entries are made durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum FsyncPolicy {
+    /// `fdatasync` after every entry: an entry whose append returned survives a crash.
+    #[default]
+    EveryEntry,
+    /// `fdatasync` only at checkpoints (`sync`): much faster; a crash may lose the entries
+    /// appended since the last checkpoint, never more, and never leaves a merged line.
+    AtCheckpoints,
+}
+
+/// One open journal file.
+#[derive(Debug)]
+pub(crate) struct JournalFile {
+    path: PathBuf,
+    file: File,
+    lock: HeldLockFile,
+    policy: FsyncPolicy,
+    buf: Vec<u8>,
+    /// A torn tail cut by an append, reported by the next read.
+    pending_torn: Option<TornTail>,
+    /// Whether anything was appended since the last sync.
+    dirty: bool,
+}
+
+impl JournalFile {
+    /// Opens (creating) the journal at `path` for appending.
+    pub(crate) fn open(path: &Path, policy: FsyncPolicy) -> Result<JournalFile> {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        fsio::ensure_dir(parent)?;
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| LayoutError::io("open journal", path, e))?;
+        if !existed {
+            fsio::sync_dir(parent)?;
+        }
+        let lock = HeldLockFile::open(path)?;
+        Ok(JournalFile {
+            path: path.to_owned(),
+            file,
+            lock,
+            policy,
+            buf: Vec::with_capacity(256),
+            pending_torn: None,
+            dirty: false,
+        })
+    }
+
+    /// Appends one entry (no newline inside) and its newline.
+    pub(crate) fn append(&mut self, entry: &str) -> Result<()> {
+        if entry.contains('\n') {
+            return Err(LayoutError::Newline { path: self.path.clone() });
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(entry.as_bytes());
+        self.buf.push(b'\n');
+        {
+            let _guard = self.lock.lock()?;
+            // Another process (or an earlier crash) may have left a torn line: cut it first.
+            let len = self.file.metadata().map_err(|e| LayoutError::io("stat", &self.path, e))?.len();
+            if len > 0 {
+                let mut last = [0u8; 1];
+                self.file
+                    .read_exact_at(&mut last, len - 1)
+                    .map_err(|e| LayoutError::io("read", &self.path, e))?;
+                if last[0] != b'\n' {
+                    let torn = cut_torn_tail(&self.path, &self.file)?;
+                    self.pending_torn = merge_torn(self.pending_torn.take(), torn);
+                }
+            }
+            self.file.write_all(&self.buf).map_err(|e| LayoutError::io("append", &self.path, e))?;
+        }
+        self.dirty = true;
+        if self.policy == FsyncPolicy::EveryEntry {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every appended entry durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        if self.dirty {
+            self.file.sync_data().map_err(|e| LayoutError::io("sync", &self.path, e))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Reads every entry, cutting a torn tail.
+    pub(crate) fn read(&mut self) -> Result<JournalContents> {
+        let _guard = self.lock.lock()?;
+        let mut contents = read_journal(&self.path, Some(&self.file))?;
+        contents.torn_tail = merge_torn(self.pending_torn.take(), contents.torn_tail);
+        Ok(contents)
+    }
+}
+
+fn merge_torn(earlier: Option<TornTail>, later: Option<TornTail>) -> Option<TornTail> {
+    match (earlier, later) {
+        (Some(a), Some(b)) => Some(TornTail { offset: a.offset.min(b.offset), bytes: a.bytes + b.bytes }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads a journal at `path` (the caller holds its lock), cutting a torn tail through
+/// `handle` or a fresh handle. A missing file reads empty.
+pub(crate) fn read_journal(path: &Path, handle: Option<&File>) -> Result<JournalContents> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(JournalContents::default()),
+        Err(e) => return Err(LayoutError::io("read journal", path, e)),
+    };
+    let (entries, good_len) = parse_lines(path, &bytes)?;
+    let mut torn_tail = None;
+    if good_len < bytes.len() {
+        let len = bytes.len() as u64;
+        truncate(path, handle, good_len as u64)?;
+        torn_tail = Some(TornTail { offset: good_len as u64, bytes: len - good_len as u64 });
+    }
+    Ok(JournalContents { entries, torn_tail })
+}
+
+/// Splits `bytes` into entries; returns them and the length of the good prefix.
+fn parse_lines(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, usize)> {
+    let mut entries = Vec::new();
+    let mut start = 0usize;
+    let mut line_no = 0usize;
+    let mut good_len = 0usize;
+    while start < bytes.len() {
+        line_no += 1;
+        let Some(nl) = bytes[start..].iter().position(|&b| b == b'\n') else {
+            // A last line without its newline: torn.
+            break;
+        };
+        let end = start + nl;
+        let line = &bytes[start..end];
+        let is_last = end + 1 == bytes.len();
+        let checked = std::str::from_utf8(line)
+            .map_err(|e| (0, format!("not valid UTF-8: {e}")))
+            .and_then(|text| {
+                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                    .map(|_| text)
+                    .map_err(|e| (e.column(), strip_position(&e.to_string())))
+            });
+        match checked {
+            Ok(text) => {
+                entries.push(text.to_owned());
+                good_len = end + 1;
+            }
+            Err(_) if is_last => break,
+            Err((column, message)) => {
+                return Err(LayoutError::CorruptJournal {
+                    path: path.to_owned(),
+                    line: line_no,
+                    column,
+                    message,
+                });
+            }
+        }
+        start = end + 1;
+    }
+    Ok((entries, good_len))
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(idx) => message[..idx].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn truncate(path: &Path, handle: Option<&File>, len: u64) -> Result<()> {
+    let owned;
+    let file = match handle {
+        Some(file) => file,
+        None => {
+            owned = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| LayoutError::io("open journal", path, e))?;
+            &owned
+        }
+    };
+    file.set_len(len).map_err(|e| LayoutError::io("truncate journal", path, e))?;
+    file.sync_all().map_err(|e| LayoutError::io("sync journal", path, e))
+}
+
+/// Cuts everything after the last newline (the caller holds the lock and has seen that
+/// the file does not end in one).
+fn cut_torn_tail(path: &Path, file: &File) -> Result<Option<TornTail>> {
+    let len = file.metadata().map_err(|e| LayoutError::io("stat", path, e))?.len();
+    // Scan backwards in blocks for the last newline.
+    let mut end = len;
+    let mut block = vec![0u8; 64 * 1024];
+    let mut cut_at = 0u64;
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        file.read_exact_at(chunk, start).map_err(|e| LayoutError::io("read", path, e))?;
+        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+            cut_at = start + pos as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if cut_at == len {
+        return Ok(None);
+    }
+    truncate(path, Some(file), cut_at)?;
+    Ok(Some(TornTail { offset: cut_at, bytes: len - cut_at }))
+}
+
+/// The filesystem [`RunStore`]: `.autonomous_runs/{run_id}/journal.jsonl` per run.
+///
+/// ```
+/// use autopack_core::ids::RunId;
+/// use autopack_core::journal::RunStore;
+/// use autopack_layout::journal::{FsRunStore, FsyncPolicy};
+/// use autopack_layout::paths::RunsRoot;
+///
+/// let dir = tempfile::tempdir()?;
+/// let mut store = FsRunStore::new(RunsRoot::new(dir.path()), FsyncPolicy::AtCheckpoints);
+/// let run = RunId::new("run-1")?;
+/// store.append(&run, r#"{"input":"start"}"#)?;
+/// store.sync(&run)?;
+/// assert_eq!(store.read(&run)?.entries, vec![r#"{"input":"start"}"#]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct FsRunStore {
+    root: RunsRoot,
+    policy: FsyncPolicy,
+    open: HashMap<RunId, JournalFile>,
+}
+
+impl FsRunStore {
+    /// A store under `root` with the given fsync policy.
+    pub fn new(root: RunsRoot, policy: FsyncPolicy) -> FsRunStore {
+        FsRunStore { root, policy, open: HashMap::new() }
+    }
+
+    /// The layout it writes.
+    pub fn root(&self) -> &RunsRoot {
+        &self.root
+    }
+
+    fn journal(&mut self, run_id: &RunId) -> Result<&mut JournalFile> {
+        if !self.open.contains_key(run_id) {
+            let file = JournalFile::open(&self.root.journal(run_id), self.policy)?;
+            self.open.insert(run_id.clone(), file);
+        }
+        match self.open.get_mut(run_id) {
+            Some(file) => Ok(file),
+            None => Err(LayoutError::io(
+                "open journal",
+                self.root.journal(run_id),
+                io::Error::other("journal handle vanished"),
+            )),
+        }
+    }
+}
+
+impl RunStore for FsRunStore {
+    type Error = LayoutError;
+
+    fn append(&mut self, run_id: &RunId, entry: &str) -> Result<()> {
+        if entry.contains('\n') {
+            return Err(LayoutError::Newline { path: self.root.journal(run_id) });
+        }
+        self.journal(run_id)?.append(entry)
+    }
+
+    fn read(&mut self, run_id: &RunId) -> Result<JournalContents> {
+        if let Some(file) = self.open.get_mut(run_id) {
+            return file.read();
+        }
+        let path = self.root.journal(run_id);
+        if !path.exists() {
+            return Ok(JournalContents::default());
+        }
+        let _lock = fsio::FileLock::acquire(&path)?;
+        read_journal(&path, None)
+    }
+
+    fn sync(&mut self, run_id: &RunId) -> Result<()> {
+        match self.open.get_mut(run_id) {
+            Some(file) => file.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn runs(&mut self) -> Result<Vec<RunId>> {
+        let dir = self.root.dir();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(LayoutError::io("list", dir, e)),
+        };
+        let mut runs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| LayoutError::io("list", dir, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Ok(run) = RunId::new(name) else { continue };
+            if entry.path().join(JOURNAL_FILE).is_file() {
+                runs.push(run);
+            }
+        }
+        runs.sort();
+        Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use autopack_core::journal::testing::run_store_conformance;
+
+    #[test]
+    fn conforms_with_both_policies() {
+        let parent = tempfile::tempdir().unwrap();
+        let mut n = 0;
+        for policy in [FsyncPolicy::EveryEntry, FsyncPolicy::AtCheckpoints] {
+            run_store_conformance(|| {
+                n += 1;
+                FsRunStore::new(RunsRoot::new(parent.path().join(format!("s{n}"))), policy)
+            });
+        }
+    }
+
+    fn store(dir: &Path) -> FsRunStore {
+        FsRunStore::new(RunsRoot::new(dir), FsyncPolicy::AtCheckpoints)
+    }
+
+    #[test]
+    fn torn_tail_without_newline_is_cut_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let mut s = store(dir.path());
+        s.append(&run, "{\"n\":1}").unwrap();
+        s.append(&run, "{\"n\":2}").unwrap();
+        let path = s.root().journal(&run);
+        // A crash halfway through the third append.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"n\":3, \"pay").unwrap();
+        let mut fresh = store(dir.path());
+        let read = fresh.read(&run).unwrap();
+        assert_eq!(read.entries, vec!["{\"n\":1}", "{\"n\":2}"]);
+        assert_eq!(read.torn_tail, Some(TornTail { offset: 16, bytes: 12 }));
+        assert_eq!(fs::read(&path).unwrap().len(), 16);
+        // Reading again finds nothing more to cut.
+        assert_eq!(fresh.read(&run).unwrap().torn_tail, None);
+    }
+
+    #[test]
+    fn torn_tail_is_never_merged_with_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let mut s = store(dir.path());
+        s.append(&run, "{\"n\":1}").unwrap();
+        let path = s.root().journal(&run);
+        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"n\":").unwrap();
+        // The same store (handle already open) appends after the crash of another writer.
+        s.append(&run, "{\"n\":2}").unwrap();
+        let read = s.read(&run).unwrap();
+        assert_eq!(read.entries, vec!["{\"n\":1}", "{\"n\":2}"]);
+        assert_eq!(read.torn_tail, Some(TornTail { offset: 8, bytes: 5 }));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
+    }
+
+    #[test]
+    fn invalid_last_line_is_torn_but_invalid_middle_line_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let path = RunsRoot::new(dir.path()).journal(&run);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "{\"a\":1}\n\0\0\0{\"b\"\n").unwrap();
+        let read = store(dir.path()).read(&run).unwrap();
+        assert_eq!(read.entries, vec!["{\"a\":1}"]);
+        assert_eq!(read.torn_tail, Some(TornTail { offset: 8, bytes: 8 }));
+
+        fs::write(&path, "{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n").unwrap();
+        let err = store(dir.path()).read(&run).unwrap_err();
+        let LayoutError::CorruptJournal { line, column, .. } = &err else { panic!("{err}") };
+        assert_eq!((*line, *column), (2, 6));
+        assert!(err.to_string().contains("journal.jsonl: line 2, column 6"), "{err}");
+        // Corruption is reported, never repaired silently.
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n");
+    }
+
+    #[test]
+    fn every_entry_policy_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let mut s = FsRunStore::new(RunsRoot::new(dir.path()), FsyncPolicy::EveryEntry);
+        for i in 0..10 {
+            s.append(&run, &format!("{i}")).unwrap();
+        }
+        drop(s);
+        let read = store(dir.path()).read(&run).unwrap();
+        assert_eq!(read.entries.len(), 10);
+    }
+}
