@@ -139,8 +139,11 @@ pub mod timestamp {
 
     /// `#[serde(with = "autopack_core::clock::timestamp::serde_utc")]` for a
     /// `DateTime<Utc>` field: reads every form [`parse_timestamp`] accepts and writes
-    /// [`format_utc`]. Add `#[schemars(with = "chrono::DateTime<chrono::Utc>")]` if the
-    /// schema derive needs a hint. For `Option<DateTime<Utc>>` use [`serde_utc::option`].
+    /// [`format_utc`]. For `Option<DateTime<Utc>>` use [`serde_utc::option`].
+    ///
+    /// On a type that also derives `schemars::JsonSchema`, add
+    /// `#[schemars(with = "chrono::DateTime<chrono::Utc>")]` (or `Option<…>`): schemars 1
+    /// reads a bare `serde(with)` as a type path and fails to compile without it.
     pub mod serde_utc {
         use chrono::{DateTime, Utc};
         use serde::{Deserialize, Deserializer, Serializer};

@@ -279,3 +279,19 @@ fn serde_with_reads_both_forms_and_writes_rfc3339() {
     assert_eq!(err.path, "at");
     assert!(err.message.contains("invalid timestamp \"soon\""), "{err}");
 }
+
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+struct StampedWithSchema {
+    // schemars 1 reads `serde(with)` as a type path: the `schemars(with)` hint is required.
+    #[serde(with = "timestamp::serde_utc")]
+    #[schemars(with = "DateTime<Utc>")]
+    at: DateTime<Utc>,
+}
+
+#[test]
+fn serde_utc_fields_still_derive_a_date_time_schema() {
+    let schema = schemars::schema_for!(StampedWithSchema);
+    let at = &schema.as_value()["properties"]["at"];
+    assert_eq!(at["type"], "string", "{at}");
+    assert_eq!(at["format"], "date-time", "{at}");
+}
