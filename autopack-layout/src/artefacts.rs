@@ -62,6 +62,9 @@ pub fn write_run_artefacts(root: &RunsRoot, run: &RunRecord) -> Result<WrittenAr
 ///
 /// # Errors
 /// [`crate::LayoutError::Json`] naming the file, line and column when it is corrupt.
-pub fn read_incident(root: &RunsRoot, run_id: &autopack_core::ids::RunId) -> Result<Option<render::Incident>> {
+pub fn read_incident(
+    root: &RunsRoot,
+    run_id: &autopack_core::ids::RunId,
+) -> Result<Option<render::Incident>> {
     fsio::read_json(&root.incident_json(run_id))
 }

@@ -43,6 +43,51 @@ pub enum LayoutError {
         /// The journal file.
         path: PathBuf,
     },
+    /// A checkpoint older than the stored one was refused.
+    #[error("checkpoint through {through} is older than the stored one (through {stored})")]
+    StaleCheckpoint {
+        /// The refused checkpoint's `through`.
+        through: u64,
+        /// The stored checkpoint's `through`.
+        stored: u64,
+    },
+    /// A checkpoint covering entries never appended was refused.
+    #[error("checkpoint through {through} is ahead of the journal (last seq {last})")]
+    CheckpointAhead {
+        /// The refused checkpoint's `through`.
+        through: u64,
+        /// The last sequence number in the journal.
+        last: u64,
+    },
+    /// A checkpoint would cover an entry another process appended and this store never
+    /// saw; it was refused so that the entry is not lost. Reopen the ledger and retry.
+    #[error("{}: checkpoint refused: entry {seq} was appended by another process and is not in this ledger; reopen and retry", path.display())]
+    CheckpointConflict {
+        /// The journal.
+        path: PathBuf,
+        /// The first such entry.
+        seq: u64,
+    },
+    /// A different strategy is already stored under this run and version.
+    #[error("{}: already stored with different content; a strategy version is frozen", path.display())]
+    StrategyConflict {
+        /// The strategy file.
+        path: PathBuf,
+    },
+    /// A project has no ruleset version number left.
+    #[error("{}: no ruleset version number left", path.display())]
+    VersionOverflow {
+        /// The latest ruleset file.
+        path: PathBuf,
+    },
+    /// A document parsed but holds a value out of range (a ruleset rule, say).
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its JSON path.
+        message: String,
+    },
     /// A value could not be serialised.
     #[error("{}: cannot serialise: {message}", path.display())]
     Serialize {
@@ -55,7 +100,11 @@ pub enum LayoutError {
 
 impl LayoutError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> LayoutError {
-        LayoutError::Io { op, path: path.into(), source }
+        LayoutError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 }
 

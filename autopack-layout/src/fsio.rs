@@ -31,9 +31,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         ensure_dir(parent)?;
     }
-    let mut file = AtomicWriteFile::open(path).map_err(|e| LayoutError::io("open for writing", path, e))?;
-    file.write_all(bytes).map_err(|e| LayoutError::io("write", path, e))?;
-    file.commit().map_err(|e| LayoutError::io("commit", path, e))
+    let mut file =
+        AtomicWriteFile::open(path).map_err(|e| LayoutError::io("open for writing", path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| LayoutError::io("write", path, e))?;
+    file.commit()
+        .map_err(|e| LayoutError::io("commit", path, e))
 }
 
 /// Serialises `value` as pretty JSON (with a trailing newline) and writes it atomically.
@@ -41,8 +44,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// # Errors
 /// [`LayoutError::Serialize`] or [`LayoutError::Io`].
 pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)
-        .map_err(|e| LayoutError::Serialize { path: path.to_owned(), message: e.to_string() })?;
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| LayoutError::Serialize {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     text.push('\n');
     write_atomic(path, text.as_bytes())
 }
@@ -66,7 +71,10 @@ pub fn read_text(path: &Path) -> Result<Option<String>> {
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match read_text(path)? {
         None => Ok(None),
-        Some(text) => Ok(Some(autopack_core::json::from_str(&text, path.display().to_string())?)),
+        Some(text) => Ok(Some(autopack_core::json::from_str(
+            &text,
+            path.display().to_string(),
+        )?)),
     }
 }
 
@@ -74,7 +82,9 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 ///
 /// # Errors
 /// As [`read_json`], for the first file found.
-pub fn read_json_first<T: DeserializeOwned>(candidates: &[PathBuf]) -> Result<Option<(PathBuf, T)>> {
+pub fn read_json_first<T: DeserializeOwned>(
+    candidates: &[PathBuf],
+) -> Result<Option<(PathBuf, T)>> {
     for path in candidates {
         if let Some(value) = read_json(path)? {
             return Ok(Some((path.clone(), value)));
@@ -111,9 +121,15 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
 /// # Errors
 /// [`LayoutError::Io`] naming the directory.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let handle = File::open(dir).map_err(|e| LayoutError::io("open directory", dir, e))?;
-    handle.sync_all().map_err(|e| LayoutError::io("sync directory", dir, e))
+    handle
+        .sync_all()
+        .map_err(|e| LayoutError::io("sync directory", dir, e))
 }
 
 /// The lock file that guards `path`: `path` with `.lock` appended.
@@ -184,7 +200,9 @@ impl HeldLockFile {
     }
 
     pub(crate) fn lock(&self) -> Result<LockedGuard<'_>> {
-        self.file.lock().map_err(|e| LayoutError::io("lock", &self.path, e))?;
+        self.file
+            .lock()
+            .map_err(|e| LayoutError::io("lock", &self.path, e))?;
         Ok(LockedGuard { file: &self.file })
     }
 }
@@ -217,9 +235,15 @@ mod tests {
         write_json_atomic(&path, &Doc { n: 1 }).unwrap();
         write_json_atomic(&path, &Doc { n: 2 }).unwrap();
         assert_eq!(read_json::<Doc>(&path).unwrap(), Some(Doc { n: 2 }));
-        assert_eq!(read_json::<Doc>(&dir.path().join("missing.json")).unwrap(), None);
+        assert_eq!(
+            read_json::<Doc>(&dir.path().join("missing.json")).unwrap(),
+            None
+        );
         // No temporary files are left behind.
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("c.json")]);
     }
 
@@ -231,10 +255,14 @@ mod tests {
         let err = read_json::<Doc>(&path).unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with(&path.display().to_string()), "{text}");
-        let LayoutError::Json(json) = err else { panic!("{text}") };
+        let LayoutError::Json(json) = err else {
+            panic!("{text}")
+        };
         assert!(json.line >= 3, "{json:?}");
         fs::write(&path, "{\"n\": 1").unwrap();
-        let LayoutError::Json(json) = read_json::<Doc>(&path).unwrap_err() else { panic!() };
+        let LayoutError::Json(json) = read_json::<Doc>(&path).unwrap_err() else {
+            panic!()
+        };
         assert_eq!((json.line, json.column), (1, 7));
         assert!(json.message.contains("EOF"), "{}", json.message);
         // The corrupt file is left alone.
@@ -245,11 +273,21 @@ mod tests {
     fn first_candidate_wins() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
-        assert!(read_json_first::<Doc>(&[a.clone(), b.clone()]).unwrap().is_none());
+        assert!(
+            read_json_first::<Doc>(&[a.clone(), b.clone()])
+                .unwrap()
+                .is_none()
+        );
         write_json_atomic(&b, &Doc { n: 2 }).unwrap();
-        assert_eq!(read_json_first::<Doc>(&[a.clone(), b.clone()]).unwrap(), Some((b.clone(), Doc { n: 2 })));
+        assert_eq!(
+            read_json_first::<Doc>(&[a.clone(), b.clone()]).unwrap(),
+            Some((b.clone(), Doc { n: 2 }))
+        );
         write_json_atomic(&a, &Doc { n: 1 }).unwrap();
-        assert_eq!(read_json_first::<Doc>(&[a.clone(), b]).unwrap(), Some((a, Doc { n: 1 })));
+        assert_eq!(
+            read_json_first::<Doc>(&[a.clone(), b]).unwrap(),
+            Some((a, Doc { n: 1 }))
+        );
     }
 
     #[test]
@@ -259,7 +297,10 @@ mod tests {
         let held = FileLock::acquire(&target).unwrap();
         assert_eq!(held.path(), dir.path().join("x.json.lock"));
         let other = File::options().write(true).open(held.path()).unwrap();
-        assert!(other.try_lock().is_err(), "a second handle must not get the lock");
+        assert!(
+            other.try_lock().is_err(),
+            "a second handle must not get the lock"
+        );
         drop(held);
         assert!(other.try_lock().is_ok());
     }

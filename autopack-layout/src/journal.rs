@@ -42,16 +42,22 @@ pub enum FsyncPolicy {
     AtCheckpoints,
 }
 
-/// One open journal file.
+/// One open journal file: an append handle and its lock file.
 #[derive(Debug)]
 pub(crate) struct JournalFile {
-    path: PathBuf,
-    file: File,
     lock: HeldLockFile,
+    inner: JournalInner,
+}
+
+/// The part of a [`JournalFile`] used while its lock is held.
+#[derive(Debug)]
+pub(crate) struct JournalInner {
+    pub(crate) path: PathBuf,
+    file: File,
     policy: FsyncPolicy,
     buf: Vec<u8>,
-    /// A torn tail cut by an append, reported by the next read.
-    pending_torn: Option<TornTail>,
+    /// A torn tail cut while appending, reported by the next read.
+    pub(crate) pending_torn: Option<TornTail>,
     /// Whether anything was appended since the last sync.
     dirty: bool,
 }
@@ -73,68 +79,177 @@ impl JournalFile {
         }
         let lock = HeldLockFile::open(path)?;
         Ok(JournalFile {
-            path: path.to_owned(),
-            file,
             lock,
-            policy,
-            buf: Vec::with_capacity(256),
-            pending_torn: None,
-            dirty: false,
+            inner: JournalInner {
+                path: path.to_owned(),
+                file,
+                policy,
+                buf: Vec::with_capacity(256),
+                pending_torn: None,
+                dirty: false,
+            },
         })
+    }
+
+    /// Runs `f` with the journal's exclusive lock held.
+    pub(crate) fn locked<R>(
+        &mut self,
+        f: impl FnOnce(&mut JournalInner) -> Result<R>,
+    ) -> Result<R> {
+        let result = {
+            let _guard = self.lock.lock()?;
+            f(&mut self.inner)
+        };
+        if result.is_ok() && self.inner.policy == FsyncPolicy::EveryEntry {
+            self.inner.sync()?;
+        }
+        result
     }
 
     /// Appends one entry (no newline inside) and its newline.
     pub(crate) fn append(&mut self, entry: &str) -> Result<()> {
+        self.locked(|j| {
+            j.repair_tail()?;
+            j.write_line(entry)
+        })
+    }
+
+    /// Makes every appended entry durable.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    /// Reads every entry, cutting a torn tail.
+    pub(crate) fn read(&mut self) -> Result<JournalContents> {
+        self.locked(|j| {
+            let mut contents = read_journal(&j.path, Some(&j.file))?;
+            contents.torn_tail = merge_torn(j.pending_torn.take(), contents.torn_tail);
+            Ok(contents)
+        })
+    }
+}
+
+impl JournalInner {
+    /// The file's current length.
+    pub(crate) fn len(&self) -> Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| LayoutError::io("stat", &self.path, e))?
+            .len())
+    }
+
+    /// Cuts a torn last line (one without its newline), remembering it for the next read.
+    /// Returns the file length afterwards.
+    pub(crate) fn repair_tail(&mut self) -> Result<u64> {
+        let len = self.len()?;
+        if len > 0 {
+            let mut last = [0u8; 1];
+            self.file
+                .read_exact_at(&mut last, len - 1)
+                .map_err(|e| LayoutError::io("read", &self.path, e))?;
+            if last[0] != b'\n' {
+                let torn = cut_torn_tail(&self.path, &self.file)?;
+                let cut = torn.as_ref().map_or(0, |t| t.bytes);
+                self.pending_torn = merge_torn(self.pending_torn.take(), torn);
+                return Ok(len - cut);
+            }
+        }
+        Ok(len)
+    }
+
+    /// Writes `entry` and a newline in one `write` (the caller holds the lock).
+    pub(crate) fn write_line(&mut self, entry: &str) -> Result<()> {
         if entry.contains('\n') {
-            return Err(LayoutError::Newline { path: self.path.clone() });
+            return Err(LayoutError::Newline {
+                path: self.path.clone(),
+            });
         }
         self.buf.clear();
         self.buf.extend_from_slice(entry.as_bytes());
         self.buf.push(b'\n');
-        {
-            let _guard = self.lock.lock()?;
-            // Another process (or an earlier crash) may have left a torn line: cut it first.
-            let len = self.file.metadata().map_err(|e| LayoutError::io("stat", &self.path, e))?.len();
-            if len > 0 {
-                let mut last = [0u8; 1];
-                self.file
-                    .read_exact_at(&mut last, len - 1)
-                    .map_err(|e| LayoutError::io("read", &self.path, e))?;
-                if last[0] != b'\n' {
-                    let torn = cut_torn_tail(&self.path, &self.file)?;
-                    self.pending_torn = merge_torn(self.pending_torn.take(), torn);
-                }
-            }
-            self.file.write_all(&self.buf).map_err(|e| LayoutError::io("append", &self.path, e))?;
-        }
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| LayoutError::io("append", &self.path, e))?;
         self.dirty = true;
-        if self.policy == FsyncPolicy::EveryEntry {
-            self.sync()?;
-        }
         Ok(())
+    }
+
+    /// The complete lines in `[from, to)` (the caller holds the lock and knows `from` is
+    /// the start of a line and `to` the end of one).
+    pub(crate) fn lines_between(&self, from: u64, to: u64) -> Result<Vec<String>> {
+        if to <= from {
+            return Ok(Vec::new());
+        }
+        let mut bytes = vec![0u8; (to - from) as usize];
+        self.file
+            .read_exact_at(&mut bytes, from)
+            .map_err(|e| LayoutError::io("read", &self.path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| LayoutError::CorruptJournal {
+            path: self.path.clone(),
+            line: 0,
+            column: 0,
+            message: format!("not valid UTF-8: {e}"),
+        })?;
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    /// The last complete line ending at `len` (the caller holds the lock).
+    pub(crate) fn last_line(&self, len: u64) -> Result<Option<String>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut end = len - 1; // the final newline
+        let mut collected: Vec<u8> = Vec::new();
+        let mut block = vec![0u8; 4096];
+        loop {
+            let start = end.saturating_sub(block.len() as u64);
+            let chunk = &mut block[..(end - start) as usize];
+            self.file
+                .read_exact_at(chunk, start)
+                .map_err(|e| LayoutError::io("read", &self.path, e))?;
+            if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+                let mut line = chunk[pos + 1..].to_vec();
+                line.extend_from_slice(&collected);
+                collected = line;
+                break;
+            }
+            let mut line = chunk.to_vec();
+            line.extend_from_slice(&collected);
+            collected = line;
+            if start == 0 {
+                break;
+            }
+            end = start;
+        }
+        String::from_utf8(collected)
+            .map(Some)
+            .map_err(|e| LayoutError::CorruptJournal {
+                path: self.path.clone(),
+                line: 0,
+                column: 0,
+                message: format!("last line is not valid UTF-8: {e}"),
+            })
     }
 
     /// Makes every appended entry durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         if self.dirty {
-            self.file.sync_data().map_err(|e| LayoutError::io("sync", &self.path, e))?;
+            self.file
+                .sync_data()
+                .map_err(|e| LayoutError::io("sync", &self.path, e))?;
             self.dirty = false;
         }
         Ok(())
-    }
-
-    /// Reads every entry, cutting a torn tail.
-    pub(crate) fn read(&mut self) -> Result<JournalContents> {
-        let _guard = self.lock.lock()?;
-        let mut contents = read_journal(&self.path, Some(&self.file))?;
-        contents.torn_tail = merge_torn(self.pending_torn.take(), contents.torn_tail);
-        Ok(contents)
     }
 }
 
 fn merge_torn(earlier: Option<TornTail>, later: Option<TornTail>) -> Option<TornTail> {
     match (earlier, later) {
-        (Some(a), Some(b)) => Some(TornTail { offset: a.offset.min(b.offset), bytes: a.bytes + b.bytes }),
+        (Some(a), Some(b)) => Some(TornTail {
+            offset: a.offset.min(b.offset),
+            bytes: a.bytes + b.bytes,
+        }),
         (a, b) => a.or(b),
     }
 }
@@ -152,7 +267,10 @@ pub(crate) fn read_journal(path: &Path, handle: Option<&File>) -> Result<Journal
     if good_len < bytes.len() {
         let len = bytes.len() as u64;
         truncate(path, handle, good_len as u64)?;
-        torn_tail = Some(TornTail { offset: good_len as u64, bytes: len - good_len as u64 });
+        torn_tail = Some(TornTail {
+            offset: good_len as u64,
+            bytes: len - good_len as u64,
+        });
     }
     Ok(JournalContents { entries, torn_tail })
 }
@@ -218,14 +336,19 @@ fn truncate(path: &Path, handle: Option<&File>, len: u64) -> Result<()> {
             &owned
         }
     };
-    file.set_len(len).map_err(|e| LayoutError::io("truncate journal", path, e))?;
-    file.sync_all().map_err(|e| LayoutError::io("sync journal", path, e))
+    file.set_len(len)
+        .map_err(|e| LayoutError::io("truncate journal", path, e))?;
+    file.sync_all()
+        .map_err(|e| LayoutError::io("sync journal", path, e))
 }
 
 /// Cuts everything after the last newline (the caller holds the lock and has seen that
 /// the file does not end in one).
 fn cut_torn_tail(path: &Path, file: &File) -> Result<Option<TornTail>> {
-    let len = file.metadata().map_err(|e| LayoutError::io("stat", path, e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| LayoutError::io("stat", path, e))?
+        .len();
     // Scan backwards in blocks for the last newline.
     let mut end = len;
     let mut block = vec![0u8; 64 * 1024];
@@ -233,7 +356,8 @@ fn cut_torn_tail(path: &Path, file: &File) -> Result<Option<TornTail>> {
     while end > 0 {
         let start = end.saturating_sub(block.len() as u64);
         let chunk = &mut block[..(end - start) as usize];
-        file.read_exact_at(chunk, start).map_err(|e| LayoutError::io("read", path, e))?;
+        file.read_exact_at(chunk, start)
+            .map_err(|e| LayoutError::io("read", path, e))?;
         if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
             cut_at = start + pos as u64 + 1;
             break;
@@ -244,7 +368,10 @@ fn cut_torn_tail(path: &Path, file: &File) -> Result<Option<TornTail>> {
         return Ok(None);
     }
     truncate(path, Some(file), cut_at)?;
-    Ok(Some(TornTail { offset: cut_at, bytes: len - cut_at }))
+    Ok(Some(TornTail {
+        offset: cut_at,
+        bytes: len - cut_at,
+    }))
 }
 
 /// The filesystem [`RunStore`]: `.autonomous_runs/{run_id}/journal.jsonl` per run.
@@ -273,7 +400,11 @@ pub struct FsRunStore {
 impl FsRunStore {
     /// A store under `root` with the given fsync policy.
     pub fn new(root: RunsRoot, policy: FsyncPolicy) -> FsRunStore {
-        FsRunStore { root, policy, open: HashMap::new() }
+        FsRunStore {
+            root,
+            policy,
+            open: HashMap::new(),
+        }
     }
 
     /// The layout it writes.
@@ -302,7 +433,9 @@ impl RunStore for FsRunStore {
 
     fn append(&mut self, run_id: &RunId, entry: &str) -> Result<()> {
         if entry.contains('\n') {
-            return Err(LayoutError::Newline { path: self.root.journal(run_id) });
+            return Err(LayoutError::Newline {
+                path: self.root.journal(run_id),
+            });
         }
         self.journal(run_id)?.append(entry)
     }
@@ -336,7 +469,9 @@ impl RunStore for FsRunStore {
         let mut runs = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| LayoutError::io("list", dir, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             let Ok(run) = RunId::new(name) else { continue };
             if entry.path().join(JOURNAL_FILE).is_file() {
                 runs.push(run);
@@ -382,7 +517,13 @@ mod tests {
         let mut fresh = store(dir.path());
         let read = fresh.read(&run).unwrap();
         assert_eq!(read.entries, vec!["{\"n\":1}", "{\"n\":2}"]);
-        assert_eq!(read.torn_tail, Some(TornTail { offset: 16, bytes: 12 }));
+        assert_eq!(
+            read.torn_tail,
+            Some(TornTail {
+                offset: 16,
+                bytes: 12
+            })
+        );
         assert_eq!(fs::read(&path).unwrap().len(), 16);
         // Reading again finds nothing more to cut.
         assert_eq!(fresh.read(&run).unwrap().torn_tail, None);
@@ -395,12 +536,23 @@ mod tests {
         let mut s = store(dir.path());
         s.append(&run, "{\"n\":1}").unwrap();
         let path = s.root().journal(&run);
-        OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"n\":").unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"n\":")
+            .unwrap();
         // The same store (handle already open) appends after the crash of another writer.
         s.append(&run, "{\"n\":2}").unwrap();
         let read = s.read(&run).unwrap();
         assert_eq!(read.entries, vec!["{\"n\":1}", "{\"n\":2}"]);
-        assert_eq!(read.torn_tail, Some(TornTail { offset: 8, bytes: 5 }));
+        assert_eq!(
+            read.torn_tail,
+            Some(TornTail {
+                offset: 8,
+                bytes: 5
+            })
+        );
         assert_eq!(fs::read_to_string(&path).unwrap(), "{\"n\":1}\n{\"n\":2}\n");
     }
 
@@ -413,15 +565,29 @@ mod tests {
         fs::write(&path, "{\"a\":1}\n\0\0\0{\"b\"\n").unwrap();
         let read = store(dir.path()).read(&run).unwrap();
         assert_eq!(read.entries, vec!["{\"a\":1}"]);
-        assert_eq!(read.torn_tail, Some(TornTail { offset: 8, bytes: 8 }));
+        assert_eq!(
+            read.torn_tail,
+            Some(TornTail {
+                offset: 8,
+                bytes: 8
+            })
+        );
 
         fs::write(&path, "{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n").unwrap();
         let err = store(dir.path()).read(&run).unwrap_err();
-        let LayoutError::CorruptJournal { line, column, .. } = &err else { panic!("{err}") };
+        let LayoutError::CorruptJournal { line, column, .. } = &err else {
+            panic!("{err}")
+        };
         assert_eq!((*line, *column), (2, 6));
-        assert!(err.to_string().contains("journal.jsonl: line 2, column 6"), "{err}");
+        assert!(
+            err.to_string().contains("journal.jsonl: line 2, column 6"),
+            "{err}"
+        );
         // Corruption is reported, never repaired silently.
-        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n");
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\" 2}\n{\"c\":3}\n"
+        );
     }
 
     #[test]

@@ -32,11 +32,15 @@
 pub mod artefacts;
 pub mod error;
 pub mod fsio;
+pub mod issues;
 pub mod journal;
 pub mod paths;
 pub mod render;
+pub mod strategy;
 
-pub use error::LayoutError;
 pub use artefacts::{WrittenArtefacts, write_run_artefacts};
+pub use error::LayoutError;
+pub use issues::{FsIssueLedger, FsIssueStore};
 pub use journal::{FsRunStore, FsyncPolicy};
 pub use paths::RunsRoot;
+pub use strategy::{FsRulesetStore, FsStrategyStore};

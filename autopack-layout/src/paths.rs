@@ -140,7 +140,10 @@ impl RunsRoot {
     /// Where a run issue index is looked for: canonical first, then the first
     /// implementation's `{run_id}/issues/run_issue_index.json`.
     pub fn run_issue_index_candidates(&self, run: &RunId) -> Vec<PathBuf> {
-        vec![self.run_issue_index(run), self.issues_dir(run).join(RUN_ISSUE_INDEX_FILE)]
+        vec![
+            self.run_issue_index(run),
+            self.issues_dir(run).join(RUN_ISSUE_INDEX_FILE),
+        ]
     }
 
     /// `{run_id}/tiers/`.
@@ -150,7 +153,8 @@ impl RunsRoot {
 
     /// `{run_id}/tiers/tier_{idx:02}_{stem}.md`; see [`tier_file_stem`].
     pub fn tier_summary(&self, run: &RunId, tier_index: u32, tier: &TierId, name: &str) -> PathBuf {
-        self.tiers_dir(run).join(tier_file_name(tier_index, tier, name))
+        self.tiers_dir(run)
+            .join(tier_file_name(tier_index, tier, name))
     }
 
     /// `{run_id}/phases/`.
@@ -160,7 +164,8 @@ impl RunsRoot {
 
     /// `{run_id}/phases/phase_{idx:02}_{phase_id}.md`.
     pub fn phase_summary(&self, run: &RunId, phase_index: u32, phase: &PhaseId) -> PathBuf {
-        self.phases_dir(run).join(format!("phase_{phase_index:02}_{phase}.md"))
+        self.phases_dir(run)
+            .join(format!("phase_{phase_index:02}_{phase}.md"))
     }
 
     /// `{run_id}/issues/`.
@@ -170,7 +175,8 @@ impl RunsRoot {
 
     /// `{run_id}/issues/phase_{idx:02}_{phase_id}_issues.json`.
     pub fn phase_issues(&self, run: &RunId, phase_index: u32, phase: &PhaseId) -> PathBuf {
-        self.issues_dir(run).join(format!("phase_{phase_index:02}_{phase}_issues.json"))
+        self.issues_dir(run)
+            .join(format!("phase_{phase_index:02}_{phase}_issues.json"))
     }
 
     /// `{run_id}/incident/`.
@@ -196,7 +202,9 @@ pub fn strategy_file_name(version: u32) -> String {
 
 /// Reads the version out of a `project_implementation_strategy_v{N}.json` file name.
 pub fn parse_strategy_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix("project_implementation_strategy_v")?.strip_suffix(".json")?;
+    let digits = name
+        .strip_prefix("project_implementation_strategy_v")?
+        .strip_suffix(".json")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -208,7 +216,9 @@ pub fn parse_strategy_file_name(name: &str) -> Option<u32> {
 
 /// Reads the project id out of a `project_ruleset_{project_id}.json` file name.
 pub fn parse_ruleset_file_name(name: &str) -> Option<ProjectId> {
-    let id = name.strip_prefix("project_ruleset_")?.strip_suffix(".json")?;
+    let id = name
+        .strip_prefix("project_ruleset_")?
+        .strip_suffix(".json")?;
     ProjectId::new(id).ok()
 }
 
@@ -234,7 +244,9 @@ pub fn tier_file_name(tier_index: u32, tier: &TierId, name: &str) -> String {
 pub fn tier_file_stem(tier: &TierId, name: &str) -> String {
     let verbatim = !name.is_empty()
         && name.len() <= MAX_VERBATIM_NAME
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if verbatim {
         return name.to_owned();
     }
@@ -255,7 +267,11 @@ pub fn tier_file_stem(tier: &TierId, name: &str) -> String {
         }
     }
     let sanitised = sanitised.trim_matches('_');
-    let prefix = if sanitised.is_empty() { tier.as_str() } else { sanitised };
+    let prefix = if sanitised.is_empty() {
+        tier.as_str()
+    } else {
+        sanitised
+    };
     format!("{prefix}.{:08x}", short_hash(name))
 }
 
@@ -286,26 +302,47 @@ mod tests {
         let tier = TierId::new("t1").unwrap();
         let project = ProjectId::new("Acme").unwrap();
         let cases: Vec<(PathBuf, &str)> = vec![
-            (root.ruleset(&project), ".autonomous_runs/project_ruleset_Acme.json"),
-            (root.backlog(), ".autonomous_runs/project_issue_backlog.json"),
-            (root.run_summary(&run), ".autonomous_runs/run-1/run_summary.md"),
+            (
+                root.ruleset(&project),
+                ".autonomous_runs/project_ruleset_Acme.json",
+            ),
+            (
+                root.backlog(),
+                ".autonomous_runs/project_issue_backlog.json",
+            ),
+            (
+                root.run_summary(&run),
+                ".autonomous_runs/run-1/run_summary.md",
+            ),
             (root.journal(&run), ".autonomous_runs/run-1/journal.jsonl"),
             (
                 root.strategy(&run, 3),
                 ".autonomous_runs/run-1/project_implementation_strategy_v3.json",
             ),
-            (root.run_issue_index(&run), ".autonomous_runs/run-1/run_issue_index.json"),
+            (
+                root.run_issue_index(&run),
+                ".autonomous_runs/run-1/run_issue_index.json",
+            ),
             (
                 root.tier_summary(&run, 1, &tier, "Foundations"),
                 ".autonomous_runs/run-1/tiers/tier_01_Foundations.md",
             ),
-            (root.phase_summary(&run, 7, &phase), ".autonomous_runs/run-1/phases/phase_07_p-3.md"),
+            (
+                root.phase_summary(&run, 7, &phase),
+                ".autonomous_runs/run-1/phases/phase_07_p-3.md",
+            ),
             (
                 root.phase_issues(&run, 12, &phase),
                 ".autonomous_runs/run-1/issues/phase_12_p-3_issues.json",
             ),
-            (root.incident_json(&run), ".autonomous_runs/run-1/incident/incident.json"),
-            (root.incident_markdown(&run), ".autonomous_runs/run-1/incident/INCIDENT.md"),
+            (
+                root.incident_json(&run),
+                ".autonomous_runs/run-1/incident/incident.json",
+            ),
+            (
+                root.incident_markdown(&run),
+                ".autonomous_runs/run-1/incident/INCIDENT.md",
+            ),
         ];
         for (got, want) in cases {
             assert_eq!(got, Path::new(want));
@@ -331,10 +368,24 @@ mod tests {
     #[test]
     fn file_name_parsers_invert_the_builders() {
         assert_eq!(parse_strategy_file_name(&strategy_file_name(12)), Some(12));
-        assert_eq!(parse_strategy_file_name("project_implementation_strategy_v.json"), None);
-        assert_eq!(parse_strategy_file_name("project_implementation_strategy_v01.json"), None);
-        assert_eq!(parse_strategy_file_name("project_implementation_strategy_v1.json.tmp"), None);
-        assert_eq!(parse_ruleset_file_name("project_ruleset_Acme.json").unwrap().as_str(), "Acme");
+        assert_eq!(
+            parse_strategy_file_name("project_implementation_strategy_v.json"),
+            None
+        );
+        assert_eq!(
+            parse_strategy_file_name("project_implementation_strategy_v01.json"),
+            None
+        );
+        assert_eq!(
+            parse_strategy_file_name("project_implementation_strategy_v1.json.tmp"),
+            None
+        );
+        assert_eq!(
+            parse_ruleset_file_name("project_ruleset_Acme.json")
+                .unwrap()
+                .as_str(),
+            "Acme"
+        );
         assert_eq!(parse_ruleset_file_name("project_ruleset_..json"), None);
     }
 
@@ -368,7 +419,8 @@ mod tests {
             assert!(seen.insert(stem.clone()), "{name:?} collides as {stem:?}");
             assert!(stem.len() <= 64, "{stem}");
             assert!(
-                stem.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                stem.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
                 "{stem}"
             );
             assert!(!stem.starts_with('.') && !stem.contains(".."), "{stem}");
@@ -377,7 +429,10 @@ mod tests {
             assert_eq!(path, Path::new("root/run-1/tiers").join(&file));
         }
         // A known value, so that a change of hash is a deliberate act.
-        assert_eq!(tier_file_stem(&t, "Data model"), format!("Data_model.{:08x}", short_hash("Data model")));
+        assert_eq!(
+            tier_file_stem(&t, "Data model"),
+            format!("Data_model.{:08x}", short_hash("Data model"))
+        );
     }
 
     #[test]

@@ -56,15 +56,29 @@ pub fn run_summary(run: &RunRecord) -> String {
     row(&mut out, "Strategy", &format!("v{}", run.strategy_version));
     timing_rows(&mut out, run.started_at(), run.finished_at());
     row(&mut out, "Debt status", run.debt_status.as_str());
-    row(&mut out, "Unresolved major issues", &int(run.unresolved_major_issues));
+    row(
+        &mut out,
+        "Unresolved major issues",
+        &int(run.unresolved_major_issues),
+    );
     if let Some(tip) = &run.integration_tip {
-        row(&mut out, "Integration branch", &format!("`autonomous/{}` at `{}`", run.run_id, cell(tip)));
+        row(
+            &mut out,
+            "Integration branch",
+            &format!("`autonomous/{}` at `{}`", run.run_id, cell(tip)),
+        );
     }
     out.push('\n');
 
     if let Some(failure) = &run.failure {
         let _ = writeln!(out, "## Failure\n");
-        let _ = writeln!(out, "**`{}`** ({}): {}\n", failure.failure.state(), failure.failure, text(&failure.reason));
+        let _ = writeln!(
+            out,
+            "**`{}`** ({}): {}\n",
+            failure.failure.state(),
+            failure.failure,
+            text(&failure.reason)
+        );
         if let Some(tier) = &failure.tier_id {
             let _ = writeln!(out, "- Tier: `{tier}`{}", tier_name_suffix(run, tier));
         }
@@ -74,10 +88,17 @@ pub fn run_summary(run: &RunRecord) -> String {
         if let Some(breach) = &failure.breach {
             let _ = writeln!(out, "- Budget breached: {breach}");
         }
-        let _ = writeln!(out, "- Incident pack: [incident/INCIDENT.md](incident/INCIDENT.md)\n");
+        let _ = writeln!(
+            out,
+            "- Incident pack: [incident/INCIDENT.md](incident/INCIDENT.md)\n"
+        );
     } else if let Some(failure) = run.state.failure() {
         let _ = writeln!(out, "## Failure\n");
-        let _ = writeln!(out, "**`{}`** ({failure}): no reason was recorded.\n", run.state);
+        let _ = writeln!(
+            out,
+            "**`{}`** ({failure}): no reason was recorded.\n",
+            run.state
+        );
     }
 
     let _ = writeln!(out, "## Budgets\n");
@@ -85,11 +106,19 @@ pub fn run_summary(run: &RunRecord) -> String {
     out.push('\n');
 
     let _ = writeln!(out, "## Issues\n");
-    let (minor, major) = run
-        .phases()
-        .fold((0u64, 0u64), |(a, b), p| (a + u64::from(p.minor_issues), b + u64::from(p.major_issues)));
-    let _ = writeln!(out, "- Distinct minor issues in the run: {}", int(run.usage.minor_issues));
-    let _ = writeln!(out, "- Unresolved distinct major issues: {}", int(run.unresolved_major_issues));
+    let (minor, major) = run.phases().fold((0u64, 0u64), |(a, b), p| {
+        (a + u64::from(p.minor_issues), b + u64::from(p.major_issues))
+    });
+    let _ = writeln!(
+        out,
+        "- Distinct minor issues in the run: {}",
+        int(run.usage.minor_issues)
+    );
+    let _ = writeln!(
+        out,
+        "- Unresolved distinct major issues: {}",
+        int(run.unresolved_major_issues)
+    );
     let _ = writeln!(
         out,
         "- Sum of per-phase distinct counts: {} minor, {} major (a key seen in two phases counts in each)",
@@ -147,13 +176,31 @@ pub fn run_summary(run: &RunRecord) -> String {
 /// `tiers/tier_{idx:02}_{name}.md` for `tier` of `run`.
 pub fn tier_summary(run: &RunRecord, tier: &TierRecord) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Tier {:02}: {} (`{}`)\n", tier.tier_index, text(&tier.name), tier.tier_id);
+    let _ = writeln!(
+        out,
+        "# Tier {:02}: {} (`{}`)\n",
+        tier.tier_index,
+        text(&tier.name),
+        tier.tier_id
+    );
     let _ = writeln!(out, "| | |\n|---|---|");
-    row(&mut out, "Run", &format!("`{}` ([run summary](../{}))", run.run_id, paths::RUN_SUMMARY_FILE));
+    row(
+        &mut out,
+        "Run",
+        &format!(
+            "`{}` ([run summary](../{}))",
+            run.run_id,
+            paths::RUN_SUMMARY_FILE
+        ),
+    );
     row(&mut out, "State", &format!("`{}`", tier.state));
     row(&mut out, "Cleanliness", cleanliness(tier.cleanliness()));
     row(&mut out, "Phases", &int(tier.phases.len() as u64));
-    timing_rows(&mut out, tier.history.first().map(|c| c.at), finished(&tier.history, TierState::is_terminal));
+    timing_rows(
+        &mut out,
+        tier.history.first().map(|c| c.at),
+        finished(&tier.history, TierState::is_terminal),
+    );
     out.push('\n');
 
     if let Some(reason) = &tier.blocked_reason {
@@ -190,13 +237,31 @@ pub fn tier_summary(run: &RunRecord, tier: &TierRecord) -> String {
 /// `phases/phase_{idx:02}_{phase_id}.md` for `phase` of `run`.
 pub fn phase_summary(run: &RunRecord, phase: &PhaseRecord) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Phase {:02}: {} (`{}`)\n", phase.phase_index, text(&phase.name), phase.phase_id);
+    let _ = writeln!(
+        out,
+        "# Phase {:02}: {} (`{}`)\n",
+        phase.phase_index,
+        text(&phase.name),
+        phase.phase_id
+    );
     let _ = writeln!(out, "| | |\n|---|---|");
-    row(&mut out, "Run", &format!("`{}` ([run summary](../{}))", run.run_id, paths::RUN_SUMMARY_FILE));
+    row(
+        &mut out,
+        "Run",
+        &format!(
+            "`{}` ([run summary](../{}))",
+            run.run_id,
+            paths::RUN_SUMMARY_FILE
+        ),
+    );
     let tier_link = match run.tier(&phase.tier_id) {
         Some(t) => {
             let file = paths::tier_file_name(t.tier_index, &t.tier_id, &t.name);
-            format!("`{}` {} ([tier summary](../tiers/{file}))", t.tier_id, cell(&t.name))
+            format!(
+                "`{}` {} ([tier summary](../tiers/{file}))",
+                t.tier_id,
+                cell(&t.name)
+            )
         }
         None => format!("`{}`", phase.tier_id),
     };
@@ -204,18 +269,43 @@ pub fn phase_summary(run: &RunRecord, phase: &PhaseRecord) -> String {
     row(&mut out, "State", &format!("`{}`", phase.state));
     row(&mut out, "Task category", phase.task_category.as_str());
     row(&mut out, "Complexity", phase.complexity.as_str());
-    row(&mut out, "Builder mode", phase.builder_mode.as_ref().map_or("(none)", BuilderMode::as_str));
-    timing_rows(&mut out, phase.history.first().map(|c| c.at), finished(&phase.history, PhaseState::is_terminal));
-    row(&mut out, "Commit", &phase.commit.as_deref().map_or_else(|| "(none)".to_owned(), |c| format!("`{}`", cell(c))));
+    row(
+        &mut out,
+        "Builder mode",
+        phase
+            .builder_mode
+            .as_ref()
+            .map_or("(none)", BuilderMode::as_str),
+    );
+    timing_rows(
+        &mut out,
+        phase.history.first().map(|c| c.at),
+        finished(&phase.history, PhaseState::is_terminal),
+    );
+    row(
+        &mut out,
+        "Commit",
+        &phase
+            .commit
+            .as_deref()
+            .map_or_else(|| "(none)".to_owned(), |c| format!("`{}`", cell(c))),
+    );
     row(
         &mut out,
         "Snapshot tag",
-        &phase.snapshot_tag.as_deref().map_or_else(|| "(none)".to_owned(), |c| format!("`{}`", cell(c))),
+        &phase
+            .snapshot_tag
+            .as_deref()
+            .map_or_else(|| "(none)".to_owned(), |c| format!("`{}`", cell(c))),
     );
     out.push('\n');
 
     if let Some(reason) = &phase.failure_reason {
-        let heading = if phase.state == PhaseState::Skipped { "Skipped" } else { "Failure reason" };
+        let heading = if phase.state == PhaseState::Skipped {
+            "Skipped"
+        } else {
+            "Failure reason"
+        };
         let _ = writeln!(out, "## {heading}\n\n{}\n", text(reason));
     }
 
@@ -384,7 +474,12 @@ pub fn incident(run: &RunRecord) -> Option<Incident> {
         .and_then(|f| f.tier_id.as_ref())
         .and_then(|id| run.tier(id))
         .or_else(|| run.tiers.iter().find(|t| t.state == TierState::Blocked))
-        .or_else(|| run.tiers.iter().rev().find(|t| t.state != TierState::Pending));
+        .or_else(|| {
+            run.tiers
+                .iter()
+                .rev()
+                .find(|t| t.state != TierState::Pending)
+        });
     let phase = recorded
         .and_then(|f| f.phase_id.as_ref())
         .and_then(|id| run.phases().find(|p| &p.phase_id == id))
@@ -434,7 +529,8 @@ pub fn incident(run: &RunRecord) -> Option<Incident> {
             failure_reason: p.failure_reason.clone(),
             minor_issues: p.minor_issues,
             major_issues: p.major_issues,
-            last_attempts: p.attempts[p.attempts.len().saturating_sub(INCIDENT_LAST_ATTEMPTS)..].to_vec(),
+            last_attempts: p.attempts[p.attempts.len().saturating_sub(INCIDENT_LAST_ATTEMPTS)..]
+                .to_vec(),
             total_attempts: p.attempts.len(),
             ci_runs: p.ci_runs.clone(),
             history: p.history.clone(),
@@ -471,7 +567,11 @@ pub fn incident_json(incident: &Incident) -> String {
 /// `incident/INCIDENT.md`: the [`Incident`] for a person.
 pub fn incident_markdown(incident: &Incident) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Incident: run `{}` ended `{}`\n", incident.run_id, incident.state);
+    let _ = writeln!(
+        out,
+        "# Incident: run `{}` ended `{}`\n",
+        incident.run_id, incident.state
+    );
     if incident.reason.is_empty() {
         let _ = writeln!(out, "No reason was recorded.\n");
     } else {
@@ -484,12 +584,24 @@ pub fn incident_markdown(incident: &Incident) -> String {
     }
     row(&mut out, "Safety profile", incident.safety_profile.as_str());
     row(&mut out, "Run scope", incident.run_scope.as_str());
-    row(&mut out, "Strategy", &format!("v{}", incident.strategy_version));
+    row(
+        &mut out,
+        "Strategy",
+        &format!("v{}", incident.strategy_version),
+    );
     timing_rows(&mut out, incident.started_at, incident.finished_at);
     row(&mut out, "Debt status", incident.debt_status.as_str());
-    row(&mut out, "Unresolved major issues", &int(incident.unresolved_major_issues));
+    row(
+        &mut out,
+        "Unresolved major issues",
+        &int(incident.unresolved_major_issues),
+    );
     if let Some(tip) = &incident.integration_tip {
-        row(&mut out, "Integration branch", &format!("`autonomous/{}` at `{}`", incident.run_id, cell(tip)));
+        row(
+            &mut out,
+            "Integration branch",
+            &format!("`autonomous/{}` at `{}`", incident.run_id, cell(tip)),
+        );
     }
     out.push('\n');
 
@@ -535,7 +647,10 @@ pub fn incident_markdown(incident: &Incident) -> String {
             }
         }
         None => {
-            let _ = writeln!(out, "- Phase: none (the run failed before any phase started)");
+            let _ = writeln!(
+                out,
+                "- Phase: none (the run failed before any phase started)"
+            );
         }
     }
     out.push('\n');
@@ -571,7 +686,10 @@ pub fn incident_markdown(incident: &Incident) -> String {
     if incident.tiers.is_empty() {
         let _ = writeln!(out, "No tiers.\n");
     } else {
-        let _ = writeln!(out, "| # | Tier | Name | State | Cleanliness | Tokens | CI runs | Minor | Major | Breaches |");
+        let _ = writeln!(
+            out,
+            "| # | Tier | Name | State | Cleanliness | Tokens | CI runs | Minor | Major | Breaches |"
+        );
         let _ = writeln!(out, "|---|---|---|---|---|---:|---:|---:|---:|---:|");
         for t in &incident.tiers {
             let _ = writeln!(
@@ -625,14 +743,25 @@ fn row(out: &mut String, key: &str, value: &str) {
 }
 
 fn timing_rows(out: &mut String, started: Option<DateTime<Utc>>, finished: Option<DateTime<Utc>>) {
-    row(out, "Started", &started.map_or_else(|| "(not started)".to_owned(), |t| ts(&t)));
-    row(out, "Finished", &finished.map_or_else(|| "(not finished)".to_owned(), |t| ts(&t)));
+    row(
+        out,
+        "Started",
+        &started.map_or_else(|| "(not started)".to_owned(), |t| ts(&t)),
+    );
+    row(
+        out,
+        "Finished",
+        &finished.map_or_else(|| "(not finished)".to_owned(), |t| ts(&t)),
+    );
     if let (Some(start), Some(end)) = (started, finished) {
         row(out, "Duration", &duration(end - start));
     }
 }
 
-fn finished<S: Copy>(history: &[StateChange<S>], terminal: impl Fn(S) -> bool) -> Option<DateTime<Utc>> {
+fn finished<S: Copy>(
+    history: &[StateChange<S>],
+    terminal: impl Fn(S) -> bool,
+) -> Option<DateTime<Utc>> {
     history.last().filter(|c| terminal(c.state)).map(|c| c.at)
 }
 
@@ -663,8 +792,16 @@ fn history_table<S: std::fmt::Display>(out: &mut String, history: &[StateChange<
     let _ = writeln!(out, "| # | State | At | Time in state |");
     let _ = writeln!(out, "|---:|---|---|---|");
     for (i, change) in history.iter().enumerate() {
-        let spent = history.get(i + 1).map_or_else(|| "—".to_owned(), |next| duration(next.at - change.at));
-        let _ = writeln!(out, "| {} | `{}` | {} | {spent} |", i + 1, change.state, ts(&change.at));
+        let spent = history
+            .get(i + 1)
+            .map_or_else(|| "—".to_owned(), |next| duration(next.at - change.at));
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {spent} |",
+            i + 1,
+            change.state,
+            ts(&change.at)
+        );
     }
 }
 
@@ -672,17 +809,38 @@ fn status(used: u128, cap: u128) -> &'static str {
     if used > cap { "**exceeded**" } else { "ok" }
 }
 
-fn budget_row(out: &mut String, name: &str, used: impl Into<u128> + Copy, cap: impl Into<u128> + Copy) {
+fn budget_row(
+    out: &mut String,
+    name: &str,
+    used: impl Into<u128> + Copy,
+    cap: impl Into<u128> + Copy,
+) {
     let (u, c) = (used.into(), cap.into());
-    let _ = writeln!(out, "| {name} | {} | {} | {} |", int(u), int(c), status(u, c));
+    let _ = writeln!(
+        out,
+        "| {name} | {} | {} | {} |",
+        int(u),
+        int(c),
+        status(u, c)
+    );
 }
 
 fn run_budget_table(out: &mut String, caps: &RunCaps, usage: &RunUsage) {
     let _ = writeln!(out, "| Budget | Used | Cap | Status |\n|---|---:|---:|---|");
     budget_row(out, "Tokens", usage.tokens, caps.token_cap);
     budget_row(out, "Phases", usage.phases, caps.max_phases);
-    budget_row(out, "Duration (minutes)", usage.elapsed_minutes, caps.max_duration_minutes);
-    budget_row(out, "Distinct minor issues", usage.minor_issues, caps.max_minor_issues_total);
+    budget_row(
+        out,
+        "Duration (minutes)",
+        usage.elapsed_minutes,
+        caps.max_duration_minutes,
+    );
+    budget_row(
+        out,
+        "Distinct minor issues",
+        usage.minor_issues,
+        caps.max_minor_issues_total,
+    );
     let _ = writeln!(out, "| CI runs | {} | — | — |", int(usage.ci_runs));
 }
 
@@ -690,30 +848,70 @@ fn tier_budget_table(out: &mut String, caps: &TierCaps, usage: &TierUsage) {
     let _ = writeln!(out, "| Budget | Used | Cap | Status |\n|---|---:|---:|---|");
     budget_row(out, "Tokens", usage.tokens, caps.token_cap);
     budget_row(out, "CI runs", usage.ci_runs, caps.ci_run_cap);
-    budget_row(out, "Distinct minor issues", usage.minor_issues, caps.max_minor_issues_tolerated);
-    budget_row(out, "Distinct major issues", usage.major_issues, caps.max_major_issues_tolerated);
+    budget_row(
+        out,
+        "Distinct minor issues",
+        usage.minor_issues,
+        caps.max_minor_issues_tolerated,
+    );
+    budget_row(
+        out,
+        "Distinct major issues",
+        usage.major_issues,
+        caps.max_major_issues_tolerated,
+    );
 }
 
 fn phase_budget_table(out: &mut String, caps: &PhaseCaps, usage: &PhaseUsage) {
     let _ = writeln!(out, "| Budget | Used | Cap | Status |\n|---|---:|---:|---|");
-    budget_row(out, "Builder attempts", usage.builder_attempts, caps.max_builder_attempts);
-    budget_row(out, "Auditor attempts", usage.auditor_attempts, caps.max_auditor_attempts);
-    budget_row(out, "Tokens (incident cap)", usage.tokens, caps.incident_token_cap);
+    budget_row(
+        out,
+        "Builder attempts",
+        usage.builder_attempts,
+        caps.max_builder_attempts,
+    );
+    budget_row(
+        out,
+        "Auditor attempts",
+        usage.auditor_attempts,
+        caps.max_auditor_attempts,
+    );
+    budget_row(
+        out,
+        "Tokens (incident cap)",
+        usage.tokens,
+        caps.incident_token_cap,
+    );
     let _ = writeln!(out, "| CI runs | {} | — | — |", int(usage.ci_runs));
 }
 
-fn phase_table<'a>(out: &mut String, phases: impl Iterator<Item = &'a PhaseRecord>, with_tier: bool) {
+fn phase_table<'a>(
+    out: &mut String,
+    phases: impl Iterator<Item = &'a PhaseRecord>,
+    with_tier: bool,
+) {
     let tier_head = if with_tier { " Tier |" } else { "" };
     let tier_rule = if with_tier { "---|" } else { "" };
     let _ = writeln!(
         out,
         "| # | Phase |{tier_head} Name | Category | Complexity | State | Attempts | Tokens | CI runs | Minor | Major | Summary |"
     );
-    let _ = writeln!(out, "|---|---|{tier_rule}---|---|---|---|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|{tier_rule}---|---|---|---|---:|---:|---:|---:|---:|---|"
+    );
     for p in phases {
-        let tier = if with_tier { format!(" `{}` |", p.tier_id) } else { String::new() };
+        let tier = if with_tier {
+            format!(" `{}` |", p.tier_id)
+        } else {
+            String::new()
+        };
         let file = format!("phase_{:02}_{}.md", p.phase_index, p.phase_id);
-        let link = if with_tier { format!("phases/{file}") } else { format!("../phases/{file}") };
+        let link = if with_tier {
+            format!("phases/{file}")
+        } else {
+            format!("../phases/{file}")
+        };
         let _ = writeln!(
             out,
             "| {:02} | `{}` |{tier} {} | {} | {} | `{}` | {} | {} | {} | {} | {} | [{file}]({link}) |",
@@ -742,8 +940,18 @@ fn attempts_table(out: &mut String, attempts: &[AttemptRecord]) {
     for a in attempts {
         let role = serde_plain(&a.role);
         let outcome = serde_plain(&a.outcome);
-        let reason = if a.reason.is_empty() { "—".to_owned() } else { cell(&a.reason) };
-        let _ = writeln!(out, "| {role} | {} | {outcome} | {} | {} | {reason} |", a.number, int(a.tokens), ts(&a.at));
+        let reason = if a.reason.is_empty() {
+            "—".to_owned()
+        } else {
+            cell(&a.reason)
+        };
+        let _ = writeln!(
+            out,
+            "| {role} | {} | {outcome} | {} | {} | {reason} |",
+            a.number,
+            int(a.tokens),
+            ts(&a.at)
+        );
     }
 }
 
@@ -755,7 +963,15 @@ fn ci_table(out: &mut String, runs: &[CiRecord]) {
     let _ = writeln!(out, "| # | Profile | Verdict | Attempts | At |");
     let _ = writeln!(out, "|---:|---|---|---:|---|");
     for (i, r) in runs.iter().enumerate() {
-        let _ = writeln!(out, "| {} | {} | {} | {} | {} |", i + 1, r.profile, serde_plain(&r.verdict), r.attempts, ts(&r.at));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            i + 1,
+            r.profile,
+            serde_plain(&r.verdict),
+            r.attempts,
+            ts(&r.at)
+        );
     }
 }
 
@@ -773,7 +989,8 @@ fn cleanliness(c: Option<Cleanliness>) -> &'static str {
 }
 
 fn tier_name_suffix(run: &RunRecord, tier: &TierId) -> String {
-    run.tier(tier).map_or_else(String::new, |t| format!(" ({})", text(&t.name)))
+    run.tier(tier)
+        .map_or_else(String::new, |t| format!(" ({})", text(&t.name)))
 }
 
 fn phase_name_suffix(run: &RunRecord, phase: &PhaseId) -> String {
@@ -784,7 +1001,9 @@ fn phase_name_suffix(run: &RunRecord, phase: &PhaseId) -> String {
 
 /// Free text in Markdown: control characters dropped, newlines kept.
 fn text(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control() || *c == '\n').collect()
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect()
 }
 
 /// Text for a table cell: one line, `|` escaped, control characters dropped.

@@ -19,19 +19,45 @@ use autopack_layout::{artefacts, render};
 use chrono::{DateTime, TimeZone, Utc};
 
 fn at(minute: u32, second: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 11, 23, 10, minute, second).single().unwrap()
+    Utc.with_ymd_and_hms(2025, 11, 23, 10, minute, second)
+        .single()
+        .unwrap()
 }
 
 fn history<S: Copy>(steps: &[(S, u32, u32)]) -> Vec<StateChange<S>> {
-    steps.iter().map(|&(state, m, s)| StateChange { state, at: at(m, s) }).collect()
+    steps
+        .iter()
+        .map(|&(state, m, s)| StateChange {
+            state,
+            at: at(m, s),
+        })
+        .collect()
 }
 
 fn phase_caps() -> PhaseCaps {
-    PhaseCaps { max_builder_attempts: 3, max_auditor_attempts: 2, incident_token_cap: 500_000 }
+    PhaseCaps {
+        max_builder_attempts: 3,
+        max_auditor_attempts: 2,
+        incident_token_cap: 500_000,
+    }
 }
 
-fn attempt(role: AttemptRole, number: u32, outcome: AttemptOutcome, reason: &str, tokens: u64, m: u32) -> AttemptRecord {
-    AttemptRecord { role, number, outcome, reason: reason.to_owned(), tokens, at: at(m, 30) }
+fn attempt(
+    role: AttemptRole,
+    number: u32,
+    outcome: AttemptOutcome,
+    reason: &str,
+    tokens: u64,
+    m: u32,
+) -> AttemptRecord {
+    AttemptRecord {
+        role,
+        number,
+        outcome,
+        reason: reason.to_owned(),
+        tokens,
+        at: at(m, 30),
+    }
 }
 
 fn green_phase(id: &str, index: u32, tier: &str, name: &str, start: u32) -> PhaseRecord {
@@ -52,9 +78,26 @@ fn green_phase(id: &str, index: u32, tier: &str, name: &str, start: u32) -> Phas
             (PhaseState::Complete, start + 4, 0),
         ]),
         caps: phase_caps(),
-        usage: PhaseUsage { builder_attempts: 1, auditor_attempts: 0, tokens: 120_345, ci_runs: 1 },
-        attempts: vec![attempt(AttemptRole::Builder, 1, AttemptOutcome::Succeeded, "", 120_345, start + 2)],
-        ci_runs: vec![CiRecord { profile: CiProfile::Normal, verdict: CiVerdict::Green, attempts: 1, at: at(start + 4, 0) }],
+        usage: PhaseUsage {
+            builder_attempts: 1,
+            auditor_attempts: 0,
+            tokens: 120_345,
+            ci_runs: 1,
+        },
+        attempts: vec![attempt(
+            AttemptRole::Builder,
+            1,
+            AttemptOutcome::Succeeded,
+            "",
+            120_345,
+            start + 2,
+        )],
+        ci_runs: vec![CiRecord {
+            profile: CiProfile::Normal,
+            verdict: CiVerdict::Green,
+            attempts: 1,
+            at: at(start + 4, 0),
+        }],
         minor_issues: 1,
         major_issues: 0,
         commit: Some(format!("c0ffee{index:02}")),
@@ -64,7 +107,12 @@ fn green_phase(id: &str, index: u32, tier: &str, name: &str, start: u32) -> Phas
 }
 
 fn tier_caps() -> TierCaps {
-    TierCaps { token_cap: 3_000_000, ci_run_cap: 4, max_minor_issues_tolerated: 4, max_major_issues_tolerated: 0 }
+    TierCaps {
+        token_cap: 3_000_000,
+        ci_run_cap: 4,
+        max_minor_issues_tolerated: 4,
+        max_major_issues_tolerated: 0,
+    }
 }
 
 /// A two-tier run that succeeded; the second tier has a name that needs sanitising.
@@ -74,22 +122,51 @@ fn success_record() -> RunRecord {
         tier_index: 0,
         name: "Foundations".to_owned(),
         state: TierState::Complete,
-        history: history(&[(TierState::Pending, 0, 0), (TierState::Running, 0, 5), (TierState::Complete, 9, 0)]),
+        history: history(&[
+            (TierState::Pending, 0, 0),
+            (TierState::Running, 0, 5),
+            (TierState::Complete, 9, 0),
+        ]),
         caps: tier_caps(),
-        usage: TierUsage { tokens: 240_690, ci_runs: 2, minor_issues: 1, major_issues: 0 },
+        usage: TierUsage {
+            tokens: 240_690,
+            ci_runs: 2,
+            minor_issues: 1,
+            major_issues: 0,
+        },
         breaches: vec![],
         blocked_reason: None,
-        phases: vec![green_phase("p1", 0, "t1", "Data models", 0), green_phase("p2", 1, "t1", "Indexes | registry", 4)],
+        phases: vec![
+            green_phase("p1", 0, "t1", "Data models", 0),
+            green_phase("p2", 1, "t1", "Indexes | registry", 4),
+        ],
     };
     let t2 = TierRecord {
         tier_id: TierId::new("t2").unwrap(),
         tier_index: 1,
         name: "API & docs (v2)".to_owned(),
         state: TierState::NotClean,
-        history: history(&[(TierState::Pending, 0, 0), (TierState::Running, 9, 0), (TierState::NotClean, 14, 0)]),
-        caps: TierCaps { token_cap: 600_000, ci_run_cap: 2, max_minor_issues_tolerated: 2, max_major_issues_tolerated: 0 },
-        usage: TierUsage { tokens: 120_345, ci_runs: 3, minor_issues: 3, major_issues: 0 },
-        breaches: vec![TierBreach::CiRuns { used: 3, cap: 2 }, TierBreach::MinorIssues { used: 3, cap: 2 }],
+        history: history(&[
+            (TierState::Pending, 0, 0),
+            (TierState::Running, 9, 0),
+            (TierState::NotClean, 14, 0),
+        ]),
+        caps: TierCaps {
+            token_cap: 600_000,
+            ci_run_cap: 2,
+            max_minor_issues_tolerated: 2,
+            max_major_issues_tolerated: 0,
+        },
+        usage: TierUsage {
+            tokens: 120_345,
+            ci_runs: 3,
+            minor_issues: 3,
+            major_issues: 0,
+        },
+        breaches: vec![
+            TierBreach::CiRuns { used: 3, cap: 2 },
+            TierBreach::MinorIssues { used: 3, cap: 2 },
+        ],
         blocked_reason: None,
         phases: vec![PhaseRecord {
             task_category: TaskCategory::Docs,
@@ -97,13 +174,42 @@ fn success_record() -> RunRecord {
             builder_mode: None,
             minor_issues: 3,
             ci_runs: vec![
-                CiRecord { profile: CiProfile::Normal, verdict: CiVerdict::Red, attempts: 3, at: at(11, 0) },
-                CiRecord { profile: CiProfile::Normal, verdict: CiVerdict::Flaky, attempts: 2, at: at(13, 0) },
+                CiRecord {
+                    profile: CiProfile::Normal,
+                    verdict: CiVerdict::Red,
+                    attempts: 3,
+                    at: at(11, 0),
+                },
+                CiRecord {
+                    profile: CiProfile::Normal,
+                    verdict: CiVerdict::Flaky,
+                    attempts: 2,
+                    at: at(13, 0),
+                },
             ],
-            usage: PhaseUsage { builder_attempts: 2, auditor_attempts: 0, tokens: 120_345, ci_runs: 3 },
+            usage: PhaseUsage {
+                builder_attempts: 2,
+                auditor_attempts: 0,
+                tokens: 120_345,
+                ci_runs: 3,
+            },
             attempts: vec![
-                attempt(AttemptRole::Builder, 1, AttemptOutcome::Failed, "CI red: tests/test_api.py::test_list | 2 failures", 60_000, 11),
-                attempt(AttemptRole::Builder, 2, AttemptOutcome::Succeeded, "", 60_345, 13),
+                attempt(
+                    AttemptRole::Builder,
+                    1,
+                    AttemptOutcome::Failed,
+                    "CI red: tests/test_api.py::test_list | 2 failures",
+                    60_000,
+                    11,
+                ),
+                attempt(
+                    AttemptRole::Builder,
+                    2,
+                    AttemptOutcome::Succeeded,
+                    "",
+                    60_345,
+                    13,
+                ),
             ],
             ..green_phase("p3", 2, "t2", "API docs", 9)
         }],
@@ -122,7 +228,13 @@ fn success_record() -> RunRecord {
             (RunState::DoneSuccess, 14, 0),
         ]),
         caps: RunCaps::for_phases(3),
-        usage: RunUsage { tokens: 361_035, phases: 3, elapsed_minutes: 14, minor_issues: 4, ci_runs: 5 },
+        usage: RunUsage {
+            tokens: 361_035,
+            phases: 3,
+            elapsed_minutes: 14,
+            minor_issues: 4,
+            ci_runs: 5,
+        },
         debt_status: DebtStatus::HasMinorIssues,
         unresolved_major_issues: 0,
         failure: None,
@@ -136,11 +248,39 @@ fn success_record() -> RunRecord {
 fn failed_record() -> RunRecord {
     let mut attempts = Vec::new();
     for n in 1..=3 {
-        attempts.push(attempt(AttemptRole::Builder, n, AttemptOutcome::Failed, &format!("gate rejected: migration {n} drops column `users.email`"), 90_000, 2 + n));
+        attempts.push(attempt(
+            AttemptRole::Builder,
+            n,
+            AttemptOutcome::Failed,
+            &format!("gate rejected: migration {n} drops column `users.email`"),
+            90_000,
+            2 + n,
+        ));
     }
-    attempts.push(attempt(AttemptRole::Auditor, 1, AttemptOutcome::Revise, "keep the column; add a nullable one", 30_000, 7));
-    attempts.push(attempt(AttemptRole::Builder, 4, AttemptOutcome::Failed, "CI red: tests/test_users.py::test_indexes", 95_000, 9));
-    attempts.push(attempt(AttemptRole::Auditor, 2, AttemptOutcome::Escalated, "schema contract change needs a migration plan", 31_000, 10));
+    attempts.push(attempt(
+        AttemptRole::Auditor,
+        1,
+        AttemptOutcome::Revise,
+        "keep the column; add a nullable one",
+        30_000,
+        7,
+    ));
+    attempts.push(attempt(
+        AttemptRole::Builder,
+        4,
+        AttemptOutcome::Failed,
+        "CI red: tests/test_users.py::test_indexes",
+        95_000,
+        9,
+    ));
+    attempts.push(attempt(
+        AttemptRole::Auditor,
+        2,
+        AttemptOutcome::Escalated,
+        "schema contract change needs a migration plan",
+        31_000,
+        10,
+    ));
     let failed = PhaseRecord {
         phase_id: PhaseId::new("schema-1").unwrap(),
         phase_index: 0,
@@ -159,15 +299,31 @@ fn failed_record() -> RunRecord {
             (PhaseState::Gate, 10, 0),
             (PhaseState::Failed, 10, 30),
         ]),
-        caps: PhaseCaps { max_builder_attempts: 2, max_auditor_attempts: 2, incident_token_cap: 400_000 },
-        usage: PhaseUsage { builder_attempts: 4, auditor_attempts: 2, tokens: 426_000, ci_runs: 1 },
+        caps: PhaseCaps {
+            max_builder_attempts: 2,
+            max_auditor_attempts: 2,
+            incident_token_cap: 400_000,
+        },
+        usage: PhaseUsage {
+            builder_attempts: 4,
+            auditor_attempts: 2,
+            tokens: 426_000,
+            ci_runs: 1,
+        },
         attempts,
-        ci_runs: vec![CiRecord { profile: CiProfile::Strict, verdict: CiVerdict::Red, attempts: 3, at: at(9, 0) }],
+        ci_runs: vec![CiRecord {
+            profile: CiProfile::Strict,
+            verdict: CiVerdict::Red,
+            attempts: 3,
+            at: at(9, 0),
+        }],
         minor_issues: 0,
         major_issues: 2,
         commit: None,
         snapshot_tag: None,
-        failure_reason: Some("Auditor escalated: schema contract change needs a migration plan".to_owned()),
+        failure_reason: Some(
+            "Auditor escalated: schema contract change needs a migration plan".to_owned(),
+        ),
     };
     let skipped = PhaseRecord {
         phase_id: PhaseId::new("schema-2").unwrap(),
@@ -179,7 +335,11 @@ fn failed_record() -> RunRecord {
         builder_mode: None,
         state: PhaseState::Skipped,
         history: history(&[(PhaseState::Queued, 0, 0), (PhaseState::Skipped, 10, 30)]),
-        caps: PhaseCaps { max_builder_attempts: 2, max_auditor_attempts: 2, incident_token_cap: 400_000 },
+        caps: PhaseCaps {
+            max_builder_attempts: 2,
+            max_auditor_attempts: 2,
+            incident_token_cap: 400_000,
+        },
         usage: PhaseUsage::default(),
         attempts: vec![],
         ci_runs: vec![],
@@ -194,9 +354,23 @@ fn failed_record() -> RunRecord {
         tier_index: 0,
         name: "Datenbank: Schémas".to_owned(),
         state: TierState::Blocked,
-        history: history(&[(TierState::Pending, 0, 0), (TierState::Running, 1, 0), (TierState::Blocked, 10, 30)]),
-        caps: TierCaps { token_cap: 2_400_000, ci_run_cap: 4, max_minor_issues_tolerated: 2, max_major_issues_tolerated: 0 },
-        usage: TierUsage { tokens: 426_000, ci_runs: 1, minor_issues: 0, major_issues: 2 },
+        history: history(&[
+            (TierState::Pending, 0, 0),
+            (TierState::Running, 1, 0),
+            (TierState::Blocked, 10, 30),
+        ]),
+        caps: TierCaps {
+            token_cap: 2_400_000,
+            ci_run_cap: 4,
+            max_minor_issues_tolerated: 2,
+            max_major_issues_tolerated: 0,
+        },
+        usage: TierUsage {
+            tokens: 426_000,
+            ci_runs: 1,
+            minor_issues: 0,
+            major_issues: 2,
+        },
         breaches: vec![TierBreach::MajorIssues { used: 2, cap: 0 }],
         blocked_reason: Some("phase schema-1 failed".to_owned()),
         phases: vec![failed, skipped],
@@ -229,12 +403,20 @@ fn failed_record() -> RunRecord {
             (RunState::DoneFailedTierBlocked, 10, 30),
         ]),
         caps: RunCaps::for_phases(2),
-        usage: RunUsage { tokens: 426_000, phases: 2, elapsed_minutes: 10, minor_issues: 0, ci_runs: 1 },
+        usage: RunUsage {
+            tokens: 426_000,
+            phases: 2,
+            elapsed_minutes: 10,
+            minor_issues: 0,
+            ci_runs: 1,
+        },
         debt_status: DebtStatus::Clean,
         unresolved_major_issues: 2,
         failure: Some(FailureRecord {
             failure: RunFailure::TierBlocked,
-            reason: "Phase schema-1 failed after 4 builder and 2 auditor attempts; tier db is blocked.".to_owned(),
+            reason:
+                "Phase schema-1 failed after 4 builder and 2 auditor attempts; tier db is blocked."
+                    .to_owned(),
             tier_id: Some(TierId::new("db").unwrap()),
             phase_id: Some(PhaseId::new("schema-1").unwrap()),
             breach: None,
@@ -253,9 +435,23 @@ fn early_failure_record() -> RunRecord {
         run_scope: RunScope::SingleTier,
         strategy_version: 1,
         state: RunState::DoneFailedTokenCapExceeded,
-        history: history(&[(RunState::RunCreated, 0, 0), (RunState::DoneFailedTokenCapExceeded, 0, 2)]),
-        caps: RunCaps { token_cap: 1_000, max_phases: 25, max_duration_minutes: 120, max_minor_issues_total: 3 },
-        usage: RunUsage { tokens: 1_001, phases: 1, elapsed_minutes: 0, minor_issues: 0, ci_runs: 0 },
+        history: history(&[
+            (RunState::RunCreated, 0, 0),
+            (RunState::DoneFailedTokenCapExceeded, 0, 2),
+        ]),
+        caps: RunCaps {
+            token_cap: 1_000,
+            max_phases: 25,
+            max_duration_minutes: 120,
+            max_minor_issues_total: 3,
+        },
+        usage: RunUsage {
+            tokens: 1_001,
+            phases: 1,
+            elapsed_minutes: 0,
+            minor_issues: 0,
+            ci_runs: 0,
+        },
         debt_status: DebtStatus::Clean,
         unresolved_major_issues: 0,
         failure: Some(FailureRecord {
@@ -263,7 +459,10 @@ fn early_failure_record() -> RunRecord {
             reason: "planning used the whole token cap".to_owned(),
             tier_id: None,
             phase_id: None,
-            breach: Some(RunBreach::Tokens { used: 1_001, cap: 1_000 }),
+            breach: Some(RunBreach::Tokens {
+                used: 1_001,
+                cap: 1_000,
+            }),
         }),
         tiers: vec![],
         integration_tip: None,
@@ -273,15 +472,27 @@ fn early_failure_record() -> RunRecord {
 fn snapshot_all(prefix: &str, run: &RunRecord) {
     insta::assert_snapshot!(format!("{prefix}_run_summary"), render::run_summary(run));
     for tier in &run.tiers {
-        insta::assert_snapshot!(format!("{prefix}_tier_{}", tier.tier_id), render::tier_summary(run, tier));
+        insta::assert_snapshot!(
+            format!("{prefix}_tier_{}", tier.tier_id),
+            render::tier_summary(run, tier)
+        );
     }
     for phase in run.phases() {
-        insta::assert_snapshot!(format!("{prefix}_phase_{}", phase.phase_id), render::phase_summary(run, phase));
+        insta::assert_snapshot!(
+            format!("{prefix}_phase_{}", phase.phase_id),
+            render::phase_summary(run, phase)
+        );
     }
     match render::incident(run) {
         Some(incident) => {
-            insta::assert_snapshot!(format!("{prefix}_incident_json"), render::incident_json(&incident));
-            insta::assert_snapshot!(format!("{prefix}_incident_md"), render::incident_markdown(&incident));
+            insta::assert_snapshot!(
+                format!("{prefix}_incident_json"),
+                render::incident_json(&incident)
+            );
+            insta::assert_snapshot!(
+                format!("{prefix}_incident_md"),
+                render::incident_markdown(&incident)
+            );
         }
         None => assert!(!run.state.is_terminal() || run.state == RunState::DoneSuccess),
     }
@@ -290,7 +501,10 @@ fn snapshot_all(prefix: &str, run: &RunRecord) {
 #[test]
 fn success_summaries() {
     let run = success_record();
-    assert!(render::incident(&run).is_none(), "a successful run has no incident pack");
+    assert!(
+        render::incident(&run).is_none(),
+        "a successful run has no incident pack"
+    );
     snapshot_all("success", &run);
 }
 
@@ -298,10 +512,19 @@ fn success_summaries() {
 fn failed_run_summaries_and_incident() {
     let run = failed_record();
     let incident = render::incident(&run).unwrap();
-    assert_eq!(incident.failing_phase.as_ref().unwrap().phase_id.as_str(), "schema-1");
-    assert_eq!(incident.failing_phase.as_ref().unwrap().last_attempts.len(), render::INCIDENT_LAST_ATTEMPTS);
+    assert_eq!(
+        incident.failing_phase.as_ref().unwrap().phase_id.as_str(),
+        "schema-1"
+    );
+    assert_eq!(
+        incident.failing_phase.as_ref().unwrap().last_attempts.len(),
+        render::INCIDENT_LAST_ATTEMPTS
+    );
     assert_eq!(incident.failing_phase.as_ref().unwrap().total_attempts, 6);
-    assert_eq!(incident.failing_tier.as_ref().unwrap().tier_id.as_str(), "db");
+    assert_eq!(
+        incident.failing_tier.as_ref().unwrap().tier_id.as_str(),
+        "db"
+    );
     snapshot_all("failed", &run);
 }
 
@@ -330,21 +553,30 @@ fn written_artefacts_are_the_renderings_and_the_incident_reads_back() {
         assert_eq!(summary, render::run_summary(&run));
         for tier in &run.tiers {
             let path = root.tier_summary(&run.run_id, tier.tier_index, &tier.tier_id, &tier.name);
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), render::tier_summary(&run, tier));
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                render::tier_summary(&run, tier)
+            );
             // Every link of the run summary points at a file that exists.
             let name = path.file_name().unwrap().to_str().unwrap();
             assert!(summary.contains(&format!("(tiers/{name})")), "{name}");
         }
         for phase in run.phases() {
             let path = root.phase_summary(&run.run_id, phase.phase_index, &phase.phase_id);
-            assert_eq!(std::fs::read_to_string(&path).unwrap(), render::phase_summary(&run, phase));
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                render::phase_summary(&run, phase)
+            );
         }
         let incident = artefacts::read_incident(&root, &run.run_id).unwrap();
         assert_eq!(incident, render::incident(&run));
         assert_eq!(written.incident.is_some(), incident.is_some());
         if incident.is_some() {
             let md = std::fs::read_to_string(root.incident_markdown(&run.run_id)).unwrap();
-            assert!(md.starts_with(&format!("# Incident: run `{}` ended `{}`", run.run_id, run.state)));
+            assert!(md.starts_with(&format!(
+                "# Incident: run `{}` ended `{}`",
+                run.run_id, run.state
+            )));
         }
     }
 }
@@ -358,7 +590,9 @@ fn a_corrupt_incident_is_an_error_naming_the_file() {
     let path = root.incident_json(&run.run_id);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, &text[..text.len() / 2]).unwrap();
-    let err = artefacts::read_incident(&root, &run.run_id).unwrap_err().to_string();
+    let err = artefacts::read_incident(&root, &run.run_id)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with(&path.display().to_string()), "{err}");
     assert!(err.contains("line "), "{err}");
 }

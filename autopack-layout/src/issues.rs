@@ -1,0 +1,745 @@
+//! The filesystem [`IssueStore`] ([`FsIssueStore`]) and a ledger that several processes can
+//! share ([`FsIssueLedger`]).
+//!
+//! # On disk
+//! - `.autonomous_runs/project_issue_journal.jsonl`: every [`LedgerEvent`] as a
+//!   [`JournalEntry`] line (`{"seq":N,"event":{...}}`), appended in O(1) under the
+//!   journal's lock; torn tails are cut as for every journal of this crate
+//!   ([`crate::journal`]). The journal is kept whole: it is the audit trail, and the
+//!   fallback when a checkpoint is found half written.
+//! - At a checkpoint ([`IssueStore::save_checkpoint`], which a host calls at the end of a
+//!   phase and of a run, or on demand) the playbook views are *materialised*: the project
+//!   backlog (`project_issue_backlog.json`), each run's `run_issue_index.json` and each
+//!   phase's `issues/phase_{idx:02}_{phase_id}_issues.json`. Only views whose content
+//!   changed since the last checkpoint are rewritten, each atomically. Views are never
+//!   rewritten per record.
+//! - Last, `project_issue_checkpoint.json` (the commit point, written atomically) names the
+//!   checkpoint's sequence number, the aging thresholds, the journal offset after that
+//!   entry, and every view file with a hash (FNV-1a 64) of the content written.
+//!
+//! # Loading
+//! [`IssueStore::load`] reads the manifest and the views it names; when every view still
+//! has the content the manifest recorded, they are the checkpoint and only the journal
+//! after the recorded offset is read. When a view differs (a crash after some views were
+//! rewritten but before the manifest was), the checkpoint is ignored and the whole journal
+//! is replayed: nothing is lost and nothing is counted twice. A view that is not valid
+//! JSON is an error naming the file, line and column, never replaced silently.
+//!
+//! With no manifest and an empty journal, a backlog found at the canonical position or at
+//! the first implementation's (one level above `.autonomous_runs/`) is imported: it is
+//! written canonically and committed as a checkpoint through sequence number 0.
+//!
+//! # Several processes
+//! Sequence numbers are assigned under the journal lock, so appends from several processes
+//! interleave safely. A [`JournaledLedger`](autopack_issues::JournaledLedger) does not see
+//! the other processes' events, so a checkpoint that would cover an event this store
+//! instance never saw is refused ([`LayoutError::CheckpointConflict`]) rather than losing
+//! it. [`FsIssueLedger`] catches up with the other processes' events under the lock before
+//! each change and each checkpoint, so several processes can record into one project
+//! ledger and lose nothing.
+//!
+//! # Durability
+//! With [`FsyncPolicy::EveryEntry`] an event is durable when `append` returns (the
+//! `IssueStore` contract). With [`FsyncPolicy::AtCheckpoints`] events are made durable at
+//! the next checkpoint (or [`FsIssueStore::sync`]); a crash loses at most the events since,
+//! and never leaves a torn or merged line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use autopack_core::journal::TornTail;
+use autopack_issues::{
+    AgingThresholds, Checkpoint, IssueObservation, IssueStore, JournalEntry, Ledger, LedgerError,
+    LedgerEvent, LedgerSnapshot, PhaseIssueFile, ProjectBacklog, RecordOutcome, RunIssueIndex,
+    RunSnapshot, StoredIssues,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LayoutError, Result};
+use crate::fsio::{self, FileLock};
+use crate::journal::{FsyncPolicy, JournalFile, read_journal};
+use crate::paths::RunsRoot;
+
+/// File name of the issue journal.
+pub const ISSUE_JOURNAL_FILE: &str = "project_issue_journal.jsonl";
+/// File name of the issue checkpoint manifest.
+pub const ISSUE_CHECKPOINT_FILE: &str = "project_issue_checkpoint.json";
+
+/// The manifest of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    through: u64,
+    journal_offset: u64,
+    aging_thresholds: AgingThresholds,
+    backlog: FileRef,
+    runs: Vec<RunRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRef {
+    /// Relative to the root.
+    path: String,
+    fnv64: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRef {
+    index: FileRef,
+    phases: Vec<FileRef>,
+}
+
+/// What this instance last wrote or read as a checkpoint.
+#[derive(Debug, Clone)]
+struct Committed {
+    snapshot: LedgerSnapshot,
+    manifest: Manifest,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The journal length this instance has accounted for (own appends, loads, catch-ups).
+    known_len: u64,
+    /// The last sequence number in the journal at `known_len`.
+    last_seq: u64,
+    /// Whether `known_len`/`last_seq` have been initialised from the file.
+    initialised: bool,
+    /// The smallest sequence number appended by another process that this instance has
+    /// not seen.
+    foreign_min_seq: Option<u64>,
+    committed: Option<Committed>,
+    torn: Option<TornTail>,
+}
+
+/// The filesystem [`IssueStore`]; see the [module docs](self).
+#[derive(Debug)]
+pub struct FsIssueStore {
+    root: RunsRoot,
+    policy: FsyncPolicy,
+    journal: Option<JournalFile>,
+    state: Mutex<State>,
+}
+
+#[derive(Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+fn fnv64(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn json_text<T: Serialize>(value: &T, path: &Path) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| LayoutError::Serialize {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    text.push('\n');
+    Ok(text)
+}
+
+impl FsIssueStore {
+    /// A store under `root` with the given fsync policy.
+    pub fn new(root: RunsRoot, policy: FsyncPolicy) -> FsIssueStore {
+        FsIssueStore {
+            root,
+            policy,
+            journal: None,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The layout it writes.
+    pub fn root(&self) -> &RunsRoot {
+        &self.root
+    }
+
+    /// `.autonomous_runs/project_issue_journal.jsonl`.
+    pub fn journal_path(&self) -> PathBuf {
+        self.root.dir().join(ISSUE_JOURNAL_FILE)
+    }
+
+    /// `.autonomous_runs/project_issue_checkpoint.json`.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.dir().join(ISSUE_CHECKPOINT_FILE)
+    }
+
+    /// A torn journal tail cut since the last call, if any.
+    pub fn take_torn_tail(&self) -> Option<TornTail> {
+        self.state().torn.take()
+    }
+
+    /// Makes every appended event durable (a checkpoint does this too).
+    ///
+    /// # Errors
+    /// [`LayoutError::Io`].
+    pub fn sync(&mut self) -> Result<()> {
+        match &mut self.journal {
+            Some(j) => j.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(self.root.dir())
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn abs(&self, rel: &str) -> PathBuf {
+        self.root.dir().join(rel)
+    }
+
+    /// Runs `f` with the open journal (opened on first use) and the rest of the store.
+    fn with_journal<R>(
+        &mut self,
+        f: impl FnOnce(&mut JournalFile, &FsIssueStore) -> Result<R>,
+    ) -> Result<R> {
+        let mut journal = match self.journal.take() {
+            Some(j) => j,
+            None => JournalFile::open(&self.journal_path(), self.policy)?,
+        };
+        let result = f(&mut journal, self);
+        self.journal = Some(journal);
+        result
+    }
+
+    fn parse_entry(path: &Path, line_no: usize, line: &str) -> Result<JournalEntry> {
+        autopack_core::json::from_str(line, format!("{} line {line_no}", path.display())).map_err(
+            |e| LayoutError::CorruptJournal {
+                path: path.to_owned(),
+                line: line_no,
+                column: e.column,
+                message: e.to_string(),
+            },
+        )
+    }
+
+    /// Appends `event` under the lock; `catch_up` receives entries other processes
+    /// appended since this instance last looked (when `None`, they are remembered as
+    /// foreign and block checkpoints that would cover them).
+    fn append_inner(
+        &mut self,
+        event: &LedgerEvent,
+        mut catch_up: Option<&mut dyn FnMut(&JournalEntry) -> Result<()>>,
+    ) -> Result<u64> {
+        let event_json = serde_json::to_string(event).map_err(|e| LayoutError::Serialize {
+            path: self.journal_path(),
+            message: e.to_string(),
+        })?;
+        let journal_path = self.journal_path();
+        self.with_journal(|journal, store| {
+            journal.locked(|j| {
+                let mut st = store.state();
+                let len = j.repair_tail()?;
+                if let Some(torn) = j.pending_torn.take() {
+                    st.torn = Some(torn);
+                }
+                if !st.initialised || len != st.known_len {
+                    if st.initialised && len > st.known_len {
+                        // Entries from another process since we last looked.
+                        for (i, line) in j.lines_between(st.known_len, len)?.iter().enumerate() {
+                            let entry = Self::parse_entry(&journal_path, i + 1, line)?;
+                            match catch_up.as_mut() {
+                                Some(f) => f(&entry)?,
+                                None => {
+                                    st.foreign_min_seq = Some(
+                                        st.foreign_min_seq.map_or(entry.seq, |m| m.min(entry.seq)),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    st.last_seq = match j.last_line(len)? {
+                        Some(line) => {
+                            autopack_core::json::from_str::<SeqOnly>(
+                                &line,
+                                journal_path.display().to_string(),
+                            )?
+                            .seq
+                        }
+                        None => 0,
+                    };
+                    if !st.initialised {
+                        // First look: everything before us was there when we loaded (or the
+                        // caller did not load); a checkpoint covering it is the caller's call.
+                        st.initialised = true;
+                    }
+                }
+                let floor = st.committed.as_ref().map_or(0, |c| c.manifest.through);
+                let seq = st.last_seq.max(floor) + 1;
+                j.write_line(&format!("{{\"seq\":{seq},\"event\":{event_json}}}"))?;
+                st.last_seq = seq;
+                st.known_len = j.len()?;
+                Ok(seq)
+            })
+        })
+    }
+
+    fn read_manifest(&self) -> Result<Option<Manifest>> {
+        fsio::read_json(&self.manifest_path())
+    }
+
+    /// Reads the views a manifest names; `None` when one no longer has the recorded content.
+    fn read_views(&self, manifest: &Manifest) -> Result<Option<LedgerSnapshot>> {
+        fn view<T: serde::de::DeserializeOwned>(
+            store: &FsIssueStore,
+            file: &FileRef,
+        ) -> Result<Option<T>> {
+            let path = store.abs(&file.path);
+            let Some(text) = fsio::read_text(&path)? else {
+                return Ok(None);
+            };
+            let value = autopack_core::json::from_str(&text, path.display().to_string())?;
+            if fnv64(text.as_bytes()) != file.fnv64 {
+                return Ok(None);
+            }
+            Ok(Some(value))
+        }
+        let Some(backlog) = view::<ProjectBacklog>(self, &manifest.backlog)? else {
+            return Ok(None);
+        };
+        let mut runs = Vec::with_capacity(manifest.runs.len());
+        for run in &manifest.runs {
+            let Some(index) = view::<RunIssueIndex>(self, &run.index)? else {
+                return Ok(None);
+            };
+            let mut phases = Vec::with_capacity(run.phases.len());
+            for phase in &run.phases {
+                let Some(file) = view::<PhaseIssueFile>(self, phase)? else {
+                    return Ok(None);
+                };
+                phases.push(file);
+            }
+            runs.push(RunSnapshot { index, phases });
+        }
+        Ok(Some(LedgerSnapshot {
+            aging_thresholds: manifest.aging_thresholds,
+            backlog,
+            runs,
+        }))
+    }
+
+    /// Imports a backlog of this or the first implementation when the store is new.
+    fn import_backlog(&self) -> Result<Option<Committed>> {
+        let Some((_, backlog)) =
+            fsio::read_json_first::<ProjectBacklog>(&self.root.backlog_candidates())?
+        else {
+            return Ok(None);
+        };
+        let snapshot = LedgerSnapshot {
+            aging_thresholds: AgingThresholds::default(),
+            backlog,
+            runs: Vec::new(),
+        };
+        let manifest = self.write_views(&snapshot, None, 0, 0)?;
+        Ok(Some(Committed { snapshot, manifest }))
+    }
+
+    /// Writes the views of `snapshot` that differ from `previous`, then the manifest.
+    fn write_views(
+        &self,
+        snapshot: &LedgerSnapshot,
+        previous: Option<&Committed>,
+        through: u64,
+        journal_offset: u64,
+    ) -> Result<Manifest> {
+        let mut old_files: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut old_runs: BTreeMap<&str, &RunSnapshot> = BTreeMap::new();
+        if let Some(prev) = previous {
+            let m = &prev.manifest;
+            old_files.insert(&m.backlog.path, &m.backlog.fnv64);
+            for r in &m.runs {
+                old_files.insert(&r.index.path, &r.index.fnv64);
+                for p in &r.phases {
+                    old_files.insert(&p.path, &p.fnv64);
+                }
+            }
+            for r in &prev.snapshot.runs {
+                old_runs.insert(r.index.run_id.as_str(), r);
+            }
+        }
+        let write = |path: PathBuf,
+                     unchanged: bool,
+                     value: &dyn Fn(&Path) -> Result<String>|
+         -> Result<FileRef> {
+            let rel = self.rel(&path);
+            if unchanged {
+                if let Some(hash) = old_files.get(rel.as_str()) {
+                    return Ok(FileRef {
+                        path: rel,
+                        fnv64: (*hash).to_owned(),
+                    });
+                }
+            }
+            let text = value(&path)?;
+            let hash = fnv64(text.as_bytes());
+            if old_files.get(rel.as_str()) != Some(&hash.as_str()) {
+                fsio::write_atomic(&path, text.as_bytes())?;
+            }
+            Ok(FileRef {
+                path: rel,
+                fnv64: hash,
+            })
+        };
+        let backlog_same = previous.is_some_and(|p| p.snapshot.backlog == snapshot.backlog);
+        let backlog = write(self.root.backlog(), backlog_same, &|p| {
+            json_text(&snapshot.backlog, p)
+        })?;
+        let mut runs = Vec::with_capacity(snapshot.runs.len());
+        for run in &snapshot.runs {
+            let run_id = &run.index.run_id;
+            let old = old_runs.get(run_id.as_str()).copied();
+            let index = write(
+                self.root.run_issue_index(run_id),
+                old.is_some_and(|o| o.index == run.index),
+                &|p| json_text(&run.index, p),
+            )?;
+            let mut phases = Vec::with_capacity(run.phases.len());
+            for phase in &run.phases {
+                let same = old.is_some_and(|o| {
+                    o.phases
+                        .iter()
+                        .find(|q| {
+                            q.phase_index == phase.phase_index && q.phase_id == phase.phase_id
+                        })
+                        .is_some_and(|q| q == phase)
+                });
+                phases.push(write(
+                    self.root
+                        .phase_issues(run_id, phase.phase_index, &phase.phase_id),
+                    same,
+                    &|p| json_text(phase, p),
+                )?);
+            }
+            runs.push(RunRef { index, phases });
+        }
+        let manifest = Manifest {
+            through,
+            journal_offset,
+            aging_thresholds: snapshot.aging_thresholds,
+            backlog,
+            runs,
+        };
+        fsio::write_json_atomic(&self.manifest_path(), &manifest)?;
+        Ok(manifest)
+    }
+
+    fn load_locked(&self) -> Result<StoredIssues> {
+        let journal_path = self.journal_path();
+        let mut committed = match self.read_manifest()? {
+            Some(manifest) => self
+                .read_views(&manifest)?
+                .map(|snapshot| Committed { snapshot, manifest }),
+            None => None,
+        };
+        let contents = read_journal(&journal_path, None)?;
+        let mut st = self.state();
+        if let Some(torn) = contents.torn_tail {
+            st.torn = Some(torn);
+        }
+        if committed.is_none() && contents.entries.is_empty() && !self.manifest_path().exists() {
+            committed = self.import_backlog()?;
+        }
+        let through = committed.as_ref().map_or(0, |c| c.manifest.through);
+        let mut journal = Vec::new();
+        let mut len = 0u64;
+        let mut last_seq = 0u64;
+        for (i, line) in contents.entries.iter().enumerate() {
+            len += line.len() as u64 + 1;
+            let entry = Self::parse_entry(&journal_path, i + 1, line)?;
+            last_seq = entry.seq;
+            if entry.seq > through {
+                journal.push(entry);
+            }
+        }
+        st.known_len = len;
+        st.last_seq = last_seq;
+        st.initialised = true;
+        st.foreign_min_seq = None;
+        st.committed = committed.clone();
+        Ok(StoredIssues {
+            checkpoint: committed.map(|c| Checkpoint {
+                through: c.manifest.through,
+                snapshot: c.snapshot,
+            }),
+            journal,
+        })
+    }
+
+    fn save_locked(&self, checkpoint: &Checkpoint, journal_len: u64) -> Result<()> {
+        let mut st = self.state();
+        // Another instance may have committed since we looked.
+        let on_disk = self.read_manifest()?;
+        let stored = on_disk.as_ref().map_or(0, |m| m.through);
+        if checkpoint.through < stored {
+            return Err(LayoutError::StaleCheckpoint {
+                through: checkpoint.through,
+                stored,
+            });
+        }
+        if checkpoint.through > st.last_seq {
+            return Err(LayoutError::CheckpointAhead {
+                through: checkpoint.through,
+                last: st.last_seq,
+            });
+        }
+        if let Some(foreign) = st.foreign_min_seq.filter(|&s| s <= checkpoint.through) {
+            return Err(LayoutError::CheckpointConflict {
+                path: self.journal_path(),
+                seq: foreign,
+            });
+        }
+        let previous = match (&st.committed, &on_disk) {
+            (Some(c), Some(m)) if &c.manifest == m => Some(c.clone()),
+            _ => None,
+        };
+        let offset = if checkpoint.through == st.last_seq && journal_len == st.known_len {
+            journal_len
+        } else {
+            0
+        };
+        let manifest = self.write_views(
+            &checkpoint.snapshot,
+            previous.as_ref(),
+            checkpoint.through,
+            offset,
+        )?;
+        st.committed = Some(Committed {
+            snapshot: checkpoint.snapshot.clone(),
+            manifest,
+        });
+        Ok(())
+    }
+}
+
+impl IssueStore for FsIssueStore {
+    type Error = LayoutError;
+
+    fn append(&mut self, event: &LedgerEvent) -> Result<u64> {
+        self.append_inner(event, None)
+    }
+
+    fn load(&self) -> Result<StoredIssues> {
+        let _lock = FileLock::acquire(&self.journal_path())?;
+        self.load_locked()
+    }
+
+    fn save_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        // Make the covered events durable before the checkpoint that names them.
+        self.sync()?;
+        let _lock = FileLock::acquire(&self.journal_path())?;
+        let len = match std::fs::metadata(self.journal_path()) {
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        };
+        {
+            let mut st = self.state();
+            if !st.initialised {
+                // Never appended nor loaded: learn the journal's end now.
+                drop(st);
+                let contents = read_journal(&self.journal_path(), None)?;
+                st = self.state();
+                st.last_seq = match contents.entries.last() {
+                    Some(line) => {
+                        Self::parse_entry(&self.journal_path(), contents.entries.len(), line)?.seq
+                    }
+                    None => 0,
+                };
+                st.known_len = contents.entries.iter().map(|l| l.len() as u64 + 1).sum();
+                st.initialised = true;
+            }
+        }
+        self.save_locked(checkpoint, len)
+    }
+}
+
+/// A project issue ledger kept in an [`FsIssueStore`], safe to share between processes:
+/// before every change and every checkpoint it applies, under the journal lock, the events
+/// other processes appended since it last looked.
+///
+/// ```
+/// use autopack_issues::{AgingThresholds, testing};
+/// use autopack_layout::issues::FsIssueLedger;
+/// use autopack_layout::{FsyncPolicy, RunsRoot};
+///
+/// let dir = tempfile::tempdir()?;
+/// let root = RunsRoot::new(dir.path());
+/// let mut ledger = FsIssueLedger::open(root.clone(), AgingThresholds::default(), FsyncPolicy::AtCheckpoints)?;
+/// ledger.record(&testing::observation("run-1", "t1", 0, "k1"), testing::at(0))?;
+/// ledger.checkpoint()?;
+/// assert!(root.backlog().exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct FsIssueLedger {
+    ledger: Ledger,
+    store: FsIssueStore,
+}
+
+/// An error of [`FsIssueLedger`].
+#[derive(Debug, thiserror::Error)]
+pub enum IssueLedgerError {
+    /// The ledger refused the change (nothing was journaled), or a journaled event did not
+    /// replay.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The checkpoint could not be loaded into a ledger.
+    #[error("issue checkpoint: {0}")]
+    Load(#[from] autopack_issues::LoadError),
+    /// The filesystem failed.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+impl FsIssueLedger {
+    /// Opens the project ledger under `root` (a new one with `thresholds` when none exists).
+    ///
+    /// # Errors
+    /// [`IssueLedgerError`] when the store cannot be read or its events do not replay.
+    pub fn open(
+        root: RunsRoot,
+        thresholds: AgingThresholds,
+        policy: FsyncPolicy,
+    ) -> Result<FsIssueLedger, IssueLedgerError> {
+        let store = FsIssueStore::new(root, policy);
+        let stored = store.load()?;
+        let mut ledger = match &stored.checkpoint {
+            Some(c) => Ledger::from_snapshot(&c.snapshot)?,
+            None => Ledger::new(thresholds),
+        };
+        for entry in &stored.journal {
+            ledger.apply_event(&entry.event)?;
+        }
+        Ok(FsIssueLedger { ledger, store })
+    }
+
+    /// The ledger as of this process's last change.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The store.
+    pub fn store(&self) -> &FsIssueStore {
+        &self.store
+    }
+
+    fn journal(&mut self, event: &LedgerEvent) -> Result<u64, IssueLedgerError> {
+        let ledger = &mut self.ledger;
+        let mut replay_error = None;
+        let mut catch_up = |entry: &JournalEntry| -> Result<()> {
+            if let Err(e) = ledger.apply_event(&entry.event) {
+                replay_error.get_or_insert(e);
+            }
+            Ok(())
+        };
+        let seq = self.store.append_inner(event, Some(&mut catch_up))?;
+        if let Some(e) = replay_error {
+            return Err(e.into());
+        }
+        Ok(seq)
+    }
+
+    /// Records an observation: journaled (after catching up with other processes), then
+    /// applied.
+    ///
+    /// # Errors
+    /// [`IssueLedgerError::Ledger`] when the ledger refuses it (nothing is journaled);
+    /// [`IssueLedgerError::Layout`] when the append fails (nothing is applied).
+    pub fn record(
+        &mut self,
+        observation: &IssueObservation,
+        now: DateTime<Utc>,
+    ) -> Result<RecordOutcome, IssueLedgerError> {
+        self.ledger.check(observation)?;
+        let event = LedgerEvent::Record {
+            at: now,
+            observation: observation.clone(),
+        };
+        self.journal(&event)?;
+        Ok(self.ledger.record(observation, now)?)
+    }
+
+    /// Resolves a key (journaled first).
+    ///
+    /// # Errors
+    /// As [`FsIssueLedger::record`].
+    pub fn resolve(
+        &mut self,
+        key: &autopack_core::ids::IssueKey,
+        now: DateTime<Utc>,
+    ) -> Result<autopack_issues::ResolveOutcome, IssueLedgerError> {
+        let event = LedgerEvent::Resolve {
+            at: now,
+            issue_key: key.clone(),
+        };
+        if self.ledger.status(key).is_none() {
+            return Err(LedgerError::UnknownIssueKey(key.clone()).into());
+        }
+        self.journal(&event)?;
+        Ok(self.ledger.resolve(key, now)?)
+    }
+
+    /// Catches up with other processes and materialises the playbook views (a checkpoint).
+    ///
+    /// # Errors
+    /// [`IssueLedgerError`] when the filesystem fails or a foreign event does not replay.
+    pub fn checkpoint(&mut self) -> Result<(), IssueLedgerError> {
+        self.store.sync()?;
+        let ledger = &mut self.ledger;
+        let path = self.store.journal_path();
+        let mut replay_error = None;
+        let result = self.store.with_journal(|journal, store| {
+            journal.locked(|j| {
+                let len = j.repair_tail()?;
+                let mut st = store.state();
+                if let Some(torn) = j.pending_torn.take() {
+                    st.torn = Some(torn);
+                }
+                if len > st.known_len {
+                    // Apply whatever other processes appended since we last looked.
+                    for (i, line) in j.lines_between(st.known_len, len)?.iter().enumerate() {
+                        let entry = FsIssueStore::parse_entry(&path, i + 1, line)?;
+                        st.last_seq = st.last_seq.max(entry.seq);
+                        if let Err(e) = ledger.apply_event(&entry.event) {
+                            replay_error.get_or_insert(e);
+                        }
+                    }
+                }
+                st.known_len = len;
+                st.initialised = true;
+                st.foreign_min_seq = None;
+                let stored = st.committed.as_ref().map_or(0, |c| c.manifest.through);
+                let through = st.last_seq;
+                drop(st);
+                if replay_error.is_some() || through < stored {
+                    return Ok(());
+                }
+                let checkpoint = Checkpoint {
+                    through,
+                    snapshot: ledger.snapshot(),
+                };
+                store.save_locked(&checkpoint, len)
+            })
+        });
+        result?;
+        if let Some(e) = replay_error {
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
