@@ -463,7 +463,7 @@ impl fmt::Display for Diagnostic {
                 task_category,
             } => write!(
                 f,
-                "phase {phase_id}: category {task_category:?} is unknown; fallback defaults applied"
+                "phase {phase_id}: category '{task_category}' is unknown; fallback defaults applied"
             ),
             Diagnostic::UnknownBuilderMode {
                 phase_id,
