@@ -1,0 +1,520 @@
+//! Integration branches, commits of checked patches and snapshot tags.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use autopack_core::ids::{PhaseId, RunId, TierId};
+use git2::{ErrorCode, ObjectType, Oid, Repository};
+
+use crate::policy::CheckedPatch;
+use crate::refs::{ProtectedRefs, integration_ref, snapshot_tag_name, snapshot_tag_ref};
+
+/// Options of [`IntegrationBranch::create`] and [`IntegrationBranch::open`].
+#[derive(Debug, Clone, Default)]
+pub struct BranchOptions {
+    /// Refs no call may write (always `main` and `master`).
+    pub protected: ProtectedRefs,
+}
+
+/// A commit identity with an explicit time (the supervisor's clock decides, not this crate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSignature {
+    /// Author and committer name.
+    pub name: String,
+    /// Author and committer e-mail.
+    pub email: String,
+    /// Seconds since the Unix epoch.
+    pub seconds: i64,
+    /// Offset from UTC in minutes.
+    pub offset_minutes: i32,
+}
+
+impl CommitSignature {
+    pub(crate) fn to_git(&self) -> Result<git2::Signature<'static>, git2::Error> {
+        git2::Signature::new(
+            &self.name,
+            &self.email,
+            &git2::Time::new(self.seconds, self.offset_minutes),
+        )
+    }
+}
+
+/// Which agent's work a commit holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The Builder's patch.
+    Builder,
+    /// The Auditor's fix.
+    Auditor,
+}
+
+impl Role {
+    /// `builder` or `auditor`, as written in the `Autopack-Role:` trailer.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Builder => "builder",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a commit records besides the patch.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    /// The phase's tier.
+    pub tier_id: TierId,
+    /// The phase the patch belongs to.
+    pub phase_id: PhaseId,
+    /// Who wrote the patch.
+    pub role: Role,
+    /// Free text; its first line becomes the subject after `autopack({run}/{phase}): `.
+    pub message: String,
+    /// Author and committer.
+    pub signature: CommitSignature,
+}
+
+impl CommitInfo {
+    /// The full commit message: subject naming run and phase, body, and the trailers
+    /// `Autopack-Run:`, `Autopack-Tier:`, `Autopack-Phase:`, `Autopack-Role:`.
+    pub fn message_for(&self, run_id: &RunId) -> String {
+        let text = self.message.trim();
+        let (subject, body) = match text.split_once('\n') {
+            Some((s, b)) => (s.trim(), b.trim()),
+            None => (text, ""),
+        };
+        let mut out = format!("autopack({run_id}/{}): {subject}\n\n", self.phase_id);
+        if !body.is_empty() {
+            out.push_str(body);
+            out.push_str("\n\n");
+        }
+        out.push_str(&format!(
+            "Autopack-Run: {run_id}\nAutopack-Tier: {}\nAutopack-Phase: {}\nAutopack-Role: {}\n",
+            self.tier_id, self.phase_id, self.role
+        ));
+        out
+    }
+}
+
+/// A commit made by [`IntegrationBranch::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedCommit {
+    /// The new commit (the branch's new tip).
+    pub commit: Oid,
+    /// Its parent (the tip the patch was checked against).
+    pub parent: Oid,
+    /// Its tree.
+    pub tree: Oid,
+}
+
+/// A snapshot tag of the integration branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotTag {
+    /// Full ref name, `refs/tags/autonomous/{run}/tier-{tier}/phase-{phase}`.
+    pub ref_name: String,
+    /// The commit it points to (peeled).
+    pub target: Oid,
+}
+
+/// The integration branch's state, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchStatus {
+    /// Full ref name.
+    pub ref_name: String,
+    /// Current tip.
+    pub tip: Oid,
+    /// The base branch's full ref name.
+    pub base_ref: String,
+    /// The merge base of the tip and the base branch (the base commit the run forked from).
+    pub base: Oid,
+    /// Commits on the branch that the base branch does not have.
+    pub commits_ahead: usize,
+    /// Snapshot tags of the run, sorted by name.
+    pub snapshot_tags: Vec<SnapshotTag>,
+}
+
+/// Errors of branch creation, commits and tags.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The ref is protected; no run may write it.
+    #[error("protected_ref: {ref_name} is protected by pattern {pattern:?}")]
+    ProtectedRef {
+        /// The refused ref.
+        ref_name: String,
+        /// The pattern protecting it.
+        pattern: String,
+    },
+    /// The base is not an existing branch.
+    #[error("base_not_found: base branch {base:?} does not exist in {repo}")]
+    BaseNotFound {
+        /// The base as given.
+        base: String,
+        /// The repository.
+        repo: PathBuf,
+    },
+    /// `create` found the branch already there (use `open` to resume).
+    #[error("branch_exists: {ref_name} already exists")]
+    BranchExists {
+        /// The branch.
+        ref_name: String,
+    },
+    /// `open` (or a later call) did not find the branch.
+    #[error("branch_missing: {ref_name} does not exist")]
+    BranchMissing {
+        /// The branch.
+        ref_name: String,
+    },
+    /// The branch is the host's checked-out branch; writing it would desynchronise the host's
+    /// index and work tree from HEAD.
+    #[error("checked_out: {ref_name} is checked out as HEAD; refusing to move it")]
+    CheckedOut {
+        /// The branch.
+        ref_name: String,
+    },
+    /// The patch was checked against another branch.
+    #[error("wrong_branch: patch was checked against {checked} but is being applied to {ref_name}")]
+    WrongBranch {
+        /// The branch the patch was checked on.
+        checked: String,
+        /// This branch.
+        ref_name: String,
+    },
+    /// Someone else moved the branch since the patch was checked.
+    #[error("stale_tip: {ref_name} is at {found}, the patch was checked against {expected}")]
+    StaleTip {
+        /// The branch.
+        ref_name: String,
+        /// The tip the patch was checked against.
+        expected: Oid,
+        /// The tip found (zero when unknown).
+        found: Oid,
+    },
+    /// A snapshot tag already exists for another commit.
+    #[error("tag_conflict: {ref_name} points to {existing}, not {requested}")]
+    TagConflict {
+        /// The tag.
+        ref_name: String,
+        /// Where it points.
+        existing: Oid,
+        /// Where the caller wanted it.
+        requested: Oid,
+    },
+    /// The commit to tag is not on the integration branch.
+    #[error("not_on_branch: {commit} is not on {ref_name}")]
+    NotOnBranch {
+        /// The commit.
+        commit: Oid,
+        /// The branch.
+        ref_name: String,
+    },
+    /// The repository failed.
+    #[error("git: {op} failed in {repo}: {source}")]
+    Git {
+        /// What was being done.
+        op: &'static str,
+        /// The repository.
+        repo: PathBuf,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+}
+
+/// A run's integration branch `refs/heads/autonomous/{run_id}`.
+///
+/// Owns its own handle on the repository; nothing here checks out, touches HEAD, the index
+/// or the work tree.
+pub struct IntegrationBranch {
+    repo: Repository,
+    path: PathBuf,
+    run_id: RunId,
+    ref_name: String,
+    base_ref: String,
+    protected: ProtectedRefs,
+}
+
+impl fmt::Debug for IntegrationBranch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntegrationBranch")
+            .field("repo", &self.path)
+            .field("ref_name", &self.ref_name)
+            .field("base_ref", &self.base_ref)
+            .finish()
+    }
+}
+
+pub(crate) fn open_repo(path: &Path) -> Result<Repository, git2::Error> {
+    Repository::open(path)
+}
+
+/// `main` → `refs/heads/main`; full names are kept.
+pub(crate) fn branch_ref(name: &str) -> String {
+    if name.starts_with("refs/") { name.to_owned() } else { format!("refs/heads/{name}") }
+}
+
+impl IntegrationBranch {
+    /// Creates `refs/heads/autonomous/{run_id}` at the tip of `base` (a branch name such as
+    /// `main`, or a full `refs/heads/…` name).
+    ///
+    /// # Errors
+    /// [`ApplyError::ProtectedRef`], [`ApplyError::BaseNotFound`],
+    /// [`ApplyError::BranchExists`], [`ApplyError::Git`].
+    pub fn create(
+        repo: impl AsRef<Path>,
+        run_id: &RunId,
+        base: &str,
+        opts: BranchOptions,
+    ) -> Result<IntegrationBranch, ApplyError> {
+        let branch = Self::handle(repo.as_ref(), run_id, base, opts)?;
+        branch.guard_writable()?;
+        let base_tip = branch.base_tip(base)?;
+        let log = format!("autopack: create integration branch for run {run_id}");
+        let created = branch.repo.reference(&branch.ref_name, base_tip, false, &log).map(|_| ());
+        match created {
+            Ok(()) => Ok(branch),
+            Err(e) if e.code() == ErrorCode::Exists => {
+                Err(ApplyError::BranchExists { ref_name: branch.ref_name.clone() })
+            }
+            Err(e) => Err(branch.git("create branch", e)),
+        }
+    }
+
+    /// Opens an existing integration branch (to resume a run).
+    ///
+    /// # Errors
+    /// [`ApplyError::ProtectedRef`], [`ApplyError::BaseNotFound`],
+    /// [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    pub fn open(
+        repo: impl AsRef<Path>,
+        run_id: &RunId,
+        base: &str,
+        opts: BranchOptions,
+    ) -> Result<IntegrationBranch, ApplyError> {
+        let branch = Self::handle(repo.as_ref(), run_id, base, opts)?;
+        branch.guard_writable()?;
+        branch.base_tip(base)?;
+        branch.tip()?;
+        Ok(branch)
+    }
+
+    fn handle(
+        path: &Path,
+        run_id: &RunId,
+        base: &str,
+        opts: BranchOptions,
+    ) -> Result<IntegrationBranch, ApplyError> {
+        let repo = open_repo(path).map_err(|source| ApplyError::Git {
+            op: "open repository",
+            repo: path.to_owned(),
+            source,
+        })?;
+        Ok(IntegrationBranch {
+            repo,
+            path: path.to_owned(),
+            run_id: run_id.clone(),
+            ref_name: integration_ref(run_id),
+            base_ref: branch_ref(base),
+            protected: opts.protected,
+        })
+    }
+
+    fn base_tip(&self, base: &str) -> Result<Oid, ApplyError> {
+        let not_found = || ApplyError::BaseNotFound { base: base.to_owned(), repo: self.path.clone() };
+        if !self.base_ref.starts_with("refs/heads/") {
+            return Err(not_found());
+        }
+        let reference = self.repo.find_reference(&self.base_ref).map_err(|_| not_found())?;
+        let commit = reference.peel_to_commit().map_err(|_| not_found())?;
+        Ok(commit.id())
+    }
+
+    /// Refuses protected refs and the branch HEAD points to.
+    fn guard_writable(&self) -> Result<(), ApplyError> {
+        if let Err(pattern) = self.protected.check(&self.ref_name) {
+            return Err(ApplyError::ProtectedRef { ref_name: self.ref_name.clone(), pattern });
+        }
+        if let Ok(head) = self.repo.find_reference("HEAD")
+            && head.symbolic_target().ok().flatten() == Some(self.ref_name.as_str())
+        {
+            return Err(ApplyError::CheckedOut { ref_name: self.ref_name.clone() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn git(&self, op: &'static str, source: git2::Error) -> ApplyError {
+        ApplyError::Git { op, repo: self.path.clone(), source }
+    }
+
+    /// The run this branch belongs to.
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// `refs/heads/autonomous/{run_id}`.
+    pub fn ref_name(&self) -> &str {
+        &self.ref_name
+    }
+
+    /// The repository's path as given.
+    pub fn repo_path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The branch's current tip, read from the ref now.
+    ///
+    /// # Errors
+    /// [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    pub fn tip(&self) -> Result<Oid, ApplyError> {
+        match self.repo.refname_to_id(&self.ref_name) {
+            Ok(id) => Ok(id),
+            Err(e) if e.code() == ErrorCode::NotFound => {
+                Err(ApplyError::BranchMissing { ref_name: self.ref_name.clone() })
+            }
+            Err(e) => Err(self.git("read branch tip", e)),
+        }
+    }
+
+    /// Tip, base, commits ahead of the base branch and snapshot tags.
+    ///
+    /// # Errors
+    /// [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    pub fn status(&self) -> Result<BranchStatus, ApplyError> {
+        let tip = self.tip()?;
+        let base_tip = self
+            .repo
+            .refname_to_id(&self.base_ref)
+            .map_err(|e| self.git("read base branch", e))?;
+        let base = self.repo.merge_base(tip, base_tip).map_err(|e| self.git("merge base", e))?;
+        let (commits_ahead, _) =
+            self.repo.graph_ahead_behind(tip, base_tip).map_err(|e| self.git("ahead/behind", e))?;
+        let mut snapshot_tags = Vec::new();
+        let glob = format!("refs/tags/autonomous/{}/*", self.run_id);
+        let refs = self.repo.references_glob(&glob).map_err(|e| self.git("list tags", e))?;
+        for reference in refs {
+            let reference = reference.map_err(|e| self.git("list tags", e))?;
+            let Ok(name) = reference.name() else { continue };
+            let target = reference.peel_to_commit().map_err(|e| self.git("peel tag", e))?.id();
+            snapshot_tags.push(SnapshotTag { ref_name: name.to_owned(), target });
+        }
+        snapshot_tags.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
+        Ok(BranchStatus {
+            ref_name: self.ref_name.clone(),
+            tip,
+            base_ref: self.base_ref.clone(),
+            base,
+            commits_ahead,
+            snapshot_tags,
+        })
+    }
+
+    /// Commits a checked patch onto the branch (no checkout): parent = the tip it was checked
+    /// against, tree = the tree the check computed. Moves only this branch's ref, with a
+    /// compare-and-swap: if the tip moved since the check, nothing is written.
+    ///
+    /// # Errors
+    /// [`ApplyError::StaleTip`], [`ApplyError::WrongBranch`], [`ApplyError::ProtectedRef`],
+    /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    pub fn commit(&self, patch: &CheckedPatch, info: &CommitInfo) -> Result<AppliedCommit, ApplyError> {
+        self.guard_writable()?;
+        if patch.branch_ref() != self.ref_name {
+            return Err(ApplyError::WrongBranch {
+                checked: patch.branch_ref().to_owned(),
+                ref_name: self.ref_name.clone(),
+            });
+        }
+        let stale = |found| ApplyError::StaleTip {
+            ref_name: self.ref_name.clone(),
+            expected: patch.base_tip(),
+            found,
+        };
+        let current = self.tip()?;
+        if current != patch.base_tip() {
+            return Err(stale(current));
+        }
+        let parent = self.repo.find_commit(patch.base_tip()).map_err(|e| self.git("find parent", e))?;
+        let tree = self.repo.find_tree(patch.tree()).map_err(|e| self.git("find tree", e))?;
+        let sig = info.signature.to_git().map_err(|e| self.git("signature", e))?;
+        let message = info.message_for(&self.run_id);
+        match self.repo.commit(Some(&self.ref_name), &sig, &sig, &message, &tree, &[&parent]) {
+            Ok(commit) => Ok(AppliedCommit { commit, parent: parent.id(), tree: tree.id() }),
+            Err(e) if e.code() == ErrorCode::Modified => {
+                Err(stale(self.tip().unwrap_or_else(|_| Oid::ZERO_SHA1)))
+            }
+            Err(e) => Err(self.git("commit", e)),
+        }
+    }
+
+    /// Creates the annotated tag `autonomous/{run}/tier-{tier}/phase-{phase}` on `target`
+    /// (a commit on this branch). Retrying with the same target returns the existing tag;
+    /// a different target is [`ApplyError::TagConflict`].
+    ///
+    /// # Errors
+    /// [`ApplyError::TagConflict`], [`ApplyError::NotOnBranch`],
+    /// [`ApplyError::ProtectedRef`], [`ApplyError::Git`].
+    pub fn snapshot_tag(
+        &self,
+        tier_id: &TierId,
+        phase_id: &PhaseId,
+        target: Oid,
+        tagger: &CommitSignature,
+    ) -> Result<SnapshotTag, ApplyError> {
+        let ref_name = snapshot_tag_ref(&self.run_id, tier_id, phase_id);
+        if let Err(pattern) = self.protected.check(&ref_name) {
+            return Err(ApplyError::ProtectedRef { ref_name, pattern });
+        }
+        if let Some(existing) = self.existing_tag(&ref_name)? {
+            return self.same_tag(ref_name, existing, target);
+        }
+        let tip = self.tip()?;
+        let on_branch = tip == target
+            || self.repo.graph_descendant_of(tip, target).map_err(|e| self.git("ancestry", e))?;
+        if !on_branch {
+            return Err(ApplyError::NotOnBranch { commit: target, ref_name: self.ref_name.clone() });
+        }
+        let object = self
+            .repo
+            .find_object(target, Some(ObjectType::Commit))
+            .map_err(|e| self.git("find tag target", e))?;
+        let sig = tagger.to_git().map_err(|e| self.git("signature", e))?;
+        let name = snapshot_tag_name(&self.run_id, tier_id, phase_id);
+        let message = format!(
+            "autopack snapshot: run {} tier {tier_id} phase {phase_id}\n\nAutopack-Run: {}\nAutopack-Tier: {tier_id}\nAutopack-Phase: {phase_id}\n",
+            self.run_id, self.run_id
+        );
+        match self.repo.tag(&name, &object, &sig, &message, false) {
+            Ok(_) => Ok(SnapshotTag { ref_name, target }),
+            Err(e) if e.code() == ErrorCode::Exists => match self.existing_tag(&ref_name)? {
+                Some(existing) => self.same_tag(ref_name, existing, target),
+                None => Err(self.git("create tag", e)),
+            },
+            Err(e) => Err(self.git("create tag", e)),
+        }
+    }
+
+    fn existing_tag(&self, ref_name: &str) -> Result<Option<Oid>, ApplyError> {
+        match self.repo.find_reference(ref_name) {
+            Ok(reference) => Ok(Some(
+                reference.peel_to_commit().map_err(|e| self.git("peel tag", e))?.id(),
+            )),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(self.git("read tag", e)),
+        }
+    }
+
+    fn same_tag(&self, ref_name: String, existing: Oid, target: Oid) -> Result<SnapshotTag, ApplyError> {
+        if existing == target {
+            Ok(SnapshotTag { ref_name, target })
+        } else {
+            Err(ApplyError::TagConflict { ref_name, existing, requested: target })
+        }
+    }
+}

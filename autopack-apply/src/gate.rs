@@ -1,0 +1,292 @@
+//! The preflight gate (SPEC §9): a test command, retried, timed out, classified.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use autopack_core::budget::defaults::CI_MAX_ATTEMPTS;
+use autopack_core::vocabulary::CiProfile;
+
+/// Exit codes the shell uses for "command not found" (127) and "not executable" (126);
+/// they are environment errors, not red tests.
+pub const SHELL_CANNOT_RUN: [i32; 2] = [126, 127];
+
+/// The gate's configuration.
+#[derive(Debug, Clone)]
+pub struct PreflightGate {
+    /// Command for [`CiProfile::Normal`], run as `sh -c COMMAND`.
+    pub normal_command: String,
+    /// Command for [`CiProfile::Strict`], run as `sh -c COMMAND`.
+    pub strict_command: String,
+    /// Most attempts per gate run (default [`CI_MAX_ATTEMPTS`] = 3).
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled before each later one. Zero in tests.
+    pub backoff: Duration,
+    /// Wall-clock limit of one attempt; the process group is killed when it is reached.
+    pub timeout: Duration,
+    /// Output tail kept per attempt: at most this many lines …
+    pub tail_lines: usize,
+    /// … and at most this many bytes.
+    pub tail_bytes: usize,
+    /// How to wait for the backoff (injectable; `std::thread::sleep` by default).
+    pub sleep: fn(Duration),
+}
+
+impl PreflightGate {
+    /// A gate with the defaults: 3 attempts, 2 s backoff, 30 min timeout, 60 lines / 8 KiB
+    /// of output tail.
+    pub fn new(normal_command: impl Into<String>, strict_command: impl Into<String>) -> PreflightGate {
+        PreflightGate {
+            normal_command: normal_command.into(),
+            strict_command: strict_command.into(),
+            max_attempts: CI_MAX_ATTEMPTS,
+            backoff: Duration::from_secs(2),
+            timeout: Duration::from_secs(30 * 60),
+            tail_lines: 60,
+            tail_bytes: 8 * 1024,
+            sleep: std::thread::sleep,
+        }
+    }
+
+    /// The command run for `profile`.
+    pub fn command(&self, profile: CiProfile) -> &str {
+        match profile {
+            CiProfile::Normal => &self.normal_command,
+            CiProfile::Strict => &self.strict_command,
+        }
+    }
+
+    /// Runs the profile's command in `workdir` until it passes, `max_attempts` are used, or
+    /// `ci_runs_remaining` cannot pay for another attempt (each attempt costs one CI run;
+    /// an attempt that cannot be paid for is never started).
+    ///
+    /// # Errors
+    /// [`GateError::Environment`] when the command cannot be started (spawn failure, or the
+    /// shell's exit 126/127); the attempts already charged are reported in the error.
+    pub fn run(&self, workdir: &Path, profile: CiProfile, ci_runs_remaining: u32) -> Result<GateReport, GateError> {
+        let command = self.command(profile).to_owned();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut stopped_for_cap = false;
+        let mut verdict = None;
+        for n in 1..=self.max_attempts {
+            if attempts.len() as u32 >= ci_runs_remaining {
+                stopped_for_cap = true;
+                break;
+            }
+            if n > 1 {
+                let factor = 1u32.checked_shl(n - 2).unwrap_or(u32::MAX);
+                (self.sleep)(self.backoff.saturating_mul(factor));
+            }
+            let attempt = self.attempt(workdir, &command, n).map_err(|reason| GateError::Environment {
+                command: command.clone(),
+                workdir: workdir.to_owned(),
+                reason,
+                ci_runs_charged: attempts.len() as u32 + 1,
+            })?;
+            if let Some(code) = attempt.exit_code
+                && SHELL_CANNOT_RUN.contains(&code)
+            {
+                return Err(GateError::Environment {
+                    command,
+                    workdir: workdir.to_owned(),
+                    reason: format!("the shell could not run the command (exit {code}): {}", attempt.output_tail.trim_end()),
+                    ci_runs_charged: attempts.len() as u32 + 1,
+                });
+            }
+            let passed = attempt.passed();
+            attempts.push(attempt);
+            if passed {
+                verdict = Some(if attempts.len() > 1 { GateVerdict::Flaky } else { GateVerdict::Green });
+                break;
+            }
+        }
+        let verdict = match verdict {
+            Some(v) => v,
+            None if attempts.is_empty() => GateVerdict::NotRun,
+            None => GateVerdict::Red,
+        };
+        Ok(GateReport { profile, command, verdict, ci_runs_used: attempts.len() as u32, stopped_for_cap, attempts })
+    }
+
+    fn attempt(&self, workdir: &Path, command: &str, number: u32) -> Result<Attempt, String> {
+        use std::os::unix::process::CommandExt;
+        let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let writer2 = writer.try_clone().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let started = Instant::now();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(workdir)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start `sh -c {command}` in {}: {e}", workdir.display()))?;
+        let tail = Arc::new(Mutex::new(Tail::new(self.tail_lines, self.tail_bytes)));
+        let (done_tx, done_rx) = mpsc::channel();
+        {
+            let tail = Arc::clone(&tail);
+            let mut reader = reader;
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut t) = tail.lock() {
+                        t.push(&buf[..n]);
+                    }
+                }
+                let _ = done_tx.send(());
+            });
+        }
+        let (status, timed_out) = wait_with_timeout(&mut child, self.timeout)?;
+        // Grandchildren may hold the pipe; give the reader a moment, then take what we have.
+        let _ = done_rx.recv_timeout(Duration::from_millis(500));
+        let output_tail = tail.lock().map(|t| t.text()).unwrap_or_default();
+        Ok(Attempt {
+            number,
+            exit_code: if timed_out { None } else { status.and_then(|s| s.code()) },
+            timed_out,
+            duration: started.elapsed(),
+            output_tail,
+        })
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(Option<ExitStatus>, bool), String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok((Some(status), false)),
+            Ok(None) => {}
+            Err(e) => return Err(format!("cannot wait for the command: {e}")),
+        }
+        if Instant::now() >= deadline {
+            kill_group(child);
+            let status = child.wait().ok();
+            return Ok((status, true));
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Kills the attempt's whole process group (the shell and everything it started).
+fn kill_group(child: &mut Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &group])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+}
+
+/// The last lines/bytes of a stream.
+struct Tail {
+    buf: VecDeque<u8>,
+    max_lines: usize,
+    max_bytes: usize,
+}
+
+impl Tail {
+    fn new(max_lines: usize, max_bytes: usize) -> Tail {
+        Tail { buf: VecDeque::new(), max_lines, max_bytes }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend(bytes);
+        let excess = self.buf.len().saturating_sub(self.max_bytes);
+        self.buf.drain(..excess);
+    }
+
+    fn text(&self) -> String {
+        let bytes: Vec<u8> = self.buf.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text.lines().collect();
+        let keep = lines.len().saturating_sub(self.max_lines);
+        let mut out = lines[keep..].join("\n");
+        if text.ends_with('\n') && !out.is_empty() {
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// How the gate judged the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateVerdict {
+    /// The first attempt passed.
+    Green,
+    /// A red attempt, then a green one, with nothing changed in between (a minor `ci` issue).
+    Flaky,
+    /// Every attempt run failed.
+    Red,
+    /// No attempt could be paid for.
+    NotRun,
+}
+
+/// One run of the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1-based.
+    pub number: u32,
+    /// The exit code (`None` when killed by a signal or the timeout).
+    pub exit_code: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Wall-clock time.
+    pub duration: Duration,
+    /// The last lines of stdout and stderr, interleaved.
+    pub output_tail: String,
+}
+
+impl Attempt {
+    /// Exit code 0 within the timeout.
+    pub fn passed(&self) -> bool {
+        !self.timed_out && self.exit_code == Some(0)
+    }
+}
+
+/// The gate's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateReport {
+    /// The profile run.
+    pub profile: CiProfile,
+    /// The command run.
+    pub command: String,
+    /// The verdict.
+    pub verdict: GateVerdict,
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+    /// Attempts charged against the tier's `ci_run_cap` (= `attempts.len()`).
+    pub ci_runs_used: u32,
+    /// Whether the gate stopped because the cap could not pay for another attempt.
+    pub stopped_for_cap: bool,
+}
+
+/// Errors of [`PreflightGate::run`]: the environment, never the tests.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    /// The command could not be started.
+    #[error("environment: cannot run {command:?} in {workdir}: {reason}")]
+    Environment {
+        /// The command.
+        command: String,
+        /// The working directory.
+        workdir: PathBuf,
+        /// Why.
+        reason: String,
+        /// Attempts charged against the cap, the failed one included.
+        ci_runs_charged: u32,
+    },
+}

@@ -1,0 +1,875 @@
+//! The patch policy: every rule of SPEC §8 checked before anything is committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use autopack_core::vocabulary::BuilderMode;
+use git2::{Delta, Diff, Index, IndexEntry, IndexTime, Oid, Repository, Tree};
+use globset::GlobSet;
+
+use crate::branch::IntegrationBranch;
+use crate::refs::{PatternError, compile_globs};
+
+const MODE_TREE: i32 = 0o040000;
+const MODE_LINK: i32 = 0o120000;
+const MODE_COMMIT: i32 = 0o160000;
+const MODE_BLOB: i32 = 0o100644;
+const MODE_EXEC: i32 = 0o100755;
+
+/// Size limits of one patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// Most files a patch may touch (a rename counts once).
+    pub max_files: usize,
+    /// Most changed lines (insertions + deletions).
+    pub max_changed_lines: usize,
+}
+
+impl SizeLimits {
+    /// Defaults per builder mode:
+    ///
+    /// | mode | files | changed lines |
+    /// |---|---|---|
+    /// | `tweak_light` | 2 | 200 |
+    /// | `schema_heavy` | 15 | 1,500 |
+    /// | `scaffolding_heavy` | 40 | 4,000 |
+    /// | `refactor_heavy` | 60 | 3,000 |
+    /// | any other label | 10 | 800 |
+    pub fn for_mode(mode: &BuilderMode) -> SizeLimits {
+        let (max_files, max_changed_lines) = match mode {
+            BuilderMode::TweakLight => (2, 200),
+            BuilderMode::SchemaHeavy => (15, 1_500),
+            BuilderMode::ScaffoldingHeavy => (40, 4_000),
+            BuilderMode::RefactorHeavy => (60, 3_000),
+            BuilderMode::Other(_) => (10, 800),
+        };
+        SizeLimits { max_files, max_changed_lines }
+    }
+}
+
+/// What a patch may do: size limits, the phase's scope, and paths never writable.
+#[derive(Debug, Clone)]
+pub struct PatchPolicy {
+    limits: SizeLimits,
+    scope: Vec<String>,
+    scope_set: Option<GlobSet>,
+    protected_paths: Vec<String>,
+    protected_set: GlobSet,
+}
+
+impl PatchPolicy {
+    /// The policy for a builder mode: its [`SizeLimits`], no scope, no protected paths.
+    pub fn for_mode(mode: &BuilderMode) -> PatchPolicy {
+        PatchPolicy::with_limits(SizeLimits::for_mode(mode))
+    }
+
+    /// A policy with explicit limits, no scope, no protected paths.
+    pub fn with_limits(limits: SizeLimits) -> PatchPolicy {
+        PatchPolicy {
+            limits,
+            scope: Vec::new(),
+            scope_set: None,
+            protected_paths: Vec::new(),
+            protected_set: GlobSet::empty(),
+        }
+    }
+
+    /// Restricts every touched path to these globs (`*` stays within a directory, `**`
+    /// crosses). An empty list means no scope.
+    ///
+    /// # Errors
+    /// A [`PatternError`] for a glob that does not compile.
+    pub fn scope<S: AsRef<str>>(mut self, globs: &[S]) -> Result<PatchPolicy, PatternError> {
+        self.scope = globs.iter().map(|g| g.as_ref().to_owned()).collect();
+        self.scope_set = if self.scope.is_empty() { None } else { Some(compile_globs(&self.scope)?) };
+        Ok(self)
+    }
+
+    /// Paths no patch may touch, whatever the scope (for example `.github/workflows/**`).
+    ///
+    /// # Errors
+    /// A [`PatternError`] for a glob that does not compile.
+    pub fn protected_paths<S: AsRef<str>>(mut self, globs: &[S]) -> Result<PatchPolicy, PatternError> {
+        self.protected_paths = globs.iter().map(|g| g.as_ref().to_owned()).collect();
+        self.protected_set = compile_globs(&self.protected_paths)?;
+        Ok(self)
+    }
+
+    /// The size limits.
+    pub fn limits(&self) -> SizeLimits {
+        self.limits
+    }
+
+    /// Checks `patch` against every rule and computes the resulting tree on `branch`'s
+    /// current tip. Nothing but unreferenced objects (scratch trees, post-image blobs and
+    /// trees) is written to the object database; no ref, no index, no work-tree file.
+    ///
+    /// # Errors
+    /// [`CheckError::Violation`] naming the first rule broken and its path, or
+    /// [`CheckError::Git`] when the repository itself fails.
+    pub fn check(&self, branch: &IntegrationBranch, patch: &[u8]) -> Result<CheckedPatch, CheckError> {
+        let git = |op: &'static str| move |source| CheckError::Git { op, source };
+        // 1. Raw text rules (before libgit2, whose parser strips absolute paths).
+        scan_raw(patch)?;
+        // 2. Parse.
+        let diff = Diff::from_buffer(patch)
+            .map_err(|e| PolicyViolation::NotGitDiff { reason: e.message().to_owned() })?;
+        if diff.deltas().len() == 0 {
+            return Err(PolicyViolation::NotGitDiff { reason: "no file changes found".into() }.into());
+        }
+        let repo = branch.repo();
+        let base_tip = branch.tip().map_err(|e| CheckError::Branch(Box::new(e)))?;
+        let base_tree = repo
+            .find_commit(base_tip)
+            .and_then(|c| c.tree())
+            .map_err(git("read base tree"))?;
+        // 3. Per-file rules.
+        let mut changes = Vec::new();
+        let mut declared = BTreeSet::new();
+        for delta in diff.deltas() {
+            let change = self.check_delta(&delta, &base_tree)?;
+            declared.insert(change.path.clone());
+            if let Some(old) = &change.old_path {
+                declared.insert(old.clone());
+            }
+            changes.push(change);
+        }
+        // 4. Size.
+        let stats = diff.stats().map_err(git("diff stats"))?;
+        let lines = stats.insertions() + stats.deletions();
+        if changes.len() > self.limits.max_files {
+            return Err(PolicyViolation::TooManyFiles {
+                files: changes.len(),
+                max: self.limits.max_files,
+                path: changes.last().map(|c| c.path.clone()).unwrap_or_default(),
+            }
+            .into());
+        }
+        if lines > self.limits.max_changed_lines {
+            return Err(PolicyViolation::TooManyLines {
+                lines,
+                max: self.limits.max_changed_lines,
+                path: changes.first().map(|c| c.path.clone()).unwrap_or_default(),
+            }
+            .into());
+        }
+        // 5. Apply to a scratch tree holding only the declared paths, then splice.
+        let tree = apply_spliced(repo, &base_tree, &diff, &declared)?;
+        Ok(CheckedPatch {
+            branch_ref: branch.ref_name().to_owned(),
+            base_tip,
+            tree,
+            changes,
+            insertions: stats.insertions(),
+            deletions: stats.deletions(),
+        })
+    }
+
+    fn check_delta(&self, delta: &git2::DiffDelta<'_>, base: &Tree<'_>) -> Result<ChangedPath, PolicyViolation> {
+        let new_path = delta.new_file().path().map(path_string);
+        let old_path = delta.old_file().path().map(path_string);
+        let path = match (&new_path, &old_path) {
+            (Some(p), _) | (None, Some(p)) => p.clone(),
+            (None, None) => return Err(PolicyViolation::NotGitDiff { reason: "a file change without a path".into() }),
+        };
+        let mut paths = vec![path.clone()];
+        if let Some(old) = &old_path
+            && *old != path
+        {
+            paths.push(old.clone());
+        }
+        for p in &paths {
+            check_components(p)?;
+        }
+        let old_mode = i32::from(delta.old_file().mode());
+        let new_mode = i32::from(delta.new_file().mode());
+        for p in &paths {
+            if old_mode == MODE_COMMIT || new_mode == MODE_COMMIT || is_gitmodules(p) {
+                return Err(PolicyViolation::Submodule { path: p.clone() });
+            }
+        }
+        if delta.status() != Delta::Deleted && new_mode == MODE_LINK {
+            return Err(PolicyViolation::Symlink { path });
+        }
+        if delta.flags().is_binary() {
+            return Err(PolicyViolation::Binary { path });
+        }
+        for p in &paths {
+            if let Some(symlink) = symlinked_parent(base, p) {
+                return Err(PolicyViolation::ThroughSymlink { path: p.clone(), symlink });
+            }
+        }
+        for p in &paths {
+            if let Some(i) = self.protected_set.matches(p).into_iter().min() {
+                let pattern = self.protected_paths.get(i).cloned().unwrap_or_default();
+                return Err(PolicyViolation::ProtectedPath { path: p.clone(), pattern });
+            }
+            if let Some(scope) = &self.scope_set
+                && !scope.is_match(p)
+            {
+                return Err(PolicyViolation::OutsideScope { path: p.clone(), scope: self.scope.clone() });
+            }
+        }
+        if matches!(delta.status(), Delta::Added | Delta::Renamed | Delta::Copied)
+            && base.get_path(Path::new(&path)).is_ok()
+        {
+            return Err(PolicyViolation::DoesNotApply { path, reason: "the file to create already exists".into() });
+        }
+        let kind = match delta.status() {
+            Delta::Added => ChangeKind::Added,
+            Delta::Deleted => ChangeKind::Deleted,
+            Delta::Renamed => ChangeKind::Renamed,
+            Delta::Copied => ChangeKind::Copied,
+            _ => ChangeKind::Modified,
+        };
+        let old_path = match kind {
+            ChangeKind::Renamed | ChangeKind::Copied => old_path,
+            _ => None,
+        };
+        Ok(ChangedPath { path, old_path, kind })
+    }
+}
+
+/// How a file changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A new file.
+    Added,
+    /// An edited file (content or executable bit).
+    Modified,
+    /// A removed file.
+    Deleted,
+    /// A moved file (possibly edited).
+    Renamed,
+    /// A copied file (possibly edited).
+    Copied,
+}
+
+/// One file a checked patch touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedPath {
+    /// The path after the change (the removed path for a deletion).
+    pub path: String,
+    /// The source of a rename or copy.
+    pub old_path: Option<String>,
+    /// What happens to it.
+    pub kind: ChangeKind,
+}
+
+/// A patch that passed every rule, with the tree it produces on the tip it was checked
+/// against. Only [`IntegrationBranch::commit`] consumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedPatch {
+    branch_ref: String,
+    base_tip: Oid,
+    tree: Oid,
+    changes: Vec<ChangedPath>,
+    insertions: usize,
+    deletions: usize,
+}
+
+impl CheckedPatch {
+    /// The branch it was checked on.
+    pub fn branch_ref(&self) -> &str {
+        &self.branch_ref
+    }
+    /// The tip it was checked against (the parent of its commit).
+    pub fn base_tip(&self) -> Oid {
+        self.base_tip
+    }
+    /// The resulting tree.
+    pub fn tree(&self) -> Oid {
+        self.tree
+    }
+    /// The files it touches, in patch order.
+    pub fn changes(&self) -> &[ChangedPath] {
+        &self.changes
+    }
+    /// Inserted lines.
+    pub fn insertions(&self) -> usize {
+        self.insertions
+    }
+    /// Deleted lines.
+    pub fn deletions(&self) -> usize {
+        self.deletions
+    }
+}
+
+/// A rule a patch broke. Each names the rule (see [`PolicyViolation::rule`]) and the path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    /// The text is not a git-format diff (no `diff --git` header, or libgit2 cannot parse it).
+    #[error("not_git_diff: the patch is not a git-format diff: {reason}")]
+    NotGitDiff {
+        /// Why.
+        reason: String,
+    },
+    /// A header names an absolute path.
+    #[error("absolute_path: {path:?} is absolute")]
+    AbsolutePath {
+        /// The header's path, as written.
+        path: String,
+    },
+    /// A path has a `..` component.
+    #[error("parent_component: {path:?} has a '..' component")]
+    ParentComponent {
+        /// The path.
+        path: String,
+    },
+    /// A path has a `.git` component (any case).
+    #[error("git_dir_component: {path:?} has a '.git' component")]
+    GitDirComponent {
+        /// The path.
+        path: String,
+    },
+    /// A path is empty, has an empty component, a `.` component, a backslash or a NUL.
+    #[error("malformed_path: {path:?} is not a plain relative path")]
+    MalformedPath {
+        /// The path.
+        path: String,
+    },
+    /// A new symlink, or a file turned into (or kept as) a symlink (mode 120000).
+    #[error("symlink: {path:?} would be a symlink (mode 120000)")]
+    Symlink {
+        /// The path.
+        path: String,
+    },
+    /// A submodule entry (mode 160000) or `.gitmodules`.
+    #[error("submodule: {path:?} is a submodule entry or .gitmodules")]
+    Submodule {
+        /// The path.
+        path: String,
+    },
+    /// The path goes through a directory that is a symlink in the base tree.
+    #[error("through_symlink: {path:?} goes through the symlink {symlink:?}")]
+    ThroughSymlink {
+        /// The path.
+        path: String,
+        /// The symlinked ancestor.
+        symlink: String,
+    },
+    /// Binary content (a binary patch, a `Binary files` marker or a NUL byte).
+    #[error("binary: {path:?} has binary content")]
+    Binary {
+        /// The path (empty when the NUL byte precedes every header).
+        path: String,
+    },
+    /// The path matches a protected path pattern.
+    #[error("protected_path: {path:?} matches the protected pattern {pattern:?}")]
+    ProtectedPath {
+        /// The path.
+        path: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// The path is outside the phase's scope.
+    #[error("outside_scope: {path:?} matches none of the scope globs {scope:?}")]
+    OutsideScope {
+        /// The path.
+        path: String,
+        /// The scope.
+        scope: Vec<String>,
+    },
+    /// More files than the builder mode allows.
+    #[error("too_many_files: {files} files, at most {max} allowed (last: {path:?})")]
+    TooManyFiles {
+        /// Files touched.
+        files: usize,
+        /// The limit.
+        max: usize,
+        /// The last file.
+        path: String,
+    },
+    /// More changed lines than the builder mode allows.
+    #[error("too_many_lines: {lines} changed lines, at most {max} allowed (first file: {path:?})")]
+    TooManyLines {
+        /// Insertions + deletions.
+        lines: usize,
+        /// The limit.
+        max: usize,
+        /// The first file.
+        path: String,
+    },
+    /// The patch does not apply to the branch tip.
+    #[error("does_not_apply: patch does not apply at {path:?}: {reason}")]
+    DoesNotApply {
+        /// The file (or the first declared file when libgit2 does not say).
+        path: String,
+        /// libgit2's reason.
+        reason: String,
+    },
+    /// The applied tree differs from the declared paths.
+    #[error("tree_mismatch: {path:?} {reason}")]
+    TreeMismatch {
+        /// The path.
+        path: String,
+        /// `changed but not declared`, `declared but unchanged`, or a bad mode.
+        reason: String,
+    },
+}
+
+impl PolicyViolation {
+    /// The rule's stable name (`absolute_path`, `outside_scope`, …), as used in messages.
+    pub const fn rule(&self) -> &'static str {
+        match self {
+            PolicyViolation::NotGitDiff { .. } => "not_git_diff",
+            PolicyViolation::AbsolutePath { .. } => "absolute_path",
+            PolicyViolation::ParentComponent { .. } => "parent_component",
+            PolicyViolation::GitDirComponent { .. } => "git_dir_component",
+            PolicyViolation::MalformedPath { .. } => "malformed_path",
+            PolicyViolation::Symlink { .. } => "symlink",
+            PolicyViolation::Submodule { .. } => "submodule",
+            PolicyViolation::ThroughSymlink { .. } => "through_symlink",
+            PolicyViolation::Binary { .. } => "binary",
+            PolicyViolation::ProtectedPath { .. } => "protected_path",
+            PolicyViolation::OutsideScope { .. } => "outside_scope",
+            PolicyViolation::TooManyFiles { .. } => "too_many_files",
+            PolicyViolation::TooManyLines { .. } => "too_many_lines",
+            PolicyViolation::DoesNotApply { .. } => "does_not_apply",
+            PolicyViolation::TreeMismatch { .. } => "tree_mismatch",
+        }
+    }
+}
+
+/// Errors of [`PatchPolicy::check`].
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The patch broke a rule.
+    #[error(transparent)]
+    Violation(#[from] PolicyViolation),
+    /// The branch could not be read.
+    #[error(transparent)]
+    Branch(Box<crate::branch::ApplyError>),
+    /// The repository failed.
+    #[error("git: {op} failed: {source}")]
+    Git {
+        /// What was being done.
+        op: &'static str,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+}
+
+impl CheckError {
+    /// The violation, when the patch broke a rule.
+    pub fn violation(&self) -> Option<&PolicyViolation> {
+        match self {
+            CheckError::Violation(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+fn path_string(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn is_gitmodules(path: &str) -> bool {
+    path.split('/').any(|c| c.eq_ignore_ascii_case(".gitmodules"))
+}
+
+/// Component rules on one (relative, `/`-separated) path.
+fn check_components(path: &str) -> Result<(), PolicyViolation> {
+    let owned = || path.to_owned();
+    if path.starts_with('/') {
+        return Err(PolicyViolation::AbsolutePath { path: owned() });
+    }
+    let comps: Vec<&str> = path.split('/').collect();
+    if comps.contains(&"..") {
+        return Err(PolicyViolation::ParentComponent { path: owned() });
+    }
+    if comps.iter().any(|c| c.eq_ignore_ascii_case(".git")) {
+        return Err(PolicyViolation::GitDirComponent { path: owned() });
+    }
+    if path.is_empty() || comps.iter().any(|c| c.is_empty() || *c == ".") || path.contains(['\\', '\0']) {
+        return Err(PolicyViolation::MalformedPath { path: owned() });
+    }
+    Ok(())
+}
+
+/// The first proper ancestor of `path` that is a symlink in `base`.
+fn symlinked_parent(base: &Tree<'_>, path: &str) -> Option<String> {
+    let mut prefix = String::new();
+    let comps: Vec<&str> = path.split('/').collect();
+    for comp in comps.iter().take(comps.len().saturating_sub(1)) {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(comp);
+        match base.get_path(Path::new(&prefix)) {
+            Ok(entry) if entry.filemode() == MODE_LINK => return Some(prefix),
+            Ok(entry) if entry.filemode() == MODE_TREE => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw header scan.
+
+struct RawScan {
+    section: String,
+    /// Remaining (old, new) lines of the current hunk; `None` outside hunks.
+    hunk: Option<(u64, u64)>,
+    saw_diff_git: bool,
+}
+
+fn scan_raw(patch: &[u8]) -> Result<(), PolicyViolation> {
+    let mut st = RawScan { section: String::new(), hunk: None, saw_diff_git: false };
+    for raw in patch.split(|b| *b == b'\n') {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.contains(&0) {
+            return Err(PolicyViolation::Binary { path: st.section.clone() });
+        }
+        if let Some((old, new)) = st.hunk {
+            match line.first() {
+                Some(b' ') => st.hunk = Some((old.saturating_sub(1), new.saturating_sub(1))),
+                Some(b'-') => st.hunk = Some((old.saturating_sub(1), new)),
+                Some(b'+') => st.hunk = Some((old, new.saturating_sub(1))),
+                Some(b'\\') => {}
+                // An empty line inside a hunk is an empty context line for some tools.
+                None => st.hunk = Some((old.saturating_sub(1), new.saturating_sub(1))),
+                _ => st.hunk = None,
+            }
+            if st.hunk.is_some() {
+                if st.hunk == Some((0, 0)) {
+                    st.hunk = None;
+                }
+                continue;
+            }
+        }
+        scan_header_line(&mut st, &String::from_utf8_lossy(line))?;
+    }
+    if !st.saw_diff_git {
+        return Err(PolicyViolation::NotGitDiff { reason: "no 'diff --git' header".into() });
+    }
+    Ok(())
+}
+
+fn scan_header_line(st: &mut RawScan, line: &str) -> Result<(), PolicyViolation> {
+    if let Some(rest) = line.strip_prefix("diff --git ") {
+        st.saw_diff_git = true;
+        st.section = rest.to_owned();
+        let (a, b) = split_diff_git(rest);
+        for (p, prefix) in [(a, "a/"), (b, "b/")] {
+            let p = unquote(&p);
+            let stripped = p.strip_prefix(prefix).unwrap_or(&p);
+            if p.starts_with('/') || stripped.starts_with('/') {
+                return Err(PolicyViolation::AbsolutePath { path: p.clone() });
+            }
+        }
+        if rest.contains(" /") || rest.contains(" b//") || rest.contains(" \"/") {
+            return Err(PolicyViolation::AbsolutePath { path: rest.to_owned() });
+        }
+        let (a, b) = split_diff_git(rest);
+        for (p, prefix) in [(a, "a/"), (b, "b/")] {
+            let p = unquote(&p);
+            check_components(p.strip_prefix(prefix).unwrap_or(&p))?;
+        }
+        if let Some(first) = split_diff_git(rest).0.strip_prefix("a/") {
+            st.section = first.to_owned();
+        }
+    } else if let Some(rest) = line.strip_prefix("--- ").or_else(|| line.strip_prefix("+++ ")) {
+        let prefix = if line.starts_with("---") { "a/" } else { "b/" };
+        let p = unquote(rest.split('\t').next().unwrap_or(rest).trim_end());
+        if p == "/dev/null" {
+            return Ok(());
+        }
+        let stripped = p.strip_prefix(prefix).unwrap_or(&p);
+        if p.starts_with('/') || stripped.starts_with('/') {
+            return Err(PolicyViolation::AbsolutePath { path: p.clone() });
+        }
+        check_components(stripped)?;
+    } else if let Some(rest) = ["rename from ", "rename to ", "copy from ", "copy to "]
+        .iter()
+        .find_map(|k| line.strip_prefix(k))
+    {
+        let p = unquote(rest);
+        check_components(&p)?;
+    } else if line.starts_with("GIT binary patch") || line.starts_with("Binary files ") {
+        return Err(PolicyViolation::Binary { path: st.section.clone() });
+    } else if let Some(rest) = line.strip_prefix("@@ -") {
+        st.hunk = parse_hunk_counts(rest);
+    }
+    Ok(())
+}
+
+/// `a,b +c,d @@` → remaining (old, new) line counts.
+fn parse_hunk_counts(rest: &str) -> Option<(u64, u64)> {
+    let (old, rest) = rest.split_once(" +")?;
+    let new = rest.split_once(" @@")?.0;
+    let count = |s: &str| -> Option<u64> {
+        match s.split_once(',') {
+            Some((_, n)) => n.parse().ok(),
+            None => s.parse::<u64>().ok().map(|_| 1),
+        }
+    };
+    let counts = (count(old)?, count(new)?);
+    if counts == (0, 0) { None } else { Some(counts) }
+}
+
+/// Splits the paths of a `diff --git` line (best effort for unquoted names with spaces).
+fn split_diff_git(rest: &str) -> (String, String) {
+    if let Some(stripped) = rest.strip_prefix('"')
+        && let Some(end) = find_closing_quote(stripped)
+    {
+        let a = format!("\"{}", &stripped[..=end]);
+        let b = stripped[end + 1..].trim_start().to_owned();
+        return (a, b);
+    }
+    if let Some(i) = rest.find(" b/").or_else(|| rest.find(" \"b/")).or_else(|| rest.rfind(' ')) {
+        return (rest[..i].to_owned(), rest[i + 1..].to_owned());
+    }
+    (rest.to_owned(), String::new())
+}
+
+fn find_closing_quote(s: &str) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Undoes git's C-style quoting of a path (`"a/\303\251"`); unquoted input is returned as is.
+fn unquote(s: &str) -> String {
+    let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return s.to_owned();
+    };
+    let bytes = inner.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' || i + 1 >= bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let c = bytes[i + 1];
+        i += 2;
+        match c {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                for _ in 0..2 {
+                    match bytes.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// Applying: a scratch tree with only the declared paths, libgit2's apply, then a splice of
+// the results into the base tree. The cost grows with the patch and the depth of its
+// paths, not with the size of the repository.
+
+fn apply_spliced(
+    repo: &Repository,
+    base: &Tree<'_>,
+    diff: &Diff<'_>,
+    declared: &BTreeSet<String>,
+) -> Result<Oid, CheckError> {
+    let git = |op: &'static str| move |source| CheckError::Git { op, source };
+    let first = declared.iter().next().cloned().unwrap_or_default();
+    // Preimage of every declared path present in the base.
+    let mut before: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
+    let mut scratch = Index::new().map_err(git("new index"))?;
+    for path in declared {
+        if let Ok(entry) = base.get_path(Path::new(path)) {
+            let mode = entry.filemode();
+            if mode == MODE_TREE {
+                // A file where the base has a directory: let libgit2 see a conflict.
+                return Err(PolicyViolation::DoesNotApply {
+                    path: path.clone(),
+                    reason: "a directory exists at this path".into(),
+                }
+                .into());
+            }
+            before.insert(path.clone(), (entry.id(), mode));
+            scratch.add(&index_entry(path, entry.id(), mode)).map_err(git("scratch index"))?;
+        }
+    }
+    let scratch_tree_id = scratch.write_tree_to(repo).map_err(git("write scratch tree"))?;
+    let scratch_tree = repo.find_tree(scratch_tree_id).map_err(git("read scratch tree"))?;
+    let post = repo.apply_to_tree(&scratch_tree, diff, None).map_err(|e| PolicyViolation::DoesNotApply {
+        path: declared
+            .iter()
+            .find(|p| e.message().contains(p.as_str()))
+            .cloned()
+            .unwrap_or_else(|| first.clone()),
+        reason: e.message().to_owned(),
+    })?;
+    // Post-image of the declared paths; anything else in the result is undeclared.
+    let mut after: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
+    for entry in post.iter() {
+        let path = String::from_utf8_lossy(&entry.path).into_owned();
+        let mode = entry.mode as i32;
+        if !declared.contains(&path) {
+            return Err(PolicyViolation::TreeMismatch { path, reason: "changed but not declared".into() }.into());
+        }
+        if mode != MODE_BLOB && mode != MODE_EXEC {
+            return Err(PolicyViolation::TreeMismatch { path, reason: format!("has mode {mode:o}") }.into());
+        }
+        after.insert(path, (entry.id, mode));
+    }
+    let mut edits: BTreeMap<String, Option<(Oid, i32)>> = BTreeMap::new();
+    for path in declared {
+        let old = before.get(path);
+        let new = after.get(path);
+        if old == new {
+            return Err(PolicyViolation::TreeMismatch {
+                path: path.clone(),
+                reason: "declared but unchanged".into(),
+            }
+            .into());
+        }
+        edits.insert(path.clone(), new.copied());
+    }
+    let edits: Vec<(Vec<&str>, Option<(Oid, i32)>)> =
+        edits.iter().map(|(p, v)| (p.split('/').collect(), *v)).collect();
+    let refs: Vec<(&[&str], Option<(Oid, i32)>)> = edits.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
+    match splice(repo, Some(base), &refs, "")? {
+        Some(id) => Ok(id),
+        None => {
+            let empty = repo.treebuilder(None).and_then(|b| b.write()).map_err(git("write empty tree"))?;
+            Ok(empty)
+        }
+    }
+}
+
+fn index_entry(path: &str, id: Oid, mode: i32) -> IndexEntry {
+    IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: mode as u32,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    }
+}
+
+type Edit<'a> = (&'a [&'a str], Option<(Oid, i32)>);
+
+/// Applies `edits` (component paths → new blob or removal) to `tree`; `None` when the
+/// result is empty.
+fn splice(repo: &Repository, tree: Option<&Tree<'_>>, edits: &[Edit<'_>], prefix: &str) -> Result<Option<Oid>, CheckError> {
+    let git = |op: &'static str| move |source| CheckError::Git { op, source };
+    let mut builder = repo.treebuilder(tree).map_err(git("tree builder"))?;
+    let mut i = 0;
+    while i < edits.len() {
+        let Some(name) = edits[i].0.first().copied() else {
+            i += 1;
+            continue;
+        };
+        let mut j = i;
+        while j < edits.len() && edits[j].0.first() == Some(&name) {
+            j += 1;
+        }
+        let group = &edits[i..j];
+        i = j;
+        let full = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let conflict = |reason: &str| -> CheckError {
+            PolicyViolation::DoesNotApply { path: full.clone(), reason: reason.to_owned() }.into()
+        };
+        let direct: Vec<_> = group.iter().filter(|(c, _)| c.len() == 1).collect();
+        let nested: Vec<Edit<'_>> = group.iter().filter(|(c, _)| c.len() > 1).map(|(c, v)| (&c[1..], *v)).collect();
+        let existing = builder.get(name).map_err(git("tree lookup"))?.map(|e| (e.id(), e.filemode()));
+        if let Some((_, value)) = direct.first() {
+            match value {
+                Some((id, mode)) => {
+                    if !nested.is_empty() {
+                        return Err(conflict("path is both a file and a directory"));
+                    }
+                    if matches!(existing, Some((_, MODE_TREE))) {
+                        return Err(conflict("a directory exists at this path"));
+                    }
+                    builder.insert(name, *id, *mode).map_err(git("tree insert"))?;
+                    continue;
+                }
+                None => {
+                    if existing.is_some() {
+                        builder.remove(name).map_err(git("tree remove"))?;
+                    }
+                    if nested.is_empty() {
+                        continue;
+                    }
+                }
+            }
+        }
+        let removed_here = matches!(direct.first(), Some((_, None)));
+        let subtree = match existing {
+            _ if removed_here => None,
+            Some((id, MODE_TREE)) => Some(repo.find_tree(id).map_err(git("read subtree"))?),
+            Some(_) => return Err(conflict("a file exists where a directory is needed")),
+            None => None,
+        };
+        match splice(repo, subtree.as_ref(), &nested, &full)? {
+            Some(id) => builder.insert(name, id, MODE_TREE).map_err(git("tree insert"))?,
+            None => {
+                if builder.get(name).map_err(git("tree lookup"))?.is_some() {
+                    builder.remove(name).map_err(git("tree remove"))?;
+                }
+                continue;
+            }
+        };
+    }
+    if builder.is_empty() {
+        return Ok(None);
+    }
+    builder.write().map(Some).map_err(git("write tree"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unquotes_git_paths() {
+        assert_eq!(unquote("\"a/\\303\\251 x\""), "a/é x");
+        assert_eq!(unquote("plain"), "plain");
+    }
+
+    #[test]
+    fn hunk_counts() {
+        assert_eq!(parse_hunk_counts("1,2 +1,3 @@"), Some((2, 3)));
+        assert_eq!(parse_hunk_counts("1 +1 @@ fn x"), Some((1, 1)));
+        assert_eq!(parse_hunk_counts("0,0 +0,0 @@"), None);
+    }
+
+    #[test]
+    fn components() {
+        assert!(check_components("src/a.rs").is_ok());
+        assert!(matches!(check_components("a/../b"), Err(PolicyViolation::ParentComponent { .. })));
+        assert!(matches!(check_components("x/.GIT/config"), Err(PolicyViolation::GitDirComponent { .. })));
+        assert!(matches!(check_components("a//b"), Err(PolicyViolation::MalformedPath { .. })));
+    }
+}

@@ -1,0 +1,302 @@
+//! Promotion of a finished run's integration branch to a protected branch (SPEC §8).
+//!
+//! Invariant: [`promote`] is the only function of this crate that writes a protected ref,
+//! and it writes only the target branch, only when [`eligibility`] finds no refusal.
+
+use std::path::{Path, PathBuf};
+
+use autopack_core::ids::{RunId, TierId};
+use autopack_core::lifecycle::{RunState, TierState};
+use autopack_core::vocabulary::{DebtStatus, SafetyProfile};
+use git2::{ErrorCode, Oid};
+
+use crate::branch::{CommitSignature, branch_ref, open_repo};
+use crate::refs::integration_ref;
+
+/// A finished tier, as the Supervisor recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierOutcome {
+    /// The tier.
+    pub tier_id: TierId,
+    /// Its final state.
+    pub state: TierState,
+}
+
+/// What eligibility needs to know about a finished run (plain data the Supervisor fills).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// The run's final state.
+    pub final_state: RunState,
+    /// Every tier's final state.
+    pub tiers: Vec<TierOutcome>,
+    /// Whether any budget failure occurred during the run.
+    pub budget_failure: bool,
+    /// The run's debt status.
+    pub debt_status: DebtStatus,
+    /// The run's safety profile.
+    pub safety_profile: SafetyProfile,
+    /// Major issues still unresolved at the end of the run.
+    pub unresolved_major_issues: u32,
+}
+
+/// One reason a run is not `promotion_eligible_to_main`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromotionRefusal {
+    /// The run did not end `DONE_SUCCESS`.
+    #[error("run ended {state}, not DONE_SUCCESS")]
+    NotSucceeded {
+        /// Its final state.
+        state: RunState,
+    },
+    /// A tier ended `NOT_CLEAN`.
+    #[error("tier {tier_id} is NOT_CLEAN")]
+    TierNotClean {
+        /// The tier.
+        tier_id: TierId,
+    },
+    /// A tier ended `BLOCKED`.
+    #[error("tier {tier_id} is BLOCKED")]
+    TierBlocked {
+        /// The tier.
+        tier_id: TierId,
+    },
+    /// A budget failure occurred.
+    #[error("a budget failure occurred")]
+    BudgetFailure,
+    /// `debt_status` is `excess_minor_issues`.
+    #[error("debt_status is excess_minor_issues")]
+    ExcessMinorIssues,
+    /// Under `safety_critical`, a major issue remains unresolved.
+    #[error("{count} unresolved major issue(s) under safety_critical")]
+    UnresolvedMajorIssues {
+        /// How many.
+        count: u32,
+    },
+}
+
+/// Every reason `record` is refused promotion (SPEC §8); `Ok` when it is eligible.
+///
+/// # Errors
+/// All refusals, in the order of SPEC §8's list.
+pub fn eligibility(record: &PromotionRecord) -> Result<(), Vec<PromotionRefusal>> {
+    let mut out = Vec::new();
+    if record.final_state != RunState::DoneSuccess {
+        out.push(PromotionRefusal::NotSucceeded { state: record.final_state });
+    }
+    for tier in &record.tiers {
+        match tier.state {
+            TierState::NotClean => out.push(PromotionRefusal::TierNotClean { tier_id: tier.tier_id.clone() }),
+            TierState::Blocked => out.push(PromotionRefusal::TierBlocked { tier_id: tier.tier_id.clone() }),
+            _ => {}
+        }
+    }
+    if record.budget_failure {
+        out.push(PromotionRefusal::BudgetFailure);
+    }
+    if record.debt_status == DebtStatus::ExcessMinorIssues {
+        out.push(PromotionRefusal::ExcessMinorIssues);
+    }
+    if record.safety_profile == SafetyProfile::SafetyCritical && record.unresolved_major_issues > 0 {
+        out.push(PromotionRefusal::UnresolvedMajorIssues { count: record.unresolved_major_issues });
+    }
+    if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
+/// How the target branch is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PromoteMode {
+    /// Move the target to the integration tip; refused unless the target is an ancestor.
+    FastForward,
+    /// Create a merge commit (target tip, integration tip) on the target, even when a
+    /// fast-forward would do.
+    MergeCommit,
+}
+
+/// Options of [`promote`].
+#[derive(Debug, Clone, Default)]
+pub struct PromoteOptions {
+    /// Allow moving a branch that HEAD points to (the host's work tree and index then lag
+    /// behind it, like after `git push` to a checked-out branch). Off by default.
+    pub allow_checked_out: bool,
+}
+
+/// The result of a promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promotion {
+    /// The target branch's full name.
+    pub target_ref: String,
+    /// Its tip before.
+    pub old_tip: Oid,
+    /// Its tip after (the integration tip, or the merge commit).
+    pub new_tip: Oid,
+    /// Whether a merge commit was created.
+    pub merge_commit: bool,
+}
+
+/// Errors of [`promote`].
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// The run is not eligible; every reason is listed.
+    #[error("not_eligible: run {run_id} cannot be promoted: {}", join(.refusals))]
+    NotEligible {
+        /// The run.
+        run_id: RunId,
+        /// Every reason.
+        refusals: Vec<PromotionRefusal>,
+    },
+    /// The record is about another run.
+    #[error("run_mismatch: record is for run {record}, promotion asked for {requested}")]
+    RunMismatch {
+        /// The record's run.
+        record: RunId,
+        /// The run asked for.
+        requested: RunId,
+    },
+    /// The target is not a plain branch, or is an integration branch.
+    #[error("bad_target: {target:?} is not a branch that can be promoted to")]
+    BadTarget {
+        /// The target as given.
+        target: String,
+    },
+    /// A ref is missing.
+    #[error("missing_ref: {ref_name} does not exist")]
+    MissingRef {
+        /// The ref.
+        ref_name: String,
+    },
+    /// Fast-forward asked, but the target has commits the integration branch lacks.
+    #[error("not_fast_forward: {target_ref} at {target_tip} is not an ancestor of {source_ref}")]
+    NotFastForward {
+        /// The target.
+        target_ref: String,
+        /// Its tip.
+        target_tip: Oid,
+        /// The integration branch.
+        source_ref: String,
+    },
+    /// The merge has conflicts.
+    #[error("merge_conflict: merging {source_ref} into {target_ref} conflicts at {paths:?}")]
+    MergeConflict {
+        /// The target.
+        target_ref: String,
+        /// The integration branch.
+        source_ref: String,
+        /// Conflicting paths.
+        paths: Vec<String>,
+    },
+    /// HEAD points to the target and [`PromoteOptions::allow_checked_out`] is off.
+    #[error("checked_out: {target_ref} is checked out as HEAD")]
+    CheckedOut {
+        /// The target.
+        target_ref: String,
+    },
+    /// The target moved during the promotion.
+    #[error("stale_target: {target_ref} moved during promotion")]
+    StaleTarget {
+        /// The target.
+        target_ref: String,
+    },
+    /// The repository failed.
+    #[error("git: {op} failed in {repo}: {source}")]
+    Git {
+        /// What was being done.
+        op: &'static str,
+        /// The repository.
+        repo: PathBuf,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+}
+
+fn join(refusals: &[PromotionRefusal]) -> String {
+    refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Moves `target` (e.g. `main`) to the run's integration tip, by fast-forward or merge
+/// commit, when `record` is eligible. The explicit host call of SPEC §8; the one place in
+/// this crate where a protected ref is written. The target ref is updated with a
+/// compare-and-swap on its old tip; nothing else is written (no HEAD, index or work tree).
+///
+/// # Errors
+/// [`PromoteError`]; on any error the target is unchanged.
+pub fn promote(
+    repo: impl AsRef<Path>,
+    run_id: &RunId,
+    target: &str,
+    mode: PromoteMode,
+    record: &PromotionRecord,
+    signature: &CommitSignature,
+    opts: &PromoteOptions,
+) -> Result<Promotion, PromoteError> {
+    let path = repo.as_ref();
+    let git = |op: &'static str| move |source| PromoteError::Git { op, repo: path.to_owned(), source };
+    if &record.run_id != run_id {
+        return Err(PromoteError::RunMismatch { record: record.run_id.clone(), requested: run_id.clone() });
+    }
+    eligibility(record).map_err(|refusals| PromoteError::NotEligible { run_id: run_id.clone(), refusals })?;
+    let target_ref = branch_ref(target);
+    if !target_ref.starts_with("refs/heads/") || target_ref.starts_with("refs/heads/autonomous/") {
+        return Err(PromoteError::BadTarget { target: target.to_owned() });
+    }
+    let repo = open_repo(path).map_err(git("open repository"))?;
+    if !opts.allow_checked_out
+        && let Ok(head) = repo.find_reference("HEAD")
+        && head.symbolic_target().ok().flatten() == Some(target_ref.as_str())
+    {
+        return Err(PromoteError::CheckedOut { target_ref });
+    }
+    let source_ref = integration_ref(run_id);
+    let resolve = |name: &str| match repo.refname_to_id(name) {
+        Ok(id) => Ok(id),
+        Err(e) if e.code() == ErrorCode::NotFound => Err(PromoteError::MissingRef { ref_name: name.to_owned() }),
+        Err(e) => Err(git("resolve ref")(e)),
+    };
+    let old_tip = resolve(&target_ref)?;
+    let source_tip = resolve(&source_ref)?;
+    let log = format!("autopack: promote run {run_id}");
+    let new_tip = match mode {
+        PromoteMode::FastForward => {
+            let ff = old_tip == source_tip
+                || repo.graph_descendant_of(source_tip, old_tip).map_err(git("ancestry"))?;
+            if !ff {
+                return Err(PromoteError::NotFastForward { target_ref, target_tip: old_tip, source_ref });
+            }
+            source_tip
+        }
+        PromoteMode::MergeCommit => {
+            let ours = repo.find_commit(old_tip).map_err(git("find target commit"))?;
+            let theirs = repo.find_commit(source_tip).map_err(git("find source commit"))?;
+            let mut index = repo.merge_commits(&ours, &theirs, None).map_err(git("merge"))?;
+            if index.has_conflicts() {
+                let mut paths: Vec<String> = index
+                    .conflicts()
+                    .map_err(git("list conflicts"))?
+                    .filter_map(Result::ok)
+                    .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                    .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                    .collect();
+                paths.dedup();
+                return Err(PromoteError::MergeConflict { target_ref, source_ref, paths });
+            }
+            let tree_id = index.write_tree_to(&repo).map_err(git("write merge tree"))?;
+            let tree = repo.find_tree(tree_id).map_err(git("find merge tree"))?;
+            let sig = signature.to_git().map_err(git("signature"))?;
+            let message = format!(
+                "Merge {source_ref} (autopack run {run_id}) into {target_ref}\n\nAutopack-Run: {run_id}\n"
+            );
+            // No ref update here: the target moves below, with a compare-and-swap.
+            repo.commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs]).map_err(git("merge commit"))?
+        }
+    };
+    match repo.reference_matching(&target_ref, new_tip, true, old_tip, &log) {
+        Ok(_) => {}
+        Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists) => {
+            return Err(PromoteError::StaleTarget { target_ref });
+        }
+        Err(e) => return Err(git("update target")(e)),
+    }
+    Ok(Promotion { target_ref, old_tip, new_tip, merge_commit: mode == PromoteMode::MergeCommit })
+}
