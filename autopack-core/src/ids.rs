@@ -20,9 +20,10 @@
 //! let run = RunId::new("run-2025-11-23.1").unwrap();
 //! assert_eq!(run.as_str(), "run-2025-11-23.1");
 //!
-//! let err = RunId::new("../etc").unwrap_err();
+//! let err = RunId::new("..").unwrap_err();
 //! assert_eq!(err.rule, IdRule::LeadingDot);
-//! assert_eq!(err.to_string(), "invalid run_id \"../etc\": must not start with '.'");
+//! assert_eq!(err.to_string(), "invalid run_id \"..\": must not start with '.'");
+//! assert_eq!(RunId::new("../etc").unwrap_err().rule, IdRule::PathSeparator('/'));
 //! ```
 
 use std::borrow::Cow;

@@ -9,7 +9,7 @@
 //! use autopack_core::json;
 //! use autopack_core::ids::RunId;
 //!
-//! #[derive(serde::Deserialize)]
+//! #[derive(Debug, serde::Deserialize)]
 //! struct Doc { runs: Vec<RunId> }
 //!
 //! let err = json::from_str::<Doc>("{\"runs\": [\"ok\", \"a/b\"]}", "doc.json").unwrap_err();

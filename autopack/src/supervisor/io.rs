@@ -1,0 +1,298 @@
+//! What a host feeds the Supervisor ([`Input`]) and what it asks the host to do
+//! ([`Action`]).
+//!
+//! Inputs are serialisable: they are the entries of a run's journal, and replaying them
+//! rebuilds the run exactly.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use autopack_core::ids::{PhaseId, RunId, TierId};
+use autopack_core::lifecycle::RunState;
+use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
+use autopack_core::plan::Plan;
+use autopack_core::record::{AttemptRole, CiVerdict};
+use autopack_core::vocabulary::{BuilderMode, CiProfile};
+use autopack_issues::ProjectBacklog;
+use autopack_strategy::Strategy;
+
+/// What an agent (Builder or Auditor) call produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentOutcome<T> {
+    /// The agent returned a well-formed result.
+    Returned(T),
+    /// The agent failed: an error, a timeout, garbage on stdout, an oversized answer.
+    /// The Supervisor counts it as a failed attempt with this reason.
+    Failed {
+        /// Why, in a sentence.
+        reason: String,
+        /// Tokens spent anyway, when known.
+        #[serde(default)]
+        tokens_used: u64,
+    },
+}
+
+/// What the preflight gate reported for one CI run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CiReport {
+    /// Green, flaky (red then green with no change) or red.
+    pub verdict: CiVerdict,
+    /// Attempts run (each counts against the tier's `ci_run_cap`).
+    pub attempts: u32,
+    /// Failing tests named by the last red attempt, when the host can tell.
+    #[serde(default)]
+    pub failing_tests: Vec<String>,
+    /// The tail of the last attempt's output.
+    #[serde(default)]
+    pub output_tail: String,
+}
+
+/// An input to the Supervisor. Every input carries the time the host read from its clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    /// Start the run: the plan, the strategy frozen for it, and the project backlog before
+    /// it.
+    Start {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The plan (validated by the Supervisor).
+        plan: Plan,
+        /// The strategy compiled for it; frozen for the whole run.
+        strategy: Box<Strategy>,
+        /// The project backlog before the run.
+        backlog: Box<ProjectBacklog>,
+    },
+    /// A Builder attempt ended.
+    BuilderFinished {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: PhaseId,
+        /// The attempt number the request carried.
+        attempt: u32,
+        /// What it produced.
+        outcome: AgentOutcome<BuilderResult>,
+    },
+    /// An Auditor attempt ended.
+    AuditorFinished {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: PhaseId,
+        /// The attempt number the request carried.
+        attempt: u32,
+        /// What it produced.
+        outcome: AgentOutcome<AuditorResult>,
+    },
+    /// The patch passed the gate's policy and was committed as a candidate on top of the
+    /// integration branch (the branch itself moves only at the snapshot).
+    PatchApplied {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: PhaseId,
+        /// The candidate commit.
+        commit: String,
+    },
+    /// The gate rejected the patch.
+    PatchRejected {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: PhaseId,
+        /// The policy rule that rejected it (e.g. `outside_scope`).
+        rule: String,
+        /// The rejection, naming the path at fault.
+        message: String,
+    },
+    /// The preflight gate finished a CI run.
+    CiFinished {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: PhaseId,
+        /// Its report.
+        report: CiReport,
+    },
+    /// The integration branch was moved to the candidate and the snapshot tag created.
+    SnapshotCreated {
+        /// Now.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: PhaseId,
+        /// The tag's name.
+        tag: String,
+    },
+    /// The host's environment failed (a test command that cannot start, a repository
+    /// error): the run ends `DONE_FAILED_ENVIRONMENT`.
+    EnvironmentFailed {
+        /// Now.
+        at: DateTime<Utc>,
+        /// What failed.
+        reason: String,
+    },
+    /// The host aborts the run: it ends `DONE_FAILED_MANUAL_ABORT`.
+    Abort {
+        /// Now.
+        at: DateTime<Utc>,
+        /// Why.
+        reason: String,
+    },
+    /// Time passes with nothing else to report (lets the duration budget act while an
+    /// agent is slow).
+    Tick {
+        /// Now.
+        at: DateTime<Utc>,
+    },
+}
+
+impl Input {
+    /// The time the input carries.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Input::Start { at, .. }
+            | Input::BuilderFinished { at, .. }
+            | Input::AuditorFinished { at, .. }
+            | Input::PatchApplied { at, .. }
+            | Input::PatchRejected { at, .. }
+            | Input::CiFinished { at, .. }
+            | Input::SnapshotCreated { at, .. }
+            | Input::EnvironmentFailed { at, .. }
+            | Input::Abort { at, .. }
+            | Input::Tick { at } => *at,
+        }
+    }
+
+    /// The input's name, as in its serialised `input` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Start { .. } => "start",
+            Input::BuilderFinished { .. } => "builder_finished",
+            Input::AuditorFinished { .. } => "auditor_finished",
+            Input::PatchApplied { .. } => "patch_applied",
+            Input::PatchRejected { .. } => "patch_rejected",
+            Input::CiFinished { .. } => "ci_finished",
+            Input::SnapshotCreated { .. } => "snapshot_created",
+            Input::EnvironmentFailed { .. } => "environment_failed",
+            Input::Abort { .. } => "abort",
+            Input::Tick { .. } => "tick",
+        }
+    }
+}
+
+/// A patch to validate against the gate's policy and commit as a candidate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PatchRequest {
+    /// The run (its integration branch is `autonomous/{run_id}`).
+    pub run_id: RunId,
+    /// The tier.
+    pub tier_id: TierId,
+    /// The phase.
+    pub phase_id: PhaseId,
+    /// Who wrote the patch.
+    pub role: AttemptRole,
+    /// The attempt that produced it.
+    pub attempt: u32,
+    /// The git-format diff.
+    pub patch: String,
+    /// Path globs the patch must stay inside (empty: anywhere).
+    pub scope: Vec<String>,
+    /// The phase's builder mode, which sets the size limits.
+    pub builder_mode: Option<BuilderMode>,
+}
+
+/// A CI run to perform on a candidate commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CiRequest {
+    /// The run.
+    pub run_id: RunId,
+    /// The tier.
+    pub tier_id: TierId,
+    /// The phase.
+    pub phase_id: PhaseId,
+    /// The profile to run.
+    pub profile: CiProfile,
+    /// The candidate commit to test.
+    pub commit: String,
+    /// Attempts the gate may make: the phase's retries, never more than the tier's
+    /// remaining `ci_run_cap` can pay for.
+    pub max_attempts: u32,
+}
+
+/// A candidate to make permanent: move `autonomous/{run_id}` to it and tag it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotRequest {
+    /// The run.
+    pub run_id: RunId,
+    /// The tier.
+    pub tier_id: TierId,
+    /// The phase.
+    pub phase_id: PhaseId,
+    /// The commit that passed CI.
+    pub commit: String,
+    /// The tag name: `autonomous/{run_id}/tier-{tier_id}/phase-{phase_id}`.
+    pub tag: String,
+}
+
+/// A point at which the host should materialise views and summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum Checkpoint {
+    /// A phase ended (complete, failed or skipped).
+    Phase {
+        /// The phase.
+        phase_id: PhaseId,
+    },
+    /// A tier ended.
+    Tier {
+        /// The tier.
+        tier_id: TierId,
+    },
+    /// The run ended.
+    Run,
+}
+
+/// Something the Supervisor asks the host to do. Actions that expect an answer
+/// (dispatch, audit, apply, CI, snapshot) are answered by exactly one [`Input`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Run a Builder attempt; answer with [`Input::BuilderFinished`].
+    DispatchBuilder(BuilderRequest),
+    /// Run an Auditor attempt; answer with [`Input::AuditorFinished`].
+    RequestAudit(AuditorRequest),
+    /// Validate a patch and commit it as a candidate; answer with [`Input::PatchApplied`]
+    /// or [`Input::PatchRejected`].
+    ApplyPatch(PatchRequest),
+    /// Run CI on a candidate; answer with [`Input::CiFinished`].
+    RunCi(CiRequest),
+    /// Move the integration branch to the candidate and tag it; answer with
+    /// [`Input::SnapshotCreated`].
+    CreateSnapshot(SnapshotRequest),
+    /// Materialise views and summaries; no answer.
+    Checkpoint(Checkpoint),
+    /// Write the incident pack of a failed run; no answer.
+    WriteIncidentPack,
+    /// The run is over; no answer.
+    Finished {
+        /// Its terminal state.
+        state: RunState,
+    },
+}
+
+impl Action {
+    /// Whether the host must answer this action with an input.
+    pub fn expects_answer(&self) -> bool {
+        matches!(
+            self,
+            Action::DispatchBuilder(_)
+                | Action::RequestAudit(_)
+                | Action::ApplyPatch(_)
+                | Action::RunCi(_)
+                | Action::CreateSnapshot(_)
+        )
+    }
+}

@@ -1,0 +1,310 @@
+//! An in-memory harness: scripted agents, gate and CI around a Supervisor.
+#![allow(dead_code, unreachable_pub)]
+
+use autopack::supervisor::{
+    Action, AgentOutcome, CiReport, CiRequest, Input, PatchRequest, Supervisor, SupervisorConfig,
+};
+use autopack_core::ids::{IssueKey, PhaseId, RunId, TierId};
+use autopack_core::message::{
+    AuditorRecommendation, AuditorRequest, AuditorResult, BuilderRequest, BuilderResult,
+    BuilderStatus, SuggestedIssue,
+};
+use autopack_core::plan::{PhaseSpec, Plan, RunSpec, TierSpec};
+use autopack_core::record::CiVerdict;
+use autopack_core::vocabulary::{
+    IssueCategory, IssueSource, RunScope, SafetyProfile, Severity, TaskCategory,
+};
+use autopack_issues::ProjectBacklog;
+use autopack_strategy::Strategy;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+/// `tiers`: for each tier, its phases as (phase id, task category).
+pub fn plan(
+    run_id: &str,
+    safety: SafetyProfile,
+    scope: RunScope,
+    tiers: &[&[(&str, &str)]],
+) -> Plan {
+    let mut index = 0;
+    let mut phases = Vec::new();
+    let mut tier_specs = Vec::new();
+    for (t, tier_phases) in tiers.iter().enumerate() {
+        let tier_id = TierId::new(format!("t{}", t + 1)).unwrap();
+        tier_specs.push(TierSpec {
+            tier_id: tier_id.clone(),
+            tier_index: t as u32,
+            name: format!("Tier {}", t + 1),
+            description: String::new(),
+        });
+        for (id, category) in tier_phases.iter() {
+            phases.push(PhaseSpec {
+                phase_id: PhaseId::new(*id).unwrap(),
+                phase_index: index,
+                tier_id: tier_id.clone(),
+                name: format!("Phase {id}"),
+                description: format!("do {id}"),
+                task_category: TaskCategory::parse(category).unwrap(),
+                complexity: None,
+                builder_mode: None,
+                scope: Vec::new(),
+            });
+            index += 1;
+        }
+    }
+    Plan {
+        run: RunSpec {
+            run_id: RunId::new(run_id).unwrap(),
+            safety_profile: Some(safety),
+            run_scope: Some(scope),
+            token_cap: None,
+            max_phases: None,
+            max_duration_minutes: None,
+        },
+        tiers: tier_specs,
+        phases,
+    }
+}
+
+pub fn strategy(plan: &Plan) -> Strategy {
+    autopack_strategy::dry_run(plan, None, None).expect("strategy compiles")
+}
+
+pub fn start(plan: &Plan) -> Input {
+    Input::Start {
+        at: t0(),
+        plan: plan.clone(),
+        strategy: Box::new(strategy(plan)),
+        backlog: Box::new(ProjectBacklog::default()),
+    }
+}
+
+pub fn patch_for(phase: &str) -> String {
+    format!(
+        "diff --git a/src/{phase}.txt b/src/{phase}.txt\nnew file mode 100644\n--- /dev/null\n+++ b/src/{phase}.txt\n@@ -0,0 +1 @@\n+{phase}\n"
+    )
+}
+
+pub fn success(req: &BuilderRequest, tokens: u64) -> AgentOutcome<BuilderResult> {
+    AgentOutcome::Returned(BuilderResult {
+        phase_id: req.phase_id.clone(),
+        status: BuilderStatus::Success,
+        patch: Some(patch_for(req.phase_id.as_str())),
+        probe_results: Vec::new(),
+        suggested_issues: Vec::new(),
+        tokens_used: tokens,
+        failing_tests: Vec::new(),
+        notes: String::new(),
+    })
+}
+
+pub fn failed(req: &BuilderRequest, tests: &[&str]) -> AgentOutcome<BuilderResult> {
+    AgentOutcome::Returned(BuilderResult {
+        phase_id: req.phase_id.clone(),
+        status: BuilderStatus::Failed,
+        patch: None,
+        probe_results: Vec::new(),
+        suggested_issues: Vec::new(),
+        tokens_used: 1_000,
+        failing_tests: tests.iter().map(|s| s.to_string()).collect(),
+        notes: "could not make it pass".into(),
+    })
+}
+
+pub fn issue(key: &str, severity: Severity) -> SuggestedIssue {
+    SuggestedIssue {
+        issue_key: IssueKey::new(key).unwrap(),
+        severity,
+        source: IssueSource::Test,
+        category: IssueCategory::new("test_failure").unwrap(),
+        expected_fail: false,
+        evidence_refs: Vec::new(),
+        description: String::new(),
+    }
+}
+
+pub fn audit(
+    req: &AuditorRequest,
+    recommendation: AuditorRecommendation,
+) -> AgentOutcome<AuditorResult> {
+    AgentOutcome::Returned(AuditorResult {
+        phase_id: req.phase_id.clone(),
+        recommendation,
+        review_notes: format!("{recommendation:?} after review"),
+        issues_found: Vec::new(),
+        patch: None,
+        confidence: 0.9,
+        tokens_used: 500,
+    })
+}
+
+pub fn green(req: &CiRequest) -> CiReport {
+    let _ = req;
+    CiReport {
+        verdict: CiVerdict::Green,
+        attempts: 1,
+        failing_tests: Vec::new(),
+        output_tail: String::new(),
+    }
+}
+
+type BuilderFn<'a> = Box<dyn FnMut(&BuilderRequest) -> AgentOutcome<BuilderResult> + 'a>;
+type AuditorFn<'a> = Box<dyn FnMut(&AuditorRequest) -> AgentOutcome<AuditorResult> + 'a>;
+type GateFn<'a> = Box<dyn FnMut(&PatchRequest) -> Result<String, (String, String)> + 'a>;
+type CiFn<'a> = Box<dyn FnMut(&CiRequest) -> CiReport + 'a>;
+
+/// Scripted behaviour of everything around the Supervisor.
+pub struct Script<'a> {
+    pub builder: BuilderFn<'a>,
+    pub auditor: AuditorFn<'a>,
+    pub gate: GateFn<'a>,
+    pub ci: CiFn<'a>,
+    /// Time each answer takes.
+    pub step: Duration,
+}
+
+impl Default for Script<'_> {
+    fn default() -> Self {
+        Script {
+            builder: Box::new(|r| success(r, 10_000)),
+            auditor: Box::new(|r| audit(r, AuditorRecommendation::Approve)),
+            gate: Box::new(|r| Ok(format!("commit-{}-{}", r.phase_id, r.attempt))),
+            ci: Box::new(green),
+            step: Duration::seconds(30),
+        }
+    }
+}
+
+/// What a scripted run did.
+pub struct Outcome {
+    pub supervisor: Supervisor,
+    pub inputs: Vec<Input>,
+    pub actions: Vec<Action>,
+}
+
+impl Outcome {
+    pub fn record(&self) -> &autopack_core::record::RunRecord {
+        self.supervisor.record().expect("started")
+    }
+
+    pub fn audits(&self) -> Vec<&AuditorRequest> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RequestAudit(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn dispatches(&self, phase: &str) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| matches!(a, Action::DispatchBuilder(r) if r.phase_id.as_str() == phase))
+            .count()
+    }
+}
+
+/// Drives a run to its end (or `max_steps` inputs) with the script.
+pub fn drive(
+    plan: &Plan,
+    config: SupervisorConfig,
+    mut script: Script<'_>,
+    max_steps: usize,
+) -> Outcome {
+    drive_from(start(plan), config, &mut script, max_steps)
+}
+
+pub fn drive_from(
+    start: Input,
+    config: SupervisorConfig,
+    script: &mut Script<'_>,
+    max_steps: usize,
+) -> Outcome {
+    let mut sup = Supervisor::new();
+    let mut now = start.at();
+    let mut inputs = vec![start.clone()];
+    sup.start_with(start, config).expect("start accepted");
+    let mut actions = Vec::new();
+    let mut steps = 0;
+    while let Some(action) = sup.poll_action() {
+        actions.push(action.clone());
+        now += script.step;
+        let input = match &action {
+            Action::DispatchBuilder(r) => Some(Input::BuilderFinished {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                attempt: r.attempt,
+                outcome: (script.builder)(r),
+            }),
+            Action::RequestAudit(r) => Some(Input::AuditorFinished {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                attempt: r.attempt,
+                outcome: (script.auditor)(r),
+            }),
+            Action::ApplyPatch(r) => Some(match (script.gate)(r) {
+                Ok(commit) => Input::PatchApplied {
+                    at: now,
+                    phase_id: r.phase_id.clone(),
+                    commit,
+                },
+                Err((rule, message)) => Input::PatchRejected {
+                    at: now,
+                    phase_id: r.phase_id.clone(),
+                    rule,
+                    message,
+                },
+            }),
+            Action::RunCi(r) => Some(Input::CiFinished {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                report: (script.ci)(r),
+            }),
+            Action::CreateSnapshot(r) => Some(Input::SnapshotCreated {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                tag: r.tag.clone(),
+            }),
+            Action::Checkpoint(_) | Action::WriteIncidentPack | Action::Finished { .. } => None,
+        };
+        if let Some(input) = input {
+            inputs.push(input.clone());
+            sup.handle(input).expect("input accepted");
+            steps += 1;
+            if steps >= max_steps {
+                break;
+            }
+        }
+    }
+    Outcome {
+        supervisor: sup,
+        inputs,
+        actions,
+    }
+}
+
+/// Feeds recorded inputs to a fresh Supervisor; returns it and every action it asked for.
+pub fn replay(inputs: &[Input], config: SupervisorConfig) -> (Supervisor, Vec<Action>) {
+    let mut sup = Supervisor::new();
+    let mut actions = Vec::new();
+    let mut iter = inputs.iter().cloned();
+    if let Some(first) = iter.next() {
+        sup.start_with(first, config).expect("start accepted");
+    }
+    while let Some(a) = sup.poll_action() {
+        actions.push(a);
+    }
+    for input in iter {
+        sup.handle(input).expect("replayed input accepted");
+        while let Some(a) = sup.poll_action() {
+            actions.push(a);
+        }
+    }
+    (sup, actions)
+}
