@@ -4,6 +4,7 @@
 //! sans-IO, resumable run driver that carries a plan from `RUN_CREATED` to a terminal state
 //! with no human in the loop — and re-exports of the other Autopack crates.
 
+pub mod driver;
 pub mod supervisor;
 
 pub use autopack_apply as apply;

@@ -1,0 +1,433 @@
+//! A blocking driver: runs the Supervisor's loop over agent, gate, CI and artefact
+//! traits, journaling every input before it is applied.
+//!
+//! Hosts that want to pump events themselves use [`crate::supervisor::Supervisor`]
+//! directly; everyone else implements (or picks) a [`Builder`], an [`Auditor`], an
+//! [`Applier`], a [`Verifier`] and [`Artefacts`], and calls [`Driver::run`] or
+//! [`Driver::resume`].
+//!
+//! Whatever an agent returns — garbage, an error, a hang reported as a timeout — reaches
+//! the Supervisor as [`AgentOutcome::Failed`], a failed attempt with its reason; it never
+//! stops the run. Failures of the host's own machinery (git, the test command that cannot
+//! start, the journal) end the run `DONE_FAILED_ENVIRONMENT` where the Supervisor can
+//! still be told, and are returned as [`DriverError`] where it cannot.
+
+use autopack_core::clock::Clock;
+use autopack_core::ids::RunId;
+use autopack_core::journal::{self, JournalError, RunStore};
+use autopack_core::lifecycle::RunState;
+use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
+use autopack_core::record::RunRecord;
+use autopack_issues::Ledger;
+
+use crate::supervisor::{
+    Action, AgentOutcome, Checkpoint, CiReport, CiRequest, Input, PatchRequest, SnapshotRequest,
+    Supervisor, SupervisorConfig, SupervisorError,
+};
+
+/// Writes code for a phase.
+pub trait Builder {
+    /// Runs one attempt. Errors, timeouts and malformed answers are returned as
+    /// [`AgentOutcome::Failed`] with a reason.
+    fn build(&mut self, request: &BuilderRequest) -> AgentOutcome<BuilderResult>;
+}
+
+/// Reviews a phase.
+pub trait Auditor {
+    /// Runs one review. Errors, timeouts and malformed answers are returned as
+    /// [`AgentOutcome::Failed`] with a reason.
+    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult>;
+}
+
+/// What the gate made of a patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The patch passed the policy and was committed as a candidate.
+    Applied {
+        /// The candidate commit.
+        commit: String,
+    },
+    /// The policy rejected it.
+    Rejected {
+        /// The rule (snake_case).
+        rule: String,
+        /// The rejection, naming the path.
+        message: String,
+    },
+}
+
+/// The governed apply path: validates and commits patches, makes candidates permanent.
+pub trait Applier {
+    /// Checks a patch against the policy and commits it as a candidate on top of the
+    /// integration branch without moving the branch.
+    ///
+    /// # Errors
+    /// A host failure (the repository cannot be read or written).
+    fn apply(&mut self, request: &PatchRequest) -> Result<ApplyOutcome, HostError>;
+
+    /// Moves the integration branch to the candidate and creates the snapshot tag.
+    /// Must be idempotent: a retry after a crash finds the work done and succeeds.
+    ///
+    /// # Errors
+    /// A host failure.
+    fn snapshot(&mut self, request: &SnapshotRequest) -> Result<(), HostError>;
+}
+
+/// The CI gate.
+pub trait Verifier {
+    /// Runs CI on the candidate, at most `request.max_attempts` attempts.
+    ///
+    /// # Errors
+    /// A host failure (the test command cannot start, the worktree cannot be made) —
+    /// distinct from red tests, which are a [`CiReport`].
+    fn verify(&mut self, request: &CiRequest) -> Result<CiReport, HostError>;
+}
+
+/// Where views, summaries and incident packs go.
+pub trait Artefacts {
+    /// Materialises views and summaries at a checkpoint.
+    ///
+    /// # Errors
+    /// A host failure.
+    fn checkpoint(
+        &mut self,
+        checkpoint: &Checkpoint,
+        record: &RunRecord,
+        ledger: &Ledger,
+    ) -> Result<(), HostError>;
+
+    /// Writes the incident pack of a failed run.
+    ///
+    /// # Errors
+    /// A host failure.
+    fn incident(&mut self, record: &RunRecord, ledger: &Ledger) -> Result<(), HostError>;
+}
+
+/// Artefacts that go nowhere, for hosts and tests that keep only the record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoArtefacts;
+
+impl Artefacts for NoArtefacts {
+    fn checkpoint(&mut self, _: &Checkpoint, _: &RunRecord, _: &Ledger) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    fn incident(&mut self, _: &RunRecord, _: &Ledger) -> Result<(), HostError> {
+        Ok(())
+    }
+}
+
+/// A failure of the host's machinery (not of an agent and not a red test).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HostError(pub String);
+
+impl HostError {
+    /// A host error from anything displayable.
+    pub fn new(message: impl std::fmt::Display) -> HostError {
+        HostError(message.to_string())
+    }
+}
+
+/// Why the driver stopped without finishing the run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The Supervisor refused an input (a bug in a host adapter, or a corrupt journal).
+    #[error("supervisor refused an input: {0}")]
+    Supervisor(#[from] SupervisorError),
+    /// The journal could not be written or read.
+    #[error("run journal: {0}")]
+    Journal(String),
+    /// There is no journal for the run to resume.
+    #[error("run {0} has no journal to resume")]
+    NothingToResume(RunId),
+    /// Writing artefacts failed after the run ended.
+    #[error("artefacts: {0}")]
+    Artefacts(HostError),
+}
+
+impl<E: std::error::Error + 'static> From<JournalError<E>> for DriverError {
+    fn from(err: JournalError<E>) -> Self {
+        DriverError::Journal(err.to_string())
+    }
+}
+
+/// How a call of [`Driver::run`] or [`Driver::resume`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriveOutcome {
+    /// The run reached this terminal state in this call.
+    Finished(RunState),
+    /// [`Driver::resume`] found the run already finished: nothing was done.
+    AlreadyFinished(RunState),
+}
+
+impl DriveOutcome {
+    /// The run's terminal state.
+    pub fn state(&self) -> RunState {
+        match self {
+            DriveOutcome::Finished(s) | DriveOutcome::AlreadyFinished(s) => *s,
+        }
+    }
+}
+
+/// Observes the run as it goes (progress output, metrics). All methods default to no-ops.
+pub trait Observer {
+    /// An action is about to be performed.
+    fn action(&mut self, _action: &Action, _record: &RunRecord) {}
+    /// An input was applied.
+    fn input(&mut self, _input: &Input, _record: &RunRecord) {}
+}
+
+/// An observer that observes nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// The pieces a [`Driver`] drives.
+pub struct Host<'a> {
+    /// The Builder.
+    pub builder: &'a mut dyn Builder,
+    /// The Auditor.
+    pub auditor: &'a mut dyn Auditor,
+    /// The gate's apply path.
+    pub applier: &'a mut dyn Applier,
+    /// CI.
+    pub verifier: &'a mut dyn Verifier,
+    /// Views, summaries, incident packs.
+    pub artefacts: &'a mut dyn Artefacts,
+    /// The clock every input's time is read from.
+    pub clock: &'a dyn Clock,
+    /// Progress.
+    pub observer: &'a mut dyn Observer,
+}
+
+/// Runs the Supervisor's loop over a [`Host`], journaling to a [`RunStore`].
+pub struct Driver<'a, S: RunStore> {
+    supervisor: Supervisor,
+    run_id: RunId,
+    store: &'a mut S,
+    host: Host<'a>,
+}
+
+impl<'a, S: RunStore> Driver<'a, S> {
+    /// Starts a run: journals `start` (an [`Input::Start`]), applies it, and drives the run
+    /// to its end.
+    ///
+    /// # Errors
+    /// A [`DriverError`] when the start is refused or the journal fails.
+    pub fn run(
+        start: Input,
+        config: SupervisorConfig,
+        store: &'a mut S,
+        host: Host<'a>,
+    ) -> Result<(DriveOutcome, Supervisor), DriverError> {
+        let Input::Start { plan, .. } = &start else {
+            return Err(SupervisorError::NotStarted { got: start.kind() }.into());
+        };
+        let run_id = plan.run.run_id.clone();
+        // Validate before journaling, so a refused start leaves no journal behind.
+        let mut supervisor = Supervisor::new();
+        supervisor.start_with(start.clone(), config)?;
+        journal::append(store, &run_id, &JournalEntry::Config(config))?;
+        journal::append(store, &run_id, &JournalEntry::Input(start))?;
+        store
+            .sync(&run_id)
+            .map_err(|e| DriverError::Journal(e.to_string()))?;
+        let mut driver = Driver {
+            supervisor,
+            run_id,
+            store,
+            host,
+        };
+        let state = driver.pump()?;
+        Ok((DriveOutcome::Finished(state), driver.supervisor))
+    }
+
+    /// Continues a run from its journal: replays every input, performs again the action
+    /// that was outstanding at the crash, and drives the run to its end. A finished run is
+    /// left alone and reported as [`DriveOutcome::AlreadyFinished`].
+    ///
+    /// # Errors
+    /// [`DriverError::NothingToResume`] without a journal; a journal that the Supervisor
+    /// refuses is [`DriverError::Supervisor`].
+    pub fn resume(
+        run_id: &RunId,
+        store: &'a mut S,
+        host: Host<'a>,
+    ) -> Result<(DriveOutcome, Supervisor), DriverError> {
+        let supervisor = replay_journal(store, run_id)?;
+        if supervisor.is_finished() {
+            let state = supervisor.state();
+            return Ok((DriveOutcome::AlreadyFinished(state), supervisor));
+        }
+        let mut driver = Driver {
+            supervisor,
+            run_id: run_id.clone(),
+            store,
+            host,
+        };
+        if let Some(action) = driver.supervisor.outstanding() {
+            driver.perform(action)?;
+        }
+        let state = driver.pump()?;
+        Ok((DriveOutcome::Finished(state), driver.supervisor))
+    }
+
+    fn pump(&mut self) -> Result<RunState, DriverError> {
+        while let Some(action) = self.supervisor.poll_action() {
+            self.perform(action)?;
+        }
+        Ok(self.supervisor.state())
+    }
+
+    fn perform(&mut self, action: Action) -> Result<(), DriverError> {
+        if let Some(record) = self.supervisor.record() {
+            self.host.observer.action(&action, record);
+        }
+        let input = match &action {
+            Action::DispatchBuilder(request) => {
+                let outcome = self.host.builder.build(request);
+                Some(Input::BuilderFinished {
+                    at: self.host.clock.now(),
+                    phase_id: request.phase_id.clone(),
+                    attempt: request.attempt,
+                    outcome,
+                })
+            }
+            Action::RequestAudit(request) => {
+                let outcome = self.host.auditor.audit(request);
+                Some(Input::AuditorFinished {
+                    at: self.host.clock.now(),
+                    phase_id: request.phase_id.clone(),
+                    attempt: request.attempt,
+                    outcome,
+                })
+            }
+            Action::ApplyPatch(request) => Some(match self.host.applier.apply(request) {
+                Ok(ApplyOutcome::Applied { commit }) => Input::PatchApplied {
+                    at: self.host.clock.now(),
+                    phase_id: request.phase_id.clone(),
+                    commit,
+                },
+                Ok(ApplyOutcome::Rejected { rule, message }) => Input::PatchRejected {
+                    at: self.host.clock.now(),
+                    phase_id: request.phase_id.clone(),
+                    rule,
+                    message,
+                },
+                Err(err) => Input::EnvironmentFailed {
+                    at: self.host.clock.now(),
+                    reason: format!("applying the patch of phase {}: {err}", request.phase_id),
+                },
+            }),
+            Action::RunCi(request) => Some(match self.host.verifier.verify(request) {
+                Ok(report) => Input::CiFinished {
+                    at: self.host.clock.now(),
+                    phase_id: request.phase_id.clone(),
+                    report,
+                },
+                Err(err) => Input::EnvironmentFailed {
+                    at: self.host.clock.now(),
+                    reason: format!("CI for phase {}: {err}", request.phase_id),
+                },
+            }),
+            Action::CreateSnapshot(request) => Some(match self.host.applier.snapshot(request) {
+                Ok(()) => Input::SnapshotCreated {
+                    at: self.host.clock.now(),
+                    phase_id: request.phase_id.clone(),
+                    tag: request.tag.clone(),
+                },
+                Err(err) => Input::EnvironmentFailed {
+                    at: self.host.clock.now(),
+                    reason: format!("snapshot of phase {}: {err}", request.phase_id),
+                },
+            }),
+            Action::Checkpoint(checkpoint) => {
+                let (Some(record), Some(ledger)) =
+                    (self.supervisor.record(), self.supervisor.ledger())
+                else {
+                    return Ok(());
+                };
+                match self.host.artefacts.checkpoint(checkpoint, record, ledger) {
+                    Ok(()) => None,
+                    Err(err) if !self.supervisor.is_finished() => Some(Input::EnvironmentFailed {
+                        at: self.host.clock.now(),
+                        reason: format!("writing artefacts: {err}"),
+                    }),
+                    Err(err) => return Err(DriverError::Artefacts(err)),
+                }
+            }
+            Action::WriteIncidentPack => {
+                if let (Some(record), Some(ledger)) =
+                    (self.supervisor.record(), self.supervisor.ledger())
+                {
+                    self.host
+                        .artefacts
+                        .incident(record, ledger)
+                        .map_err(DriverError::Artefacts)?;
+                }
+                None
+            }
+            Action::Finished { .. } => {
+                self.store
+                    .sync(&self.run_id)
+                    .map_err(|e| DriverError::Journal(e.to_string()))?;
+                None
+            }
+        };
+        if let Some(input) = input {
+            journal::append(
+                self.store,
+                &self.run_id,
+                &JournalEntry::Input(input.clone()),
+            )?;
+            self.supervisor.handle(input.clone())?;
+            if let Some(record) = self.supervisor.record() {
+                self.host.observer.input(&input, record);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of a run's journal.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalEntry {
+    /// The Supervisor's configuration, written first.
+    Config(SupervisorConfig),
+    /// An input, written before it is applied.
+    Input(Input),
+}
+
+/// Rebuilds a Supervisor from a run's journal (the state at the crash, or the finished
+/// run), without performing anything.
+///
+/// # Errors
+/// [`DriverError::NothingToResume`] without a journal; [`DriverError::Journal`] for an
+/// unreadable one; [`DriverError::Supervisor`] when it does not replay.
+pub fn replay_journal<S: RunStore>(
+    store: &mut S,
+    run_id: &RunId,
+) -> Result<Supervisor, DriverError> {
+    let entries: Vec<JournalEntry> = journal::replay(store, run_id)?;
+    if entries.is_empty() {
+        return Err(DriverError::NothingToResume(run_id.clone()));
+    }
+    let mut config = SupervisorConfig::default();
+    let mut supervisor = Supervisor::new();
+    for entry in entries {
+        match entry {
+            JournalEntry::Config(c) => config = c,
+            JournalEntry::Input(input @ Input::Start { .. }) => {
+                supervisor.start_with(input, config)?
+            }
+            JournalEntry::Input(input) => supervisor.handle(input)?,
+        }
+        // Actions of the replay were performed before the crash (or are redone through
+        // `Supervisor::outstanding`).
+        while supervisor.poll_action().is_some() {}
+    }
+    Ok(supervisor)
+}
