@@ -254,7 +254,11 @@ pub(crate) fn open_repo(path: &Path) -> Result<Repository, git2::Error> {
 
 /// `main` → `refs/heads/main`; full names are kept.
 pub(crate) fn branch_ref(name: &str) -> String {
-    if name.starts_with("refs/") { name.to_owned() } else { format!("refs/heads/{name}") }
+    if name.starts_with("refs/") {
+        name.to_owned()
+    } else {
+        format!("refs/heads/{name}")
+    }
 }
 
 impl IntegrationBranch {
@@ -274,12 +278,15 @@ impl IntegrationBranch {
         branch.guard_writable()?;
         let base_tip = branch.base_tip(base)?;
         let log = format!("autopack: create integration branch for run {run_id}");
-        let created = branch.repo.reference(&branch.ref_name, base_tip, false, &log).map(|_| ());
+        let created = branch
+            .repo
+            .reference(&branch.ref_name, base_tip, false, &log)
+            .map(|_| ());
         match created {
             Ok(()) => Ok(branch),
-            Err(e) if e.code() == ErrorCode::Exists => {
-                Err(ApplyError::BranchExists { ref_name: branch.ref_name.clone() })
-            }
+            Err(e) if e.code() == ErrorCode::Exists => Err(ApplyError::BranchExists {
+                ref_name: branch.ref_name.clone(),
+            }),
             Err(e) => Err(branch.git("create branch", e)),
         }
     }
@@ -324,11 +331,17 @@ impl IntegrationBranch {
     }
 
     fn base_tip(&self, base: &str) -> Result<Oid, ApplyError> {
-        let not_found = || ApplyError::BaseNotFound { base: base.to_owned(), repo: self.path.clone() };
+        let not_found = || ApplyError::BaseNotFound {
+            base: base.to_owned(),
+            repo: self.path.clone(),
+        };
         if !self.base_ref.starts_with("refs/heads/") {
             return Err(not_found());
         }
-        let reference = self.repo.find_reference(&self.base_ref).map_err(|_| not_found())?;
+        let reference = self
+            .repo
+            .find_reference(&self.base_ref)
+            .map_err(|_| not_found())?;
         let commit = reference.peel_to_commit().map_err(|_| not_found())?;
         Ok(commit.id())
     }
@@ -336,18 +349,27 @@ impl IntegrationBranch {
     /// Refuses protected refs and the branch HEAD points to.
     fn guard_writable(&self) -> Result<(), ApplyError> {
         if let Err(pattern) = self.protected.check(&self.ref_name) {
-            return Err(ApplyError::ProtectedRef { ref_name: self.ref_name.clone(), pattern });
+            return Err(ApplyError::ProtectedRef {
+                ref_name: self.ref_name.clone(),
+                pattern,
+            });
         }
         if let Ok(head) = self.repo.find_reference("HEAD")
             && head.symbolic_target().ok().flatten() == Some(self.ref_name.as_str())
         {
-            return Err(ApplyError::CheckedOut { ref_name: self.ref_name.clone() });
+            return Err(ApplyError::CheckedOut {
+                ref_name: self.ref_name.clone(),
+            });
         }
         Ok(())
     }
 
     pub(crate) fn git(&self, op: &'static str, source: git2::Error) -> ApplyError {
-        ApplyError::Git { op, repo: self.path.clone(), source }
+        ApplyError::Git {
+            op,
+            repo: self.path.clone(),
+            source,
+        }
     }
 
     /// The run this branch belongs to.
@@ -376,9 +398,9 @@ impl IntegrationBranch {
     pub fn tip(&self) -> Result<Oid, ApplyError> {
         match self.repo.refname_to_id(&self.ref_name) {
             Ok(id) => Ok(id),
-            Err(e) if e.code() == ErrorCode::NotFound => {
-                Err(ApplyError::BranchMissing { ref_name: self.ref_name.clone() })
-            }
+            Err(e) if e.code() == ErrorCode::NotFound => Err(ApplyError::BranchMissing {
+                ref_name: self.ref_name.clone(),
+            }),
             Err(e) => Err(self.git("read branch tip", e)),
         }
     }
@@ -393,17 +415,31 @@ impl IntegrationBranch {
             .repo
             .refname_to_id(&self.base_ref)
             .map_err(|e| self.git("read base branch", e))?;
-        let base = self.repo.merge_base(tip, base_tip).map_err(|e| self.git("merge base", e))?;
-        let (commits_ahead, _) =
-            self.repo.graph_ahead_behind(tip, base_tip).map_err(|e| self.git("ahead/behind", e))?;
+        let base = self
+            .repo
+            .merge_base(tip, base_tip)
+            .map_err(|e| self.git("merge base", e))?;
+        let (commits_ahead, _) = self
+            .repo
+            .graph_ahead_behind(tip, base_tip)
+            .map_err(|e| self.git("ahead/behind", e))?;
         let mut snapshot_tags = Vec::new();
         let glob = format!("refs/tags/autonomous/{}/*", self.run_id);
-        let refs = self.repo.references_glob(&glob).map_err(|e| self.git("list tags", e))?;
+        let refs = self
+            .repo
+            .references_glob(&glob)
+            .map_err(|e| self.git("list tags", e))?;
         for reference in refs {
             let reference = reference.map_err(|e| self.git("list tags", e))?;
             let Ok(name) = reference.name() else { continue };
-            let target = reference.peel_to_commit().map_err(|e| self.git("peel tag", e))?.id();
-            snapshot_tags.push(SnapshotTag { ref_name: name.to_owned(), target });
+            let target = reference
+                .peel_to_commit()
+                .map_err(|e| self.git("peel tag", e))?
+                .id();
+            snapshot_tags.push(SnapshotTag {
+                ref_name: name.to_owned(),
+                target,
+            });
         }
         snapshot_tags.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
         Ok(BranchStatus {
@@ -423,7 +459,11 @@ impl IntegrationBranch {
     /// # Errors
     /// [`ApplyError::StaleTip`], [`ApplyError::WrongBranch`], [`ApplyError::ProtectedRef`],
     /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`].
-    pub fn commit(&self, patch: &CheckedPatch, info: &CommitInfo) -> Result<AppliedCommit, ApplyError> {
+    pub fn commit(
+        &self,
+        patch: &CheckedPatch,
+        info: &CommitInfo,
+    ) -> Result<AppliedCommit, ApplyError> {
         self.guard_writable()?;
         if patch.branch_ref() != self.ref_name {
             return Err(ApplyError::WrongBranch {
@@ -440,14 +480,34 @@ impl IntegrationBranch {
         if current != patch.base_tip() {
             return Err(stale(current));
         }
-        let parent = self.repo.find_commit(patch.base_tip()).map_err(|e| self.git("find parent", e))?;
-        let tree = self.repo.find_tree(patch.tree()).map_err(|e| self.git("find tree", e))?;
-        let sig = info.signature.to_git().map_err(|e| self.git("signature", e))?;
+        let parent = self
+            .repo
+            .find_commit(patch.base_tip())
+            .map_err(|e| self.git("find parent", e))?;
+        let tree = self
+            .repo
+            .find_tree(patch.tree())
+            .map_err(|e| self.git("find tree", e))?;
+        let sig = info
+            .signature
+            .to_git()
+            .map_err(|e| self.git("signature", e))?;
         let message = info.message_for(&self.run_id);
-        match self.repo.commit(Some(&self.ref_name), &sig, &sig, &message, &tree, &[&parent]) {
-            Ok(commit) => Ok(AppliedCommit { commit, parent: parent.id(), tree: tree.id() }),
+        match self.repo.commit(
+            Some(&self.ref_name),
+            &sig,
+            &sig,
+            &message,
+            &tree,
+            &[&parent],
+        ) {
+            Ok(commit) => Ok(AppliedCommit {
+                commit,
+                parent: parent.id(),
+                tree: tree.id(),
+            }),
             Err(e) if e.code() == ErrorCode::Modified => {
-                Err(stale(self.tip().unwrap_or_else(|_| Oid::ZERO_SHA1)))
+                Err(stale(self.tip().unwrap_or(Oid::ZERO_SHA1)))
             }
             Err(e) => Err(self.git("commit", e)),
         }
@@ -476,9 +536,15 @@ impl IntegrationBranch {
         }
         let tip = self.tip()?;
         let on_branch = tip == target
-            || self.repo.graph_descendant_of(tip, target).map_err(|e| self.git("ancestry", e))?;
+            || self
+                .repo
+                .graph_descendant_of(tip, target)
+                .map_err(|e| self.git("ancestry", e))?;
         if !on_branch {
-            return Err(ApplyError::NotOnBranch { commit: target, ref_name: self.ref_name.clone() });
+            return Err(ApplyError::NotOnBranch {
+                commit: target,
+                ref_name: self.ref_name.clone(),
+            });
         }
         let object = self
             .repo
@@ -503,18 +569,30 @@ impl IntegrationBranch {
     fn existing_tag(&self, ref_name: &str) -> Result<Option<Oid>, ApplyError> {
         match self.repo.find_reference(ref_name) {
             Ok(reference) => Ok(Some(
-                reference.peel_to_commit().map_err(|e| self.git("peel tag", e))?.id(),
+                reference
+                    .peel_to_commit()
+                    .map_err(|e| self.git("peel tag", e))?
+                    .id(),
             )),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(self.git("read tag", e)),
         }
     }
 
-    fn same_tag(&self, ref_name: String, existing: Oid, target: Oid) -> Result<SnapshotTag, ApplyError> {
+    fn same_tag(
+        &self,
+        ref_name: String,
+        existing: Oid,
+        target: Oid,
+    ) -> Result<SnapshotTag, ApplyError> {
         if existing == target {
             Ok(SnapshotTag { ref_name, target })
         } else {
-            Err(ApplyError::TagConflict { ref_name, existing, requested: target })
+            Err(ApplyError::TagConflict {
+                ref_name,
+                existing,
+                requested: target,
+            })
         }
     }
 }

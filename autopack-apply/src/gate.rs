@@ -39,7 +39,10 @@ pub struct PreflightGate {
 impl PreflightGate {
     /// A gate with the defaults: 3 attempts, 2 s backoff, 30 min timeout, 60 lines / 8 KiB
     /// of output tail.
-    pub fn new(normal_command: impl Into<String>, strict_command: impl Into<String>) -> PreflightGate {
+    pub fn new(
+        normal_command: impl Into<String>,
+        strict_command: impl Into<String>,
+    ) -> PreflightGate {
         PreflightGate {
             normal_command: normal_command.into(),
             strict_command: strict_command.into(),
@@ -67,7 +70,12 @@ impl PreflightGate {
     /// # Errors
     /// [`GateError::Environment`] when the command cannot be started (spawn failure, or the
     /// shell's exit 126/127); the attempts already charged are reported in the error.
-    pub fn run(&self, workdir: &Path, profile: CiProfile, ci_runs_remaining: u32) -> Result<GateReport, GateError> {
+    pub fn run(
+        &self,
+        workdir: &Path,
+        profile: CiProfile,
+        ci_runs_remaining: u32,
+    ) -> Result<GateReport, GateError> {
         let command = self.command(profile).to_owned();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut stopped_for_cap = false;
@@ -81,26 +89,35 @@ impl PreflightGate {
                 let factor = 1u32.checked_shl(n - 2).unwrap_or(u32::MAX);
                 (self.sleep)(self.backoff.saturating_mul(factor));
             }
-            let attempt = self.attempt(workdir, &command, n).map_err(|reason| GateError::Environment {
-                command: command.clone(),
-                workdir: workdir.to_owned(),
-                reason,
-                ci_runs_charged: attempts.len() as u32 + 1,
-            })?;
+            let attempt =
+                self.attempt(workdir, &command, n)
+                    .map_err(|reason| GateError::Environment {
+                        command: command.clone(),
+                        workdir: workdir.to_owned(),
+                        reason,
+                        ci_runs_charged: attempts.len() as u32 + 1,
+                    })?;
             if let Some(code) = attempt.exit_code
                 && SHELL_CANNOT_RUN.contains(&code)
             {
                 return Err(GateError::Environment {
                     command,
                     workdir: workdir.to_owned(),
-                    reason: format!("the shell could not run the command (exit {code}): {}", attempt.output_tail.trim_end()),
+                    reason: format!(
+                        "the shell could not run the command (exit {code}): {}",
+                        attempt.output_tail.trim_end()
+                    ),
                     ci_runs_charged: attempts.len() as u32 + 1,
                 });
             }
             let passed = attempt.passed();
             attempts.push(attempt);
             if passed {
-                verdict = Some(if attempts.len() > 1 { GateVerdict::Flaky } else { GateVerdict::Green });
+                verdict = Some(if attempts.len() > 1 {
+                    GateVerdict::Flaky
+                } else {
+                    GateVerdict::Green
+                });
                 break;
             }
         }
@@ -109,13 +126,22 @@ impl PreflightGate {
             None if attempts.is_empty() => GateVerdict::NotRun,
             None => GateVerdict::Red,
         };
-        Ok(GateReport { profile, command, verdict, ci_runs_used: attempts.len() as u32, stopped_for_cap, attempts })
+        Ok(GateReport {
+            profile,
+            command,
+            verdict,
+            ci_runs_used: attempts.len() as u32,
+            stopped_for_cap,
+            attempts,
+        })
     }
 
     fn attempt(&self, workdir: &Path, command: &str, number: u32) -> Result<Attempt, String> {
         use std::os::unix::process::CommandExt;
         let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let writer2 = writer.try_clone().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let writer2 = writer
+            .try_clone()
+            .map_err(|e| format!("cannot create a pipe: {e}"))?;
         let started = Instant::now();
         let mut child = Command::new("sh")
             .arg("-c")
@@ -126,7 +152,12 @@ impl PreflightGate {
             .stderr(writer2)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start `sh -c {command}` in {}: {e}", workdir.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot start `sh -c {command}` in {}: {e}",
+                    workdir.display()
+                )
+            })?;
         let tail = Arc::new(Mutex::new(Tail::new(self.tail_lines, self.tail_bytes)));
         let (done_tx, done_rx) = mpsc::channel();
         {
@@ -151,7 +182,11 @@ impl PreflightGate {
         let output_tail = tail.lock().map(|t| t.text()).unwrap_or_default();
         Ok(Attempt {
             number,
-            exit_code: if timed_out { None } else { status.and_then(|s| s.code()) },
+            exit_code: if timed_out {
+                None
+            } else {
+                status.and_then(|s| s.code())
+            },
             timed_out,
             duration: started.elapsed(),
             output_tail,
@@ -159,7 +194,10 @@ impl PreflightGate {
     }
 }
 
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(Option<ExitStatus>, bool), String> {
+fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<(Option<ExitStatus>, bool), String> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -199,7 +237,11 @@ struct Tail {
 
 impl Tail {
     fn new(max_lines: usize, max_bytes: usize) -> Tail {
-        Tail { buf: VecDeque::new(), max_lines, max_bytes }
+        Tail {
+            buf: VecDeque::new(),
+            max_lines,
+            max_bytes,
+        }
     }
 
     fn push(&mut self, bytes: &[u8]) {

@@ -70,14 +70,16 @@ pub mod refs;
 mod worktree;
 
 pub use branch::{
-    AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature, IntegrationBranch, Role,
-    SnapshotTag,
+    AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
+    IntegrationBranch, Role, SnapshotTag,
 };
 pub use gate::{Attempt, GateError, GateReport, GateVerdict, PreflightGate, SHELL_CANNOT_RUN};
-pub use policy::{ChangeKind, ChangedPath, CheckError, CheckedPatch, PatchPolicy, PolicyViolation, SizeLimits};
+pub use policy::{
+    ChangeKind, ChangedPath, CheckError, CheckedPatch, PatchPolicy, PolicyViolation, SizeLimits,
+};
 pub use promotion::{
-    PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal, TierOutcome, eligibility,
-    promote,
+    PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal,
+    TierOutcome, eligibility, promote,
 };
 pub use refs::{PatternError, ProtectedRefs};
 pub use worktree::{CiWorktree, WorktreeError};

@@ -43,7 +43,10 @@ impl SizeLimits {
             BuilderMode::RefactorHeavy => (60, 3_000),
             BuilderMode::Other(_) => (10, 800),
         };
-        SizeLimits { max_files, max_changed_lines }
+        SizeLimits {
+            max_files,
+            max_changed_lines,
+        }
     }
 }
 
@@ -81,7 +84,11 @@ impl PatchPolicy {
     /// A [`PatternError`] for a glob that does not compile.
     pub fn scope<S: AsRef<str>>(mut self, globs: &[S]) -> Result<PatchPolicy, PatternError> {
         self.scope = globs.iter().map(|g| g.as_ref().to_owned()).collect();
-        self.scope_set = if self.scope.is_empty() { None } else { Some(compile_globs(&self.scope)?) };
+        self.scope_set = if self.scope.is_empty() {
+            None
+        } else {
+            Some(compile_globs(&self.scope)?)
+        };
         Ok(self)
     }
 
@@ -89,7 +96,10 @@ impl PatchPolicy {
     ///
     /// # Errors
     /// A [`PatternError`] for a glob that does not compile.
-    pub fn protected_paths<S: AsRef<str>>(mut self, globs: &[S]) -> Result<PatchPolicy, PatternError> {
+    pub fn protected_paths<S: AsRef<str>>(
+        mut self,
+        globs: &[S],
+    ) -> Result<PatchPolicy, PatternError> {
         self.protected_paths = globs.iter().map(|g| g.as_ref().to_owned()).collect();
         self.protected_set = compile_globs(&self.protected_paths)?;
         Ok(self)
@@ -107,15 +117,23 @@ impl PatchPolicy {
     /// # Errors
     /// [`CheckError::Violation`] naming the first rule broken and its path, or
     /// [`CheckError::Git`] when the repository itself fails.
-    pub fn check(&self, branch: &IntegrationBranch, patch: &[u8]) -> Result<CheckedPatch, CheckError> {
+    pub fn check(
+        &self,
+        branch: &IntegrationBranch,
+        patch: &[u8],
+    ) -> Result<CheckedPatch, CheckError> {
         let git = |op: &'static str| move |source| CheckError::Git { op, source };
         // 1. Raw text rules (before libgit2, whose parser strips absolute paths).
         scan_raw(patch)?;
         // 2. Parse.
-        let diff = Diff::from_buffer(patch)
-            .map_err(|e| PolicyViolation::NotGitDiff { reason: e.message().to_owned() })?;
+        let diff = Diff::from_buffer(patch).map_err(|e| PolicyViolation::NotGitDiff {
+            reason: e.message().to_owned(),
+        })?;
         if diff.deltas().len() == 0 {
-            return Err(PolicyViolation::NotGitDiff { reason: "no file changes found".into() }.into());
+            return Err(PolicyViolation::NotGitDiff {
+                reason: "no file changes found".into(),
+            }
+            .into());
         }
         let repo = branch.repo();
         let base_tip = branch.tip().map_err(|e| CheckError::Branch(Box::new(e)))?;
@@ -165,12 +183,20 @@ impl PatchPolicy {
         })
     }
 
-    fn check_delta(&self, delta: &git2::DiffDelta<'_>, base: &Tree<'_>) -> Result<ChangedPath, PolicyViolation> {
+    fn check_delta(
+        &self,
+        delta: &git2::DiffDelta<'_>,
+        base: &Tree<'_>,
+    ) -> Result<ChangedPath, PolicyViolation> {
         let new_path = delta.new_file().path().map(path_string);
         let old_path = delta.old_file().path().map(path_string);
         let path = match (&new_path, &old_path) {
             (Some(p), _) | (None, Some(p)) => p.clone(),
-            (None, None) => return Err(PolicyViolation::NotGitDiff { reason: "a file change without a path".into() }),
+            (None, None) => {
+                return Err(PolicyViolation::NotGitDiff {
+                    reason: "a file change without a path".into(),
+                });
+            }
         };
         let mut paths = vec![path.clone()];
         if let Some(old) = &old_path
@@ -196,24 +222,38 @@ impl PatchPolicy {
         }
         for p in &paths {
             if let Some(symlink) = symlinked_parent(base, p) {
-                return Err(PolicyViolation::ThroughSymlink { path: p.clone(), symlink });
+                return Err(PolicyViolation::ThroughSymlink {
+                    path: p.clone(),
+                    symlink,
+                });
             }
         }
         for p in &paths {
             if let Some(i) = self.protected_set.matches(p).into_iter().min() {
                 let pattern = self.protected_paths.get(i).cloned().unwrap_or_default();
-                return Err(PolicyViolation::ProtectedPath { path: p.clone(), pattern });
+                return Err(PolicyViolation::ProtectedPath {
+                    path: p.clone(),
+                    pattern,
+                });
             }
             if let Some(scope) = &self.scope_set
                 && !scope.is_match(p)
             {
-                return Err(PolicyViolation::OutsideScope { path: p.clone(), scope: self.scope.clone() });
+                return Err(PolicyViolation::OutsideScope {
+                    path: p.clone(),
+                    scope: self.scope.clone(),
+                });
             }
         }
-        if matches!(delta.status(), Delta::Added | Delta::Renamed | Delta::Copied)
-            && base.get_path(Path::new(&path)).is_ok()
+        if matches!(
+            delta.status(),
+            Delta::Added | Delta::Renamed | Delta::Copied
+        ) && base.get_path(Path::new(&path)).is_ok()
         {
-            return Err(PolicyViolation::DoesNotApply { path, reason: "the file to create already exists".into() });
+            return Err(PolicyViolation::DoesNotApply {
+                path,
+                reason: "the file to create already exists".into(),
+            });
         }
         let kind = match delta.status() {
             Delta::Added => ChangeKind::Added,
@@ -226,7 +266,11 @@ impl PatchPolicy {
             ChangeKind::Renamed | ChangeKind::Copied => old_path,
             _ => None,
         };
-        Ok(ChangedPath { path, old_path, kind })
+        Ok(ChangedPath {
+            path,
+            old_path,
+            kind,
+        })
     }
 }
 
@@ -466,7 +510,8 @@ fn path_string(p: &Path) -> String {
 }
 
 fn is_gitmodules(path: &str) -> bool {
-    path.split('/').any(|c| c.eq_ignore_ascii_case(".gitmodules"))
+    path.split('/')
+        .any(|c| c.eq_ignore_ascii_case(".gitmodules"))
 }
 
 /// Component rules on one (relative, `/`-separated) path.
@@ -482,7 +527,10 @@ fn check_components(path: &str) -> Result<(), PolicyViolation> {
     if comps.iter().any(|c| c.eq_ignore_ascii_case(".git")) {
         return Err(PolicyViolation::GitDirComponent { path: owned() });
     }
-    if path.is_empty() || comps.iter().any(|c| c.is_empty() || *c == ".") || path.contains(['\\', '\0']) {
+    if path.is_empty()
+        || comps.iter().any(|c| c.is_empty() || *c == ".")
+        || path.contains(['\\', '\0'])
+    {
         return Err(PolicyViolation::MalformedPath { path: owned() });
     }
     Ok(())
@@ -517,11 +565,17 @@ struct RawScan {
 }
 
 fn scan_raw(patch: &[u8]) -> Result<(), PolicyViolation> {
-    let mut st = RawScan { section: String::new(), hunk: None, saw_diff_git: false };
+    let mut st = RawScan {
+        section: String::new(),
+        hunk: None,
+        saw_diff_git: false,
+    };
     for raw in patch.split(|b| *b == b'\n') {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if line.contains(&0) {
-            return Err(PolicyViolation::Binary { path: st.section.clone() });
+            return Err(PolicyViolation::Binary {
+                path: st.section.clone(),
+            });
         }
         if let Some((old, new)) = st.hunk {
             match line.first() {
@@ -543,7 +597,9 @@ fn scan_raw(patch: &[u8]) -> Result<(), PolicyViolation> {
         scan_header_line(&mut st, &String::from_utf8_lossy(line))?;
     }
     if !st.saw_diff_git {
-        return Err(PolicyViolation::NotGitDiff { reason: "no 'diff --git' header".into() });
+        return Err(PolicyViolation::NotGitDiff {
+            reason: "no 'diff --git' header".into(),
+        });
     }
     Ok(())
 }
@@ -561,7 +617,9 @@ fn scan_header_line(st: &mut RawScan, line: &str) -> Result<(), PolicyViolation>
             }
         }
         if rest.contains(" /") || rest.contains(" b//") || rest.contains(" \"/") {
-            return Err(PolicyViolation::AbsolutePath { path: rest.to_owned() });
+            return Err(PolicyViolation::AbsolutePath {
+                path: rest.to_owned(),
+            });
         }
         let (a, b) = split_diff_git(rest);
         for (p, prefix) in [(a, "a/"), (b, "b/")] {
@@ -571,7 +629,10 @@ fn scan_header_line(st: &mut RawScan, line: &str) -> Result<(), PolicyViolation>
         if let Some(first) = split_diff_git(rest).0.strip_prefix("a/") {
             st.section = first.to_owned();
         }
-    } else if let Some(rest) = line.strip_prefix("--- ").or_else(|| line.strip_prefix("+++ ")) {
+    } else if let Some(rest) = line
+        .strip_prefix("--- ")
+        .or_else(|| line.strip_prefix("+++ "))
+    {
         let prefix = if line.starts_with("---") { "a/" } else { "b/" };
         let p = unquote(rest.split('\t').next().unwrap_or(rest).trim_end());
         if p == "/dev/null" {
@@ -589,7 +650,9 @@ fn scan_header_line(st: &mut RawScan, line: &str) -> Result<(), PolicyViolation>
         let p = unquote(rest);
         check_components(&p)?;
     } else if line.starts_with("GIT binary patch") || line.starts_with("Binary files ") {
-        return Err(PolicyViolation::Binary { path: st.section.clone() });
+        return Err(PolicyViolation::Binary {
+            path: st.section.clone(),
+        });
     } else if let Some(rest) = line.strip_prefix("@@ -") {
         st.hunk = parse_hunk_counts(rest);
     }
@@ -619,7 +682,11 @@ fn split_diff_git(rest: &str) -> (String, String) {
         let b = stripped[end + 1..].trim_start().to_owned();
         return (a, b);
     }
-    if let Some(i) = rest.find(" b/").or_else(|| rest.find(" \"b/")).or_else(|| rest.rfind(' ')) {
+    if let Some(i) = rest
+        .find(" b/")
+        .or_else(|| rest.find(" \"b/"))
+        .or_else(|| rest.rfind(' '))
+    {
         return (rest[..i].to_owned(), rest[i + 1..].to_owned());
     }
     (rest.to_owned(), String::new())
@@ -709,18 +776,26 @@ fn apply_spliced(
                 .into());
             }
             before.insert(path.clone(), (entry.id(), mode));
-            scratch.add(&index_entry(path, entry.id(), mode)).map_err(git("scratch index"))?;
+            scratch
+                .add(&index_entry(path, entry.id(), mode))
+                .map_err(git("scratch index"))?;
         }
     }
-    let scratch_tree_id = scratch.write_tree_to(repo).map_err(git("write scratch tree"))?;
-    let scratch_tree = repo.find_tree(scratch_tree_id).map_err(git("read scratch tree"))?;
-    let post = repo.apply_to_tree(&scratch_tree, diff, None).map_err(|e| PolicyViolation::DoesNotApply {
-        path: declared
-            .iter()
-            .find(|p| e.message().contains(p.as_str()))
-            .cloned()
-            .unwrap_or_else(|| first.clone()),
-        reason: e.message().to_owned(),
+    let scratch_tree_id = scratch
+        .write_tree_to(repo)
+        .map_err(git("write scratch tree"))?;
+    let scratch_tree = repo
+        .find_tree(scratch_tree_id)
+        .map_err(git("read scratch tree"))?;
+    let post = repo.apply_to_tree(&scratch_tree, diff, None).map_err(|e| {
+        PolicyViolation::DoesNotApply {
+            path: declared
+                .iter()
+                .find(|p| e.message().contains(p.as_str()))
+                .cloned()
+                .unwrap_or_else(|| first.clone()),
+            reason: e.message().to_owned(),
+        }
     })?;
     // Post-image of the declared paths; anything else in the result is undeclared.
     let mut after: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
@@ -728,10 +803,18 @@ fn apply_spliced(
         let path = String::from_utf8_lossy(&entry.path).into_owned();
         let mode = entry.mode as i32;
         if !declared.contains(&path) {
-            return Err(PolicyViolation::TreeMismatch { path, reason: "changed but not declared".into() }.into());
+            return Err(PolicyViolation::TreeMismatch {
+                path,
+                reason: "changed but not declared".into(),
+            }
+            .into());
         }
         if mode != MODE_BLOB && mode != MODE_EXEC {
-            return Err(PolicyViolation::TreeMismatch { path, reason: format!("has mode {mode:o}") }.into());
+            return Err(PolicyViolation::TreeMismatch {
+                path,
+                reason: format!("has mode {mode:o}"),
+            }
+            .into());
         }
         after.insert(path, (entry.id, mode));
     }
@@ -748,13 +831,18 @@ fn apply_spliced(
         }
         edits.insert(path.clone(), new.copied());
     }
-    let edits: Vec<(Vec<&str>, Option<(Oid, i32)>)> =
-        edits.iter().map(|(p, v)| (p.split('/').collect(), *v)).collect();
-    let refs: Vec<(&[&str], Option<(Oid, i32)>)> = edits.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
+    let edits: Vec<(Vec<&str>, Blob)> = edits
+        .iter()
+        .map(|(p, v)| (p.split('/').collect(), *v))
+        .collect();
+    let refs: Vec<Edit<'_>> = edits.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
     match splice(repo, Some(base), &refs, "")? {
         Some(id) => Ok(id),
         None => {
-            let empty = repo.treebuilder(None).and_then(|b| b.write()).map_err(git("write empty tree"))?;
+            let empty = repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .map_err(git("write empty tree"))?;
             Ok(empty)
         }
     }
@@ -777,11 +865,19 @@ fn index_entry(path: &str, id: Oid, mode: i32) -> IndexEntry {
     }
 }
 
-type Edit<'a> = (&'a [&'a str], Option<(Oid, i32)>);
+/// A blob id and mode, or `None` for a removal.
+type Blob = Option<(Oid, i32)>;
+
+type Edit<'a> = (&'a [&'a str], Blob);
 
 /// Applies `edits` (component paths → new blob or removal) to `tree`; `None` when the
 /// result is empty.
-fn splice(repo: &Repository, tree: Option<&Tree<'_>>, edits: &[Edit<'_>], prefix: &str) -> Result<Option<Oid>, CheckError> {
+fn splice(
+    repo: &Repository,
+    tree: Option<&Tree<'_>>,
+    edits: &[Edit<'_>],
+    prefix: &str,
+) -> Result<Option<Oid>, CheckError> {
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
     let mut builder = repo.treebuilder(tree).map_err(git("tree builder"))?;
     let mut i = 0;
@@ -796,13 +892,28 @@ fn splice(repo: &Repository, tree: Option<&Tree<'_>>, edits: &[Edit<'_>], prefix
         }
         let group = &edits[i..j];
         i = j;
-        let full = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") };
+        let full = if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
         let conflict = |reason: &str| -> CheckError {
-            PolicyViolation::DoesNotApply { path: full.clone(), reason: reason.to_owned() }.into()
+            PolicyViolation::DoesNotApply {
+                path: full.clone(),
+                reason: reason.to_owned(),
+            }
+            .into()
         };
         let direct: Vec<_> = group.iter().filter(|(c, _)| c.len() == 1).collect();
-        let nested: Vec<Edit<'_>> = group.iter().filter(|(c, _)| c.len() > 1).map(|(c, v)| (&c[1..], *v)).collect();
-        let existing = builder.get(name).map_err(git("tree lookup"))?.map(|e| (e.id(), e.filemode()));
+        let nested: Vec<Edit<'_>> = group
+            .iter()
+            .filter(|(c, _)| c.len() > 1)
+            .map(|(c, v)| (&c[1..], *v))
+            .collect();
+        let existing = builder
+            .get(name)
+            .map_err(git("tree lookup"))?
+            .map(|e| (e.id(), e.filemode()));
         if let Some((_, value)) = direct.first() {
             match value {
                 Some((id, mode)) => {
@@ -812,7 +923,9 @@ fn splice(repo: &Repository, tree: Option<&Tree<'_>>, edits: &[Edit<'_>], prefix
                     if matches!(existing, Some((_, MODE_TREE))) {
                         return Err(conflict("a directory exists at this path"));
                     }
-                    builder.insert(name, *id, *mode).map_err(git("tree insert"))?;
+                    builder
+                        .insert(name, *id, *mode)
+                        .map_err(git("tree insert"))?;
                     continue;
                 }
                 None => {
@@ -833,7 +946,9 @@ fn splice(repo: &Repository, tree: Option<&Tree<'_>>, edits: &[Edit<'_>], prefix
             None => None,
         };
         match splice(repo, subtree.as_ref(), &nested, &full)? {
-            Some(id) => builder.insert(name, id, MODE_TREE).map_err(git("tree insert"))?,
+            Some(id) => builder
+                .insert(name, id, MODE_TREE)
+                .map_err(git("tree insert"))?,
             None => {
                 if builder.get(name).map_err(git("tree lookup"))?.is_some() {
                     builder.remove(name).map_err(git("tree remove"))?;
@@ -868,8 +983,17 @@ mod tests {
     #[test]
     fn components() {
         assert!(check_components("src/a.rs").is_ok());
-        assert!(matches!(check_components("a/../b"), Err(PolicyViolation::ParentComponent { .. })));
-        assert!(matches!(check_components("x/.GIT/config"), Err(PolicyViolation::GitDirComponent { .. })));
-        assert!(matches!(check_components("a//b"), Err(PolicyViolation::MalformedPath { .. })));
+        assert!(matches!(
+            check_components("a/../b"),
+            Err(PolicyViolation::ParentComponent { .. })
+        ));
+        assert!(matches!(
+            check_components("x/.GIT/config"),
+            Err(PolicyViolation::GitDirComponent { .. })
+        ));
+        assert!(matches!(
+            check_components("a//b"),
+            Err(PolicyViolation::MalformedPath { .. })
+        ));
     }
 }

@@ -83,12 +83,18 @@ pub enum PromotionRefusal {
 pub fn eligibility(record: &PromotionRecord) -> Result<(), Vec<PromotionRefusal>> {
     let mut out = Vec::new();
     if record.final_state != RunState::DoneSuccess {
-        out.push(PromotionRefusal::NotSucceeded { state: record.final_state });
+        out.push(PromotionRefusal::NotSucceeded {
+            state: record.final_state,
+        });
     }
     for tier in &record.tiers {
         match tier.state {
-            TierState::NotClean => out.push(PromotionRefusal::TierNotClean { tier_id: tier.tier_id.clone() }),
-            TierState::Blocked => out.push(PromotionRefusal::TierBlocked { tier_id: tier.tier_id.clone() }),
+            TierState::NotClean => out.push(PromotionRefusal::TierNotClean {
+                tier_id: tier.tier_id.clone(),
+            }),
+            TierState::Blocked => out.push(PromotionRefusal::TierBlocked {
+                tier_id: tier.tier_id.clone(),
+            }),
             _ => {}
         }
     }
@@ -98,8 +104,11 @@ pub fn eligibility(record: &PromotionRecord) -> Result<(), Vec<PromotionRefusal>
     if record.debt_status == DebtStatus::ExcessMinorIssues {
         out.push(PromotionRefusal::ExcessMinorIssues);
     }
-    if record.safety_profile == SafetyProfile::SafetyCritical && record.unresolved_major_issues > 0 {
-        out.push(PromotionRefusal::UnresolvedMajorIssues { count: record.unresolved_major_issues });
+    if record.safety_profile == SafetyProfile::SafetyCritical && record.unresolved_major_issues > 0
+    {
+        out.push(PromotionRefusal::UnresolvedMajorIssues {
+            count: record.unresolved_major_issues,
+        });
     }
     if out.is_empty() { Ok(()) } else { Err(out) }
 }
@@ -212,7 +221,11 @@ pub enum PromoteError {
 }
 
 fn join(refusals: &[PromotionRefusal]) -> String {
-    refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    refusals
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Moves `target` (e.g. `main`) to the run's integration tip, by fast-forward or merge
@@ -232,14 +245,28 @@ pub fn promote(
     opts: &PromoteOptions,
 ) -> Result<Promotion, PromoteError> {
     let path = repo.as_ref();
-    let git = |op: &'static str| move |source| PromoteError::Git { op, repo: path.to_owned(), source };
+    let git = |op: &'static str| {
+        move |source| PromoteError::Git {
+            op,
+            repo: path.to_owned(),
+            source,
+        }
+    };
     if &record.run_id != run_id {
-        return Err(PromoteError::RunMismatch { record: record.run_id.clone(), requested: run_id.clone() });
+        return Err(PromoteError::RunMismatch {
+            record: record.run_id.clone(),
+            requested: run_id.clone(),
+        });
     }
-    eligibility(record).map_err(|refusals| PromoteError::NotEligible { run_id: run_id.clone(), refusals })?;
+    eligibility(record).map_err(|refusals| PromoteError::NotEligible {
+        run_id: run_id.clone(),
+        refusals,
+    })?;
     let target_ref = branch_ref(target);
     if !target_ref.starts_with("refs/heads/") || target_ref.starts_with("refs/heads/autonomous/") {
-        return Err(PromoteError::BadTarget { target: target.to_owned() });
+        return Err(PromoteError::BadTarget {
+            target: target.to_owned(),
+        });
     }
     let repo = open_repo(path).map_err(git("open repository"))?;
     if !opts.allow_checked_out
@@ -251,7 +278,9 @@ pub fn promote(
     let source_ref = integration_ref(run_id);
     let resolve = |name: &str| match repo.refname_to_id(name) {
         Ok(id) => Ok(id),
-        Err(e) if e.code() == ErrorCode::NotFound => Err(PromoteError::MissingRef { ref_name: name.to_owned() }),
+        Err(e) if e.code() == ErrorCode::NotFound => Err(PromoteError::MissingRef {
+            ref_name: name.to_owned(),
+        }),
         Err(e) => Err(git("resolve ref")(e)),
     };
     let old_tip = resolve(&target_ref)?;
@@ -260,16 +289,28 @@ pub fn promote(
     let new_tip = match mode {
         PromoteMode::FastForward => {
             let ff = old_tip == source_tip
-                || repo.graph_descendant_of(source_tip, old_tip).map_err(git("ancestry"))?;
+                || repo
+                    .graph_descendant_of(source_tip, old_tip)
+                    .map_err(git("ancestry"))?;
             if !ff {
-                return Err(PromoteError::NotFastForward { target_ref, target_tip: old_tip, source_ref });
+                return Err(PromoteError::NotFastForward {
+                    target_ref,
+                    target_tip: old_tip,
+                    source_ref,
+                });
             }
             source_tip
         }
         PromoteMode::MergeCommit => {
-            let ours = repo.find_commit(old_tip).map_err(git("find target commit"))?;
-            let theirs = repo.find_commit(source_tip).map_err(git("find source commit"))?;
-            let mut index = repo.merge_commits(&ours, &theirs, None).map_err(git("merge"))?;
+            let ours = repo
+                .find_commit(old_tip)
+                .map_err(git("find target commit"))?;
+            let theirs = repo
+                .find_commit(source_tip)
+                .map_err(git("find source commit"))?;
+            let mut index = repo
+                .merge_commits(&ours, &theirs, None)
+                .map_err(git("merge"))?;
             if index.has_conflicts() {
                 let mut paths: Vec<String> = index
                     .conflicts()
@@ -279,16 +320,23 @@ pub fn promote(
                     .map(|e| String::from_utf8_lossy(&e.path).into_owned())
                     .collect();
                 paths.dedup();
-                return Err(PromoteError::MergeConflict { target_ref, source_ref, paths });
+                return Err(PromoteError::MergeConflict {
+                    target_ref,
+                    source_ref,
+                    paths,
+                });
             }
-            let tree_id = index.write_tree_to(&repo).map_err(git("write merge tree"))?;
+            let tree_id = index
+                .write_tree_to(&repo)
+                .map_err(git("write merge tree"))?;
             let tree = repo.find_tree(tree_id).map_err(git("find merge tree"))?;
             let sig = signature.to_git().map_err(git("signature"))?;
             let message = format!(
                 "Merge {source_ref} (autopack run {run_id}) into {target_ref}\n\nAutopack-Run: {run_id}\n"
             );
             // No ref update here: the target moves below, with a compare-and-swap.
-            repo.commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs]).map_err(git("merge commit"))?
+            repo.commit(None, &sig, &sig, &message, &tree, &[&ours, &theirs])
+                .map_err(git("merge commit"))?
         }
     };
     match repo.reference_matching(&target_ref, new_tip, true, old_tip, &log) {
@@ -298,5 +346,10 @@ pub fn promote(
         }
         Err(e) => return Err(git("update target")(e)),
     }
-    Ok(Promotion { target_ref, old_tip, new_tip, merge_commit: mode == PromoteMode::MergeCommit })
+    Ok(Promotion {
+        target_ref,
+        old_tip,
+        new_tip,
+        merge_commit: mode == PromoteMode::MergeCommit,
+    })
 }

@@ -40,16 +40,20 @@ pub(crate) fn compile_globs(patterns: &[String]) -> Result<GlobSet, PatternError
     for pattern in patterns {
         builder.add(compile_glob(pattern)?);
     }
-    builder
-        .build()
-        .map_err(|e| PatternError { pattern: patterns.join(", "), reason: e.to_string() })
+    builder.build().map_err(|e| PatternError {
+        pattern: patterns.join(", "),
+        reason: e.to_string(),
+    })
 }
 
 fn compile_glob(pattern: &str) -> Result<Glob, PatternError> {
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
-        .map_err(|e| PatternError { pattern: pattern.to_owned(), reason: e.to_string() })
+        .map_err(|e| PatternError {
+            pattern: pattern.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// The refs no run may write: `main`, `master` and configured glob patterns.
@@ -101,7 +105,10 @@ impl ProtectedRefs {
         }
         let mut hits = self.set.matches(full_ref);
         hits.extend(self.set.matches(short));
-        hits.into_iter().min().and_then(|i| self.patterns.get(i)).map(String::as_str)
+        hits.into_iter()
+            .min()
+            .and_then(|i| self.patterns.get(i))
+            .map(String::as_str)
     }
 
     /// `Ok` when `full_ref` may be written by a run.

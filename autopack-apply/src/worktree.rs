@@ -59,10 +59,17 @@ impl CiWorktree {
     /// # Errors
     /// [`WorktreeError`] when the directory, the branch or libgit2 fail.
     pub fn create(branch: &IntegrationBranch) -> Result<CiWorktree, WorktreeError> {
-        let tip = branch.tip().map_err(|e| WorktreeError::Branch(Box::new(e)))?;
-        let dir = tempfile::Builder::new().prefix("autopack-ci-").tempdir().map_err(|source| {
-            WorktreeError::Io { op: "create temporary directory", path: std::env::temp_dir(), source }
-        })?;
+        let tip = branch
+            .tip()
+            .map_err(|e| WorktreeError::Branch(Box::new(e)))?;
+        let dir = tempfile::Builder::new()
+            .prefix("autopack-ci-")
+            .tempdir()
+            .map_err(|source| WorktreeError::Io {
+                op: "create temporary directory",
+                path: std::env::temp_dir(),
+                source,
+            })?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("autopack-ci-{}-{}-{n}", branch.run_id(), std::process::id());
         let path = dir.path().join("wt");
@@ -71,16 +78,31 @@ impl CiWorktree {
             move |source| WorktreeError::Git { op, name, source }
         };
         let repo = branch_repo(branch).map_err(git("open repository"))?;
-        let reference = repo.find_reference(branch.ref_name()).map_err(git("find branch"))?;
+        let reference = repo
+            .find_reference(branch.ref_name())
+            .map_err(git("find branch"))?;
         let mut opts = WorktreeAddOptions::new();
         opts.reference(Some(&reference));
-        let worktree = repo.worktree(&name, &path, Some(&opts)).map_err(git("add worktree"))?;
-        let mut wt = CiWorktree { repo_path: branch.repo_path().to_owned(), name: name.clone(), path, tip, dir: Some(dir) };
+        let worktree = repo
+            .worktree(&name, &path, Some(&opts))
+            .map_err(git("add worktree"))?;
+        let mut wt = CiWorktree {
+            repo_path: branch.repo_path().to_owned(),
+            name: name.clone(),
+            path,
+            tip,
+            dir: Some(dir),
+        };
         // Detach the worktree's HEAD so the branch is not "checked out" anywhere.
-        let detach = Repository::open_from_worktree(&worktree).and_then(|r| r.set_head_detached(tip));
+        let detach =
+            Repository::open_from_worktree(&worktree).and_then(|r| r.set_head_detached(tip));
         if let Err(source) = detach {
             let _ = wt.prune();
-            return Err(WorktreeError::Git { op: "detach worktree HEAD", name, source });
+            return Err(WorktreeError::Git {
+                op: "detach worktree HEAD",
+                name,
+                source,
+            });
         }
         Ok(wt)
     }
@@ -109,7 +131,9 @@ impl CiWorktree {
     }
 
     fn prune(&mut self) -> Result<(), WorktreeError> {
-        let Some(dir) = self.dir.take() else { return Ok(()) };
+        let Some(dir) = self.dir.take() else {
+            return Ok(());
+        };
         let git = |op: &'static str| {
             let name = self.name.clone();
             move |source| WorktreeError::Git { op, name, source }
@@ -119,13 +143,19 @@ impl CiWorktree {
             Ok(worktree) => {
                 let mut opts = WorktreePruneOptions::new();
                 opts.valid(true).locked(true).working_tree(true);
-                worktree.prune(Some(&mut opts)).map_err(git("prune worktree"))
+                worktree
+                    .prune(Some(&mut opts))
+                    .map_err(git("prune worktree"))
             }
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(()),
             Err(e) => Err(git("find worktree")(e)),
         };
         let dir_path = dir.path().to_owned();
-        let closed = dir.close().map_err(|source| WorktreeError::Io { op: "remove", path: dir_path, source });
+        let closed = dir.close().map_err(|source| WorktreeError::Io {
+            op: "remove",
+            path: dir_path,
+            source,
+        });
         pruned.and(closed)
     }
 }

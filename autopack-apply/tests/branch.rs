@@ -2,7 +2,9 @@
 
 mod common;
 
-use autopack_apply::{ApplyError, BranchOptions, CiWorktree, IntegrationBranch, PatchPolicy, ProtectedRefs, Role};
+use autopack_apply::{
+    ApplyError, BranchOptions, CiWorktree, IntegrationBranch, PatchPolicy, ProtectedRefs, Role,
+};
 use autopack_core::ids::{PhaseId, TierId};
 use autopack_core::vocabulary::BuilderMode;
 use common::{Fixture, Snapshot, commit_sig, info, run};
@@ -12,7 +14,9 @@ fn policy() -> PatchPolicy {
 }
 
 fn edit_readme(from: &str, to: &str) -> String {
-    format!("diff --git a/README b/README\n--- a/README\n+++ b/README\n@@ -1 +1 @@\n-{from}\n+{to}\n")
+    format!(
+        "diff --git a/README b/README\n--- a/README\n+++ b/README\n@@ -1 +1 @@\n-{from}\n+{to}\n"
+    )
 }
 
 #[test]
@@ -20,17 +24,42 @@ fn every_call_leaves_head_index_worktree_and_protected_refs_untouched() {
     let fx = Fixture::new();
     let before = Snapshot::take(fx.path());
     let branch = fx.branch("inv");
-    let c1 = branch.commit(&policy().check(&branch, edit_readme("hello", "one").as_bytes()).unwrap(), &info("p1")).unwrap();
+    let c1 = branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("hello", "one").as_bytes())
+                .unwrap(),
+            &info("p1"),
+        )
+        .unwrap();
     let _ = policy().check(&branch, b"garbage");
     let _ = policy().check(&branch, edit_readme("nope", "x").as_bytes());
-    let c2 = branch.commit(&policy().check(&branch, edit_readme("one", "two").as_bytes()).unwrap(), &info("p2")).unwrap();
-    branch.snapshot_tag(&TierId::new("t1").unwrap(), &PhaseId::new("p1").unwrap(), c1.commit, &commit_sig()).unwrap();
+    let c2 = branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("one", "two").as_bytes())
+                .unwrap(),
+            &info("p2"),
+        )
+        .unwrap();
+    branch
+        .snapshot_tag(
+            &TierId::new("t1").unwrap(),
+            &PhaseId::new("p1").unwrap(),
+            c1.commit,
+            &commit_sig(),
+        )
+        .unwrap();
     let status = branch.status().unwrap();
     assert_eq!(status.tip, c2.commit);
     let wt = CiWorktree::create(&branch).unwrap();
-    assert_eq!(std::fs::read_to_string(wt.path().join("README")).unwrap(), "two\n");
+    assert_eq!(
+        std::fs::read_to_string(wt.path().join("README")).unwrap(),
+        "two\n"
+    );
     wt.remove().unwrap();
-    let reopened = IntegrationBranch::open(fx.path(), &run("inv"), "main", BranchOptions::default()).unwrap();
+    let reopened =
+        IntegrationBranch::open(fx.path(), &run("inv"), "main", BranchOptions::default()).unwrap();
     assert_eq!(reopened.tip().unwrap(), c2.commit);
     assert_eq!(Snapshot::take(fx.path()), before);
     // The branch really moved, with the expected content and message.
@@ -40,7 +69,12 @@ fn every_call_leaves_head_index_worktree_and_protected_refs_untouched() {
     assert_eq!(commit.parent_id(0).unwrap(), c1.commit);
     let msg = commit.message().unwrap();
     assert!(msg.starts_with("autopack(inv/p2): Phase p2\n"), "{msg}");
-    for trailer in ["Autopack-Run: inv", "Autopack-Phase: p2", "Autopack-Role: builder", "Autopack-Tier: t1"] {
+    for trailer in [
+        "Autopack-Run: inv",
+        "Autopack-Phase: p2",
+        "Autopack-Role: builder",
+        "Autopack-Tier: t1",
+    ] {
         assert!(msg.contains(trailer), "{msg}");
     }
     assert_eq!(commit.author().when().seconds(), common::T0);
@@ -52,7 +86,15 @@ fn commits_are_reproducible() {
         .map(|_| {
             let fx = Fixture::new();
             let branch = fx.branch("rep");
-            branch.commit(&policy().check(&branch, edit_readme("hello", "x").as_bytes()).unwrap(), &info("p1")).unwrap().commit
+            branch
+                .commit(
+                    &policy()
+                        .check(&branch, edit_readme("hello", "x").as_bytes())
+                        .unwrap(),
+                    &info("p1"),
+                )
+                .unwrap()
+                .commit
         })
         .collect();
     assert_eq!(ids[0], ids[1]);
@@ -64,16 +106,34 @@ fn auditor_role_is_recorded() {
     let branch = fx.branch("aud");
     let mut i = info("p1");
     i.role = Role::Auditor;
-    let c = branch.commit(&policy().check(&branch, edit_readme("hello", "x").as_bytes()).unwrap(), &i).unwrap();
-    assert!(fx.repo().find_commit(c.commit).unwrap().message().unwrap().contains("Autopack-Role: auditor"));
+    let c = branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("hello", "x").as_bytes())
+                .unwrap(),
+            &i,
+        )
+        .unwrap();
+    assert!(
+        fx.repo()
+            .find_commit(c.commit)
+            .unwrap()
+            .message()
+            .unwrap()
+            .contains("Autopack-Role: auditor")
+    );
 }
 
 #[test]
 fn a_stale_tip_is_an_error_and_writes_nothing() {
     let fx = Fixture::new();
     let branch = fx.branch("stale");
-    let a = policy().check(&branch, edit_readme("hello", "a").as_bytes()).unwrap();
-    let b = policy().check(&branch, edit_readme("hello", "b").as_bytes()).unwrap();
+    let a = policy()
+        .check(&branch, edit_readme("hello", "a").as_bytes())
+        .unwrap();
+    let b = policy()
+        .check(&branch, edit_readme("hello", "b").as_bytes())
+        .unwrap();
     let first = branch.commit(&a, &info("p1")).unwrap();
     let err = branch.commit(&b, &info("p1")).unwrap_err();
     assert!(
@@ -82,21 +142,38 @@ fn a_stale_tip_is_an_error_and_writes_nothing() {
     );
     assert_eq!(branch.tip().unwrap(), first.commit);
     // A second writer (another handle) moving the branch is detected the same way.
-    let other = IntegrationBranch::open(fx.path(), &run("stale"), "main", BranchOptions::default()).unwrap();
-    let c = policy().check(&branch, edit_readme("a", "c").as_bytes()).unwrap();
-    let d = policy().check(&other, edit_readme("a", "d").as_bytes()).unwrap();
+    let other = IntegrationBranch::open(fx.path(), &run("stale"), "main", BranchOptions::default())
+        .unwrap();
+    let c = policy()
+        .check(&branch, edit_readme("a", "c").as_bytes())
+        .unwrap();
+    let d = policy()
+        .check(&other, edit_readme("a", "d").as_bytes())
+        .unwrap();
     other.commit(&d, &info("p2")).unwrap();
-    assert!(matches!(branch.commit(&c, &info("p2")), Err(ApplyError::StaleTip { .. })));
+    assert!(matches!(
+        branch.commit(&c, &info("p2")),
+        Err(ApplyError::StaleTip { .. })
+    ));
 }
 
 #[test]
 fn protected_refs_are_refused_everywhere() {
     let fx = Fixture::new();
     let before = Snapshot::take(fx.path());
-    let opts = BranchOptions { protected: ProtectedRefs::new(&["autonomous/prod-*"]).unwrap() };
-    let err = IntegrationBranch::create(fx.path(), &run("prod-1"), "main", opts.clone()).unwrap_err();
-    assert!(matches!(&err, ApplyError::ProtectedRef { ref_name, pattern } if ref_name == "refs/heads/autonomous/prod-1" && pattern == "autonomous/prod-*"), "{err}");
-    assert!(err.to_string().starts_with("protected_ref: refs/heads/autonomous/prod-1"));
+    let opts = BranchOptions {
+        protected: ProtectedRefs::new(&["autonomous/prod-*"]).unwrap(),
+    };
+    let err =
+        IntegrationBranch::create(fx.path(), &run("prod-1"), "main", opts.clone()).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::ProtectedRef { ref_name, pattern } if ref_name == "refs/heads/autonomous/prod-1" && pattern == "autonomous/prod-*"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("protected_ref: refs/heads/autonomous/prod-1")
+    );
     assert!(IntegrationBranch::open(fx.path(), &run("prod-1"), "main", opts).is_err());
     let p = ProtectedRefs::default();
     assert_eq!(p.matching("refs/heads/main"), Some("main"));
@@ -112,48 +189,91 @@ fn protected_refs_are_refused_everywhere() {
 fn create_refuses_existing_branches_missing_bases_and_checked_out_branches() {
     let fx = Fixture::new();
     fx.branch("dup");
-    let err = IntegrationBranch::create(fx.path(), &run("dup"), "main", BranchOptions::default()).unwrap_err();
+    let err = IntegrationBranch::create(fx.path(), &run("dup"), "main", BranchOptions::default())
+        .unwrap_err();
     assert!(matches!(err, ApplyError::BranchExists { .. }), "{err}");
-    let err = IntegrationBranch::create(fx.path(), &run("x"), "nope", BranchOptions::default()).unwrap_err();
+    let err = IntegrationBranch::create(fx.path(), &run("x"), "nope", BranchOptions::default())
+        .unwrap_err();
     assert!(matches!(err, ApplyError::BaseNotFound { .. }), "{err}");
-    let err = IntegrationBranch::open(fx.path(), &run("missing"), "main", BranchOptions::default()).unwrap_err();
+    let err = IntegrationBranch::open(fx.path(), &run("missing"), "main", BranchOptions::default())
+        .unwrap_err();
     assert!(matches!(err, ApplyError::BranchMissing { .. }), "{err}");
     // A host that checked out the integration branch: refuse to move it under its feet.
     let branch = fx.branch("co");
     fx.repo().set_head("refs/heads/autonomous/co").unwrap();
-    let checked = policy().check(&branch, edit_readme("hello", "x").as_bytes()).unwrap();
-    assert!(matches!(branch.commit(&checked, &info("p1")), Err(ApplyError::CheckedOut { .. })));
+    let checked = policy()
+        .check(&branch, edit_readme("hello", "x").as_bytes())
+        .unwrap();
+    assert!(matches!(
+        branch.commit(&checked, &info("p1")),
+        Err(ApplyError::CheckedOut { .. })
+    ));
 }
 
 #[test]
 fn snapshot_tags_are_annotated_and_idempotent() {
     let fx = Fixture::new();
     let branch = fx.branch("tags");
-    let c1 = branch.commit(&policy().check(&branch, edit_readme("hello", "a").as_bytes()).unwrap(), &info("p1")).unwrap();
-    let c2 = branch.commit(&policy().check(&branch, edit_readme("a", "b").as_bytes()).unwrap(), &info("p2")).unwrap();
+    let c1 = branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("hello", "a").as_bytes())
+                .unwrap(),
+            &info("p1"),
+        )
+        .unwrap();
+    let c2 = branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("a", "b").as_bytes())
+                .unwrap(),
+            &info("p2"),
+        )
+        .unwrap();
     let (t1, p1) = (TierId::new("t1").unwrap(), PhaseId::new("p1").unwrap());
-    let tag = branch.snapshot_tag(&t1, &p1, c1.commit, &commit_sig()).unwrap();
+    let tag = branch
+        .snapshot_tag(&t1, &p1, c1.commit, &commit_sig())
+        .unwrap();
     assert_eq!(tag.ref_name, "refs/tags/autonomous/tags/tier-t1/phase-p1");
-    let again = branch.snapshot_tag(&t1, &p1, c1.commit, &commit_sig()).unwrap();
+    let again = branch
+        .snapshot_tag(&t1, &p1, c1.commit, &commit_sig())
+        .unwrap();
     assert_eq!(tag, again);
-    let err = branch.snapshot_tag(&t1, &p1, c2.commit, &commit_sig()).unwrap_err();
-    assert!(matches!(err, ApplyError::TagConflict { existing, requested, .. } if existing == c1.commit && requested == c2.commit));
+    let err = branch
+        .snapshot_tag(&t1, &p1, c2.commit, &commit_sig())
+        .unwrap_err();
+    assert!(
+        matches!(err, ApplyError::TagConflict { existing, requested, .. } if existing == c1.commit && requested == c2.commit)
+    );
     let repo = fx.repo();
     let r = repo.find_reference(&tag.ref_name).unwrap();
-    let tag_obj = repo.find_tag(r.target().unwrap()).expect("annotated tag object");
+    let tag_obj = repo
+        .find_tag(r.target().unwrap())
+        .expect("annotated tag object");
     assert_eq!(tag_obj.target_id(), c1.commit);
     // Not on the branch: main's tip is an ancestor (fine); an unrelated commit is not.
     let tree = repo.find_commit(c1.commit).unwrap().tree().unwrap();
-    let orphan = repo.commit(None, &common::sig(), &common::sig(), "orphan", &tree, &[]).unwrap();
+    let orphan = repo
+        .commit(None, &common::sig(), &common::sig(), "orphan", &tree, &[])
+        .unwrap();
     let p9 = PhaseId::new("p9").unwrap();
-    assert!(matches!(branch.snapshot_tag(&t1, &p9, orphan, &commit_sig()), Err(ApplyError::NotOnBranch { .. })));
-    branch.snapshot_tag(&t1, &PhaseId::new("p2").unwrap(), c2.commit, &commit_sig()).unwrap();
+    assert!(matches!(
+        branch.snapshot_tag(&t1, &p9, orphan, &commit_sig()),
+        Err(ApplyError::NotOnBranch { .. })
+    ));
+    branch
+        .snapshot_tag(&t1, &PhaseId::new("p2").unwrap(), c2.commit, &commit_sig())
+        .unwrap();
     let status = branch.status().unwrap();
     assert_eq!(status.commits_ahead, 2);
     assert_eq!(status.base, repo.refname_to_id("refs/heads/main").unwrap());
     assert_eq!(status.base_ref, "refs/heads/main");
     assert_eq!(
-        status.snapshot_tags.iter().map(|t| (t.ref_name.as_str(), t.target)).collect::<Vec<_>>(),
+        status
+            .snapshot_tags
+            .iter()
+            .map(|t| (t.ref_name.as_str(), t.target))
+            .collect::<Vec<_>>(),
         vec![
             ("refs/tags/autonomous/tags/tier-t1/phase-p1", c1.commit),
             ("refs/tags/autonomous/tags/tier-t1/phase-p2", c2.commit)
@@ -166,18 +286,35 @@ fn ci_worktrees_are_created_detached_and_removed() {
     let fx = Fixture::new();
     let before = Snapshot::take(fx.path());
     let branch = fx.branch("wt");
-    let c = branch.commit(&policy().check(&branch, edit_readme("hello", "ci").as_bytes()).unwrap(), &info("p1")).unwrap();
+    let c = branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("hello", "ci").as_bytes())
+                .unwrap(),
+            &info("p1"),
+        )
+        .unwrap();
     let wt = CiWorktree::create(&branch).unwrap();
     let path = wt.path().to_owned();
     assert_eq!(wt.tip(), c.commit);
-    assert_eq!(std::fs::read_to_string(path.join("README")).unwrap(), "ci\n");
+    assert_eq!(
+        std::fs::read_to_string(path.join("README")).unwrap(),
+        "ci\n"
+    );
     assert!(path.join("src/lib.rs").exists());
     let wt_repo = git2::Repository::open(&path).unwrap();
     assert!(wt_repo.head_detached().unwrap());
     assert_eq!(wt_repo.head().unwrap().target(), Some(c.commit));
     drop(wt_repo);
     // The branch is not checked out anywhere: commits still go through.
-    branch.commit(&policy().check(&branch, edit_readme("ci", "after").as_bytes()).unwrap(), &info("p2")).unwrap();
+    branch
+        .commit(
+            &policy()
+                .check(&branch, edit_readme("ci", "after").as_bytes())
+                .unwrap(),
+            &info("p2"),
+        )
+        .unwrap();
     let name = wt.name().to_owned();
     wt.remove().unwrap();
     assert!(!path.exists());

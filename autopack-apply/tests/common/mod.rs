@@ -16,7 +16,12 @@ pub fn sig() -> Signature<'static> {
 }
 
 pub fn commit_sig() -> CommitSignature {
-    CommitSignature { name: "autopack".into(), email: "autopack@example.invalid".into(), seconds: T0, offset_minutes: 0 }
+    CommitSignature {
+        name: "autopack".into(),
+        email: "autopack@example.invalid".into(),
+        seconds: T0,
+        offset_minutes: 0,
+    }
 }
 
 pub fn info(phase: &str) -> CommitInfo {
@@ -53,13 +58,17 @@ impl Fixture {
         std::fs::write(root.join("docs/guide.md"), "# Guide\n\nRead me.\n").unwrap();
         std::fs::write(root.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         std::os::unix::fs::symlink("src", root.join("link")).unwrap();
         let mut index = repo.index().unwrap();
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
         index.write().unwrap();
         let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        repo.commit(Some("HEAD"), &sig(), &sig(), "initial", &tree, &[]).unwrap();
+        repo.commit(Some("HEAD"), &sig(), &sig(), "initial", &tree, &[])
+            .unwrap();
         Fixture { dir }
     }
 
@@ -72,7 +81,8 @@ impl Fixture {
     }
 
     pub fn branch(&self, run_id: &str) -> IntegrationBranch {
-        IntegrationBranch::create(self.path(), &run(run_id), "main", BranchOptions::default()).unwrap()
+        IntegrationBranch::create(self.path(), &run(run_id), "main", BranchOptions::default())
+            .unwrap()
     }
 
     /// Content of `path` at `commit`.
@@ -105,7 +115,9 @@ impl Snapshot {
         for r in repo.references().unwrap() {
             let r = r.unwrap();
             let name = r.name().unwrap().to_owned();
-            if name.starts_with("refs/heads/autonomous/") || name.starts_with("refs/tags/autonomous/") {
+            if name.starts_with("refs/heads/autonomous/")
+                || name.starts_with("refs/tags/autonomous/")
+            {
                 continue;
             }
             let target = match r.target() {

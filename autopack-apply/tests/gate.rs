@@ -1,0 +1,164 @@
+//! The preflight gate with real shell commands.
+
+use std::time::Duration;
+
+use autopack_apply::{GateError, GateVerdict, PreflightGate};
+use autopack_core::vocabulary::CiProfile;
+
+fn gate(cmd: &str) -> PreflightGate {
+    let mut g = PreflightGate::new(cmd, cmd);
+    g.backoff = Duration::ZERO;
+    g.timeout = Duration::from_secs(20);
+    g
+}
+
+#[test]
+fn green_on_first_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = gate("echo all good; true")
+        .run(dir.path(), CiProfile::Normal, 6)
+        .unwrap();
+    assert_eq!(report.verdict, GateVerdict::Green);
+    assert_eq!(report.attempts.len(), 1);
+    assert_eq!(report.ci_runs_used, 1);
+    assert_eq!(report.attempts[0].exit_code, Some(0));
+    assert_eq!(report.attempts[0].output_tail, "all good\n");
+    assert!(!report.stopped_for_cap);
+}
+
+#[test]
+fn red_after_every_attempt_with_output_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = gate("seq 1 100; echo boom >&2; exit 3");
+    g.tail_lines = 3;
+    let report = g.run(dir.path(), CiProfile::Strict, 10).unwrap();
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert_eq!(report.attempts.len(), 3, "default max attempts");
+    assert!(
+        report
+            .attempts
+            .iter()
+            .all(|a| a.exit_code == Some(3) && !a.timed_out)
+    );
+    assert_eq!(report.attempts[2].output_tail, "99\n100\nboom\n");
+    assert_eq!(
+        report.attempts.iter().map(|a| a.number).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let report = gate("false")
+        .run(dir.path(), CiProfile::Normal, 10)
+        .unwrap();
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert_eq!(report.attempts[0].exit_code, Some(1));
+}
+
+#[test]
+fn flaky_when_red_then_green() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "if [ -e marker ]; then echo pass; else touch marker; echo fail; exit 1; fi";
+    let report = gate(script).run(dir.path(), CiProfile::Normal, 6).unwrap();
+    assert_eq!(report.verdict, GateVerdict::Flaky);
+    assert_eq!(
+        report
+            .attempts
+            .iter()
+            .map(|a| a.exit_code)
+            .collect::<Vec<_>>(),
+        [Some(1), Some(0)]
+    );
+    assert_eq!(report.ci_runs_used, 2);
+}
+
+#[test]
+fn never_starts_an_attempt_the_cap_cannot_pay_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = gate("false").run(dir.path(), CiProfile::Normal, 2).unwrap();
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert_eq!(report.ci_runs_used, 2);
+    assert!(report.stopped_for_cap);
+    let report = gate("touch ran")
+        .run(dir.path(), CiProfile::Normal, 0)
+        .unwrap();
+    assert_eq!(report.verdict, GateVerdict::NotRun);
+    assert!(report.attempts.is_empty() && report.stopped_for_cap);
+    assert!(!dir.path().join("ran").exists());
+}
+
+#[test]
+fn times_out_and_kills_the_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = gate("sleep 5");
+    g.timeout = Duration::from_millis(200);
+    g.max_attempts = 2;
+    let started = std::time::Instant::now();
+    let report = g.run(dir.path(), CiProfile::Normal, 5).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert!(
+        report
+            .attempts
+            .iter()
+            .all(|a| a.timed_out && a.exit_code.is_none() && !a.passed())
+    );
+    assert!(report.attempts[0].duration >= Duration::from_millis(200));
+}
+
+#[test]
+fn a_missing_program_is_an_environment_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = gate("definitely-not-a-program-xyz --run")
+        .run(dir.path(), CiProfile::Normal, 5)
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            GateError::Environment {
+                ci_runs_charged: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = gate("true")
+        .run(&dir.path().join("missing-dir"), CiProfile::Normal, 5)
+        .unwrap_err();
+    assert!(matches!(err, GateError::Environment { .. }));
+}
+
+#[test]
+fn backoff_doubles_and_is_injectable() {
+    use std::sync::Mutex;
+    static SLEPT: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
+    fn record(d: Duration) {
+        SLEPT.lock().unwrap().push(d);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = gate("false");
+    g.backoff = Duration::from_secs(10);
+    g.sleep = record;
+    g.run(dir.path(), CiProfile::Normal, 5).unwrap();
+    assert_eq!(
+        *SLEPT.lock().unwrap(),
+        [Duration::from_secs(10), Duration::from_secs(20)]
+    );
+}
+
+#[test]
+fn profiles_pick_their_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = PreflightGate::new("exit 0", "exit 1");
+    g.backoff = Duration::ZERO;
+    g.max_attempts = 1;
+    assert_eq!(
+        g.run(dir.path(), CiProfile::Normal, 1).unwrap().verdict,
+        GateVerdict::Green
+    );
+    assert_eq!(
+        g.run(dir.path(), CiProfile::Strict, 1).unwrap().verdict,
+        GateVerdict::Red
+    );
+}
