@@ -5,6 +5,8 @@
 //! with no human in the loop — and re-exports of the other Autopack crates.
 
 pub mod driver;
+pub mod promotion;
+pub mod report;
 pub mod supervisor;
 
 pub use autopack_apply as apply;
