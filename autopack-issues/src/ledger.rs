@@ -258,14 +258,43 @@ struct RunKey {
     first_phase_index: u32,
     last_phase_index: u32,
     occurrence_count: u64,
-    tiers: Vec<Idx>,
-    phases: Vec<Idx>,
+    /// Run-local tier slots below 64 that saw the key.
+    tier_mask: u64,
+    /// Run-local tier slots from 64 on (rarely used; no allocation while empty).
+    more_tiers: Vec<u32>,
     first_seen_run: Option<Idx>,
 }
 
 impl RunKey {
     fn effective(&self) -> Severity {
         self.severity.max(self.inherited)
+    }
+
+    fn has_tier(&self, slot: u32) -> bool {
+        if slot < 64 {
+            self.tier_mask & (1u64 << slot) != 0
+        } else {
+            self.more_tiers.contains(&slot)
+        }
+    }
+
+    /// Adds a tier slot; returns whether it was new.
+    fn add_tier(&mut self, slot: u32) -> bool {
+        if self.has_tier(slot) {
+            return false;
+        }
+        if slot < 64 {
+            self.tier_mask |= 1u64 << slot;
+        } else {
+            self.more_tiers.push(slot);
+        }
+        true
+    }
+
+    fn tier_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..64u32)
+            .filter(|&s| self.tier_mask & (1u64 << s) != 0)
+            .chain(self.more_tiers.iter().copied())
     }
 }
 
@@ -274,10 +303,24 @@ impl RunKey {
 struct PhaseKey {
     severity: Severity,
     source: IssueSource,
-    category: IssueCategory,
     expected_fail: bool,
     occurrence_count: u64,
+    /// Rarely needed fields, boxed to keep the hot entry small.
+    extra: Option<Box<PhaseExtra>>,
+}
+
+/// A phase-level category other than the key's, and evidence.
+#[derive(Debug, Clone, Default)]
+struct PhaseExtra {
+    category: Option<IssueCategory>,
     evidence_refs: Vec<String>,
+}
+
+/// What `Ledger::locate` found.
+#[derive(Debug, Clone, Copy)]
+struct Located {
+    run: Option<Idx>,
+    slot: Option<Idx>,
 }
 
 #[derive(Debug, Clone)]
@@ -285,6 +328,8 @@ struct PhaseState {
     id: PhaseId,
     phase_index: u32,
     tier: Idx,
+    /// The run-local slot of `tier`.
+    tier_slot: u32,
     task_category: TaskCategory,
     complexity: Complexity,
     keys: Map<Idx, PhaseKey>,
@@ -293,8 +338,46 @@ struct PhaseState {
 #[derive(Debug, Clone, Default)]
 struct RunState {
     keys: Map<Idx, RunKey>,
+    /// Run-local tier slot → global tier.
+    tiers: Vec<Idx>,
+    tier_slots: Map<Idx, u32>,
     phase_slots: Map<PhaseId, Idx>,
     phases: Vec<PhaseState>,
+}
+
+/// The run-local slot of a tier (split from `RunState` for disjoint borrows).
+fn tier_slot(tiers: &mut Vec<Idx>, slots: &mut Map<Idx, u32>, tier: Idx) -> u32 {
+    if let Some(&slot) = slots.get(&tier) {
+        return slot;
+    }
+    let slot = tiers.len() as u32;
+    tiers.push(tier);
+    slots.insert(tier, slot);
+    slot
+}
+
+impl RunState {
+    fn tier_slot(&mut self, tier: Idx) -> u32 {
+        tier_slot(&mut self.tiers, &mut self.tier_slots, tier)
+    }
+
+    /// The phases (by phase index, then id) that list each key.
+    fn phases_by_key(&self) -> Map<Idx, Vec<&PhaseState>> {
+        let mut by_key: Map<Idx, Vec<&PhaseState>> = Map::default();
+        for phase in &self.phases {
+            for &key in phase.keys.keys() {
+                by_key.entry(key).or_default().push(phase);
+            }
+        }
+        for phases in by_key.values_mut() {
+            phases.sort_by(|a, b| {
+                a.phase_index
+                    .cmp(&b.phase_index)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+        }
+        by_key
+    }
 }
 
 /// Interned strings: id ↔ dense index.
@@ -394,12 +477,18 @@ impl Ledger {
     /// # Errors
     /// As [`Ledger::record`].
     pub fn check(&self, obs: &IssueObservation) -> Result<(), LedgerError> {
-        if let Some(run) = self
-            .run_ids
-            .get(obs.run_id.as_str())
-            .and_then(|r| self.runs.get(&r))
-        {
+        self.locate(obs).map(drop)
+    }
+
+    /// Validates `obs` and finds what it refers to, without changing anything.
+    fn locate(&self, obs: &IssueObservation) -> Result<Located, LedgerError> {
+        let mut located = Located {
+            run: self.run_ids.get(obs.run_id.as_str()),
+            slot: None,
+        };
+        if let Some(run) = located.run.and_then(|r| self.runs.get(&r)) {
             if let Some(&slot) = run.phase_slots.get(obs.phase_id.as_str()) {
+                located.slot = Some(slot);
                 let phase = &run.phases[slot as usize];
                 let conflict = |field: &'static str, recorded: String, given: String| {
                     Err(LedgerError::PhaseConflict {
@@ -450,7 +539,7 @@ impl Ledger {
         if !self.tier_ids.has_room() && self.tier_ids.get(obs.tier_id.as_str()).is_none() {
             return Err(LedgerError::Capacity("tiers"));
         }
-        Ok(())
+        Ok(located)
     }
 
     /// Records one issue seen in one phase, at all three levels, at time `now`.
@@ -468,15 +557,22 @@ impl Ledger {
         obs: &IssueObservation,
         now: DateTime<Utc>,
     ) -> Result<RecordOutcome, LedgerError> {
-        self.check(obs)?;
-        Ok(self.apply(obs, now))
+        let located = self.locate(obs)?;
+        Ok(self.apply(obs, located, now))
     }
 
-    /// Applies a checked observation. Infallible.
-    fn apply(&mut self, obs: &IssueObservation, now: DateTime<Utc>) -> RecordOutcome {
+    /// Applies a located observation. Infallible.
+    fn apply(
+        &mut self,
+        obs: &IssueObservation,
+        located: Located,
+        now: DateTime<Utc>,
+    ) -> RecordOutcome {
         let issue = &obs.issue;
-        let run_idx = self.run_ids.intern(&obs.run_id);
-        let tier_idx = self.tier_ids.intern(&obs.tier_id);
+        let run_idx = match located.run {
+            Some(run) => run,
+            None => self.run_ids.intern(&obs.run_id),
+        };
 
         // Backlog level: find or create the key.
         let (key_idx, new_in_project) = match self.keys.get(issue.issue_key.as_str()) {
@@ -536,8 +632,8 @@ impl Ledger {
                 first_phase_index: obs.phase_index,
                 last_phase_index: obs.phase_index,
                 occurrence_count: 0,
-                tiers: Vec::new(),
-                phases: Vec::new(),
+                tier_mask: 0,
+                more_tiers: Vec::new(),
                 first_seen_run: entry.first_seen_run,
             }
         });
@@ -560,35 +656,19 @@ impl Ledger {
             aged_in_runs = true;
         }
         entry.last_seen_run = run_idx;
-        let mut aged_in_tiers = false;
-        if !run_key.tiers.contains(&tier_idx) {
-            run_key.tiers.push(tier_idx);
-            if !entry.seen_in_tiers.contains(&(run_idx, tier_idx)) {
-                entry.seen_in_tiers.push((run_idx, tier_idx));
-                entry.age_in_tiers = entry.age_in_tiers.saturating_add(1);
-                aged_in_tiers = true;
-            }
-        }
-        let mut newly_needs_cleanup = false;
-        if entry.status == IssueStatus::Open
-            && entry.base_severity == Severity::Minor
-            && self
-                .thresholds
-                .reached(entry.age_in_runs, entry.age_in_tiers)
-        {
-            entry.status = IssueStatus::NeedsCleanup;
-            newly_needs_cleanup = status_before != IssueStatus::NeedsCleanup;
-        }
 
         // Phase level.
-        let slot = match run.phase_slots.get(obs.phase_id.as_str()) {
-            Some(&slot) => slot,
+        let slot = match located.slot {
+            Some(slot) => slot,
             None => {
+                let tier = self.tier_ids.intern(&obs.tier_id);
+                let tier_slot = tier_slot(&mut run.tiers, &mut run.tier_slots, tier);
                 let slot = run.phases.len() as Idx;
                 run.phases.push(PhaseState {
                     id: obs.phase_id.clone(),
                     phase_index: obs.phase_index,
-                    tier: tier_idx,
+                    tier,
+                    tier_slot,
                     task_category: obs.task_category.clone(),
                     complexity: obs.complexity,
                     keys: Map::default(),
@@ -598,27 +678,56 @@ impl Ledger {
             }
         };
         let phase = &mut run.phases[slot as usize];
+        let (tier_idx, tier_slot) = (phase.tier, phase.tier_slot);
         let mut new_in_phase = false;
         let phase_key = phase.keys.entry(key_idx).or_insert_with(|| {
             new_in_phase = true;
             PhaseKey {
                 severity: issue.severity,
                 source: issue.source,
-                category: issue.category.clone(),
                 expected_fail: issue.expected_fail,
                 occurrence_count: 0,
-                evidence_refs: Vec::new(),
+                extra: None,
             }
         });
-        if new_in_phase {
-            run_key.phases.push(slot);
-        }
         phase_key.severity = phase_key.severity.max(issue.severity);
         phase_key.occurrence_count = phase_key.occurrence_count.saturating_add(1);
-        for evidence in &issue.evidence_refs {
-            if !phase_key.evidence_refs.contains(evidence) {
-                phase_key.evidence_refs.push(evidence.clone());
+        let other_category = new_in_phase && issue.category != entry.category;
+        if other_category || !issue.evidence_refs.is_empty() {
+            let extra = phase_key.extra.get_or_insert_with(Box::default);
+            if other_category {
+                extra.category = Some(issue.category.clone());
             }
+            for evidence in &issue.evidence_refs {
+                if !extra.evidence_refs.contains(evidence) {
+                    extra.evidence_refs.push(evidence.clone());
+                }
+            }
+        }
+
+        // Aging by tiers. A repeat in a known phase is in a known tier.
+        let mut aged_in_tiers = false;
+        if new_in_phase && run_key.add_tier(tier_slot) {
+            if !entry.seen_in_tiers.contains(&(run_idx, tier_idx)) {
+                entry.seen_in_tiers.push((run_idx, tier_idx));
+                entry.age_in_tiers = entry.age_in_tiers.saturating_add(1);
+                aged_in_tiers = true;
+            }
+        }
+        let mut newly_needs_cleanup = false;
+        if entry.base_severity == Severity::Major && entry.status == IssueStatus::NeedsCleanup {
+            // Cleanup is for minor debt: a key upgraded to major is open (and effective
+            // major anyway), whatever the order of its reports.
+            entry.status = IssueStatus::Open;
+        }
+        if entry.status == IssueStatus::Open
+            && entry.base_severity == Severity::Minor
+            && self
+                .thresholds
+                .reached(entry.age_in_runs, entry.age_in_tiers)
+        {
+            entry.status = IssueStatus::NeedsCleanup;
+            newly_needs_cleanup = status_before != IssueStatus::NeedsCleanup;
         }
 
         let novelty = if new_in_project {
@@ -735,12 +844,18 @@ impl Ledger {
     /// Distinct keys seen in one tier of a run, by their effective severity in the run.
     pub fn tier_counts(&self, run_id: &RunId, tier_id: &TierId) -> IssueCounts {
         let mut counts = IssueCounts::default();
-        let (Some(run), Some(tier)) = (self.run(run_id), self.tier_ids.get(tier_id.as_str()))
+        let Some(run) = self.run(run_id) else {
+            return counts;
+        };
+        let Some(&slot) = self
+            .tier_ids
+            .get(tier_id.as_str())
+            .and_then(|t| run.tier_slots.get(&t))
         else {
             return counts;
         };
         for key in run.keys.values() {
-            if key.tiers.contains(&tier) {
+            if key.has_tier(slot) {
                 counts.add(key.effective());
             }
         }
@@ -752,9 +867,9 @@ impl Ledger {
         let mut by_tier: BTreeMap<TierId, IssueCounts> = BTreeMap::new();
         if let Some(run) = self.run(run_id) {
             for key in run.keys.values() {
-                for &tier in &key.tiers {
+                for slot in key.tier_slots() {
                     by_tier
-                        .entry(self.tier_ids.name(tier).clone())
+                        .entry(self.tier_ids.name(run.tiers[slot as usize]).clone())
                         .or_default()
                         .add(key.effective());
                 }
@@ -862,7 +977,11 @@ impl Ledger {
                     severity: pk.severity,
                     effective_severity: effective,
                     source: pk.source,
-                    category: pk.category.clone(),
+                    category: pk
+                        .extra
+                        .as_ref()
+                        .and_then(|x| x.category.clone())
+                        .unwrap_or_else(|| entry.category.clone()),
                     task_category: phase.task_category.clone(),
                     complexity: phase.complexity,
                     expected_fail: pk.expected_fail,
@@ -871,7 +990,11 @@ impl Ledger {
                         .and_then(|rk| rk.first_seen_run)
                         .map(|r| self.run_ids.name(r).clone()),
                     last_seen_run: run_id.clone(),
-                    evidence_refs: pk.evidence_refs.clone(),
+                    evidence_refs: pk
+                        .extra
+                        .as_ref()
+                        .map(|x| x.evidence_refs.clone())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -900,22 +1023,16 @@ impl Ledger {
             return index;
         };
         let mut counts = IssueCounts::default();
+        let phases_by_key = run.phases_by_key();
         for (&key_idx, rk) in &run.keys {
             let entry = &self.entries[key_idx as usize];
             counts.add(rk.effective());
             let mut tiers: Vec<TierId> = rk
-                .tiers
-                .iter()
-                .map(|&t| self.tier_ids.name(t).clone())
+                .tier_slots()
+                .map(|slot| self.tier_ids.name(run.tiers[slot as usize]).clone())
                 .collect();
             tiers.sort();
-            let mut phases: Vec<&PhaseState> =
-                rk.phases.iter().map(|&p| &run.phases[p as usize]).collect();
-            phases.sort_by(|a, b| {
-                a.phase_index
-                    .cmp(&b.phase_index)
-                    .then_with(|| a.id.cmp(&b.id))
-            });
+            let phases = phases_by_key.get(&key_idx).map_or(&[][..], Vec::as_slice);
             index.issues_by_key.insert(
                 entry.key.clone(),
                 RunIssueEntry {
@@ -926,7 +1043,7 @@ impl Ledger {
                     last_phase_index: rk.last_phase_index,
                     occurrence_count: rk.occurrence_count,
                     seen_in_tiers: tiers,
-                    seen_in_phases: phases.into_iter().map(|p| p.id.clone()).collect(),
+                    seen_in_phases: phases.iter().map(|p| p.id.clone()).collect(),
                 },
             );
         }
@@ -1116,10 +1233,12 @@ impl Ledger {
                 continue;
             };
             let slot = state.phases.len() as Idx;
+            let tier = self.tier_ids.intern(&file.tier_id);
             let mut phase = PhaseState {
                 id: file.phase_id.clone(),
                 phase_index: file.phase_index,
-                tier: self.tier_ids.intern(&file.tier_id),
+                tier,
+                tier_slot: state.tier_slot(tier),
                 task_category: first.task_category.clone(),
                 complexity: first.complexity,
                 keys: Map::default(),
@@ -1137,10 +1256,19 @@ impl Ledger {
                     PhaseKey {
                         severity: issue.severity,
                         source: issue.source,
-                        category: issue.category.clone(),
                         expected_fail: issue.expected_fail,
                         occurrence_count: issue.occurrence_count,
-                        evidence_refs: issue.evidence_refs.clone(),
+                        extra: {
+                            let category = (issue.category
+                                != self.entries[key_idx as usize].category)
+                                .then(|| issue.category.clone());
+                            (category.is_some() || !issue.evidence_refs.is_empty()).then(|| {
+                                Box::new(PhaseExtra {
+                                    category,
+                                    evidence_refs: issue.evidence_refs.clone(),
+                                })
+                            })
+                        },
                     },
                 );
             }
@@ -1156,7 +1284,6 @@ impl Ledger {
                     message: "not in the backlog".into(),
                 });
             };
-            let mut phases = Vec::with_capacity(e.seen_in_phases.len());
             let mut first_seen_run = None;
             for phase_id in &e.seen_in_phases {
                 let Some(&slot) = state.phase_slots.get(phase_id.as_str()) else {
@@ -1176,7 +1303,21 @@ impl Ledger {
                         ),
                     });
                 }
-                phases.push(slot);
+            }
+            let listing = state
+                .phases
+                .iter()
+                .filter(|p| p.keys.contains_key(&key_idx))
+                .count();
+            if listing != e.seen_in_phases.len() {
+                return Err(LoadError {
+                    location: location(),
+                    field: "seen_in_phases",
+                    message: format!(
+                        "lists {} phases, but {listing} issue files list the key",
+                        e.seen_in_phases.len()
+                    ),
+                });
             }
             for file in &snap.phases {
                 if let Some(issue) = file.issues.iter().find(|i| i.issue_key == *key) {
@@ -1187,23 +1328,21 @@ impl Ledger {
                     break;
                 }
             }
-            state.keys.insert(
-                key_idx,
-                RunKey {
-                    severity: e.severity,
-                    inherited: e.effective_severity,
-                    first_phase_index: e.first_phase_index,
-                    last_phase_index: e.last_phase_index,
-                    occurrence_count: e.occurrence_count,
-                    tiers: e
-                        .seen_in_tiers
-                        .iter()
-                        .map(|t| self.tier_ids.intern(t))
-                        .collect(),
-                    phases,
-                    first_seen_run,
-                },
-            );
+            let mut run_key = RunKey {
+                severity: e.severity,
+                inherited: e.effective_severity,
+                first_phase_index: e.first_phase_index,
+                last_phase_index: e.last_phase_index,
+                occurrence_count: e.occurrence_count,
+                tier_mask: 0,
+                more_tiers: Vec::new(),
+                first_seen_run,
+            };
+            for tier_id in &e.seen_in_tiers {
+                let tier = self.tier_ids.intern(tier_id);
+                run_key.add_tier(state.tier_slot(tier));
+            }
+            state.keys.insert(key_idx, run_key);
         }
         for phase in &state.phases {
             for key_idx in phase.keys.keys() {

@@ -69,7 +69,10 @@
 //!   run on ([`BacklogView::aging_report`]), as SPEC §4 says.
 //! - A minor key whose ages reach a threshold ([`AgingThresholds`], `normal` 3 runs / 2
 //!   tiers, `safety_critical` 2 / 1) becomes `needs_cleanup` as it is recorded.
-//!   [`Ledger::set_thresholds`] applies new thresholds to every key at once.
+//!   [`Ledger::set_thresholds`] applies new thresholds to every key at once. Only minor
+//!   keys need cleanup: a `needs_cleanup` key re-reported as `major` becomes `open` (it is
+//!   effective major either way), so a key's status does not depend on the order of its
+//!   reports.
 //! - A resolved key seen again is reopened (`open`, or `needs_cleanup` if its ages say so:
 //!   ages continue, they are history), its `regression_count` rises and the outcome says
 //!   `regression`.
