@@ -302,13 +302,22 @@ pub fn compile(
     // Phases in (phase_index, phase_id) order.
     let mut phases: Vec<&PhaseSpec> = plan.phases.iter().collect();
     phases.sort_by(|a, b| (a.phase_index, &a.phase_id).cmp(&(b.phase_index, &b.phase_id)));
-    let mut ids: Vec<&str> = phases.iter().map(|p| p.phase_id.as_str()).collect();
-    ids.sort_unstable();
-    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+    // Positions in `phases`, by phase id: duplicate check, id collisions, output order.
+    let mut by_id: Vec<usize> = (0..phases.len()).collect();
+    by_id.sort_unstable_by(|&a, &b| phases[a].phase_id.cmp(&phases[b].phase_id));
+    if let Some(w) = by_id
+        .windows(2)
+        .find(|w| phases[w[0]].phase_id == phases[w[1]].phase_id)
+    {
         return Err(CompileError::DuplicatePhase {
-            phase_id: PhaseId::new(w[0])?,
+            phase_id: phases[w[0]].phase_id.clone(),
         });
     }
+    let id_taken = |id: &str| {
+        by_id
+            .binary_search_by(|&i| phases[i].phase_id.as_str().cmp(id))
+            .is_ok()
+    };
     let planned = count(phases.len());
     if planned > max_phases {
         diagnostics.push(Diagnostic::PlanExceedsMaxPhases {
@@ -430,9 +439,7 @@ pub fn compile(
         for (i, chunk) in candidates.chunks(per_phase).enumerate() {
             let mut id = format!("debt-cleanup-{:02}", i + 1);
             let mut k = 2;
-            while ids.binary_search(&id.as_str()).is_ok()
-                || inserted_specs.iter().any(|s| s.phase_id.as_str() == id)
-            {
+            while id_taken(&id) || inserted_specs.iter().any(|s| s.phase_id.as_str() == id) {
                 id = format!("debt-cleanup-{:02}-{k}", i + 1);
                 k += 1;
             }
@@ -483,7 +490,7 @@ pub fn compile(
     // Slices and tier terms.
     let mut tier_phases: Vec<Vec<PhaseId>> = vec![Vec::new(); tiers.len()];
     let mut tier_terms: Vec<Vec<TierCapTerm>> = vec![Vec::new(); tiers.len()];
-    let mut phase_strategies = BTreeMap::new();
+    let mut slices: Vec<Option<PhaseStrategy>> = Vec::with_capacity(pending.len());
     for p in &pending {
         let r = resolver.get(p.resolved);
         let spec = p.spec;
@@ -531,31 +538,43 @@ pub fn compile(
             max_major_issues_tolerated: r.tier_max_major_issues_tolerated,
         });
         tier_phases[p.tier_pos].push(spec.phase_id.clone());
-        phase_strategies.insert(
-            spec.phase_id.clone(),
-            PhaseStrategy {
-                phase_id: spec.phase_id.clone(),
-                tier_id: spec.tier_id.clone(),
-                phase_index: spec.phase_index,
-                task_category: spec.task_category.clone(),
-                complexity,
-                builder_mode,
-                max_builder_attempts: r.max_builder_attempts,
-                max_auditor_attempts: r.max_auditor_attempts,
-                incident_token_cap: r.incident_token_cap,
-                ci_profile,
-                ci_max_retries,
-                auto_apply,
-                auditor_profile: r.auditor_profile.map(str::to_owned),
-                high_risk: r.high_risk,
-                default_severity: r.default_severity,
-                scope: spec.scope.clone(),
-                origin: p.origin,
-                defaults_source: r.source,
-                cleanup_issue_keys: p.cleanup_keys.iter().map(|e| e.issue_key.clone()).collect(),
-            },
-        );
+        slices.push(Some(PhaseStrategy {
+            phase_id: spec.phase_id.clone(),
+            tier_id: spec.tier_id.clone(),
+            phase_index: spec.phase_index,
+            task_category: spec.task_category.clone(),
+            complexity,
+            builder_mode,
+            max_builder_attempts: r.max_builder_attempts,
+            max_auditor_attempts: r.max_auditor_attempts,
+            incident_token_cap: r.incident_token_cap,
+            ci_profile,
+            ci_max_retries,
+            auto_apply,
+            auditor_profile: r.auditor_profile.map(str::to_owned),
+            high_risk: r.high_risk,
+            default_severity: r.default_severity,
+            scope: spec.scope.clone(),
+            origin: p.origin,
+            defaults_source: r.source,
+            cleanup_issue_keys: p.cleanup_keys.iter().map(|e| e.issue_key.clone()).collect(),
+        }));
     }
+    // Planned slices in id order, then the inserted ones: `BTreeMap::from_iter` then only
+    // has to merge a short run instead of sorting.
+    let mut order: Vec<usize> = by_id
+        .iter()
+        .copied()
+        .chain(phases.len()..slices.len())
+        .collect();
+    // Nearly sorted already (only the inserted ids are out of place): cheap, and it leaves
+    // `from_iter` an already sorted input, which it builds in bulk without moving slices.
+    order.sort_by(|&a, &b| pending[a].spec.phase_id.cmp(&pending[b].spec.phase_id));
+    let phase_strategies: BTreeMap<PhaseId, PhaseStrategy> = order
+        .into_iter()
+        .filter_map(|i| slices.get_mut(i).and_then(Option::take))
+        .map(|slice| (slice.phase_id.clone(), slice))
+        .collect();
 
     let mut tier_strategies = BTreeMap::new();
     for (pos, tier) in tiers.iter().enumerate() {
