@@ -57,10 +57,22 @@
 //!
 //! # Speed
 //!
-//! See `benches/apply.rs`; figures are in the section "Benchmark" of this crate's README
-//! in the crate docs below.
+//! A check computes the new tree by applying the patch to a scratch tree that holds only
+//! the declared paths, then splicing the results into the base tree along those paths, so
+//! the cost per patch follows the patch and the depth of its paths, not the repository's
+//! file count. `benches/apply.rs` applies one-file patches in sequence (check + commit) and,
+//! in the same run, the first implementation's loop (`git apply`, `git add -A`,
+//! `git commit` per patch on a checkout). One run with short measurement times (criterion,
+//! 10 samples, 4 s) on a 2-core machine that was also compiling other crates (load ≈ 8),
+//! so the absolute figures are noisy; per patch:
 //!
-//! BENCHMARK_FIGURES
+//! | files in repo | autopack-apply | git subprocess loop | ratio |
+//! |---|---|---|---|
+//! | 1,000 | 7.0 ms (5.9–8.5) | 86 ms (77–98) | ≈ 12× |
+//! | 10,000 | 4.5 ms (3.7–5.1) | 267 ms (219–323) | ≈ 60× |
+//!
+//! The git2 path does not grow with the file count (the difference is load noise); the
+//! subprocess loop triples from 1,000 to 10,000 files.
 
 mod branch;
 mod gate;
