@@ -321,6 +321,7 @@ struct PhaseExtra {
 struct Located {
     run: Option<Idx>,
     slot: Option<Idx>,
+    key: Option<Idx>,
 }
 
 #[derive(Debug, Clone)]
@@ -485,6 +486,7 @@ impl Ledger {
         let mut located = Located {
             run: self.run_ids.get(obs.run_id.as_str()),
             slot: None,
+            key: None,
         };
         if let Some(run) = located.run.and_then(|r| self.runs.get(&r)) {
             if let Some(&slot) = run.phase_slots.get(obs.phase_id.as_str()) {
@@ -528,9 +530,8 @@ impl Ledger {
                 return Err(LedgerError::Capacity("phases"));
             }
         }
-        if !self.keys.contains_key(obs.issue.issue_key.as_str())
-            && self.entries.len() >= Idx::MAX as usize
-        {
+        located.key = self.keys.get(obs.issue.issue_key.as_str()).copied();
+        if located.key.is_none() && self.entries.len() >= Idx::MAX as usize {
             return Err(LedgerError::Capacity("issue keys"));
         }
         if !self.run_ids.has_room() && self.run_ids.get(obs.run_id.as_str()).is_none() {
@@ -575,8 +576,8 @@ impl Ledger {
         };
 
         // Backlog level: find or create the key.
-        let (key_idx, new_in_project) = match self.keys.get(issue.issue_key.as_str()) {
-            Some(&idx) => (idx, false),
+        let (key_idx, new_in_project) = match located.key {
+            Some(idx) => (idx, false),
             None => {
                 let idx = self.entries.len() as Idx;
                 self.entries.push(KeyEntry {
@@ -707,12 +708,13 @@ impl Ledger {
 
         // Aging by tiers. A repeat in a known phase is in a known tier.
         let mut aged_in_tiers = false;
-        if new_in_phase && run_key.add_tier(tier_slot) {
-            if !entry.seen_in_tiers.contains(&(run_idx, tier_idx)) {
-                entry.seen_in_tiers.push((run_idx, tier_idx));
-                entry.age_in_tiers = entry.age_in_tiers.saturating_add(1);
-                aged_in_tiers = true;
-            }
+        if new_in_phase
+            && run_key.add_tier(tier_slot)
+            && !entry.seen_in_tiers.contains(&(run_idx, tier_idx))
+        {
+            entry.seen_in_tiers.push((run_idx, tier_idx));
+            entry.age_in_tiers = entry.age_in_tiers.saturating_add(1);
+            aged_in_tiers = true;
         }
         let mut newly_needs_cleanup = false;
         if entry.base_severity == Severity::Major && entry.status == IssueStatus::NeedsCleanup {
