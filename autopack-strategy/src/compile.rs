@@ -490,7 +490,7 @@ pub fn compile(
     // Slices and tier terms.
     let mut tier_phases: Vec<Vec<PhaseId>> = vec![Vec::new(); tiers.len()];
     let mut tier_terms: Vec<Vec<TierCapTerm>> = vec![Vec::new(); tiers.len()];
-    let mut slices: Vec<Option<PhaseStrategy>> = Vec::with_capacity(pending.len());
+    let mut slices: Vec<(PhaseId, PhaseStrategy)> = Vec::with_capacity(pending.len());
     for p in &pending {
         let r = resolver.get(p.resolved);
         let spec = p.spec;
@@ -538,43 +538,34 @@ pub fn compile(
             max_major_issues_tolerated: r.tier_max_major_issues_tolerated,
         });
         tier_phases[p.tier_pos].push(spec.phase_id.clone());
-        slices.push(Some(PhaseStrategy {
-            phase_id: spec.phase_id.clone(),
-            tier_id: spec.tier_id.clone(),
-            phase_index: spec.phase_index,
-            task_category: spec.task_category.clone(),
-            complexity,
-            builder_mode,
-            max_builder_attempts: r.max_builder_attempts,
-            max_auditor_attempts: r.max_auditor_attempts,
-            incident_token_cap: r.incident_token_cap,
-            ci_profile,
-            ci_max_retries,
-            auto_apply,
-            auditor_profile: r.auditor_profile.map(str::to_owned),
-            high_risk: r.high_risk,
-            default_severity: r.default_severity,
-            scope: spec.scope.clone(),
-            origin: p.origin,
-            defaults_source: r.source,
-            cleanup_issue_keys: p.cleanup_keys.iter().map(|e| e.issue_key.clone()).collect(),
-        }));
+        slices.push((
+            spec.phase_id.clone(),
+            PhaseStrategy {
+                phase_id: spec.phase_id.clone(),
+                tier_id: spec.tier_id.clone(),
+                phase_index: spec.phase_index,
+                task_category: spec.task_category.clone(),
+                complexity,
+                builder_mode,
+                max_builder_attempts: r.max_builder_attempts,
+                max_auditor_attempts: r.max_auditor_attempts,
+                incident_token_cap: r.incident_token_cap,
+                ci_profile,
+                ci_max_retries,
+                auto_apply,
+                auditor_profile: r.auditor_profile.map(str::to_owned),
+                high_risk: r.high_risk,
+                default_severity: r.default_severity,
+                scope: spec.scope.clone(),
+                origin: p.origin,
+                defaults_source: r.source,
+                cleanup_issue_keys: p.cleanup_keys.iter().map(|e| e.issue_key.clone()).collect(),
+            },
+        ));
     }
-    // Planned slices in id order, then the inserted ones: `BTreeMap::from_iter` then only
-    // has to merge a short run instead of sorting.
-    let mut order: Vec<usize> = by_id
-        .iter()
-        .copied()
-        .chain(phases.len()..slices.len())
-        .collect();
-    // Nearly sorted already (only the inserted ids are out of place): cheap, and it leaves
-    // `from_iter` an already sorted input, which it builds in bulk without moving slices.
-    order.sort_by(|&a, &b| pending[a].spec.phase_id.cmp(&pending[b].spec.phase_id));
-    let phase_strategies: BTreeMap<PhaseId, PhaseStrategy> = order
-        .into_iter()
-        .filter_map(|i| slices.get_mut(i).and_then(Option::take))
-        .map(|slice| (slice.phase_id.clone(), slice))
-        .collect();
+    // `from_iter` reuses this buffer and, when phase order is also id order (the common
+    // case), finds it sorted and builds the map in bulk without moving any slice.
+    let phase_strategies: BTreeMap<PhaseId, PhaseStrategy> = slices.into_iter().collect();
 
     let mut tier_strategies = BTreeMap::new();
     for (pos, tier) in tiers.iter().enumerate() {
