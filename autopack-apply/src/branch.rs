@@ -513,6 +513,87 @@ impl IntegrationBranch {
         }
     }
 
+    /// Commits a checked patch as a *candidate*: a commit object whose parent is the tip
+    /// the patch was checked against, written to the object database without moving any
+    /// ref. CI runs on the candidate ([`crate::CiWorktree::create_at`]); only
+    /// [`IntegrationBranch::advance`] makes it part of the branch, so a patch that fails CI
+    /// never reaches the branch. With a fixed signature the same patch on the same tip gives
+    /// the same commit id, so a retry after a crash is harmless.
+    ///
+    /// # Errors
+    /// [`ApplyError::WrongBranch`], [`ApplyError::ProtectedRef`],
+    /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    pub fn commit_candidate(
+        &self,
+        patch: &CheckedPatch,
+        info: &CommitInfo,
+    ) -> Result<AppliedCommit, ApplyError> {
+        self.guard_writable()?;
+        if patch.branch_ref() != self.ref_name {
+            return Err(ApplyError::WrongBranch {
+                checked: patch.branch_ref().to_owned(),
+                ref_name: self.ref_name.clone(),
+            });
+        }
+        let parent = self
+            .repo
+            .find_commit(patch.base_tip())
+            .map_err(|e| self.git("find parent", e))?;
+        let tree = self
+            .repo
+            .find_tree(patch.tree())
+            .map_err(|e| self.git("find tree", e))?;
+        let sig = info
+            .signature
+            .to_git()
+            .map_err(|e| self.git("signature", e))?;
+        let message = info.message_for(&self.run_id);
+        let commit = self
+            .repo
+            .commit(None, &sig, &sig, &message, &tree, &[&parent])
+            .map_err(|e| self.git("commit candidate", e))?;
+        Ok(AppliedCommit {
+            commit,
+            parent: parent.id(),
+            tree: tree.id(),
+        })
+    }
+
+    /// Moves the branch to a candidate from [`IntegrationBranch::commit_candidate`], with a
+    /// compare-and-swap from the candidate's parent. Idempotent: a branch already at the
+    /// candidate is left as it is.
+    ///
+    /// # Errors
+    /// [`ApplyError::StaleTip`] when the branch moved since the candidate was made;
+    /// [`ApplyError::ProtectedRef`], [`ApplyError::CheckedOut`],
+    /// [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    pub fn advance(&self, candidate: &AppliedCommit) -> Result<(), ApplyError> {
+        self.guard_writable()?;
+        let current = self.tip()?;
+        if current == candidate.commit {
+            return Ok(());
+        }
+        let stale = |found| ApplyError::StaleTip {
+            ref_name: self.ref_name.clone(),
+            expected: candidate.parent,
+            found,
+        };
+        if current != candidate.parent {
+            return Err(stale(current));
+        }
+        let log = format!("autopack: advance to candidate {}", candidate.commit);
+        match self
+            .repo
+            .reference_matching(&self.ref_name, candidate.commit, true, current, &log)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == ErrorCode::Modified => {
+                Err(stale(self.tip().unwrap_or(Oid::ZERO_SHA1)))
+            }
+            Err(e) => Err(self.git("advance", e)),
+        }
+    }
+
     /// Creates the annotated tag `autonomous/{run}/tier-{tier}/phase-{phase}` on `target`
     /// (a commit on this branch). Retrying with the same target returns the existing tag;
     /// a different target is [`ApplyError::TagConflict`].

@@ -62,6 +62,18 @@ impl CiWorktree {
         let tip = branch
             .tip()
             .map_err(|e| WorktreeError::Branch(Box::new(e)))?;
+        CiWorktree::create_at(branch, tip)
+    }
+
+    /// Checks out `commit` — typically a candidate from
+    /// [`IntegrationBranch::commit_candidate`] that is not on the branch yet — in a new
+    /// linked worktree under the system's temporary directory. Only the worktree's own
+    /// HEAD, index and files are written.
+    ///
+    /// # Errors
+    /// [`WorktreeError`] when the directory, the branch, the commit or libgit2 fail.
+    pub fn create_at(branch: &IntegrationBranch, commit: Oid) -> Result<CiWorktree, WorktreeError> {
+        let tip = commit;
         let dir = tempfile::Builder::new()
             .prefix("autopack-ci-")
             .tempdir()
@@ -94,8 +106,11 @@ impl CiWorktree {
             dir: Some(dir),
         };
         // Detach the worktree's HEAD so the branch is not "checked out" anywhere.
-        let detach =
-            Repository::open_from_worktree(&worktree).and_then(|r| r.set_head_detached(tip));
+        let detach = Repository::open_from_worktree(&worktree).and_then(|r| {
+            r.set_head_detached(tip)?;
+            // The worktree was populated from the branch tip; bring it to `tip`.
+            r.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        });
         if let Err(source) = detach {
             let _ = wt.prune();
             return Err(WorktreeError::Git {

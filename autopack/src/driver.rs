@@ -18,7 +18,8 @@ use autopack_core::journal::{self, JournalError, RunStore};
 use autopack_core::lifecycle::RunState;
 use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
 use autopack_core::record::RunRecord;
-use autopack_issues::Ledger;
+use autopack_issues::{IssueObservation, Ledger};
+use chrono::{DateTime, Utc};
 
 use crate::supervisor::{
     Action, AgentOutcome, Checkpoint, CiReport, CiRequest, Input, PatchRequest, SnapshotRequest,
@@ -96,6 +97,16 @@ pub trait Artefacts {
         ledger: &Ledger,
     ) -> Result<(), HostError>;
 
+    /// Persists issues the Supervisor recorded (the durable project ledger).
+    ///
+    /// # Errors
+    /// A host failure.
+    fn record_issues(
+        &mut self,
+        at: DateTime<Utc>,
+        observations: &[IssueObservation],
+    ) -> Result<(), HostError>;
+
     /// Writes the incident pack of a failed run.
     ///
     /// # Errors
@@ -108,6 +119,10 @@ pub trait Artefacts {
 pub struct NoArtefacts;
 
 impl Artefacts for NoArtefacts {
+    fn record_issues(&mut self, _: DateTime<Utc>, _: &[IssueObservation]) -> Result<(), HostError> {
+        Ok(())
+    }
+
     fn checkpoint(&mut self, _: &Checkpoint, _: &RunRecord, _: &Ledger) -> Result<(), HostError> {
         Ok(())
     }
@@ -354,6 +369,16 @@ impl<'a, S: RunStore> Driver<'a, S> {
                     Err(err) if !self.supervisor.is_finished() => Some(Input::EnvironmentFailed {
                         at: self.host.clock.now(),
                         reason: format!("writing artefacts: {err}"),
+                    }),
+                    Err(err) => return Err(DriverError::Artefacts(err)),
+                }
+            }
+            Action::RecordIssues { at, observations } => {
+                match self.host.artefacts.record_issues(*at, observations) {
+                    Ok(()) => None,
+                    Err(err) if !self.supervisor.is_finished() => Some(Input::EnvironmentFailed {
+                        at: self.host.clock.now(),
+                        reason: format!("recording issues: {err}"),
                     }),
                     Err(err) => return Err(DriverError::Artefacts(err)),
                 }

@@ -16,8 +16,15 @@ use autopack_core::vocabulary::{RunScope, SafetyProfile, Severity};
 use common::*;
 use proptest::prelude::*;
 
-const CATEGORIES: [&str; 7] =
-    ["feature_scaffolding", "docs", "tests", "schema_change", "security_auth", "bulk_operation", "data_migration"];
+const CATEGORIES: [&str; 7] = [
+    "feature_scaffolding",
+    "docs",
+    "tests",
+    "schema_change",
+    "security_auth",
+    "bulk_operation",
+    "data_migration",
+];
 
 /// Largest token spend of a single input in these scripts.
 const MAX_STEP_TOKENS: u64 = 255 * 1_000;
@@ -43,11 +50,21 @@ fn arb_plan() -> impl Strategy<Value = Plan> {
                         .collect()
                 })
                 .collect();
-            let borrowed: Vec<Vec<(&str, &str)>> =
-                named.iter().map(|t| t.iter().map(|(id, c)| (id.as_str(), *c)).collect()).collect();
+            let borrowed: Vec<Vec<(&str, &str)>> = named
+                .iter()
+                .map(|t| t.iter().map(|(id, c)| (id.as_str(), *c)).collect())
+                .collect();
             let slices: Vec<&[(&str, &str)]> = borrowed.iter().map(Vec::as_slice).collect();
-            let safety = if critical { SafetyProfile::SafetyCritical } else { SafetyProfile::Normal };
-            let scope = if single && slices.len() == 1 { RunScope::SingleTier } else { RunScope::MultiTier };
+            let safety = if critical {
+                SafetyProfile::SafetyCritical
+            } else {
+                SafetyProfile::Normal
+            };
+            let scope = if single && slices.len() == 1 {
+                RunScope::SingleTier
+            } else {
+                RunScope::MultiTier
+            };
             let mut plan = plan("prop-run", safety, scope, &slices);
             plan.run.token_cap = token_cap;
             plan
@@ -80,14 +97,21 @@ fn random_script(tape: Tape) -> Script<'static> {
             match b % 10 {
                 0..=5 => success(r, u64::from(b) * 1_000),
                 6 => failed(r, &[if b & 8 == 0 { "tests::a" } else { "tests::b" }]),
-                7 => AgentOutcome::Failed { reason: "garbage on stdout".into(), tokens_used: u64::from(b) },
+                7 => AgentOutcome::Failed {
+                    reason: "garbage on stdout".into(),
+                    tokens_used: u64::from(b),
+                },
                 8 => {
                     let mut out = success(r, 1_000);
                     if let AgentOutcome::Returned(res) = &mut out {
                         res.status = BuilderStatus::NeedsReview;
                         res.suggested_issues.push(issue(
                             if b & 16 == 0 { "k-minor" } else { "k-other" },
-                            if b & 32 == 0 { Severity::Minor } else { Severity::Major },
+                            if b & 32 == 0 {
+                                Severity::Minor
+                            } else {
+                                Severity::Major
+                            },
                         ));
                     }
                     out
@@ -110,7 +134,10 @@ fn random_script(tape: Tape) -> Script<'static> {
                 0 | 1 => audit(r, AuditorRecommendation::Approve),
                 2 | 3 => audit(r, AuditorRecommendation::Revise),
                 4 => audit(r, AuditorRecommendation::Escalate),
-                5 => AgentOutcome::Failed { reason: "auditor timed out".into(), tokens_used: 0 },
+                5 => AgentOutcome::Failed {
+                    reason: "auditor timed out".into(),
+                    tokens_used: 0,
+                },
                 _ => {
                     let mut out = audit(r, AuditorRecommendation::Approve);
                     if let AgentOutcome::Returned(res) = &mut out {
@@ -135,7 +162,16 @@ fn random_script(tape: Tape) -> Script<'static> {
                 5 => (CiVerdict::Red, r.max_attempts),
                 _ => (CiVerdict::Red, 1),
             };
-            CiReport { verdict, attempts, failing_tests: if verdict == CiVerdict::Red { vec!["t::x".into()] } else { vec![] }, output_tail: String::new() }
+            CiReport {
+                verdict,
+                attempts,
+                failing_tests: if verdict == CiVerdict::Red {
+                    vec!["t::x".into()]
+                } else {
+                    vec![]
+                },
+                output_tail: String::new(),
+            }
         }),
         step: chrono::Duration::seconds(5),
     }

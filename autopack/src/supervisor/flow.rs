@@ -613,6 +613,7 @@ impl Ctx<'_> {
             return Ok(true);
         }
         let run_id = self.a.run.run_id.clone();
+        let mut recorded = Vec::with_capacity(issues.len());
         for issue in issues {
             let p = self.phase(at_);
             let observation = IssueObservation {
@@ -633,6 +634,7 @@ impl Ctx<'_> {
             };
             match self.a.ledger.record(&observation, at) {
                 Ok(outcome) => {
+                    recorded.push(observation);
                     if outcome.regression {
                         tracing::warn!(target: "autopack::issues", %run_id, issue_key = %issue.issue_key, "regression: a resolved issue was seen again");
                     }
@@ -646,6 +648,12 @@ impl Ctx<'_> {
                     tracing::warn!(target: "autopack::issues", %run_id, issue_key = %issue.issue_key, error = %err, "issue not recorded");
                 }
             }
+        }
+        if !recorded.is_empty() {
+            self.emit(Action::RecordIssues {
+                at,
+                observations: recorded,
+            });
         }
         self.refresh_issue_counts(at_);
         Ok(true)

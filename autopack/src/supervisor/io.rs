@@ -14,7 +14,7 @@ use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, Buil
 use autopack_core::plan::Plan;
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::{BuilderMode, CiProfile};
-use autopack_issues::ProjectBacklog;
+use autopack_issues::{IssueObservation, ProjectBacklog};
 use autopack_strategy::Strategy;
 
 /// What an agent (Builder or Auditor) call produced.
@@ -272,6 +272,14 @@ pub enum Action {
     /// Move the integration branch to the candidate and tag it; answer with
     /// [`Input::SnapshotCreated`].
     CreateSnapshot(SnapshotRequest),
+    /// Persist issues the Supervisor just recorded in its ledger (to a durable project
+    /// ledger); no answer.
+    RecordIssues {
+        /// When they were recorded.
+        at: DateTime<Utc>,
+        /// The observations, in recording order.
+        observations: Vec<IssueObservation>,
+    },
     /// Materialise views and summaries; no answer.
     Checkpoint(Checkpoint),
     /// Write the incident pack of a failed run; no answer.

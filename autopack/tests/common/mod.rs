@@ -271,7 +271,10 @@ pub fn drive_from(
                 phase_id: r.phase_id.clone(),
                 tag: r.tag.clone(),
             }),
-            Action::Checkpoint(_) | Action::WriteIncidentPack | Action::Finished { .. } => None,
+            Action::Checkpoint(_)
+            | Action::RecordIssues { .. }
+            | Action::WriteIncidentPack
+            | Action::Finished { .. } => None,
         };
         if let Some(input) = input {
             inputs.push(input.clone());
