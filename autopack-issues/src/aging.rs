@@ -18,7 +18,7 @@ use crate::model::ProjectBacklog;
 pub struct AgingThresholds {
     /// Distinct runs.
     pub runs: u32,
-    /// Distinct tiers (distinct `(run_id, tier_id)` pairs).
+    /// Distinct tier ids (the same tier id in several runs counts once).
     pub tiers: u32,
 }
 

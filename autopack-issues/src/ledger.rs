@@ -227,7 +227,8 @@ struct KeyEntry {
     first_seen_run: Option<Idx>,
     last_seen_run: Idx,
     last_seen_at: DateTime<Utc>,
-    /// Known `(run, tier)` pairs; imported entries may know fewer than `age_in_tiers`.
+    /// Known `(run, tier)` sightings; `age_in_tiers` counts their distinct tier ids, and
+    /// imported entries may know fewer than it.
     seen_in_tiers: Vec<(Idx, Idx)>,
     occurrence_count: u64,
     regression_count: u32,
@@ -650,7 +651,7 @@ impl Ledger {
                 to: effective,
             });
 
-        // Aging: distinct runs and distinct (run, tier) pairs.
+        // Aging: distinct runs, and distinct tier ids (below).
         let mut aged_in_runs = false;
         if new_in_project || (new_in_run && !entry.knows_run(run_idx)) {
             entry.age_in_runs = entry.age_in_runs.saturating_add(1);
@@ -706,15 +707,20 @@ impl Ledger {
             }
         }
 
-        // Aging by tiers. A repeat in a known phase is in a known tier.
+        // Aging by tiers: distinct tier ids, so the same tier in the next run of the plan
+        // does not age the key again (the runs threshold counts runs). A repeat in a known
+        // phase is in a known tier.
         let mut aged_in_tiers = false;
         if new_in_phase
             && run_key.add_tier(tier_slot)
             && !entry.seen_in_tiers.contains(&(run_idx, tier_idx))
         {
+            let new_tier = !entry.seen_in_tiers.iter().any(|&(_, t)| t == tier_idx);
             entry.seen_in_tiers.push((run_idx, tier_idx));
-            entry.age_in_tiers = entry.age_in_tiers.saturating_add(1);
-            aged_in_tiers = true;
+            if new_tier {
+                entry.age_in_tiers = entry.age_in_tiers.saturating_add(1);
+                aged_in_tiers = true;
+            }
         }
         let mut newly_needs_cleanup = false;
         if entry.base_severity == Severity::Major && entry.status == IssueStatus::NeedsCleanup {
@@ -1177,14 +1183,17 @@ impl Ledger {
                     ),
                 });
             }
-            if (b.age_in_tiers as usize) < seen.len() {
+            let mut tiers: Vec<Idx> = seen.iter().map(|&(_, t)| t).collect();
+            tiers.sort_unstable();
+            tiers.dedup();
+            if (b.age_in_tiers as usize) < tiers.len() {
                 return Err(LoadError {
                     location: location(),
                     field: "age_in_tiers",
                     message: format!(
                         "{} is less than the {} distinct tiers in seen_in_tiers",
                         b.age_in_tiers,
-                        seen.len()
+                        tiers.len()
                     ),
                 });
             }

@@ -58,8 +58,11 @@
 //! - Invariant: counts are of distinct keys by effective severity, never occurrences; a
 //!   repeat raises `occurrence_count` only.
 //! - Invariant: `age_in_runs` is the number of distinct runs that saw a key and
-//!   `age_in_tiers` the number of distinct tiers, where a tier is a `(run_id, tier_id)`
-//!   pair (tiers of different runs are different tiers, even with the same id).
+//!   `age_in_tiers` the number of distinct tier ids that saw it: a tier of the plan seen
+//!   again in a later run does not age the key again (the runs threshold counts that),
+//!   while a key that shows up across several tiers is cross-cutting debt and ages by
+//!   tiers. (Counting `(run_id, tier_id)` pairs would make every run age a key in tiers
+//!   too, so the tiers threshold would always fire before the runs threshold.)
 //! - Invariant: severities never go down. The backlog's `base_severity` is the highest
 //!   severity ever reported. A key's *effective* severity in a run is the highest it was
 //!   reported in that run, raised to the backlog's effective severity at the moment the run

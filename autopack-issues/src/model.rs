@@ -171,7 +171,7 @@ pub struct BacklogEntry {
     pub base_severity: Severity,
     /// Distinct runs that saw the key.
     pub age_in_runs: u32,
-    /// Distinct tiers (distinct `(run_id, tier_id)` pairs) that saw the key.
+    /// Distinct tier ids that saw the key (the same tier in several runs counts once).
     pub age_in_tiers: u32,
     /// The first run that saw the key; `null` when an imported file did not say.
     #[serde(default)]

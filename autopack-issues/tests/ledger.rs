@@ -93,8 +93,8 @@ fn a_minor_issue_across_three_runs_becomes_needs_cleanup_and_effective_major() {
 }
 
 #[test]
-fn with_normal_defaults_the_tier_threshold_fires_at_the_second_run() {
-    // Tiers of different runs are different tiers, so two runs make two tiers.
+fn the_same_tier_in_later_runs_ages_a_key_by_runs_not_by_tiers() {
+    // Tiers are counted by id: the plan's tier t1 in run 2 is the tier it was in run 1.
     let mut ledger = normal();
     ledger
         .record(&observation("run-1", "t1", 0, "k"), at(0))
@@ -102,9 +102,23 @@ fn with_normal_defaults_the_tier_threshold_fires_at_the_second_run() {
     let second = ledger
         .record(&observation("run-2", "t1", 0, "k"), at(1))
         .unwrap();
-    assert!(second.aged_in_tiers && second.newly_needs_cleanup);
+    assert!(second.aged_in_runs && !second.aged_in_tiers && !second.newly_needs_cleanup);
     let entry = ledger.backlog_entry(&key("k")).unwrap();
-    assert_eq!((entry.age_in_runs, entry.age_in_tiers), (2, 2));
+    assert_eq!((entry.age_in_runs, entry.age_in_tiers), (2, 1));
+}
+
+#[test]
+fn with_normal_defaults_a_key_seen_in_two_tiers_needs_cleanup() {
+    let mut ledger = normal();
+    ledger
+        .record(&observation("run-1", "t1", 0, "k"), at(0))
+        .unwrap();
+    let other_tier = ledger
+        .record(&observation("run-1", "t2", 1, "k"), at(1))
+        .unwrap();
+    assert!(other_tier.aged_in_tiers && other_tier.newly_needs_cleanup);
+    let entry = ledger.backlog_entry(&key("k")).unwrap();
+    assert_eq!((entry.age_in_runs, entry.age_in_tiers), (1, 2));
 }
 
 #[test]
@@ -401,7 +415,7 @@ fn top_keys_rank_by_runs_tiers_and_occurrences() {
     let top = &ledger.top_keys(TopBy::Runs, 1)[0];
     assert_eq!(
         (top.age_in_runs, top.age_in_tiers, top.occurrence_count),
-        (3, 3, 3)
+        (3, 1, 3)
     );
 }
 
@@ -527,7 +541,7 @@ fn the_first_implementations_backlog_loads_and_ages_on() {
     );
 
     let mut ledger = Ledger::from_backlog(&backlog, AgingThresholds::default()).unwrap();
-    // Same run as last seen: no new run; its tiers are unknown, so the tier counts once more.
+    // Same run as last seen: no new run; the entry names no tiers, so t1 is a new tier.
     let same = ledger
         .record(&observation("test-run-001", "t1", 0, "major_issue"), at(0))
         .unwrap();
@@ -540,7 +554,7 @@ fn the_first_implementations_backlog_loads_and_ages_on() {
     let e = ledger.backlog_entry(&key("major_issue")).unwrap();
     assert_eq!(
         (e.age_in_runs, e.age_in_tiers, e.base_severity),
-        (3, 4, Severity::Major)
+        (3, 3, Severity::Major)
     );
     // Its needs_cleanup keys feed the strategy.
     let report = backlog.aging_report(AgingThresholds::default());
