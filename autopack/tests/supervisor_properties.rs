@@ -183,8 +183,8 @@ fn random_script(tape: Tape) -> Script<'static> {
 fn input_bound(plan: &Plan) -> usize {
     let strategy = strategy(plan);
     strategy
-        .phase_strategies
-        .values()
+        .phases_in_order()
+        .into_iter()
         .map(|s| {
             let builder = (s.max_builder_attempts + s.max_auditor_attempts) as usize;
             builder * 5 + s.max_auditor_attempts as usize

@@ -67,7 +67,7 @@ pub(super) fn freeze(plan: &Plan, strategy: &Strategy) -> Result<FrozenRun, Supe
     let mut placed: BTreeSet<&PhaseId> = BTreeSet::new();
     let mut tiers = Vec::new();
     for tier in plan.tiers_in_order() {
-        let Some(ts) = strategy.tier_strategies.get(&tier.tier_id) else {
+        let Some(ts) = strategy.tier(&tier.tier_id) else {
             return Err(mismatch(format!(
                 "no tier strategy for tier {}",
                 tier.tier_id
@@ -76,7 +76,7 @@ pub(super) fn freeze(plan: &Plan, strategy: &Strategy) -> Result<FrozenRun, Supe
         let mut phases = Vec::with_capacity(ts.phase_ids.len());
         for phase_id in &ts.phase_ids {
             let (Some(slice), Some(spec)) =
-                (strategy.phase_strategies.get(phase_id), specs.get(phase_id))
+                (strategy.phase(phase_id), specs.get(phase_id))
             else {
                 return Err(mismatch(format!(
                     "tier {} lists phase {phase_id}, which has no slice or no phase",
