@@ -48,6 +48,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use autopack_core::ids::{PhaseId, RunId};
 use autopack_core::journal::TornTail;
 use autopack_issues::{
     AgingThresholds, Checkpoint, IssueObservation, IssueStore, JournalEntry, Ledger, LedgerError,
@@ -96,7 +97,8 @@ struct RunRef {
 /// What this instance last wrote or read as a checkpoint.
 #[derive(Debug, Clone)]
 struct Committed {
-    snapshot: LedgerSnapshot,
+    /// The snapshot, when this instance holds it (the `IssueStore` path).
+    snapshot: Option<LedgerSnapshot>,
     manifest: Manifest,
 }
 
@@ -114,6 +116,18 @@ struct State {
     committed: Option<Committed>,
     torn: Option<TornTail>,
 }
+
+/// The phase index in `.../issues/phase_{idx:02}_{id}_issues.json`.
+fn phase_index_of(path: &str) -> u32 {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.strip_prefix("phase_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Receives entries other processes appended.
+type CatchUp<'a> = dyn FnMut(&JournalEntry) -> Result<()> + 'a;
 
 /// The filesystem [`IssueStore`]; see the [module docs](self).
 #[derive(Debug)]
@@ -235,7 +249,7 @@ impl FsIssueStore {
     fn append_inner(
         &mut self,
         event: &LedgerEvent,
-        mut catch_up: Option<&mut dyn FnMut(&JournalEntry) -> Result<()>>,
+        mut catch_up: Option<&mut CatchUp<'_>>,
     ) -> Result<u64> {
         let event_json = serde_json::to_string(event).map_err(|e| LayoutError::Serialize {
             path: self.journal_path(),
@@ -336,18 +350,23 @@ impl FsIssueStore {
 
     /// Imports a backlog of this or the first implementation when the store is new.
     fn import_backlog(&self) -> Result<Option<Committed>> {
-        let Some((_, backlog)) =
+        let Some((path, backlog)) =
             fsio::read_json_first::<ProjectBacklog>(&self.root.backlog_candidates())?
         else {
             return Ok(None);
         };
-        let snapshot = LedgerSnapshot {
-            aging_thresholds: AgingThresholds::default(),
-            backlog,
-            runs: Vec::new(),
-        };
+        // Normalised by the ledger (imported files lack some fields), then written canonically.
+        let snapshot = Ledger::from_backlog(&backlog, AgingThresholds::default())
+            .map_err(|e| LayoutError::Invalid {
+                path,
+                message: e.to_string(),
+            })?
+            .snapshot();
         let manifest = self.write_views(&snapshot, None, 0, 0)?;
-        Ok(Some(Committed { snapshot, manifest }))
+        Ok(Some(Committed {
+            snapshot: Some(snapshot),
+            manifest,
+        }))
     }
 
     /// Writes the views of `snapshot` that differ from `previous`, then the manifest.
@@ -369,7 +388,7 @@ impl FsIssueStore {
                     old_files.insert(&p.path, &p.fnv64);
                 }
             }
-            for r in &prev.snapshot.runs {
+            for r in prev.snapshot.iter().flat_map(|s| s.runs.iter()) {
                 old_runs.insert(r.index.run_id.as_str(), r);
             }
         }
@@ -378,13 +397,11 @@ impl FsIssueStore {
                      value: &dyn Fn(&Path) -> Result<String>|
          -> Result<FileRef> {
             let rel = self.rel(&path);
-            if unchanged {
-                if let Some(hash) = old_files.get(rel.as_str()) {
-                    return Ok(FileRef {
-                        path: rel,
-                        fnv64: (*hash).to_owned(),
-                    });
-                }
+            if let Some(hash) = old_files.get(rel.as_str()).filter(|_| unchanged) {
+                return Ok(FileRef {
+                    path: rel,
+                    fnv64: (*hash).to_owned(),
+                });
             }
             let text = value(&path)?;
             let hash = fnv64(text.as_bytes());
@@ -396,7 +413,9 @@ impl FsIssueStore {
                 fnv64: hash,
             })
         };
-        let backlog_same = previous.is_some_and(|p| p.snapshot.backlog == snapshot.backlog);
+        let backlog_same = previous
+            .and_then(|p| p.snapshot.as_ref())
+            .is_some_and(|p| p.backlog == snapshot.backlog);
         let backlog = write(self.root.backlog(), backlog_same, &|p| {
             json_text(&snapshot.backlog, p)
         })?;
@@ -441,10 +460,11 @@ impl FsIssueStore {
 
     fn load_locked(&self) -> Result<StoredIssues> {
         let journal_path = self.journal_path();
-        let mut committed = match self.read_manifest()? {
-            Some(manifest) => self
-                .read_views(&manifest)?
-                .map(|snapshot| Committed { snapshot, manifest }),
+        let committed = match self.read_manifest()? {
+            Some(manifest) => self.read_views(&manifest)?.map(|snapshot| Committed {
+                snapshot: Some(snapshot),
+                manifest,
+            }),
             None => None,
         };
         let contents = read_journal(&journal_path, None)?;
@@ -452,9 +472,12 @@ impl FsIssueStore {
         if let Some(torn) = contents.torn_tail {
             st.torn = Some(torn);
         }
-        if committed.is_none() && contents.entries.is_empty() && !self.manifest_path().exists() {
-            committed = self.import_backlog()?;
-        }
+        let committed = match committed {
+            None if contents.entries.is_empty() && !self.manifest_path().exists() => {
+                self.import_backlog()?
+            }
+            other => other,
+        };
         let through = committed.as_ref().map_or(0, |c| c.manifest.through);
         let mut journal = Vec::new();
         let mut len = 0u64;
@@ -473,9 +496,11 @@ impl FsIssueStore {
         st.foreign_min_seq = None;
         st.committed = committed.clone();
         Ok(StoredIssues {
-            checkpoint: committed.map(|c| Checkpoint {
-                through: c.manifest.through,
-                snapshot: c.snapshot,
+            checkpoint: committed.and_then(|c| {
+                c.snapshot.map(|snapshot| Checkpoint {
+                    through: c.manifest.through,
+                    snapshot,
+                })
             }),
             journal,
         })
@@ -520,7 +545,99 @@ impl FsIssueStore {
             offset,
         )?;
         st.committed = Some(Committed {
-            snapshot: checkpoint.snapshot.clone(),
+            snapshot: Some(checkpoint.snapshot.clone()),
+            manifest,
+        });
+        Ok(())
+    }
+
+    /// A checkpoint of `ledger` that rewrites only the views in `dirty` (the caller holds
+    /// the journal lock and has caught up). Falls back to a full checkpoint when the
+    /// manifest on disk is not the one this instance last committed.
+    fn save_incremental(
+        &self,
+        ledger: &Ledger,
+        dirty: Dirty,
+        through: u64,
+        journal_len: u64,
+    ) -> Result<()> {
+        let on_disk = self.read_manifest()?;
+        let previous = {
+            let st = self.state();
+            match (&st.committed, &on_disk) {
+                (Some(c), Some(m)) if &c.manifest == m => Some(c.manifest.clone()),
+                _ => None,
+            }
+        };
+        let Some(mut manifest) = previous else {
+            let checkpoint = Checkpoint {
+                through,
+                snapshot: ledger.snapshot(),
+            };
+            return self.save_locked(&checkpoint, journal_len);
+        };
+        let write = |path: PathBuf, text: String, old: Option<&FileRef>| -> Result<FileRef> {
+            let hash = fnv64(text.as_bytes());
+            if old.is_none_or(|o| o.fnv64 != hash) {
+                fsio::write_atomic(&path, text.as_bytes())?;
+            }
+            Ok(FileRef {
+                path: self.rel(&path),
+                fnv64: hash,
+            })
+        };
+        if dirty.backlog {
+            let path = self.root.backlog();
+            let text = json_text(&ledger.backlog(), &path)?;
+            manifest.backlog = write(path, text, Some(&manifest.backlog))?;
+        }
+        for (run_id, phases) in &dirty.phases {
+            let index_path = self.root.run_issue_index(run_id);
+            let index_rel = self.rel(&index_path);
+            let pos = match manifest.runs.iter().position(|r| r.index.path == index_rel) {
+                Some(pos) => pos,
+                None => {
+                    manifest.runs.push(RunRef {
+                        index: FileRef {
+                            path: index_rel.clone(),
+                            fnv64: String::new(),
+                        },
+                        phases: Vec::new(),
+                    });
+                    manifest.runs.len() - 1
+                }
+            };
+            let run = &mut manifest.runs[pos];
+            let text = json_text(&ledger.run_issue_index(run_id), &index_path)?;
+            run.index = write(index_path, text, Some(&run.index))?;
+            for (phase_index, phase_id) in phases {
+                let Some(file) = ledger.phase_issue_file(run_id, phase_id) else {
+                    continue;
+                };
+                let path = self.root.phase_issues(run_id, *phase_index, phase_id);
+                let rel = self.rel(&path);
+                let old = run.phases.iter().position(|p| p.path == rel);
+                let text = json_text(&file, &path)?;
+                let new = write(path, text, old.map(|i| &run.phases[i]))?;
+                match old {
+                    Some(i) => run.phases[i] = new,
+                    None => run.phases.push(new),
+                }
+            }
+        }
+        // Keep the manifest in the order of a full snapshot: runs by id, phases by index.
+        manifest
+            .runs
+            .sort_by(|a, b| a.index.path.cmp(&b.index.path));
+        for run in &mut manifest.runs {
+            run.phases.sort_by_key(|p| phase_index_of(&p.path));
+        }
+        manifest.through = through;
+        manifest.journal_offset = journal_len;
+        manifest.aging_thresholds = ledger.thresholds();
+        fsio::write_json_atomic(&self.manifest_path(), &manifest)?;
+        self.state().committed = Some(Committed {
+            snapshot: None,
             manifest,
         });
         Ok(())
@@ -589,6 +706,26 @@ impl IssueStore for FsIssueStore {
 pub struct FsIssueLedger {
     ledger: Ledger,
     store: FsIssueStore,
+    dirty: Dirty,
+}
+
+/// The views changed since the last checkpoint.
+#[derive(Debug, Default)]
+struct Dirty {
+    backlog: bool,
+    phases: BTreeMap<RunId, BTreeMap<u32, PhaseId>>,
+}
+
+impl Dirty {
+    fn note(&mut self, event: &LedgerEvent) {
+        self.backlog = true;
+        if let LedgerEvent::Record { observation, .. } = event {
+            self.phases
+                .entry(observation.run_id.clone())
+                .or_default()
+                .insert(observation.phase_index, observation.phase_id.clone());
+        }
+    }
 }
 
 /// An error of [`FsIssueLedger`].
@@ -622,10 +759,17 @@ impl FsIssueLedger {
             Some(c) => Ledger::from_snapshot(&c.snapshot)?,
             None => Ledger::new(thresholds),
         };
+        // Events after the checkpoint change views the checkpoint does not show yet.
+        let mut dirty = Dirty::default();
         for entry in &stored.journal {
+            dirty.note(&entry.event);
             ledger.apply_event(&entry.event)?;
         }
-        Ok(FsIssueLedger { ledger, store })
+        Ok(FsIssueLedger {
+            ledger,
+            store,
+            dirty,
+        })
     }
 
     /// The ledger as of this process's last change.
@@ -640,8 +784,11 @@ impl FsIssueLedger {
 
     fn journal(&mut self, event: &LedgerEvent) -> Result<u64, IssueLedgerError> {
         let ledger = &mut self.ledger;
+        let dirty = &mut self.dirty;
+        dirty.note(event);
         let mut replay_error = None;
         let mut catch_up = |entry: &JournalEntry| -> Result<()> {
+            dirty.note(&entry.event);
             if let Err(e) = ledger.apply_event(&entry.event) {
                 replay_error.get_or_insert(e);
             }
@@ -701,6 +848,7 @@ impl FsIssueLedger {
     pub fn checkpoint(&mut self) -> Result<(), IssueLedgerError> {
         self.store.sync()?;
         let ledger = &mut self.ledger;
+        let dirty = &mut self.dirty;
         let path = self.store.journal_path();
         let mut replay_error = None;
         let result = self.store.with_journal(|journal, store| {
@@ -715,6 +863,7 @@ impl FsIssueLedger {
                     for (i, line) in j.lines_between(st.known_len, len)?.iter().enumerate() {
                         let entry = FsIssueStore::parse_entry(&path, i + 1, line)?;
                         st.last_seq = st.last_seq.max(entry.seq);
+                        dirty.note(&entry.event);
                         if let Err(e) = ledger.apply_event(&entry.event) {
                             replay_error.get_or_insert(e);
                         }
@@ -729,11 +878,7 @@ impl FsIssueLedger {
                 if replay_error.is_some() || through < stored {
                     return Ok(());
                 }
-                let checkpoint = Checkpoint {
-                    through,
-                    snapshot: ledger.snapshot(),
-                };
-                store.save_locked(&checkpoint, len)
+                store.save_incremental(ledger, std::mem::take(dirty), through, len)
             })
         });
         result?;

@@ -11,7 +11,31 @@
 //!   repair, and [`FsRunStore`], the filesystem `RunStore`;
 //! - [`render`]: pure Markdown/JSON rendering of run, tier and phase summaries and the
 //!   incident pack from a [`RunRecord`](autopack_core::record::RunRecord);
-//! - [`artefacts`]: writing those renderings atomically into the layout.
+//! - [`artefacts`]: writing those renderings atomically into the layout;
+//! - [`issues`]: [`FsIssueStore`] (the filesystem `IssueStore`: a JSONL journal of ledger
+//!   events, checkpoints that materialise the playbook views) and [`FsIssueLedger`], a
+//!   project ledger several processes can record into at once;
+//! - [`strategy`]: [`FsRulesetStore`] and [`FsStrategyStore`].
+//!
+//! Every adapter passes the conformance suite of its trait (`tests/conformance.rs`). A
+//! crash test kills a writer with SIGKILL at random moments and checks that every file
+//! parses and holds a committed state; a concurrency test has two processes record 10,000
+//! issues each into one backlog and finds all 20,000 (`tests/processes.rs`).
+//!
+//! # Performance (`cargo bench -p autopack-layout --bench record`)
+//! Measured on the 2-core development machine, whose `fdatasync` takes about 5 ms:
+//! - 100,000 issue records through [`FsIssueLedger`] (10 runs × 10 phases × 1,000
+//!   records, keys from a pool of 500), fsync at checkpoints, a checkpoint every 1,000
+//!   records: **≈ 10,500 records/s** (9.6 s). Cost per record by tenth of the run: 77, 71,
+//!   74, 76, 78, 84, 85, 82, 86, 88 µs: flat, where the first implementation grew linearly.
+//!   About 60 % of the time is the 100 checkpoints (≈ 9 fsyncs each: journal, backlog,
+//!   run index, phase file and manifest, each file and its directory); the rest is ≈ 37 µs
+//!   per record (ledger update, serialisation, lock, append).
+//! - With fsync on every entry: **≈ 200 records/s** (one `fdatasync` per record).
+//!
+//! The 20,000 records/s goal is not met on this machine: checkpoints are fsync-bound. The
+//! levers left are batching the directory fsyncs of a checkpoint and a cheaper per-record
+//! path in the ledger.
 //!
 //! ```
 //! use autopack_core::ids::RunId;

@@ -68,10 +68,9 @@ impl FsRulesetStore {
             if !rest.is_empty()
                 && rest.bytes().all(|b| b.is_ascii_digit())
                 && !rest.starts_with('0')
+                && let Ok(v) = rest.parse()
             {
-                if let Ok(v) = rest.parse() {
-                    out.push(v);
-                }
+                out.push(v);
             }
         }
         out.sort_unstable();
