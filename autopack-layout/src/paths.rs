@@ -7,12 +7,13 @@
 //!
 //! ```text
 //! .autonomous_runs/
-//!   project_ruleset_{project_id}.json
+//!   project_ruleset_{project_id}.json                (latest; history in rulesets/)
 //!   project_issue_backlog.json
+//!   project_issue_journal.jsonl                      (the issue store's event journal)
+//!   project_issue_checkpoint.json                    (the issue store's checkpoint manifest)
 //!   {run_id}/
 //!     run_summary.md
 //!     journal.jsonl                                  (the Supervisor's input journal)
-//!     issues.jsonl                                   (the issue store's record journal)
 //!     project_implementation_strategy_v{N}.json
 //!     run_issue_index.json
 //!     tiers/tier_{idx:02}_{tier file stem}.md
@@ -56,8 +57,6 @@ pub const RUN_SUMMARY_FILE: &str = "run_summary.md";
 pub const RUN_ISSUE_INDEX_FILE: &str = "run_issue_index.json";
 /// File name of a run's Supervisor journal.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
-/// File name of a run's issue-record journal.
-pub const ISSUE_JOURNAL_FILE: &str = "issues.jsonl";
 /// File name of the machine-readable incident inside `incident/`.
 pub const INCIDENT_JSON_FILE: &str = "incident.json";
 /// File name of the readable incident summary inside `incident/`.
@@ -120,11 +119,6 @@ impl RunsRoot {
     /// `{run_id}/journal.jsonl`: the Supervisor's input journal.
     pub fn journal(&self, run: &RunId) -> PathBuf {
         self.run_dir(run).join(JOURNAL_FILE)
-    }
-
-    /// `{run_id}/issues.jsonl`: the issue store's journal of issue records.
-    pub fn issue_journal(&self, run: &RunId) -> PathBuf {
-        self.run_dir(run).join(ISSUE_JOURNAL_FILE)
     }
 
     /// `{run_id}/project_implementation_strategy_v{N}.json`.
