@@ -559,6 +559,26 @@ impl IntegrationBranch {
         })
     }
 
+    /// The candidate `commit` as [`IntegrationBranch::advance`] takes it, read back from the
+    /// object database (for a host that resumes after a crash and kept only the id).
+    ///
+    /// # Errors
+    /// [`ApplyError::Git`] when the commit or its parent does not exist.
+    pub fn candidate(&self, commit: Oid) -> Result<AppliedCommit, ApplyError> {
+        let found = self
+            .repo
+            .find_commit(commit)
+            .map_err(|e| self.git("find candidate", e))?;
+        let parent = found
+            .parent_id(0)
+            .map_err(|e| self.git("find candidate parent", e))?;
+        Ok(AppliedCommit {
+            commit,
+            parent,
+            tree: found.tree_id(),
+        })
+    }
+
     /// Moves the branch to a candidate from [`IntegrationBranch::commit_candidate`], with a
     /// compare-and-swap from the candidate's parent. Idempotent: a branch already at the
     /// candidate is left as it is.

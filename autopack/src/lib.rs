@@ -5,6 +5,7 @@
 //! with no human in the loop — and re-exports of the other Autopack crates.
 
 pub mod driver;
+pub mod host;
 pub mod promotion;
 pub mod report;
 pub mod supervisor;

@@ -75,9 +75,7 @@ pub(super) fn freeze(plan: &Plan, strategy: &Strategy) -> Result<FrozenRun, Supe
         };
         let mut phases = Vec::with_capacity(ts.phase_ids.len());
         for phase_id in &ts.phase_ids {
-            let (Some(slice), Some(spec)) =
-                (strategy.phase(phase_id), specs.get(phase_id))
-            else {
+            let (Some(slice), Some(spec)) = (strategy.phase(phase_id), specs.get(phase_id)) else {
                 return Err(mismatch(format!(
                     "tier {} lists phase {phase_id}, which has no slice or no phase",
                     tier.tier_id

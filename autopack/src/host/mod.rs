@@ -1,0 +1,11 @@
+//! Ready-made host adapters for the [`crate::driver`]: the governed apply path and the
+//! preflight gate on git ([`GitApplier`], [`GitVerifier`]), agents that are external
+//! commands ([`CommandAgent`]), and artefacts in `.autonomous_runs/` ([`FsArtefacts`]).
+
+mod command;
+mod files;
+mod git;
+
+pub use command::{CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
+pub use files::FsArtefacts;
+pub use git::{GitApplier, GitVerifier};
