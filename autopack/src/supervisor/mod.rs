@@ -116,8 +116,12 @@ pub enum SupervisorError {
     #[error("project backlog: {0}")]
     Backlog(String),
     /// A bug: the Supervisor asked its own lifecycle for a transition the table refuses.
+    /// The input may have been half applied; the Supervisor refuses every later input.
     #[error("internal lifecycle error: {0}")]
     Lifecycle(#[from] TransitionError),
+    /// An earlier input hit a lifecycle bug; nothing more is accepted.
+    #[error("the Supervisor stopped after an internal error: {0}")]
+    Poisoned(String),
 }
 
 /// Why the Auditor was called; decides what its answer means.
@@ -219,6 +223,8 @@ struct Active {
 pub struct Supervisor {
     active: Option<Box<Active>>,
     actions: VecDeque<Action>,
+    /// Set when a lifecycle bug stopped an input half-way.
+    poisoned: Option<String>,
 }
 
 impl Supervisor {
@@ -271,11 +277,13 @@ impl Supervisor {
         actions.pop_front()
     }
 
-    /// Feeds one input. On error the Supervisor is unchanged.
+    /// Feeds one input. A refused input leaves the Supervisor unchanged.
     ///
     /// # Errors
     /// A [`SupervisorError`] when the input does not fit (before the start, after the
-    /// end, answering no outstanding action, an invalid plan or strategy).
+    /// end, answering no outstanding action, an invalid plan or strategy). Those are
+    /// decided before anything changes. [`SupervisorError::Lifecycle`] means a bug in the
+    /// Supervisor; it stops accepting inputs ([`SupervisorError::Poisoned`]).
     pub fn handle(&mut self, input: Input) -> Result<(), SupervisorError> {
         if let Input::Start {
             at,
@@ -299,6 +307,9 @@ impl Supervisor {
             };
             return ctx.begin(*at);
         }
+        if let Some(reason) = &self.poisoned {
+            return Err(SupervisorError::Poisoned(reason.clone()));
+        }
         let Some(active) = self.active.as_deref_mut() else {
             return Err(SupervisorError::NotStarted { got: input.kind() });
         };
@@ -308,18 +319,18 @@ impl Supervisor {
                 got: input.kind(),
             });
         }
-        // Validate against what is outstanding before touching anything.
+        // Every refusal is decided here, before anything changes.
         check_answers_pending(active, &input)?;
-        // Transactional: work on a copy so a bug-level error leaves the state unchanged.
-        let mut next = active.clone();
-        let mut actions = VecDeque::new();
         let mut ctx = Ctx {
-            a: &mut next,
-            actions: &mut actions,
+            a: active,
+            actions: &mut self.actions,
         };
-        ctx.on_input(input)?;
-        *active = next;
-        self.actions.extend(actions);
+        if let Err(err) = ctx.on_input(input) {
+            // Only a lifecycle bug gets here, possibly half-way through an input: refuse
+            // everything from now on rather than go on from a state nobody checked.
+            self.poisoned = Some(err.to_string());
+            return Err(err);
+        }
         Ok(())
     }
 
