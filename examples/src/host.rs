@@ -1,0 +1,455 @@
+//! How a host wires the crates together for a real run: ruleset and strategy before the
+//! run, the integration branch, the preflight gate in a CI worktree, `.autonomous_runs/`
+//! artefacts, the journal; then [`Driver::run`] or [`Driver::resume`].
+//!
+//! Shared by the example run and the `autopack` binary.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use autopack::apply::{BranchOptions, CommitSignature, IntegrationBranch, PreflightGate};
+use autopack::core::clock::SystemClock;
+use autopack::core::ids::{ProjectId, RunId};
+use autopack::core::journal::RunStore;
+use autopack::core::plan::Plan;
+use autopack::core::record::RunRecord;
+use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
+use autopack::host::{FsArtefacts, GitApplier, GitVerifier};
+use autopack::issues::AgingThresholds;
+use autopack::layout::{FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot};
+use autopack::strategy::{
+    BacklogView, CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore,
+};
+use autopack::supervisor::{Input, SupervisorConfig};
+use serde::{Deserialize, Serialize};
+
+/// The folder of artefacts inside a repository.
+pub const RUNS_DIR: &str = ".autonomous_runs";
+/// The file in a run's folder that lets `autopack resume` rebuild the host.
+pub const RUN_CONFIG_FILE: &str = "run_config.json";
+/// Project id of the built-in ruleset when a repository has none.
+pub const DEFAULT_PROJECT: &str = "default";
+
+/// The `.autonomous_runs/` layout of a repository.
+pub fn runs_root(repo: &Path) -> RunsRoot {
+    RunsRoot::new(repo.join(RUNS_DIR))
+}
+
+/// What the host needs besides the agents; stored as `{run_id}/run_config.json` by
+/// `autopack run` so that `autopack resume` can rebuild the same host.
+///
+/// ```json
+/// {"base": "main", "builder_cmd": "my-builder", "auditor_cmd": null,
+///  "test_cmd": "sh run_tests.sh", "strict_test_cmd": "sh run_tests.sh --strict",
+///  "agent_timeout_secs": 900, "max_output_bytes": 8388608, "ci_timeout_secs": 1800,
+///  "ci_backoff_millis": 2000, "signature_seconds": 1767225600}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// The branch the integration branch was created from (never written).
+    pub base: String,
+    /// The Builder command (`None` for scripted agents).
+    #[serde(default)]
+    pub builder_cmd: Option<String>,
+    /// The Auditor command (`None`: an Auditor that always escalates).
+    #[serde(default)]
+    pub auditor_cmd: Option<String>,
+    /// The `normal` CI profile's test command.
+    pub test_cmd: String,
+    /// The `strict` CI profile's test command.
+    pub strict_test_cmd: String,
+    /// Agent timeout, in seconds.
+    pub agent_timeout_secs: u64,
+    /// Largest agent stdout accepted, in bytes.
+    pub max_output_bytes: usize,
+    /// CI attempt timeout, in seconds.
+    pub ci_timeout_secs: u64,
+    /// Delay before the second CI attempt, in milliseconds (doubled after).
+    pub ci_backoff_millis: u64,
+    /// Time of the commit signature (fixed per run, so a retried commit is identical).
+    pub signature_seconds: i64,
+}
+
+impl RunConfig {
+    /// Reads `{run_id}/run_config.json`.
+    ///
+    /// # Errors
+    /// A missing or malformed file, named.
+    pub fn load(root: &RunsRoot, run_id: &RunId) -> Result<RunConfig> {
+        let path = root.run_dir(run_id).join(RUN_CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{}: cannot read the run's host configuration (was run {run_id} started with `autopack run`?)",
+                path.display()
+            )
+        })?;
+        autopack::core::json::from_str(&text, path.display().to_string())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Writes `{run_id}/run_config.json`.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn save(&self, root: &RunsRoot, run_id: &RunId) -> Result<PathBuf> {
+        let path = root.run_dir(run_id).join(RUN_CONFIG_FILE);
+        autopack::layout::fsio::write_json_atomic(&path, self)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    fn gate(&self) -> PreflightGate {
+        let mut gate = PreflightGate::new(self.test_cmd.clone(), self.strict_test_cmd.clone());
+        gate.timeout = Duration::from_secs(self.ci_timeout_secs);
+        gate.backoff = Duration::from_millis(self.ci_backoff_millis);
+        gate
+    }
+
+    fn signature(&self) -> CommitSignature {
+        CommitSignature {
+            name: "autopack".into(),
+            email: "autopack@example.invalid".into(),
+            seconds: self.signature_seconds,
+            offset_minutes: 0,
+        }
+    }
+}
+
+/// A run ready to start: the strategy compiled and saved, the backlog loaded.
+pub struct Prepared {
+    /// The layout.
+    pub root: RunsRoot,
+    /// The ruleset used.
+    pub ruleset: Ruleset,
+    /// The compiled strategy (saved as `project_implementation_strategy_v{N}.json`).
+    pub strategy: Strategy,
+    /// Where it was saved.
+    pub strategy_path: PathBuf,
+    /// Where the ruleset is.
+    pub ruleset_path: PathBuf,
+    /// The artefact writer, holding the durable project ledger.
+    pub artefacts: FsArtefacts,
+}
+
+/// Finds the ruleset for a run: `given` (saved as a new version when it differs from the
+/// latest), else the only `project_ruleset_*.json` of the layout, else the built-in one
+/// for project `default` (saved).
+///
+/// # Errors
+/// Storage failures, named.
+pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Ruleset, PathBuf)> {
+    let store = FsRulesetStore::new(root.clone());
+    let ruleset = match given {
+        Some(ruleset) => {
+            let latest = store.load_latest(&ruleset.project_id).with_context(|| {
+                format!("reading the ruleset of project {}", ruleset.project_id)
+            })?;
+            let same = latest.as_ref().is_some_and(|l| {
+                let mut a = l.clone();
+                a.version = ruleset.version.clone();
+                a == ruleset
+            });
+            if same {
+                latest.unwrap_or(ruleset)
+            } else {
+                store.save_new_version(&ruleset).with_context(|| {
+                    format!("saving the ruleset of project {}", ruleset.project_id)
+                })?;
+                store.load_latest(&ruleset.project_id)?.unwrap_or(ruleset)
+            }
+        }
+        None => {
+            let mut found = Vec::new();
+            if let Ok(entries) = std::fs::read_dir(root.dir()) {
+                for entry in entries.flatten() {
+                    if let Some(id) = entry
+                        .file_name()
+                        .to_str()
+                        .and_then(autopack::layout::paths::parse_ruleset_file_name)
+                    {
+                        found.push(id);
+                    }
+                }
+            }
+            found.sort();
+            let project = match found.as_slice() {
+                [one] => one.clone(),
+                _ => ProjectId::new(DEFAULT_PROJECT)?,
+            };
+            match store.load_latest(&project)? {
+                Some(r) => r,
+                None => {
+                    let builtin = Ruleset::builtin(project.clone());
+                    store.save_new_version(&builtin)?;
+                    store.load_latest(&project)?.unwrap_or(builtin)
+                }
+            }
+        }
+    };
+    let path = root.ruleset(&ruleset.project_id);
+    Ok((ruleset, path))
+}
+
+/// Compiles and saves the strategy of `plan` against the project ledger of `repo`.
+///
+/// # Errors
+/// A run with this id already exists, or the ruleset, ledger or strategy fails.
+pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Prepared> {
+    let root = runs_root(repo);
+    let run_id = &plan.run.run_id;
+    if root.journal(run_id).exists() {
+        bail!(
+            "run {run_id} already exists ({}); use `autopack resume {run_id}` or another run_id",
+            root.journal(run_id).display()
+        );
+    }
+    let (ruleset, ruleset_path) = resolve_ruleset(&root, ruleset)?;
+    let profile = plan
+        .run
+        .safety_profile
+        .unwrap_or(ruleset.default_safety_profile);
+    let t = ruleset.aging_thresholds(profile);
+    let thresholds = AgingThresholds {
+        runs: t.minor_issue_aging_runs_threshold,
+        tiers: t.minor_issue_aging_tiers_threshold,
+    };
+    let artefacts = FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "opening the project ledger in {}: {e}",
+                root.dir().display()
+            )
+        })?;
+    let backlog = artefacts.ledger().backlog();
+    let view = BacklogView::from_project_backlog_json(&backlog.to_json(), "project backlog")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let strategy = autopack::strategy::compile(&ruleset, &view, plan, &CompileOptions::default())
+        .with_context(|| format!("compiling the strategy of run {run_id}"))?;
+    FsStrategyStore::new(root.clone())
+        .save(&strategy)
+        .with_context(|| format!("saving the strategy of run {run_id}"))?;
+    let strategy_path = root.strategy(run_id, strategy.version);
+    Ok(Prepared {
+        root,
+        ruleset,
+        strategy,
+        strategy_path,
+        ruleset_path,
+        artefacts,
+    })
+}
+
+/// The agents and observer of a run.
+pub struct Agents<'a> {
+    /// The Builder.
+    pub builder: &'a mut dyn Builder,
+    /// The Auditor.
+    pub auditor: &'a mut dyn Auditor,
+    /// Progress.
+    pub observer: &'a mut dyn Observer,
+}
+
+/// Starts the run: creates `autonomous/{run_id}` from `config.base` and drives the run to
+/// its end. Returns the outcome and the final record.
+///
+/// # Errors
+/// The branch cannot be created (exists, protected, base missing) or the driver fails.
+pub fn start(
+    repo: &Path,
+    plan: &Plan,
+    mut prepared: Prepared,
+    config: &RunConfig,
+    agents: Agents<'_>,
+) -> Result<(DriveOutcome, RunRecord)> {
+    let run_id = plan.run.run_id.clone();
+    let branch = IntegrationBranch::create(repo, &run_id, &config.base, BranchOptions::default())
+        .with_context(|| {
+        format!(
+            "creating the integration branch of run {run_id} from {}",
+            config.base
+        )
+    })?;
+    let ci_branch = IntegrationBranch::open(repo, &run_id, &config.base, BranchOptions::default())
+        .with_context(|| format!("opening the integration branch of run {run_id}"))?;
+    let mut applier = GitApplier::new(branch, config.signature());
+    let mut verifier = GitVerifier::new(ci_branch, config.gate());
+    let backlog = prepared.artefacts.ledger().backlog();
+    let mut store = FsRunStore::new(prepared.root.clone(), FsyncPolicy::AtCheckpoints);
+    let clock = SystemClock;
+    let host = Host {
+        builder: agents.builder,
+        auditor: agents.auditor,
+        applier: &mut applier,
+        verifier: &mut verifier,
+        artefacts: &mut prepared.artefacts,
+        clock: &clock,
+        observer: agents.observer,
+    };
+    let start = Input::Start {
+        at: autopack::core::clock::Clock::now(&clock),
+        plan: plan.clone(),
+        strategy: Box::new(prepared.strategy.clone()),
+        backlog: Box::new(backlog),
+    };
+    let (outcome, supervisor) = Driver::run(start, SupervisorConfig::default(), &mut store, host)
+        .with_context(|| format!("driving run {run_id}"))?;
+    let record = supervisor
+        .record()
+        .cloned()
+        .with_context(|| format!("run {run_id} has no record"))?;
+    complete_issue_views(&prepared.root, &record)?;
+    Ok((outcome, record))
+}
+
+/// Writes the playbook issue views the project ledger did not materialise: an empty
+/// `issues/phase_{idx:02}_{phase_id}_issues.json` (`no_issues`) for every phase that
+/// recorded no issue, and an empty `run_issue_index.json` for a run that saw none. SPEC
+/// §10 lists one issue file per phase; the ledger writes files only for phases with
+/// issues, so the host completes the set. Existing files are never touched.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn complete_issue_views(root: &RunsRoot, record: &RunRecord) -> Result<Vec<PathBuf>> {
+    use autopack::core::vocabulary::IssueState;
+    use autopack::issues::{PhaseIssueFile, RunIssueIndex};
+    let mut written = Vec::new();
+    for phase in record.phases() {
+        let path = root.phase_issues(&record.run_id, phase.phase_index, &phase.phase_id);
+        if path.exists() {
+            continue;
+        }
+        let file = PhaseIssueFile {
+            run_id: record.run_id.clone(),
+            phase_id: phase.phase_id.clone(),
+            phase_index: phase.phase_index,
+            tier_id: phase.tier_id.clone(),
+            issues: Vec::new(),
+            minor_issue_count: 0,
+            major_issue_count: 0,
+            issue_state: IssueState::NoIssues,
+        };
+        autopack::layout::fsio::write_atomic(&path, file.to_json().as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    let path = root.run_issue_index(&record.run_id);
+    if !path.exists() {
+        let index = RunIssueIndex {
+            run_id: record.run_id.clone(),
+            issues_by_key: Default::default(),
+            minor_issue_count: 0,
+            major_issue_count: 0,
+        };
+        autopack::layout::fsio::write_atomic(&path, index.to_json().as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Continues a run from its journal with the host described by `config`.
+///
+/// # Errors
+/// No journal, a missing branch, or a driver failure.
+pub fn resume(
+    repo: &Path,
+    run_id: &RunId,
+    config: &RunConfig,
+    agents: Agents<'_>,
+) -> Result<(DriveOutcome, RunRecord)> {
+    let root = runs_root(repo);
+    let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    // A finished run needs no host.
+    let replayed = autopack::driver::replay_journal(&mut store, run_id).with_context(|| {
+        format!(
+            "replaying the journal of run {run_id} ({})",
+            root.journal(run_id).display()
+        )
+    })?;
+    if replayed.is_finished() {
+        let record = replayed
+            .record()
+            .cloned()
+            .with_context(|| format!("run {run_id} has no record"))?;
+        return Ok((DriveOutcome::AlreadyFinished(record.state), record));
+    }
+    let strategy = FsStrategyStore::new(root.clone())
+        .load_latest(run_id)?
+        .with_context(|| format!("run {run_id} has no saved strategy"))?;
+    let t = strategy.aging_thresholds;
+    let thresholds = AgingThresholds {
+        runs: t.minor_issue_aging_runs_threshold,
+        tiers: t.minor_issue_aging_tiers_threshold,
+    };
+    let mut artefacts = FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
+        .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))?;
+    let branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
+        .with_context(|| format!("opening the integration branch of run {run_id}"))?;
+    let ci_branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())?;
+    let mut applier = GitApplier::new(branch, config.signature());
+    let mut verifier = GitVerifier::new(ci_branch, config.gate());
+    let clock = SystemClock;
+    let host = Host {
+        builder: agents.builder,
+        auditor: agents.auditor,
+        applier: &mut applier,
+        verifier: &mut verifier,
+        artefacts: &mut artefacts,
+        clock: &clock,
+        observer: agents.observer,
+    };
+    let (outcome, supervisor) = Driver::resume(run_id, &mut store, host)
+        .with_context(|| format!("resuming run {run_id}"))?;
+    let record = supervisor
+        .record()
+        .cloned()
+        .with_context(|| format!("run {run_id} has no record"))?;
+    complete_issue_views(&root, &record)?;
+    Ok((outcome, record))
+}
+
+/// Every run's record, rebuilt by replaying its journal, in the store's order. A run
+/// whose journal does not replay is returned as an error next to its id.
+///
+/// # Errors
+/// When the layout cannot be listed.
+pub fn all_records(repo: &Path) -> Result<Vec<(RunId, Result<RunRecord>)>> {
+    let root = runs_root(repo);
+    let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    let runs = store
+        .runs()
+        .with_context(|| format!("listing runs in {}", root.dir().display()))?;
+    let mut out = Vec::new();
+    for run in runs {
+        let record = record_of(&mut store, &run);
+        out.push((run, record));
+    }
+    Ok(out)
+}
+
+/// One run's record, rebuilt from its journal.
+///
+/// # Errors
+/// No journal, or one that does not replay.
+pub fn load_record(repo: &Path, run_id: &RunId) -> Result<RunRecord> {
+    let root = runs_root(repo);
+    let mut store = FsRunStore::new(root, FsyncPolicy::AtCheckpoints);
+    record_of(&mut store, run_id)
+}
+
+fn record_of(store: &mut FsRunStore, run_id: &RunId) -> Result<RunRecord> {
+    let sup = autopack::driver::replay_journal(store, run_id).map_err(|e| match e {
+        autopack::driver::DriverError::NothingToResume(_) => {
+            anyhow::anyhow!(
+                "run {run_id} not found: {} has no journal",
+                store.root().journal(run_id).display()
+            )
+        }
+        other => anyhow::anyhow!("run {run_id}: {other}"),
+    })?;
+    sup.record()
+        .cloned()
+        .with_context(|| format!("run {run_id} has no record"))
+}
