@@ -45,8 +45,8 @@ use crate::backlog::{BacklogEntry, BacklogView};
 use crate::defaults::{self, CategoryDefaults};
 use crate::ruleset::{Ruleset, RulesetInvalid};
 use crate::strategy::{
-    CleanupLimit, DefaultsSource, Diagnostic, PhaseOrigin, PhaseStrategy, SeverityUpgrade,
-    Strategy, TierStrategy, UpgradeReason,
+    CleanupLimit, DefaultsSource, Diagnostic, PhaseOrigin, PhaseStrategies, PhaseStrategy,
+    SeverityUpgrade, Strategy, TierStrategy, UpgradeReason,
 };
 
 /// Settings of one compilation (all defaultable).
@@ -351,27 +351,34 @@ pub fn compile(
         });
     }
 
-    // Backlog: upgrades and cleanup candidates.
-    let mut upgrades = Vec::new();
+    // Backlog: cleanup candidates (with why), then the upgrades of the minor ones, in
+    // one exactly sized buffer.
     let mut candidates: Vec<&BacklogEntry> = Vec::new();
+    let mut reasons: Vec<UpgradeReason> = Vec::new();
     for e in backlog.entries() {
         if e.status == IssueStatus::Resolved {
             continue;
         }
-        let aged_runs = e.age_in_runs >= aging.minor_issue_aging_runs_threshold;
-        let aged_tiers = e.age_in_tiers >= aging.minor_issue_aging_tiers_threshold;
         let minor = e.base_severity == Severity::Minor;
         let reason = if e.status == IssueStatus::NeedsCleanup {
             UpgradeReason::NeedsCleanup
-        } else if minor && aged_runs {
+        } else if minor && e.age_in_runs >= aging.minor_issue_aging_runs_threshold {
             UpgradeReason::AgedRuns
-        } else if minor && aged_tiers {
+        } else if minor && e.age_in_tiers >= aging.minor_issue_aging_tiers_threshold {
             UpgradeReason::AgedTiers
         } else {
             continue;
         };
         candidates.push(e);
-        if minor {
+        reasons.push(reason);
+    }
+    let minor_candidates = candidates
+        .iter()
+        .filter(|e| e.base_severity == Severity::Minor)
+        .count();
+    let mut upgrades = Vec::with_capacity(minor_candidates);
+    for (e, &reason) in candidates.iter().zip(&reasons) {
+        if e.base_severity == Severity::Minor {
             upgrades.push(SeverityUpgrade {
                 issue_key: e.issue_key.clone(),
                 category: e.category.clone(),
@@ -383,6 +390,7 @@ pub fn compile(
             });
         }
     }
+    drop(reasons);
 
     // How many cleanup phases fit.
     let per_phase = options.cleanup_keys_per_phase as usize;
@@ -487,21 +495,11 @@ pub fn compile(
         }
     }
 
-    // Slices and tier terms.
-    let mut tier_phases: Vec<Vec<PhaseId>> = vec![Vec::new(); tiers.len()];
-    let mut tier_terms: Vec<Vec<TierCapTerm>> = vec![Vec::new(); tiers.len()];
-    let mut slices: Vec<(PhaseId, PhaseStrategy)> = Vec::with_capacity(pending.len());
-    for p in &pending {
+    // The final complexity, CI profile and CI retries of a phase.
+    let settings = |p: &Pending<'_>| {
         let r = resolver.get(p.resolved);
-        let spec = p.spec;
-        let mut complexity = spec.complexity.unwrap_or(r.complexity);
+        let mut complexity = p.spec.complexity.unwrap_or(r.complexity);
         if r.high_risk && complexity < Complexity::High {
-            if let Some(planned) = spec.complexity {
-                diagnostics.push(Diagnostic::HighRiskComplexityRaised {
-                    phase_id: spec.phase_id.clone(),
-                    planned,
-                });
-            }
             complexity = Complexity::High;
         }
         let ci_profile = if r.ci_profile == CiProfile::Strict
@@ -516,7 +514,32 @@ pub fn compile(
             CiProfile::Normal => defaults::CI_MAX_RETRIES_NORMAL,
             CiProfile::Strict => defaults::CI_MAX_RETRIES_STRICT,
         });
-        let builder_mode = spec.builder_mode.as_ref().unwrap_or(r.builder_mode).clone();
+        (complexity, ci_profile, ci_max_retries)
+    };
+
+    // Tier terms, tier phase lists and diagnostics, in execution order, in buffers sized
+    // up front.
+    let mut tier_sizes = vec![0usize; tiers.len()];
+    for p in &pending {
+        tier_sizes[p.tier_pos] += 1;
+    }
+    let mut tier_phases: Vec<Vec<PhaseId>> =
+        tier_sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+    let mut tier_terms: Vec<Vec<TierCapTerm>> =
+        tier_sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+    for p in &pending {
+        let r = resolver.get(p.resolved);
+        let spec = p.spec;
+        if let Some(planned) = spec
+            .complexity
+            .filter(|&c| r.high_risk && c < Complexity::High)
+        {
+            diagnostics.push(Diagnostic::HighRiskComplexityRaised {
+                phase_id: spec.phase_id.clone(),
+                planned,
+            });
+        }
+        let builder_mode = spec.builder_mode.as_ref().unwrap_or(r.builder_mode);
         if !builder_mode.is_known() {
             diagnostics.push(Diagnostic::UnknownBuilderMode {
                 phase_id: spec.phase_id.clone(),
@@ -529,7 +552,6 @@ pub fn compile(
                 task_category: spec.task_category.clone(),
             });
         }
-        let auto_apply = r.auto_apply && p.origin == PhaseOrigin::Plan;
         tier_terms[p.tier_pos].push(TierCapTerm {
             incident_token_cap: r.incident_token_cap,
             token_cap_multiplier: r.tier_token_cap_multiplier,
@@ -538,34 +560,55 @@ pub fn compile(
             max_major_issues_tolerated: r.tier_max_major_issues_tolerated,
         });
         tier_phases[p.tier_pos].push(spec.phase_id.clone());
-        slices.push((
-            spec.phase_id.clone(),
-            PhaseStrategy {
-                phase_id: spec.phase_id.clone(),
-                tier_id: spec.tier_id.clone(),
-                phase_index: spec.phase_index,
-                task_category: spec.task_category.clone(),
-                complexity,
-                builder_mode,
-                max_builder_attempts: r.max_builder_attempts,
-                max_auditor_attempts: r.max_auditor_attempts,
-                incident_token_cap: r.incident_token_cap,
-                ci_profile,
-                ci_max_retries,
-                auto_apply,
-                auditor_profile: r.auditor_profile.map(str::to_owned),
-                high_risk: r.high_risk,
-                default_severity: r.default_severity,
-                scope: spec.scope.clone(),
-                origin: p.origin,
-                defaults_source: r.source,
-                cleanup_issue_keys: p.cleanup_keys.iter().map(|e| e.issue_key.clone()).collect(),
-            },
-        ));
     }
-    // `from_iter` reuses this buffer and, when phase order is also id order (the common
-    // case), finds it sorted and builds the map in bulk without moving any slice.
-    let phase_strategies: BTreeMap<PhaseId, PhaseStrategy> = slices.into_iter().collect();
+
+    // Slices, built straight in phase-id order: the planned phases in `by_id` order
+    // merged with the (few) inserted ones, sorted.
+    let mut extra: Vec<usize> = (phases.len()..pending.len()).collect();
+    extra.sort_unstable_by(|&a, &b| pending[a].spec.phase_id.cmp(&pending[b].spec.phase_id));
+    let mut slices: Vec<PhaseStrategy> = Vec::with_capacity(pending.len());
+    let (mut i, mut j) = (0, 0);
+    while i < by_id.len() || j < extra.len() {
+        let take_planned = match (by_id.get(i), extra.get(j)) {
+            (Some(&a), Some(&b)) => pending[a].spec.phase_id < pending[b].spec.phase_id,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let p = if take_planned {
+            i += 1;
+            &pending[by_id[i - 1]]
+        } else {
+            j += 1;
+            &pending[extra[j - 1]]
+        };
+        let r = resolver.get(p.resolved);
+        let spec = p.spec;
+        let (complexity, ci_profile, ci_max_retries) = settings(p);
+        slices.push(PhaseStrategy {
+            phase_id: spec.phase_id.clone(),
+            tier_id: spec.tier_id.clone(),
+            phase_index: spec.phase_index,
+            task_category: spec.task_category.clone(),
+            complexity,
+            builder_mode: spec.builder_mode.as_ref().unwrap_or(r.builder_mode).clone(),
+            max_builder_attempts: r.max_builder_attempts,
+            max_auditor_attempts: r.max_auditor_attempts,
+            incident_token_cap: r.incident_token_cap,
+            ci_profile,
+            ci_max_retries,
+            auto_apply: r.auto_apply && p.origin == PhaseOrigin::Plan,
+            auditor_profile: r.auditor_profile.map(str::to_owned),
+            high_risk: r.high_risk,
+            default_severity: r.default_severity,
+            scope: spec.scope.clone(),
+            origin: p.origin,
+            defaults_source: r.source,
+            cleanup_issue_keys: p.cleanup_keys.iter().map(|e| e.issue_key.clone()).collect(),
+        });
+    }
+    // Ids are distinct (checked above and when generating cleanup ids) and the slices
+    // sorted, so this only checks the order.
+    let phase_strategies = PhaseStrategies::from_slices(slices);
 
     let mut tier_strategies = BTreeMap::new();
     for (pos, tier) in tiers.iter().enumerate() {

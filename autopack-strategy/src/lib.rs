@@ -82,7 +82,8 @@ pub use store::{
     MemoryRulesetStore, MemoryStoreError, MemoryStrategyStore, RulesetStore, StrategyStore,
 };
 pub use strategy::{
-    Diagnostic, PhaseStrategy, SeverityUpgrade, Strategy, TierStrategy, strategy_file_name,
+    Diagnostic, PhaseKeys, PhaseStrategies, PhaseStrategy, SeverityUpgrade, Strategy, TierStrategy,
+    strategy_file_name,
 };
 
 /// The JSON Schema of a ruleset file, as pretty JSON with a trailing newline.

@@ -1,10 +1,13 @@
 //! The compiled, frozen strategy of a run (`project_implementation_strategy_v{N}.json`).
 //!
-//! Every collection is a `BTreeMap` or a sorted `Vec`, so equal strategies serialise to
-//! identical bytes.
+//! Every collection is a `BTreeMap` or a sorted `Vec` ([`PhaseStrategies`] is a `Vec`
+//! sorted by phase id that reads and writes as a JSON map), so equal strategies serialise
+//! to identical bytes.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Index;
 
 use autopack_core::budget::{PhaseCaps, RunCaps, TierCaps};
 use autopack_core::ids::{IssueKey, PhaseId, ProjectId, RunId, TierId};
@@ -14,8 +17,9 @@ use autopack_core::vocabulary::{
     BuilderMode, CiProfile, Complexity, IssueCategory, RunScope, SafetyProfile, Severity,
     TaskCategory,
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ruleset::AgingThresholds;
 
@@ -48,7 +52,9 @@ pub struct Strategy {
     /// Per-tier budgets, by tier id.
     pub tier_strategies: BTreeMap<TierId, TierStrategy>,
     /// Per-phase slices (planned and inserted), by phase id.
-    pub phase_strategies: BTreeMap<PhaseId, PhaseStrategy>,
+    // A sorted `Vec` with a map's lookups; its JSON (and schema) is that of
+    // `BTreeMap<PhaseId, PhaseStrategy>`.
+    pub phase_strategies: PhaseStrategies,
     /// The `debt_cleanup` phases the engine inserted, as plan phases, in phase order.
     pub inserted_phases: Vec<PhaseSpec>,
     /// Backlog keys that count as `major` in this run, sorted by key.
@@ -174,6 +180,325 @@ impl PhaseStrategy {
             max_auditor_attempts: self.max_auditor_attempts,
             incident_token_cap: self.incident_token_cap,
         }
+    }
+}
+
+/// The per-phase slices of a [`Strategy`], by phase id: a `Vec` sorted by id with the
+/// read API of a `BTreeMap<PhaseId, PhaseStrategy>` (`get`, `contains_key`, `keys`,
+/// `values`, `iter`, `len`, indexing), written and read as the same JSON map.
+///
+/// A slice is normally filed under its own `phase_id`; a strategy read from JSON whose
+/// map key differs from the slice's `phase_id` keeps that key (as a `BTreeMap` would).
+#[derive(Debug, Clone, Default)]
+pub struct PhaseStrategies {
+    /// Sorted by key, keys distinct.
+    slices: Vec<PhaseStrategy>,
+    /// The key of each slice, when some key is not its slice's `phase_id` (or a slice was
+    /// lent mutably); `None` means every key is its slice's `phase_id`.
+    keys: Option<Vec<PhaseId>>,
+}
+
+impl PhaseStrategies {
+    /// No slices.
+    pub fn new() -> PhaseStrategies {
+        PhaseStrategies::default()
+    }
+
+    /// The slices, each filed under its own `phase_id`; when two share an id the later
+    /// one is kept (as inserting them into a map would). Free of copies when `slices` is
+    /// already sorted by id without duplicates.
+    pub fn from_slices(mut slices: Vec<PhaseStrategy>) -> PhaseStrategies {
+        if !slices.windows(2).all(|w| w[0].phase_id < w[1].phase_id) {
+            slices.sort_by(|a, b| a.phase_id.cmp(&b.phase_id));
+            // Keep the last of each run of equal ids.
+            slices.reverse();
+            slices.dedup_by(|later, kept| later.phase_id == kept.phase_id);
+            slices.reverse();
+        }
+        PhaseStrategies { slices, keys: None }
+    }
+
+    fn key(&self, i: usize) -> &PhaseId {
+        match &self.keys {
+            Some(keys) => &keys[i],
+            None => &self.slices[i].phase_id,
+        }
+    }
+
+    fn position<Q>(&self, key: &Q) -> Option<usize>
+    where
+        PhaseId: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        match &self.keys {
+            Some(keys) => keys.binary_search_by(|k| k.borrow().cmp(key)).ok(),
+            None => self
+                .slices
+                .binary_search_by(|s| s.phase_id.borrow().cmp(key))
+                .ok(),
+        }
+    }
+
+    /// Copies every key out of its slice, before a slice is lent mutably (the caller may
+    /// change its `phase_id`; its key does not change).
+    fn pin_keys(&mut self) -> &mut Vec<PhaseId> {
+        let slices = &self.slices;
+        self.keys
+            .get_or_insert_with(|| slices.iter().map(|s| s.phase_id.clone()).collect())
+    }
+
+    /// The slice filed under `key`.
+    pub fn get<Q>(&self, key: &Q) -> Option<&PhaseStrategy>
+    where
+        PhaseId: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.position(key).map(|i| &self.slices[i])
+    }
+
+    /// The slice filed under `key`, mutably.
+    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut PhaseStrategy>
+    where
+        PhaseId: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let i = self.position(key)?;
+        self.pin_keys();
+        self.slices.get_mut(i)
+    }
+
+    /// Whether a slice is filed under `key`.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        PhaseId: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.position(key).is_some()
+    }
+
+    /// Files `slice` under `key`; returns the slice it replaced.
+    pub fn insert(&mut self, key: PhaseId, slice: PhaseStrategy) -> Option<PhaseStrategy> {
+        let found = match &self.keys {
+            Some(keys) => keys.binary_search(&key),
+            None => self.slices.binary_search_by(|s| s.phase_id.cmp(&key)),
+        };
+        if self.keys.is_none() && key != slice.phase_id {
+            self.pin_keys();
+        }
+        match found {
+            Ok(i) => {
+                if let Some(keys) = &mut self.keys {
+                    keys[i] = key;
+                }
+                Some(std::mem::replace(&mut self.slices[i], slice))
+            }
+            Err(i) => {
+                if let Some(keys) = &mut self.keys {
+                    keys.insert(i, key);
+                }
+                self.slices.insert(i, slice);
+                None
+            }
+        }
+    }
+
+    /// Removes the slice filed under `key`.
+    pub fn remove<Q>(&mut self, key: &Q) -> Option<PhaseStrategy>
+    where
+        PhaseId: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        let i = self.position(key)?;
+        if let Some(keys) = &mut self.keys {
+            keys.remove(i);
+        }
+        Some(self.slices.remove(i))
+    }
+
+    /// Number of slices.
+    pub fn len(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// Whether there is no slice.
+    pub fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+
+    /// `(key, slice)` pairs, by key.
+    pub fn iter(
+        &self,
+    ) -> impl DoubleEndedIterator<Item = (&PhaseId, &PhaseStrategy)> + ExactSizeIterator {
+        (0..self.slices.len()).map(|i| (self.key(i), &self.slices[i]))
+    }
+
+    /// Keys, sorted.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &PhaseId> + ExactSizeIterator {
+        (0..self.slices.len()).map(|i| self.key(i))
+    }
+
+    /// Slices, by key.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &PhaseStrategy> + ExactSizeIterator {
+        self.slices.iter()
+    }
+
+    /// Slices, by key, mutably.
+    pub fn values_mut(
+        &mut self,
+    ) -> impl DoubleEndedIterator<Item = &mut PhaseStrategy> + ExactSizeIterator {
+        self.pin_keys();
+        self.slices.iter_mut()
+    }
+}
+
+impl PartialEq for PhaseStrategies {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<Q> Index<&Q> for PhaseStrategies
+where
+    PhaseId: Borrow<Q>,
+    Q: Ord + ?Sized,
+{
+    type Output = PhaseStrategy;
+
+    /// # Panics
+    /// When no slice is filed under `key` (as `BTreeMap` indexing does).
+    fn index(&self, key: &Q) -> &PhaseStrategy {
+        match self.get(key) {
+            Some(slice) => slice,
+            None => panic!("no phase strategy under this key"),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a PhaseStrategies {
+    type Item = (&'a PhaseId, &'a PhaseStrategy);
+    type IntoIter = std::iter::Zip<PhaseKeys<'a>, std::slice::Iter<'a, PhaseStrategy>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let keys = match &self.keys {
+            Some(keys) => PhaseKeys::Stored(keys.iter()),
+            None => PhaseKeys::Own(self.slices.iter()),
+        };
+        keys.zip(self.slices.iter())
+    }
+}
+
+/// The keys of a [`PhaseStrategies`], by key (see `IntoIterator for &PhaseStrategies`).
+#[derive(Debug, Clone)]
+pub enum PhaseKeys<'a> {
+    /// Each key is its slice's `phase_id`.
+    Own(std::slice::Iter<'a, PhaseStrategy>),
+    /// Keys stored apart from the slices.
+    Stored(std::slice::Iter<'a, PhaseId>),
+}
+
+impl<'a> Iterator for PhaseKeys<'a> {
+    type Item = &'a PhaseId;
+
+    fn next(&mut self) -> Option<&'a PhaseId> {
+        match self {
+            PhaseKeys::Own(slices) => slices.next().map(|s| &s.phase_id),
+            PhaseKeys::Stored(keys) => keys.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            PhaseKeys::Own(slices) => slices.size_hint(),
+            PhaseKeys::Stored(keys) => keys.size_hint(),
+        }
+    }
+}
+
+impl IntoIterator for PhaseStrategies {
+    type Item = (PhaseId, PhaseStrategy);
+    type IntoIter = std::vec::IntoIter<(PhaseId, PhaseStrategy)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let pairs: Vec<(PhaseId, PhaseStrategy)> = match self.keys {
+            Some(keys) => keys.into_iter().zip(self.slices).collect(),
+            None => self
+                .slices
+                .into_iter()
+                .map(|s| (s.phase_id.clone(), s))
+                .collect(),
+        };
+        pairs.into_iter()
+    }
+}
+
+impl FromIterator<(PhaseId, PhaseStrategy)> for PhaseStrategies {
+    fn from_iter<I: IntoIterator<Item = (PhaseId, PhaseStrategy)>>(iter: I) -> Self {
+        let mut pairs: Vec<(PhaseId, PhaseStrategy)> = iter.into_iter().collect();
+        if !pairs.windows(2).all(|w| w[0].0 < w[1].0) {
+            pairs.sort_by(|a, b| a.0.cmp(&b.0));
+            // Keep the last of each run of equal keys.
+            pairs.reverse();
+            pairs.dedup_by(|later, kept| later.0 == kept.0);
+            pairs.reverse();
+        }
+        if pairs.iter().all(|(k, s)| *k == s.phase_id) {
+            PhaseStrategies {
+                slices: pairs.into_iter().map(|(_, s)| s).collect(),
+                keys: None,
+            }
+        } else {
+            let (keys, slices) = pairs.into_iter().unzip();
+            PhaseStrategies {
+                slices,
+                keys: Some(keys),
+            }
+        }
+    }
+}
+
+impl From<BTreeMap<PhaseId, PhaseStrategy>> for PhaseStrategies {
+    fn from(map: BTreeMap<PhaseId, PhaseStrategy>) -> Self {
+        map.into_iter().collect()
+    }
+}
+
+impl From<PhaseStrategies> for BTreeMap<PhaseId, PhaseStrategy> {
+    fn from(slices: PhaseStrategies) -> Self {
+        slices.into_iter().collect()
+    }
+}
+
+impl Serialize for PhaseStrategies {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.slices.len()))?;
+        for (key, slice) in self.iter() {
+            map.serialize_entry(key, slice)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for PhaseStrategies {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<PhaseId, PhaseStrategy>::deserialize(deserializer).map(PhaseStrategies::from)
+    }
+}
+
+impl JsonSchema for PhaseStrategies {
+    fn inline_schema() -> bool {
+        <BTreeMap<PhaseId, PhaseStrategy> as JsonSchema>::inline_schema()
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        <BTreeMap<PhaseId, PhaseStrategy> as JsonSchema>::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        <BTreeMap<PhaseId, PhaseStrategy> as JsonSchema>::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        <BTreeMap<PhaseId, PhaseStrategy> as JsonSchema>::json_schema(generator)
     }
 }
 
