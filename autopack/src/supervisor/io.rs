@@ -51,7 +51,7 @@ pub struct CiReport {
 
 /// An input to the Supervisor. Every input carries the time the host read from its clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "input", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Input {
     /// Start the run: the plan, the strategy frozen for it, and the project backlog before
     /// it.
@@ -166,7 +166,7 @@ impl Input {
         }
     }
 
-    /// The input's name, as in its serialised `input` tag.
+    /// The input's name, as in its serialised form (`{"builder_finished": {...}}`).
     pub fn kind(&self) -> &'static str {
         match self {
             Input::Start { .. } => "start",

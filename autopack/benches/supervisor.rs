@@ -1,0 +1,155 @@
+//! Supervisor overhead with in-memory stores and instant agents, and journal replay.
+//!
+//! - `drive/phases/N`: a run of N phases (10 tiers), every Builder attempt succeeding and
+//!   CI green: 5 inputs per phase. Throughput is in phases.
+//! - `replay/events/N`: rebuilding the run from its journal of N entries (JSON Lines),
+//!   parse and apply, as `autopack::driver::replay_journal` does after a crash.
+
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use autopack::supervisor::{Action, AgentOutcome, CiReport, Input, Supervisor};
+use autopack_core::ids::{RunId, TierId};
+use autopack_core::message::{BuilderResult, BuilderStatus};
+use autopack_core::plan::{PhaseSpec, Plan, RunSpec, TierSpec};
+use autopack_core::record::CiVerdict;
+use autopack_core::vocabulary::{RunScope, SafetyProfile, TaskCategory};
+use autopack_strategy::{CompileOptions, Ruleset, compile};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+const TIERS: usize = 10;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid time")
+}
+
+fn id<T: TryFrom<String>>(s: String) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(s).expect("valid id")
+}
+
+fn start(phases: usize) -> Input {
+    let per_tier = phases / TIERS;
+    let tiers: Vec<TierSpec> = (0..TIERS)
+        .map(|t| TierSpec { tier_id: id(format!("t{t}")), tier_index: t as u32, name: format!("Tier {t}"), description: String::new() })
+        .collect();
+    let phase_specs: Vec<PhaseSpec> = (0..phases)
+        .map(|i| PhaseSpec {
+            phase_id: id(format!("p{i}")),
+            phase_index: i as u32,
+            tier_id: id::<TierId>(format!("t{}", i / per_tier)),
+            name: format!("Phase {i}"),
+            description: String::new(),
+            task_category: if i % 2 == 0 { TaskCategory::Tests } else { TaskCategory::FeatureScaffolding },
+            complexity: None,
+            builder_mode: None,
+            scope: Vec::new(),
+        })
+        .collect();
+    let plan = Plan {
+        run: RunSpec {
+            run_id: id::<RunId>("bench".into()),
+            safety_profile: Some(SafetyProfile::Normal),
+            run_scope: Some(RunScope::MultiTier),
+            token_cap: Some(u64::MAX / 2),
+            max_phases: Some(phases as u32),
+            max_duration_minutes: Some(u32::MAX),
+        },
+        tiers,
+        phases: phase_specs,
+    };
+    let ruleset = Ruleset::builtin(id("bench".into()));
+    let strategy = compile(&ruleset, &autopack_strategy::BacklogView::empty(), &plan, &CompileOptions::default()).expect("compiles");
+    Input::Start { at: t0(), plan, strategy: Box::new(strategy), backlog: Box::default() }
+}
+
+const PATCH: &str = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
+
+/// Drives a run with instant agents; returns the inputs fed.
+fn drive(start: Input, keep: bool) -> Vec<Input> {
+    let mut sup = Supervisor::new();
+    let mut inputs = Vec::new();
+    if keep {
+        inputs.push(start.clone());
+    }
+    sup.handle(start).expect("starts");
+    let at = t0() + Duration::seconds(1);
+    while let Some(action) = sup.poll_action() {
+        let input = match action {
+            Action::DispatchBuilder(r) => Input::BuilderFinished {
+                at,
+                attempt: r.attempt,
+                outcome: AgentOutcome::Returned(BuilderResult {
+                    phase_id: r.phase_id.clone(),
+                    status: BuilderStatus::Success,
+                    patch: Some(PATCH.into()),
+                    probe_results: vec![],
+                    suggested_issues: vec![],
+                    tokens_used: 1_000,
+                    failing_tests: vec![],
+                    notes: String::new(),
+                }),
+                phase_id: r.phase_id,
+            },
+            Action::RequestAudit(r) => unreachable!("no audits in this plan: {r:?}"),
+            Action::ApplyPatch(r) => Input::PatchApplied { at, phase_id: r.phase_id, commit: "c".into() },
+            Action::RunCi(r) => Input::CiFinished {
+                at,
+                phase_id: r.phase_id,
+                report: CiReport { verdict: CiVerdict::Green, attempts: 1, failing_tests: vec![], output_tail: String::new() },
+            },
+            Action::CreateSnapshot(r) => Input::SnapshotCreated { at, phase_id: r.phase_id, tag: r.tag },
+            _ => continue,
+        };
+        if keep {
+            inputs.push(input.clone());
+        }
+        sup.handle(input).expect("accepted");
+    }
+    assert!(sup.is_finished());
+    black_box(sup.record());
+    inputs
+}
+
+fn bench_drive(c: &mut Criterion) {
+    let mut group = c.benchmark_group("drive");
+    for phases in [1_000usize, 10_000] {
+        let start = start(phases);
+        group.throughput(Throughput::Elements(phases as u64));
+        group.bench_with_input(BenchmarkId::new("phases", phases), &start, |b, start| {
+            b.iter(|| drive(start.clone(), false));
+        });
+    }
+    group.finish();
+}
+
+fn bench_replay(c: &mut Criterion) {
+    let mut group = c.benchmark_group("replay");
+    group.sample_size(10);
+    // 5 inputs per phase: 200,000 phases make a journal of 1,000,001 entries.
+    for phases in [20_000usize, 200_000] {
+        let inputs = drive(start(phases), true);
+        let lines: Vec<String> = inputs.iter().map(|i| serde_json::to_string(i).expect("serialises")).collect();
+        group.throughput(Throughput::Elements(lines.len() as u64));
+        group.bench_with_input(BenchmarkId::new("events", lines.len()), &lines, |b, lines| {
+            b.iter(|| {
+                let mut sup = Supervisor::new();
+                for line in lines {
+                    let input: Input = serde_json::from_str(line).expect("parses");
+                    sup.handle(input).expect("replays");
+                    while sup.poll_action().is_some() {}
+                }
+                assert!(sup.is_finished());
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_drive, bench_replay);
+criterion_main!(benches);
