@@ -5,6 +5,8 @@
 //! `autonomous/{run_id}/tier-{tier_id}/phase-{phase_id}`), so they are checked once, in the
 //! one constructor of each type, and are valid for as long as they exist
 //! ("parse, don't validate"). Deserialisation goes through the same constructor.
+//! Ids are shared strings: cloning one (records, requests and ledgers hold many copies)
+//! costs a reference-count increment, not an allocation.
 //!
 //! The rules (SPEC §3), each reported as an [`IdRule`]:
 //! - not empty and at most [`MAX_ID_LEN`] bytes;
@@ -197,7 +199,7 @@ macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Box<str>);
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// The kind of id this type holds.
@@ -209,7 +211,7 @@ macro_rules! id_type {
             /// An [`IdError`] naming the kind, the value and the first rule it breaks.
             pub fn new(value: impl AsRef<str> + Into<String>) -> Result<Self, IdError> {
                 match check_id(value.as_ref()) {
-                    Ok(()) => Ok(Self(value.into().into_boxed_str())),
+                    Ok(()) => Ok(Self(std::sync::Arc::from(value.into()))),
                     Err(rule) => Err(IdError { kind: $kind, value: value.into(), rule }),
                 }
             }
@@ -267,7 +269,7 @@ macro_rules! id_type {
 
         impl From<$name> for String {
             fn from(id: $name) -> String {
-                id.0.into()
+                id.0.as_ref().to_owned()
             }
         }
 
