@@ -77,10 +77,16 @@ impl RunCaps {
     /// The first cap `usage` breaches, in the order tokens, phases, duration, minor issues.
     pub fn check(&self, usage: &RunUsage) -> Option<RunBreach> {
         if usage.tokens > self.token_cap {
-            return Some(RunBreach::Tokens { used: usage.tokens, cap: self.token_cap });
+            return Some(RunBreach::Tokens {
+                used: usage.tokens,
+                cap: self.token_cap,
+            });
         }
         if usage.phases > self.max_phases {
-            return Some(RunBreach::Phases { used: usage.phases, cap: self.max_phases });
+            return Some(RunBreach::Phases {
+                used: usage.phases,
+                cap: self.max_phases,
+            });
         }
         if usage.elapsed_minutes > u64::from(self.max_duration_minutes) {
             return Some(RunBreach::Duration {
@@ -114,7 +120,9 @@ pub struct RunUsage {
 }
 
 /// A run cap that was exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error,
+)]
 #[serde(tag = "breach", rename_all = "snake_case")]
 pub enum RunBreach {
     /// `token_cap` exceeded.
@@ -254,10 +262,16 @@ impl TierCaps {
     pub fn check(&self, usage: &TierUsage) -> Vec<TierBreach> {
         let mut out = Vec::new();
         if usage.tokens > self.token_cap {
-            out.push(TierBreach::Tokens { used: usage.tokens, cap: self.token_cap });
+            out.push(TierBreach::Tokens {
+                used: usage.tokens,
+                cap: self.token_cap,
+            });
         }
         if usage.ci_runs > self.ci_run_cap {
-            out.push(TierBreach::CiRuns { used: usage.ci_runs, cap: self.ci_run_cap });
+            out.push(TierBreach::CiRuns {
+                used: usage.ci_runs,
+                cap: self.ci_run_cap,
+            });
         }
         if usage.minor_issues > self.max_minor_issues_tolerated {
             out.push(TierBreach::MinorIssues {
@@ -304,7 +318,9 @@ pub struct TierUsage {
 
 /// A tier cap that was exceeded; the tier ends `NOT_CLEAN` (under `safety_critical`, the
 /// run fails).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error,
+)]
 #[serde(tag = "breach", rename_all = "snake_case")]
 pub enum TierBreach {
     /// Tier `token_cap` exceeded.
@@ -392,7 +408,9 @@ pub struct PhaseUsage {
 }
 
 /// A phase cap that was exceeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error,
+)]
 #[serde(tag = "breach", rename_all = "snake_case")]
 pub enum PhaseBreach {
     /// `incident_token_cap` exceeded.
@@ -437,18 +455,42 @@ mod tests {
             minor_issues: 12,
             ci_runs: 0,
         };
-        assert_eq!(caps.check(&at_cap), None, "reaching a cap is not breaching it");
-        let phases = RunUsage { phases: 26, ..RunUsage::default() };
-        assert_eq!(caps.check(&phases).unwrap().failure(), RunFailure::PhaseLimitExceeded);
-        let time = RunUsage { elapsed_minutes: 121, ..RunUsage::default() };
-        assert_eq!(caps.check(&time).unwrap().failure(), RunFailure::BudgetExhausted);
-        let minor = RunUsage { minor_issues: 13, ..RunUsage::default() };
-        assert_eq!(caps.check(&minor).unwrap().failure(), RunFailure::BudgetExhausted);
+        assert_eq!(
+            caps.check(&at_cap),
+            None,
+            "reaching a cap is not breaching it"
+        );
+        let phases = RunUsage {
+            phases: 26,
+            ..RunUsage::default()
+        };
+        assert_eq!(
+            caps.check(&phases).unwrap().failure(),
+            RunFailure::PhaseLimitExceeded
+        );
+        let time = RunUsage {
+            elapsed_minutes: 121,
+            ..RunUsage::default()
+        };
+        assert_eq!(
+            caps.check(&time).unwrap().failure(),
+            RunFailure::BudgetExhausted
+        );
+        let minor = RunUsage {
+            minor_issues: 13,
+            ..RunUsage::default()
+        };
+        assert_eq!(
+            caps.check(&minor).unwrap().failure(),
+            RunFailure::BudgetExhausted
+        );
     }
 
     #[test]
     fn tier_formulas_follow_the_spec() {
-        let terms: Vec<_> = [500_000, 200_000, 300_000].map(TierCapTerm::with_defaults).into();
+        let terms: Vec<_> = [500_000, 200_000, 300_000]
+            .map(TierCapTerm::with_defaults)
+            .into();
         let caps = TierCaps::from_terms(&terms, SafetyProfile::Normal);
         assert_eq!(caps.token_cap, 3 * 1_000_000);
         assert_eq!(caps.ci_run_cap, 6);
@@ -457,22 +499,64 @@ mod tests {
         let strict = TierCaps::from_terms(&terms, SafetyProfile::SafetyCritical);
         assert_eq!(strict.max_minor_issues_tolerated, 3);
         let empty = TierCaps::from_terms(&[], SafetyProfile::Normal);
-        assert_eq!(empty, TierCaps { token_cap: 0, ci_run_cap: 0, max_minor_issues_tolerated: 0, max_major_issues_tolerated: 0 });
+        assert_eq!(
+            empty,
+            TierCaps {
+                token_cap: 0,
+                ci_run_cap: 0,
+                max_minor_issues_tolerated: 0,
+                max_major_issues_tolerated: 0
+            }
+        );
     }
 
     #[test]
     fn tier_check_reports_every_breach() {
-        let caps = TierCaps { token_cap: 10, ci_run_cap: 2, max_minor_issues_tolerated: 1, max_major_issues_tolerated: 0 };
-        let usage = TierUsage { tokens: 11, ci_runs: 3, minor_issues: 2, major_issues: 1 };
+        let caps = TierCaps {
+            token_cap: 10,
+            ci_run_cap: 2,
+            max_minor_issues_tolerated: 1,
+            max_major_issues_tolerated: 0,
+        };
+        let usage = TierUsage {
+            tokens: 11,
+            ci_runs: 3,
+            minor_issues: 2,
+            major_issues: 1,
+        };
         assert_eq!(caps.check(&usage).len(), 4);
-        assert_eq!(caps.ci_runs_remaining(&TierUsage { ci_runs: 1, ..TierUsage::default() }), 1);
+        assert_eq!(
+            caps.ci_runs_remaining(&TierUsage {
+                ci_runs: 1,
+                ..TierUsage::default()
+            }),
+            1
+        );
         assert_eq!(caps.ci_runs_remaining(&usage), 0);
     }
 
     #[test]
     fn phase_breaches() {
-        let caps = PhaseCaps { max_builder_attempts: 2, max_auditor_attempts: 1, incident_token_cap: 100 };
-        assert_eq!(caps.check(&PhaseUsage { tokens: 100, builder_attempts: 2, auditor_attempts: 1, ci_runs: 0 }), None);
-        assert!(matches!(caps.check(&PhaseUsage { tokens: 101, ..PhaseUsage::default() }), Some(PhaseBreach::IncidentTokens { .. })));
+        let caps = PhaseCaps {
+            max_builder_attempts: 2,
+            max_auditor_attempts: 1,
+            incident_token_cap: 100,
+        };
+        assert_eq!(
+            caps.check(&PhaseUsage {
+                tokens: 100,
+                builder_attempts: 2,
+                auditor_attempts: 1,
+                ci_runs: 0
+            }),
+            None
+        );
+        assert!(matches!(
+            caps.check(&PhaseUsage {
+                tokens: 101,
+                ..PhaseUsage::default()
+            }),
+            Some(PhaseBreach::IncidentTokens { .. })
+        ));
     }
 }

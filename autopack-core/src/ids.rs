@@ -125,7 +125,11 @@ impl fmt::Display for IdRule {
             IdRule::TrailingDot => f.write_str("must not end with '.'"),
             IdRule::LockSuffix => f.write_str("must not end with '.lock'"),
             IdRule::ControlCharacter(c) => {
-                write!(f, "must not contain the control character U+{:04X}", *c as u32)
+                write!(
+                    f,
+                    "must not contain the control character U+{:04X}",
+                    *c as u32
+                )
             }
             IdRule::ReflogSyntax => f.write_str("must not contain '@{'"),
             IdRule::Whitespace(c) => {
@@ -350,7 +354,15 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_ids() {
-        for ok in ["run-1", "a", "A_b-c.d", "2025-11-23T11", "x.lockx", "tier_01", "a.b.c"] {
+        for ok in [
+            "run-1",
+            "a",
+            "A_b-c.d",
+            "2025-11-23T11",
+            "x.lockx",
+            "tier_01",
+            "a.b.c",
+        ] {
             assert!(RunId::new(ok).is_ok(), "{ok}");
         }
         let longest = "a".repeat(MAX_ID_LEN);
@@ -364,7 +376,12 @@ mod tests {
 
     #[test]
     fn rejects_overlong() {
-        assert_eq!(rule(&"a".repeat(MAX_ID_LEN + 1)), IdRule::TooLong { len: MAX_ID_LEN + 1 });
+        assert_eq!(
+            rule(&"a".repeat(MAX_ID_LEN + 1)),
+            IdRule::TooLong {
+                len: MAX_ID_LEN + 1
+            }
+        );
     }
 
     #[test]
@@ -425,7 +442,10 @@ mod tests {
         assert_eq!(id.as_str(), "tier-1");
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"tier-1\"");
         let err = serde_json::from_str::<TierId>("\"../x\"").unwrap_err();
-        assert!(err.to_string().contains("invalid tier_id \"../x\""), "{err}");
+        assert!(
+            err.to_string().contains("invalid tier_id \"../x\""),
+            "{err}"
+        );
     }
 
     #[test]

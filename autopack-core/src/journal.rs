@@ -146,9 +146,14 @@ impl RunStore for MemoryRunStore {
 
     fn append(&mut self, run_id: &RunId, entry: &str) -> Result<(), Self::Error> {
         if entry.contains('\n') {
-            return Err(MemoryRunStoreError::Newline { run_id: run_id.clone() });
+            return Err(MemoryRunStoreError::Newline {
+                run_id: run_id.clone(),
+            });
         }
-        self.journals.entry(run_id.clone()).or_default().push(entry.to_owned());
+        self.journals
+            .entry(run_id.clone())
+            .or_default()
+            .push(entry.to_owned());
         Ok(())
     }
 
@@ -191,7 +196,9 @@ pub mod testing {
     fn appends_come_back_in_order<S: RunStore>(mut store: S) {
         let run = id("conformance-order");
         for i in 0..100 {
-            store.append(&run, &format!("{{\"n\":{i}}}")).expect("append");
+            store
+                .append(&run, &format!("{{\"n\":{i}}}"))
+                .expect("append");
             if i % 10 == 0 {
                 store.sync(&run).expect("sync");
             }
@@ -207,7 +214,10 @@ pub mod testing {
         store.append(&a, "{\"x\":1}").expect("append a");
         store.append(&b, "{\"y\":2}").expect("append b");
         store.append(&a, "{\"x\":3}").expect("append a");
-        assert_eq!(store.read(&a).expect("read").entries, vec!["{\"x\":1}", "{\"x\":3}"]);
+        assert_eq!(
+            store.read(&a).expect("read").entries,
+            vec!["{\"x\":1}", "{\"x\":3}"]
+        );
         assert_eq!(store.read(&b).expect("read").entries, vec!["{\"y\":2}"]);
         assert_eq!(store.runs().expect("runs"), vec![a, b]);
     }

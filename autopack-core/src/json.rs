@@ -36,7 +36,11 @@ pub struct JsonError {
 }
 
 fn path_prefix(path: &str) -> String {
-    if path == "." || path.is_empty() { String::new() } else { format!("{path}: ") }
+    if path == "." || path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
 }
 
 /// Parses `text` as a `T`, naming `source` and the JSON path in any error.
@@ -44,7 +48,10 @@ fn path_prefix(path: &str) -> String {
 /// # Errors
 /// A [`JsonError`] for syntax errors, truncated documents, wrong types, unknown fields
 /// (where `T` denies them) and values its constructors reject.
-pub fn from_str<T: DeserializeOwned>(text: &str, source: impl Into<String>) -> Result<T, JsonError> {
+pub fn from_str<T: DeserializeOwned>(
+    text: &str,
+    source: impl Into<String>,
+) -> Result<T, JsonError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = match result {
@@ -78,7 +85,10 @@ pub fn from_str<T: DeserializeOwned>(text: &str, source: impl Into<String>) -> R
 ///
 /// # Errors
 /// As [`from_str`].
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8], source: impl Into<String>) -> Result<T, JsonError> {
+pub fn from_slice<T: DeserializeOwned>(
+    bytes: &[u8],
+    source: impl Into<String>,
+) -> Result<T, JsonError> {
     match std::str::from_utf8(bytes) {
         Ok(text) => from_str(text, source),
         Err(err) => Err(JsonError {
@@ -120,19 +130,28 @@ mod tests {
 
     #[test]
     fn names_source_path_and_position() {
-        let err = from_str::<Outer>("{\"items\": [{\"count\": 1}, {\"count\": -1}]}", "x.json").unwrap_err();
+        let err = from_str::<Outer>("{\"items\": [{\"count\": 1}, {\"count\": -1}]}", "x.json")
+            .unwrap_err();
         assert_eq!(err.source_name, "x.json");
         assert_eq!(err.path, "items[1].count");
         assert_eq!(err.line, 1);
         assert!(err.message.contains("-1"), "{}", err.message);
-        assert!(err.to_string().starts_with("x.json: items[1].count: "), "{err}");
+        assert!(
+            err.to_string().starts_with("x.json: items[1].count: "),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_named() {
-        let err = from_str::<Outer>("{\"items\": [{\"count\": 1, \"extra\": 2}]}", "x.json").unwrap_err();
+        let err =
+            from_str::<Outer>("{\"items\": [{\"count\": 1, \"extra\": 2}]}", "x.json").unwrap_err();
         assert_eq!(err.path, "items[0].extra");
-        assert!(err.message.contains("unknown field `extra`"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field `extra`"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{PhaseCaps, PhaseUsage, RunBreach, RunCaps, RunUsage, TierBreach, TierCaps, TierUsage};
+use crate::budget::{
+    PhaseCaps, PhaseUsage, RunBreach, RunCaps, RunUsage, TierBreach, TierCaps, TierUsage,
+};
 use crate::ids::{PhaseId, RunId, TierId};
 use crate::lifecycle::{Cleanliness, PhaseState, RunFailure, RunState, TierState};
 use crate::vocabulary::{
@@ -84,7 +86,10 @@ impl RunRecord {
 
     /// When the run entered a terminal state, if it has.
     pub fn finished_at(&self) -> Option<DateTime<Utc>> {
-        self.history.last().filter(|c| c.state.is_terminal()).map(|c| c.at)
+        self.history
+            .last()
+            .filter(|c| c.state.is_terminal())
+            .map(|c| c.at)
     }
 
     /// The tier with this id.

@@ -43,7 +43,9 @@ pub enum VocabularyError {
         expected: &'static [&'static str],
     },
     /// An open label that is empty or holds control characters.
-    #[error("invalid {field} label {value:?}: labels must be non-empty and free of control characters")]
+    #[error(
+        "invalid {field} label {value:?}: labels must be non-empty and free of control characters"
+    )]
     BadLabel {
         /// The field being read (`builder_mode`, `task_category`, `category`).
         field: &'static str,
@@ -209,7 +211,10 @@ closed_enum!(
 
 fn check_label(field: &'static str, value: &str) -> Result<(), VocabularyError> {
     if value.trim().is_empty() || value.chars().any(char::is_control) {
-        return Err(VocabularyError::BadLabel { field, value: value.to_owned() });
+        return Err(VocabularyError::BadLabel {
+            field,
+            value: value.to_owned(),
+        });
     }
     Ok(())
 }
@@ -418,8 +423,12 @@ pub enum BuilderMode {
 
 impl BuilderMode {
     /// The known labels.
-    pub const KNOWN: [&'static str; 4] =
-        ["tweak_light", "scaffolding_heavy", "refactor_heavy", "schema_heavy"];
+    pub const KNOWN: [&'static str; 4] = [
+        "tweak_light",
+        "scaffolding_heavy",
+        "refactor_heavy",
+        "schema_heavy",
+    ];
 
     /// Reads a label.
     ///
@@ -506,19 +515,41 @@ open_label_serde!(
     TaskCategory,
     TaskCategory::parse,
     "An open task-category label. High-risk kinds are accepted under their task-category or issue-category names.",
-    ["feature_scaffolding", "docs", "tests", "debt_cleanup", "cross_cutting_refactor", "index_registry_maintenance", "schema_change", "bulk_operation", "security_auth"]
+    [
+        "feature_scaffolding",
+        "docs",
+        "tests",
+        "debt_cleanup",
+        "cross_cutting_refactor",
+        "index_registry_maintenance",
+        "schema_change",
+        "bulk_operation",
+        "security_auth"
+    ]
 );
 open_label_serde!(
     BuilderMode,
     BuilderMode::parse,
     "An open builder-mode label.",
-    ["tweak_light", "scaffolding_heavy", "refactor_heavy", "schema_heavy"]
+    [
+        "tweak_light",
+        "scaffolding_heavy",
+        "refactor_heavy",
+        "schema_heavy"
+    ]
 );
 open_label_serde!(
     IssueCategory,
     issue_category_from,
     "An open issue-category label.",
-    ["test_failure", "cross_cutting_refactor", "index_registry_change", "schema_contract_change", "bulk_multi_file_operation", "security_auth_change"]
+    [
+        "test_failure",
+        "cross_cutting_refactor",
+        "index_registry_change",
+        "schema_contract_change",
+        "bulk_multi_file_operation",
+        "security_auth_change"
+    ]
 );
 
 #[cfg(test)]
@@ -536,7 +567,10 @@ mod tests {
         assert_eq!(SafetyProfile::SafetyCritical.as_str(), "safety_critical");
         assert_eq!(IssueSource::CursorSelfDoubt.as_str(), "cursor_self_doubt");
         assert_eq!(IssueStatus::NeedsCleanup.as_str(), "needs_cleanup");
-        assert_eq!(DebtStatus::ExcessMinorIssues.as_str(), "excess_minor_issues");
+        assert_eq!(
+            DebtStatus::ExcessMinorIssues.as_str(),
+            "excess_minor_issues"
+        );
         assert_eq!(IssueState::HasMajorIssues.as_str(), "has_major_issues");
         assert_eq!(CiProfile::Strict.to_string(), "strict");
     }
@@ -558,9 +592,16 @@ mod tests {
                 expected: &["multi_tier", "single_tier"],
             }
         );
-        let err = serde_json::from_str::<Severity>("\"critical\"").unwrap_err().to_string();
-        assert!(err.contains("critical") && err.contains("minor") && err.contains("major"), "{err}");
-        let err = serde_json::from_str::<Complexity>("\"HIGH\"").unwrap_err().to_string();
+        let err = serde_json::from_str::<Severity>("\"critical\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("critical") && err.contains("minor") && err.contains("major"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<Complexity>("\"HIGH\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("HIGH"), "{err}");
     }
 
@@ -608,7 +649,13 @@ mod tests {
         assert!(TaskCategory::parse("").is_err());
         assert!(BuilderMode::parse("  ").is_err());
         let err = IssueCategory::new("a\u{0}").unwrap_err();
-        assert!(matches!(err, VocabularyError::BadLabel { field: "category", .. }));
+        assert!(matches!(
+            err,
+            VocabularyError::BadLabel {
+                field: "category",
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<TaskCategory>("\"\"").is_err());
     }
 }

@@ -23,7 +23,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 const TIERS: usize = 10;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 fn id<T: TryFrom<String>>(s: String) -> T
@@ -36,7 +38,12 @@ where
 fn start(phases: usize) -> Input {
     let per_tier = phases / TIERS;
     let tiers: Vec<TierSpec> = (0..TIERS)
-        .map(|t| TierSpec { tier_id: id(format!("t{t}")), tier_index: t as u32, name: format!("Tier {t}"), description: String::new() })
+        .map(|t| TierSpec {
+            tier_id: id(format!("t{t}")),
+            tier_index: t as u32,
+            name: format!("Tier {t}"),
+            description: String::new(),
+        })
         .collect();
     let phase_specs: Vec<PhaseSpec> = (0..phases)
         .map(|i| PhaseSpec {
@@ -45,7 +52,11 @@ fn start(phases: usize) -> Input {
             tier_id: id::<TierId>(format!("t{}", i / per_tier)),
             name: format!("Phase {i}"),
             description: String::new(),
-            task_category: if i % 2 == 0 { TaskCategory::Tests } else { TaskCategory::FeatureScaffolding },
+            task_category: if i % 2 == 0 {
+                TaskCategory::Tests
+            } else {
+                TaskCategory::FeatureScaffolding
+            },
             complexity: None,
             builder_mode: None,
             scope: Vec::new(),
@@ -64,8 +75,19 @@ fn start(phases: usize) -> Input {
         phases: phase_specs,
     };
     let ruleset = Ruleset::builtin(id("bench".into()));
-    let strategy = compile(&ruleset, &autopack_strategy::BacklogView::empty(), &plan, &CompileOptions::default()).expect("compiles");
-    Input::Start { at: t0(), plan, strategy: Box::new(strategy), backlog: Box::default() }
+    let strategy = compile(
+        &ruleset,
+        &autopack_strategy::BacklogView::empty(),
+        &plan,
+        &CompileOptions::default(),
+    )
+    .expect("compiles");
+    Input::Start {
+        at: t0(),
+        plan,
+        strategy: Box::new(strategy),
+        backlog: Box::default(),
+    }
 }
 
 const PATCH: &str = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n";
@@ -97,13 +119,26 @@ fn drive(start: Input, keep: bool) -> Vec<Input> {
                 phase_id: r.phase_id,
             },
             Action::RequestAudit(r) => unreachable!("no audits in this plan: {r:?}"),
-            Action::ApplyPatch(r) => Input::PatchApplied { at, phase_id: r.phase_id, commit: "c".into() },
+            Action::ApplyPatch(r) => Input::PatchApplied {
+                at,
+                phase_id: r.phase_id,
+                commit: "c".into(),
+            },
             Action::RunCi(r) => Input::CiFinished {
                 at,
                 phase_id: r.phase_id,
-                report: CiReport { verdict: CiVerdict::Green, attempts: 1, failing_tests: vec![], output_tail: String::new() },
+                report: CiReport {
+                    verdict: CiVerdict::Green,
+                    attempts: 1,
+                    failing_tests: vec![],
+                    output_tail: String::new(),
+                },
             },
-            Action::CreateSnapshot(r) => Input::SnapshotCreated { at, phase_id: r.phase_id, tag: r.tag },
+            Action::CreateSnapshot(r) => Input::SnapshotCreated {
+                at,
+                phase_id: r.phase_id,
+                tag: r.tag,
+            },
             _ => continue,
         };
         if keep {
@@ -134,19 +169,26 @@ fn bench_replay(c: &mut Criterion) {
     // 5 inputs per phase: 200,000 phases make a journal of 1,000,001 entries.
     for phases in [20_000usize, 200_000] {
         let inputs = drive(start(phases), true);
-        let lines: Vec<String> = inputs.iter().map(|i| serde_json::to_string(i).expect("serialises")).collect();
+        let lines: Vec<String> = inputs
+            .iter()
+            .map(|i| serde_json::to_string(i).expect("serialises"))
+            .collect();
         group.throughput(Throughput::Elements(lines.len() as u64));
-        group.bench_with_input(BenchmarkId::new("events", lines.len()), &lines, |b, lines| {
-            b.iter(|| {
-                let mut sup = Supervisor::new();
-                for line in lines {
-                    let input: Input = serde_json::from_str(line).expect("parses");
-                    sup.handle(input).expect("replays");
-                    while sup.poll_action().is_some() {}
-                }
-                assert!(sup.is_finished());
-            });
-        });
+        group.bench_with_input(
+            BenchmarkId::new("events", lines.len()),
+            &lines,
+            |b, lines| {
+                b.iter(|| {
+                    let mut sup = Supervisor::new();
+                    for line in lines {
+                        let input: Input = serde_json::from_str(line).expect("parses");
+                        sup.handle(input).expect("replays");
+                        while sup.poll_action().is_some() {}
+                    }
+                    assert!(sup.is_finished());
+                });
+            },
+        );
     }
     group.finish();
 }
