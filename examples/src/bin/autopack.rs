@@ -1,1 +1,792 @@
-fn main() {}
+//! `autopack`: the command-line tool for hosts and CI pipelines.
+//!
+//! Subcommands: `run`, `resume`, `strategy dry-run`, `plan split`, `report`, `promote`
+//! (and `promote check`), `schema`, `validate`. `autopack --help` and `autopack
+//! SUBCOMMAND --help` explain each with an example.
+//!
+//! Exit codes: 0 success; 1 a negative answer (a run that ended `DONE_FAILED_*`, a run
+//! not eligible for promotion, a tree with problems); 2 an error (bad arguments, a file
+//! that cannot be read, an invalid plan or ruleset — named on stderr).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use autopack::apply::{CommitSignature, PromoteMode, PromoteOptions};
+use autopack::core::ids::RunId;
+use autopack::core::lifecycle::RunState;
+use autopack::core::message::{AuditorRecommendation, AuditorRequest, AuditorResult};
+use autopack::core::plan::Plan;
+use autopack::core::record::RunRecord;
+use autopack::driver::{Auditor, DriveOutcome};
+use autopack::host::{CommandAgent, DEFAULT_MAX_OUTPUT};
+use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
+use autopack::strategy::{BacklogView, Ruleset};
+use autopack::supervisor::AgentOutcome;
+use autopack_examples::host::{self, Agents, RunConfig};
+use autopack_examples::progress::Progress;
+use autopack_examples::validate;
+use clap::{Args, Parser, Subcommand};
+
+/// Governed autonomous runs: run plans with external-command agents, resume them, and
+/// inspect, validate and promote what they produced.
+#[derive(Debug, Parser)]
+#[command(
+    name = "autopack",
+    version,
+    after_help = "Exit codes: 0 success; 1 a negative answer (a run ended DONE_FAILED_*, a run is not eligible for promotion, validate found problems); 2 an error (named on stderr).\n\nExample:\n  autopack run --plan plan.json --repo . --builder-cmd ./builder.sh --auditor-cmd ./auditor.sh --test-cmd 'cargo test'\n  autopack report runs --repo .\n  autopack promote check my-run --repo ."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a run of PLAN in the repository DIR with external-command agents.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// Continue a run from its journal after a crash (a finished run is left alone).
+    #[command(
+        after_help = "The host is rebuilt from {repo}/.autonomous_runs/{run_id}/run_config.json, written by `autopack run`.\n\nExample:\n  autopack resume my-run --repo ."
+    )]
+    Resume {
+        /// The run to continue.
+        run_id: String,
+        /// The repository.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        /// Print no progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// The StrategyEngine, without a run.
+    #[command(subcommand)]
+    Strategy(StrategyCommand),
+    /// Plan tools.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Reports of SPEC §11, rebuilt from the runs' journals.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Promote a finished run's integration branch to a protected branch (or check whether
+    /// it may be).
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = "A run is eligible when it ended DONE_SUCCESS, no tier is NOT_CLEAN or BLOCKED, no budget failure occurred, its debt status is not excess_minor_issues and (safety_critical) no major issue is unresolved.\n\nExamples:\n  autopack promote check my-run --repo .      # exit 0 eligible, 1 not (reasons printed)\n  autopack promote my-run --repo . --target main\n  autopack promote my-run --repo . --merge --allow-checked-out"
+    )]
+    Promote(PromoteArgs),
+    /// Print or write the JSON Schemas of the documents Autopack reads and writes.
+    #[command(
+        after_help = "Names: plan, builder_request, builder_result, auditor_request, auditor_result, probe_result, suggested_issue, ruleset, strategy.\n\nExamples:\n  autopack schema                 # list the names\n  autopack schema builder_result  # print one\n  autopack schema --out schemas/  # write {name}.schema.json for all"
+    )]
+    Schema {
+        /// One schema (default: all).
+        name: Option<String>,
+        /// Write `{name}.schema.json` files into DIR instead of printing.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Check a `.autonomous_runs/` tree (also one written by the first implementation).
+    #[command(
+        after_help = "Every JSON file it knows is parsed strictly with its type, every run journal is replayed, and a finished run must have its SPEC §10 artefacts. Each problem names its file. Exit 1 when there is any.\n\nExample:\n  autopack validate --repo ."
+    )]
+    Validate {
+        /// The repository (or the `.autonomous_runs/` folder itself).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const RUN_HELP: &str = "The agents are shell commands (run with `sh -c` in DIR). The request (builder_request or auditor_request JSON, see `autopack schema`) goes to stdin; the result (builder_result or auditor_result JSON) comes back on stdout. A command that fails, hangs past --agent-timeout, prints more than --max-output bytes or prints anything else is a failed attempt with its reason recorded; the run goes on.\n\nThe integration branch autonomous/{run_id} is created from --base; the base and every protected branch are never written. CI runs --test-cmd (strict profile: --strict-test-cmd) in a linked worktree of each candidate commit. Artefacts go to DIR/.autonomous_runs/ (add it to your ignore file); the host settings are saved as {run_id}/run_config.json for `autopack resume`. Without --auditor-cmd every review escalates.\n\nExit 0 when the run ends DONE_SUCCESS, 1 when it ends DONE_FAILED_*.\n\nExample:\n  autopack run --plan plan.json --repo . --builder-cmd 'my-agent build' --auditor-cmd 'my-agent audit' --test-cmd 'sh run_tests.sh' --strict-test-cmd 'sh run_tests.sh --strict' --agent-timeout 600";
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The plan (JSON).
+    #[arg(long, value_name = "PLAN.json")]
+    plan: PathBuf,
+    /// The git repository to work on.
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// The ruleset (JSON); default: the repository's latest, else the built-in one.
+    #[arg(long, value_name = "FILE")]
+    ruleset: Option<PathBuf>,
+    /// The Builder command.
+    #[arg(long, value_name = "CMD")]
+    builder_cmd: String,
+    /// The Auditor command (default: every review escalates).
+    #[arg(long, value_name = "CMD")]
+    auditor_cmd: Option<String>,
+    /// The test command of the `normal` CI profile.
+    #[arg(long, value_name = "CMD")]
+    test_cmd: String,
+    /// The test command of the `strict` CI profile (default: --test-cmd).
+    #[arg(long, value_name = "CMD")]
+    strict_test_cmd: Option<String>,
+    /// The branch the run starts from.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    base: String,
+    /// Seconds an agent command may take.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    agent_timeout: u64,
+    /// Largest agent stdout accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT)]
+    max_output: usize,
+    /// Seconds one CI attempt may take.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    ci_timeout: u64,
+    /// Milliseconds before the second CI attempt (doubled before each later one).
+    #[arg(long, value_name = "MILLIS", default_value_t = 2000)]
+    ci_backoff: u64,
+    /// Print no progress lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the run's list entry as JSON at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum StrategyCommand {
+    /// Compile the strategy of a plan and print it (nothing is written).
+    #[command(
+        after_help = "Example:\n  autopack strategy dry-run --plan plan.json --ruleset .autonomous_runs/project_ruleset_myproj.json --backlog .autonomous_runs/project_issue_backlog.json --json"
+    )]
+    DryRun {
+        /// The plan (JSON).
+        #[arg(long, value_name = "PLAN.json")]
+        plan: PathBuf,
+        /// The ruleset (default: the built-in one).
+        #[arg(long, value_name = "FILE")]
+        ruleset: Option<PathBuf>,
+        /// The project backlog (`project_issue_backlog.json`; default: empty).
+        #[arg(long, value_name = "FILE")]
+        backlog: Option<PathBuf>,
+        /// Print the strategy JSON (`project_implementation_strategy_vN.json`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PlanCommand {
+    /// Cut a plan into plans of at most its `max_phases` phases, along tier boundaries.
+    #[command(
+        after_help = "Writes DIR/plan_{NN}_{run_id}.json, one per part, and prints their paths.\n\nExample:\n  autopack plan split --plan big-plan.json --out plans/"
+    )]
+    Split {
+        /// The plan (JSON).
+        #[arg(long, value_name = "PLAN.json")]
+        plan: PathBuf,
+        /// Where the parts are written (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ReportOpts {
+    /// The repository.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    /// Print JSON (stable field names, those of the report types).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Every run: status, debt status, profile, scope, failure reason, tokens, CI runs.
+    #[command(after_help = "Example:\n  autopack report runs --repo . --json")]
+    Runs(ReportOpts),
+    /// Tier cleanliness of one run, and its promotion eligibility.
+    #[command(after_help = "Example:\n  autopack report tiers my-run --repo .")]
+    Tiers {
+        /// The run.
+        run_id: String,
+        #[command(flatten)]
+        opts: ReportOpts,
+    },
+    /// The project backlog's top keys by runs, tiers and occurrences, with age.
+    #[command(after_help = "Example:\n  autopack report backlog --repo . --limit 20")]
+    Backlog {
+        #[command(flatten)]
+        opts: ReportOpts,
+        /// Keys per list.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Budget aborts: which tiers, which task_category:complexity slices dominated spend.
+    #[command(after_help = "Example:\n  autopack report budget --repo .")]
+    Budget(ReportOpts),
+}
+
+#[derive(Debug, Args)]
+struct PromoteArgs {
+    #[command(subcommand)]
+    check: Option<PromoteCheck>,
+    /// The run to promote.
+    #[arg(required = true)]
+    run_id: Option<String>,
+    /// The repository.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    /// The branch to move.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    target: String,
+    /// Create a merge commit instead of fast-forwarding.
+    #[arg(long)]
+    merge: bool,
+    /// Allow moving the branch HEAD points to (the work tree and index then lag behind).
+    #[arg(long)]
+    allow_checked_out: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PromoteCheck {
+    /// Exit 0 when the run is eligible for promotion, 1 with every reason when not.
+    #[command(after_help = "Example (CI):\n  autopack promote check my-run --repo . || exit 1")]
+    Check {
+        /// The run.
+        run_id: String,
+        /// The repository.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        /// Print JSON: {"run_id", "eligible", "reasons"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run(args) => cmd_run(args),
+        Command::Resume {
+            run_id,
+            repo,
+            quiet,
+        } => cmd_resume(&run_id, &repo, quiet),
+        Command::Strategy(StrategyCommand::DryRun {
+            plan,
+            ruleset,
+            backlog,
+            json,
+        }) => cmd_dry_run(&plan, ruleset.as_deref(), backlog.as_deref(), json),
+        Command::Plan(PlanCommand::Split { plan, out }) => cmd_split(&plan, &out),
+        Command::Report(report) => cmd_report(report),
+        Command::Promote(args) => match args.check {
+            Some(PromoteCheck::Check { run_id, repo, json }) => {
+                cmd_promote_check(&run_id, &repo, json)
+            }
+            None => cmd_promote(&args),
+        },
+        Command::Schema { name, out } => cmd_schema(name.as_deref(), out.as_deref()),
+        Command::Validate { repo, json } => cmd_validate(&repo, json),
+    }
+}
+
+// ----- helpers -----
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{}: cannot be read", path.display()))
+}
+
+fn read_plan(path: &Path) -> Result<Plan> {
+    Plan::from_json(&read(path)?, &path.display().to_string()).map_err(|e| anyhow!("{e}"))
+}
+
+fn read_ruleset(path: &Path) -> Result<Ruleset> {
+    Ruleset::from_json(&read(path)?, &path.display().to_string()).map_err(|e| anyhow!("{e}"))
+}
+
+fn run_id(text: &str) -> Result<RunId> {
+    RunId::new(text).map_err(|e| anyhow!("run id {text:?} is invalid: {e}"))
+}
+
+/// Writes to stdout; a closed pipe (`autopack report runs | head`) is not an error.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("serialising the output")?;
+    text.push('\n');
+    out(&text);
+    Ok(())
+}
+
+fn exit_for(state: RunState) -> ExitCode {
+    if state == RunState::DoneSuccess {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// The Auditor used without `--auditor-cmd`: every review escalates.
+struct EscalatingAuditor;
+
+impl Auditor for EscalatingAuditor {
+    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
+        AgentOutcome::Returned(AuditorResult {
+            phase_id: request.phase_id.clone(),
+            recommendation: AuditorRecommendation::Escalate,
+            review_notes: "no Auditor is configured (autopack run --auditor-cmd)".into(),
+            issues_found: Vec::new(),
+            patch: None,
+            confidence: 1.0,
+            tokens_used: 0,
+        })
+    }
+}
+
+fn agent(cmd: &str, repo: &Path, config: &RunConfig, run_id: &RunId) -> CommandAgent {
+    CommandAgent::new(cmd)
+        .with_timeout(Duration::from_secs(config.agent_timeout_secs))
+        .with_max_output(config.max_output_bytes)
+        .in_dir(repo)
+        .env("AUTOPACK_RUN_ID", run_id.as_str())
+        .env("AUTOPACK_REPO", repo.display().to_string())
+}
+
+fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
+    match outcome {
+        DriveOutcome::Finished(state) => println!("run {} ended {state}", record.run_id),
+        DriveOutcome::AlreadyFinished(state) => {
+            println!(
+                "run {} had already finished in {state}; nothing to resume",
+                record.run_id
+            )
+        }
+    }
+    if let Some(failure) = &record.failure {
+        println!("reason: {}", failure.reason);
+    }
+    println!(
+        "artefacts: {}",
+        host::runs_root(repo).run_dir(&record.run_id).display()
+    );
+}
+
+fn with_agents<T>(
+    repo: &Path,
+    run_id: &RunId,
+    config: &RunConfig,
+    quiet: bool,
+    f: impl FnOnce(Agents<'_>) -> Result<T>,
+) -> Result<T> {
+    let builder_cmd = config.builder_cmd.clone().with_context(|| {
+        format!(
+            "run {run_id}: run_config.json names no builder_cmd (was it started by example-run?)"
+        )
+    })?;
+    let mut builder = agent(&builder_cmd, repo, config, run_id);
+    let mut command_auditor = config
+        .auditor_cmd
+        .as_deref()
+        .map(|cmd| agent(cmd, repo, config, run_id));
+    let mut escalating = EscalatingAuditor;
+    let auditor: &mut dyn Auditor = match command_auditor.as_mut() {
+        Some(a) => a,
+        None => &mut escalating,
+    };
+    let mut progress = Progress::new(!quiet);
+    let result = f(Agents {
+        builder: &mut builder,
+        auditor,
+        observer: &mut progress,
+    });
+    progress.finish();
+    result
+}
+
+// ----- run / resume -----
+
+fn cmd_run(args: RunArgs) -> Result<ExitCode> {
+    let plan = read_plan(&args.plan)?;
+    let ruleset = args.ruleset.as_deref().map(read_ruleset).transpose()?;
+    let repo = args
+        .repo
+        .canonicalize()
+        .with_context(|| format!("{}: no such repository", args.repo.display()))?;
+    let prepared = host::prepare(&repo, &plan, ruleset)?;
+    let run_id = plan.run.run_id.clone();
+    let config = RunConfig {
+        base: args.base.clone(),
+        builder_cmd: Some(args.builder_cmd.clone()),
+        auditor_cmd: args.auditor_cmd.clone(),
+        strict_test_cmd: args
+            .strict_test_cmd
+            .clone()
+            .unwrap_or_else(|| args.test_cmd.clone()),
+        test_cmd: args.test_cmd.clone(),
+        agent_timeout_secs: args.agent_timeout,
+        max_output_bytes: args.max_output,
+        ci_timeout_secs: args.ci_timeout,
+        ci_backoff_millis: args.ci_backoff,
+        signature_seconds: chrono::Utc::now().timestamp(),
+    };
+    config.save(&prepared.root, &run_id)?;
+    if !args.quiet {
+        println!("strategy: {}", prepared.strategy_path.display());
+    }
+    let (outcome, record) = with_agents(&repo, &run_id, &config, args.quiet, |agents| {
+        host::start(&repo, &plan, prepared, &config, agents)
+    })?;
+    if args.json {
+        print_json(&autopack::report::run_list([&record]).runs)?;
+    } else {
+        finish_line(&outcome, &record, &repo);
+    }
+    Ok(exit_for(record.state))
+}
+
+fn cmd_resume(id: &str, repo: &Path, quiet: bool) -> Result<ExitCode> {
+    let run_id = run_id(id)?;
+    let root = host::runs_root(repo);
+    let mut store = autopack::layout::FsRunStore::new(
+        root.clone(),
+        autopack::layout::FsyncPolicy::AtCheckpoints,
+    );
+    // A finished run is reported without needing its host.
+    let replayed = autopack::driver::replay_journal(&mut store, &run_id).map_err(|e| match e {
+        autopack::driver::DriverError::NothingToResume(_) => anyhow!(
+            "run {run_id} cannot be resumed: {} has no journal",
+            root.journal(&run_id).display()
+        ),
+        other => anyhow!("run {run_id}: {other}"),
+    })?;
+    if let Some(record) = replayed.record().filter(|_| replayed.is_finished()) {
+        finish_line(&DriveOutcome::AlreadyFinished(record.state), record, repo);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = RunConfig::load(&root, &run_id)?;
+    let (outcome, record) = with_agents(repo, &run_id, &config, quiet, |agents| {
+        host::resume(repo, &run_id, &config, agents)
+    })?;
+    finish_line(&outcome, &record, repo);
+    Ok(exit_for(record.state))
+}
+
+// ----- strategy / plan -----
+
+fn cmd_dry_run(
+    plan: &Path,
+    ruleset: Option<&Path>,
+    backlog: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    let plan = read_plan(plan)?;
+    let ruleset = ruleset.map(read_ruleset).transpose()?;
+    let backlog = match backlog {
+        Some(path) => Some(
+            BacklogView::from_project_backlog_json(&read(path)?, &path.display().to_string())
+                .map_err(|e| anyhow!("{e}"))?,
+        ),
+        None => None,
+    };
+    let strategy = autopack::strategy::dry_run(&plan, ruleset.as_ref(), backlog.as_ref())
+        .with_context(|| format!("compiling the strategy of run {}", plan.run.run_id))?;
+    if json {
+        out(&strategy.to_json());
+    } else {
+        out(&strategy.render_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_split(plan_path: &Path, out: &Path) -> Result<ExitCode> {
+    let plan: Plan =
+        autopack::core::json::from_str(&read(plan_path)?, plan_path.display().to_string())
+            .map_err(|e| anyhow!("{e}"))?;
+    let parts = plan
+        .split()
+        .with_context(|| format!("{}: cannot be split", plan_path.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("{}: cannot be created", out.display()))?;
+    for (i, part) in parts.iter().enumerate() {
+        let path = out.join(format!("plan_{:02}_{}.json", i + 1, part.run.run_id));
+        let mut text = serde_json::to_string_pretty(part).context("serialising a plan")?;
+        text.push('\n');
+        std::fs::write(&path, text)
+            .with_context(|| format!("{}: cannot be written", path.display()))?;
+        println!(
+            "{}  ({} phases, {} tiers)",
+            path.display(),
+            part.phases.len(),
+            part.tiers.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ----- reports -----
+
+fn records(repo: &Path) -> Result<(Vec<RunRecord>, bool)> {
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for (run, record) in host::all_records(repo)? {
+        match record {
+            Ok(r) => ok.push(r),
+            Err(e) => {
+                eprintln!("error: run {run}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
+    match report {
+        ReportCommand::Runs(opts) => {
+            let (records, failed) = records(&opts.repo)?;
+            let list = autopack::report::run_list(&records);
+            if opts.json {
+                print_json(&list)?;
+            } else {
+                out(&list.to_string());
+            }
+            Ok(if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ReportCommand::Tiers { run_id: id, opts } => {
+            let run = run_id(&id)?;
+            let record = host::load_record(&opts.repo, &run)?;
+            let report = autopack::report::tier_report(&record);
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                out(&report.to_string());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Backlog { opts, limit } => {
+            let root = host::runs_root(&opts.repo);
+            let path = root.backlog_candidates().into_iter().find(|p| p.is_file());
+            let backlog = match &path {
+                Some(path) => ProjectBacklog::from_json(&read(path)?, &path.display().to_string())
+                    .map_err(|e| anyhow!("{e}"))?,
+                None => ProjectBacklog::default(),
+            };
+            let ledger =
+                Ledger::from_backlog(&backlog, AgingThresholds::default()).map_err(|e| {
+                    anyhow!(
+                        "{}: {e}",
+                        path.as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    )
+                })?;
+            let report = autopack::report::backlog_report(&ledger, limit);
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                out(&report.to_string());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Budget(opts) => {
+            let (records, failed) = records(&opts.repo)?;
+            let report = autopack::report::budget_report(&records);
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                out(&report.to_string());
+            }
+            Ok(if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+// ----- promotion -----
+
+fn cmd_promote_check(id: &str, repo: &Path, json: bool) -> Result<ExitCode> {
+    let run = run_id(id)?;
+    let record = host::load_record(repo, &run)?;
+    let reasons: Vec<String> = match autopack::promotion::eligibility(&record) {
+        Ok(()) => Vec::new(),
+        Err(refusals) => refusals.iter().map(ToString::to_string).collect(),
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "run_id": run,
+            "eligible": reasons.is_empty(),
+            "reasons": reasons,
+        }))?;
+    } else if reasons.is_empty() {
+        println!("run {run} ({}) is eligible for promotion", record.state);
+    } else {
+        println!(
+            "run {run} ({}) is not eligible for promotion:",
+            record.state
+        );
+        for reason in &reasons {
+            println!("  - {reason}");
+        }
+    }
+    Ok(if reasons.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
+    let id = args.run_id.as_deref().context("promote needs a RUN_ID")?;
+    let run = run_id(id)?;
+    let record = host::load_record(&args.repo, &run)?;
+    let promotion_record = autopack::promotion::promotion_record(&record);
+    let signature = CommitSignature {
+        name: "autopack".into(),
+        email: "autopack@example.invalid".into(),
+        seconds: chrono::Utc::now().timestamp(),
+        offset_minutes: 0,
+    };
+    let mode = if args.merge {
+        PromoteMode::MergeCommit
+    } else {
+        PromoteMode::FastForward
+    };
+    let opts = PromoteOptions {
+        allow_checked_out: args.allow_checked_out,
+    };
+    match autopack::apply::promote(
+        &args.repo,
+        &run,
+        &args.target,
+        mode,
+        &promotion_record,
+        &signature,
+        &opts,
+    ) {
+        Ok(p) => {
+            println!(
+                "promoted run {run}: {} {} → {}{}",
+                p.target_ref,
+                p.old_tip,
+                p.new_tip,
+                if p.merge_commit {
+                    " (merge commit)"
+                } else {
+                    " (fast-forward)"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(autopack::apply::PromoteError::NotEligible { refusals, .. }) => {
+            eprintln!("error: run {run} is not eligible for promotion:");
+            for r in refusals {
+                eprintln!("  - {r}");
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => bail!("promoting run {run} to {}: {e}", args.target),
+    }
+}
+
+// ----- schema / validate -----
+
+fn all_schemas() -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, schema) in autopack::core::schema::core_schemas() {
+        let mut text = serde_json::to_string_pretty(&schema).context("serialising a schema")?;
+        text.push('\n');
+        out.push((name.to_owned(), text));
+    }
+    out.push(("ruleset".into(), autopack::strategy::ruleset_schema()));
+    out.push(("strategy".into(), autopack::strategy::strategy_schema()));
+    Ok(out)
+}
+
+fn cmd_schema(name: Option<&str>, out_dir: Option<&Path>) -> Result<ExitCode> {
+    let schemas = all_schemas()?;
+    let chosen: Vec<&(String, String)> = match name {
+        Some(name) => {
+            let found: Vec<_> = schemas.iter().filter(|(n, _)| n == name).collect();
+            if found.is_empty() {
+                let names: Vec<&str> = schemas.iter().map(|(n, _)| n.as_str()).collect();
+                bail!("unknown schema {name:?}; known: {}", names.join(", "));
+            }
+            found
+        }
+        None => schemas.iter().collect(),
+    };
+    match out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot be created", dir.display()))?;
+            for (n, text) in chosen {
+                let path = dir.join(format!("{n}.schema.json"));
+                std::fs::write(&path, text)
+                    .with_context(|| format!("{}: cannot be written", path.display()))?;
+                println!("{}", path.display());
+            }
+        }
+        None if name.is_none() => {
+            for (n, _) in chosen {
+                println!("{n}");
+            }
+        }
+        None => {
+            for (_, text) in chosen {
+                out(text);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_validate(repo: &Path, json: bool) -> Result<ExitCode> {
+    if !repo.exists() {
+        bail!("{}: no such directory", repo.display());
+    }
+    let root = validate::find_root(repo);
+    let v = validate::validate_tree(&root);
+    if json {
+        print_json(&v)?;
+    } else {
+        for p in &v.problems {
+            eprintln!("{}: {}", p.file.display(), p.message);
+        }
+        println!(
+            "{}: {} file(s) checked, {} not known (skipped), {} problem(s)",
+            root.display(),
+            v.checked.len(),
+            v.unchecked.len(),
+            v.problems.len()
+        );
+    }
+    Ok(if v.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
