@@ -411,11 +411,11 @@ fn safety_critical_run_with_an_unresolved_major_issue_fails_and_is_not_clean() {
     let script = Script {
         builder: Box::new(|r| {
             let mut out = success(r, 1_000);
-            if let AgentOutcome::Returned(res) = &mut out {
-                if r.phase_id.as_str() == "p1" {
-                    res.suggested_issues
-                        .push(issue("schema_drift", Severity::Major));
-                }
+            if let AgentOutcome::Returned(res) = &mut out
+                && r.phase_id.as_str() == "p1"
+            {
+                res.suggested_issues
+                    .push(issue("schema_drift", Severity::Major));
             }
             out
         }),
@@ -445,11 +445,11 @@ fn major_issue_under_normal_makes_the_tier_not_clean_but_the_run_goes_on() {
     let script = Script {
         builder: Box::new(|r| {
             let mut out = success(r, 1_000);
-            if let AgentOutcome::Returned(res) = &mut out {
-                if r.phase_id.as_str() == "p1" {
-                    res.suggested_issues
-                        .push(issue("schema_drift", Severity::Major));
-                }
+            if let AgentOutcome::Returned(res) = &mut out
+                && r.phase_id.as_str() == "p1"
+            {
+                res.suggested_issues
+                    .push(issue("schema_drift", Severity::Major));
             }
             out
         }),

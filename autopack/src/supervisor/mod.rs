@@ -568,32 +568,34 @@ impl Ctx<'_> {
         let record = &mut self.a.record.tiers[tier];
         let breaches = record.caps.check(&record.usage);
         for breach in &breaches {
-            if !record.breaches.iter().any(|b| same_cap(b, breach)) {
-                tracing::warn!(target: "autopack::budget", run_id = %self.a.run.run_id, tier_id = %record.tier_id, %breach, "tier budget breached");
-                record.breaches.push(*breach);
-            } else if let Some(b) = record.breaches.iter_mut().find(|b| same_cap(b, breach)) {
-                *b = *breach;
+            // One entry per cap, holding its latest figures.
+            match record.breaches.iter_mut().find(|b| same_cap(b, breach)) {
+                Some(known) => *known = *breach,
+                None => {
+                    tracing::warn!(target: "autopack::budget", run_id = %self.a.run.run_id, tier_id = %record.tier_id, %breach, "tier budget breached");
+                    record.breaches.push(*breach);
+                }
             }
         }
-        if self.a.run.safety_profile == SafetyProfile::SafetyCritical {
-            if let Some(breach) = breaches.first() {
-                let failure = match breach {
-                    TierBreach::Tokens { .. } | TierBreach::CiRuns { .. } => {
-                        RunFailure::BudgetExhausted
-                    }
-                    TierBreach::MinorIssues { .. } | TierBreach::MajorIssues { .. } => {
-                        RunFailure::RequiresHumanReview
-                    }
-                };
-                let tier_id = self.a.record.tiers[tier].tier_id.clone();
-                self.fail_run(
-                    failure,
-                    format!("tier {tier_id}: {breach} (safety_critical)"),
-                    None,
-                    at,
-                )?;
-                return Ok(false);
-            }
+        if self.a.run.safety_profile == SafetyProfile::SafetyCritical
+            && let Some(breach) = breaches.first()
+        {
+            let failure = match breach {
+                TierBreach::Tokens { .. } | TierBreach::CiRuns { .. } => {
+                    RunFailure::BudgetExhausted
+                }
+                TierBreach::MinorIssues { .. } | TierBreach::MajorIssues { .. } => {
+                    RunFailure::RequiresHumanReview
+                }
+            };
+            let tier_id = self.a.record.tiers[tier].tier_id.clone();
+            self.fail_run(
+                failure,
+                format!("tier {tier_id}: {breach} (safety_critical)"),
+                None,
+                at,
+            )?;
+            return Ok(false);
         }
         Ok(true)
     }
