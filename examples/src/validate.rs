@@ -290,9 +290,9 @@ fn check_run(v: &mut Validation, root: &Path, dir: &Path, name: &str) {
                     let expected = crate::example::expected_artefacts(&layout, "", record);
                     for path in expected.into_iter().skip(2) {
                         let legacy_index = dir.join("issues").join("run_issue_index.json");
-                        if !path.is_file()
-                            && !(path == layout.run_issue_index(&run_id) && legacy_index.is_file())
-                        {
+                        let legacy_ok =
+                            path == layout.run_issue_index(&run_id) && legacy_index.is_file();
+                        if !path.is_file() && !legacy_ok {
                             v.problem(
                                 &path,
                                 format!(
