@@ -261,9 +261,18 @@ struct RunKey {
     occurrence_count: u64,
     /// Run-local tier slots below 64 that saw the key.
     tier_mask: u64,
-    /// Run-local tier slots from 64 on (rarely used; no allocation while empty).
-    more_tiers: Vec<u32>,
-    first_seen_run: Option<Idx>,
+    /// Run-local tier slots from 64 on (rarely used; boxed so the entry stays small).
+    #[allow(clippy::box_collection)] // A thin pointer: 8 bytes, not a `Vec`'s 24.
+    more_tiers: Option<Box<Vec<u32>>>,
+    /// The backlog's first run of the key, [`NO_RUN`] for none (keeps the entry small).
+    first_seen_run: Idx,
+}
+
+/// `RunKey::first_seen_run` when there is none (interned indices stay below `Idx::MAX`).
+const NO_RUN: Idx = Idx::MAX;
+
+fn run_or_none(run: Option<Idx>) -> Idx {
+    run.unwrap_or(NO_RUN)
 }
 
 impl RunKey {
@@ -271,11 +280,15 @@ impl RunKey {
         self.severity.max(self.inherited)
     }
 
+    fn first_seen_run(&self) -> Option<Idx> {
+        (self.first_seen_run != NO_RUN).then_some(self.first_seen_run)
+    }
+
     fn has_tier(&self, slot: u32) -> bool {
         if slot < 64 {
             self.tier_mask & (1u64 << slot) != 0
         } else {
-            self.more_tiers.contains(&slot)
+            self.more_tiers.as_ref().is_some_and(|m| m.contains(&slot))
         }
     }
 
@@ -287,7 +300,7 @@ impl RunKey {
         if slot < 64 {
             self.tier_mask |= 1u64 << slot;
         } else {
-            self.more_tiers.push(slot);
+            self.more_tiers.get_or_insert_with(Box::default).push(slot);
         }
         true
     }
@@ -295,26 +308,150 @@ impl RunKey {
     fn tier_slots(&self) -> impl Iterator<Item = u32> + '_ {
         (0..64u32)
             .filter(|&s| self.tier_mask & (1u64 << s) != 0)
-            .chain(self.more_tiers.iter().copied())
+            .chain(self.more_tiers.iter().flat_map(|m| m.iter().copied()))
     }
 }
 
-/// The phase level of one key.
-#[derive(Debug, Clone)]
-struct PhaseKey {
+/// The phase level of one key, as the views read it (see [`PhaseKeys`]).
+#[derive(Debug, Clone, Copy)]
+struct PhaseKey<'a> {
     severity: Severity,
     source: IssueSource,
     expected_fail: bool,
     occurrence_count: u64,
-    /// Rarely needed fields, boxed to keep the hot entry small.
-    extra: Option<Box<PhaseExtra>>,
+    extra: Option<&'a PhaseExtra>,
 }
 
-/// A phase-level category other than the key's, and evidence.
+/// The hot part of a phase-level key: 8 bytes, so that a phase's table stays compact (a
+/// large ledger holds hundreds of thousands of them, and their lookups are what misses
+/// the cache).
+#[derive(Debug, Clone, Copy)]
+struct PhaseCell {
+    /// Occurrences; [`BIG_COUNT`] means "at least that many, see `PhaseExtra::big_count`".
+    count: u32,
+    severity: Severity,
+    source: IssueSource,
+    expected_fail: bool,
+}
+
+/// The `PhaseCell::count` that defers to `PhaseExtra::big_count`.
+const BIG_COUNT: u32 = u32::MAX;
+
+/// The rarely needed part of a phase-level key: a category other than the key's,
+/// evidence, and an occurrence count past `u32::MAX − 1`.
 #[derive(Debug, Clone, Default)]
 struct PhaseExtra {
     category: Option<IssueCategory>,
     evidence_refs: Vec<String>,
+    /// The occurrence count when `PhaseCell::count` is [`BIG_COUNT`].
+    big_count: u64,
+}
+
+/// The keys of one phase: compact hot cells, and the rare extras apart.
+#[derive(Debug, Clone, Default)]
+struct PhaseKeys {
+    cells: Map<Idx, PhaseCell>,
+    extras: Map<Idx, PhaseExtra>,
+}
+
+impl PhaseKeys {
+    fn contains_key(&self, key: &Idx) -> bool {
+        self.cells.contains_key(key)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Idx> + '_ {
+        self.cells.keys()
+    }
+
+    fn view(&self, key: Idx, cell: &PhaseCell) -> PhaseKey<'_> {
+        let extra = self.extras.get(&key);
+        PhaseKey {
+            severity: cell.severity,
+            source: cell.source,
+            expected_fail: cell.expected_fail,
+            occurrence_count: if cell.count == BIG_COUNT {
+                extra.map_or(u64::from(BIG_COUNT), |x| x.big_count)
+            } else {
+                u64::from(cell.count)
+            },
+            extra,
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Idx, PhaseKey<'_>)> + '_ {
+        self.cells
+            .iter()
+            .map(|(&key, cell)| (key, self.view(key, cell)))
+    }
+
+    /// Files a key read from a snapshot.
+    fn insert(
+        &mut self,
+        key: Idx,
+        cell: PhaseCell,
+        occurrence_count: u64,
+        category: Option<IssueCategory>,
+        evidence_refs: Vec<String>,
+    ) {
+        let big = occurrence_count >= u64::from(BIG_COUNT);
+        let count = if big {
+            BIG_COUNT
+        } else {
+            occurrence_count as u32
+        };
+        self.cells.insert(key, PhaseCell { count, ..cell });
+        if big || category.is_some() || !evidence_refs.is_empty() {
+            self.extras.insert(
+                key,
+                PhaseExtra {
+                    category,
+                    evidence_refs,
+                    big_count: if big { occurrence_count } else { 0 },
+                },
+            );
+        } else {
+            self.extras.remove(&key);
+        }
+    }
+
+    /// Records one report of `key`; returns whether the phase had not seen it.
+    fn record(&mut self, key: Idx, issue: &ReportedIssue, key_category: &IssueCategory) -> bool {
+        let mut new_in_phase = false;
+        let cell = self.cells.entry(key).or_insert_with(|| {
+            new_in_phase = true;
+            PhaseCell {
+                count: 0,
+                severity: issue.severity,
+                source: issue.source,
+                expected_fail: issue.expected_fail,
+            }
+        });
+        cell.severity = cell.severity.max(issue.severity);
+        if cell.count < BIG_COUNT - 1 {
+            cell.count += 1;
+        } else {
+            let extra = self.extras.entry(key).or_default();
+            if cell.count == BIG_COUNT - 1 {
+                cell.count = BIG_COUNT;
+                extra.big_count = u64::from(BIG_COUNT);
+            } else {
+                extra.big_count = extra.big_count.saturating_add(1);
+            }
+        }
+        let other_category = new_in_phase && issue.category != *key_category;
+        if other_category || !issue.evidence_refs.is_empty() {
+            let extra = self.extras.entry(key).or_default();
+            if other_category {
+                extra.category = Some(issue.category.clone());
+            }
+            for evidence in &issue.evidence_refs {
+                if !extra.evidence_refs.contains(evidence) {
+                    extra.evidence_refs.push(evidence.clone());
+                }
+            }
+        }
+        new_in_phase
+    }
 }
 
 /// What `Ledger::locate` found.
@@ -334,7 +471,7 @@ struct PhaseState {
     tier_slot: u32,
     task_category: TaskCategory,
     complexity: Complexity,
-    keys: Map<Idx, PhaseKey>,
+    keys: PhaseKeys,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -635,8 +772,8 @@ impl Ledger {
                 last_phase_index: obs.phase_index,
                 occurrence_count: 0,
                 tier_mask: 0,
-                more_tiers: Vec::new(),
-                first_seen_run: entry.first_seen_run,
+                more_tiers: None,
+                first_seen_run: run_or_none(entry.first_seen_run),
             }
         });
         let effective_before = run_key.effective();
@@ -673,7 +810,7 @@ impl Ledger {
                     tier_slot,
                     task_category: obs.task_category.clone(),
                     complexity: obs.complexity,
-                    keys: Map::default(),
+                    keys: PhaseKeys::default(),
                 });
                 run.phase_slots.insert(obs.phase_id.clone(), slot);
                 slot
@@ -681,31 +818,7 @@ impl Ledger {
         };
         let phase = &mut run.phases[slot as usize];
         let (tier_idx, tier_slot) = (phase.tier, phase.tier_slot);
-        let mut new_in_phase = false;
-        let phase_key = phase.keys.entry(key_idx).or_insert_with(|| {
-            new_in_phase = true;
-            PhaseKey {
-                severity: issue.severity,
-                source: issue.source,
-                expected_fail: issue.expected_fail,
-                occurrence_count: 0,
-                extra: None,
-            }
-        });
-        phase_key.severity = phase_key.severity.max(issue.severity);
-        phase_key.occurrence_count = phase_key.occurrence_count.saturating_add(1);
-        let other_category = new_in_phase && issue.category != entry.category;
-        if other_category || !issue.evidence_refs.is_empty() {
-            let extra = phase_key.extra.get_or_insert_with(Box::default);
-            if other_category {
-                extra.category = Some(issue.category.clone());
-            }
-            for evidence in &issue.evidence_refs {
-                if !extra.evidence_refs.contains(evidence) {
-                    extra.evidence_refs.push(evidence.clone());
-                }
-            }
-        }
+        let new_in_phase = phase.keys.record(key_idx, issue, &entry.category);
 
         // Aging by tiers: distinct tier ids, so the same tier in the next run of the plan
         // does not age the key again (the runs threshold counts runs). A repeat in a known
@@ -975,7 +1088,7 @@ impl Ledger {
         let mut issues: Vec<IssueRecord> = phase
             .keys
             .iter()
-            .map(|(&key_idx, pk)| {
+            .map(|(key_idx, pk)| {
                 let entry = &self.entries[key_idx as usize];
                 let rk = run.keys.get(&key_idx);
                 let effective = rk.map_or(pk.severity, |rk| rk.effective()).max(pk.severity);
@@ -987,7 +1100,6 @@ impl Ledger {
                     source: pk.source,
                     category: pk
                         .extra
-                        .as_ref()
                         .and_then(|x| x.category.clone())
                         .unwrap_or_else(|| entry.category.clone()),
                     task_category: phase.task_category.clone(),
@@ -995,12 +1107,11 @@ impl Ledger {
                     expected_fail: pk.expected_fail,
                     occurrence_count: pk.occurrence_count,
                     first_seen_run: rk
-                        .and_then(|rk| rk.first_seen_run)
+                        .and_then(RunKey::first_seen_run)
                         .map(|r| self.run_ids.name(r).clone()),
                     last_seen_run: run_id.clone(),
                     evidence_refs: pk
                         .extra
-                        .as_ref()
                         .map(|x| x.evidence_refs.clone())
                         .unwrap_or_default(),
                 }
@@ -1252,7 +1363,7 @@ impl Ledger {
                 tier_slot: state.tier_slot(tier),
                 task_category: first.task_category.clone(),
                 complexity: first.complexity,
-                keys: Map::default(),
+                keys: PhaseKeys::default(),
             };
             for issue in &file.issues {
                 let Some(&key_idx) = self.keys.get(issue.issue_key.as_str()) else {
@@ -1262,25 +1373,19 @@ impl Ledger {
                         message: format!("{} is not in the backlog", issue.issue_key),
                     });
                 };
+                let category = (issue.category != self.entries[key_idx as usize].category)
+                    .then(|| issue.category.clone());
                 phase.keys.insert(
                     key_idx,
-                    PhaseKey {
+                    PhaseCell {
+                        count: 0,
                         severity: issue.severity,
                         source: issue.source,
                         expected_fail: issue.expected_fail,
-                        occurrence_count: issue.occurrence_count,
-                        extra: {
-                            let category = (issue.category
-                                != self.entries[key_idx as usize].category)
-                                .then(|| issue.category.clone());
-                            (category.is_some() || !issue.evidence_refs.is_empty()).then(|| {
-                                Box::new(PhaseExtra {
-                                    category,
-                                    evidence_refs: issue.evidence_refs.clone(),
-                                })
-                            })
-                        },
                     },
+                    issue.occurrence_count,
+                    category,
+                    issue.evidence_refs.clone(),
                 );
             }
             state.phase_slots.insert(file.phase_id.clone(), slot);
@@ -1346,8 +1451,8 @@ impl Ledger {
                 last_phase_index: e.last_phase_index,
                 occurrence_count: e.occurrence_count,
                 tier_mask: 0,
-                more_tiers: Vec::new(),
-                first_seen_run,
+                more_tiers: None,
+                first_seen_run: run_or_none(first_seen_run),
             };
             for tier_id in &e.seen_in_tiers {
                 let tier = self.tier_ids.intern(tier_id);
@@ -1391,5 +1496,91 @@ impl BacklogView for Ledger {
             .collect();
         items.sort_by(|a, b| a.issue_key.cmp(&b.issue_key));
         items
+    }
+}
+
+#[cfg(test)]
+mod phase_keys_tests {
+    use super::*;
+
+    fn issue(severity: Severity) -> ReportedIssue {
+        ReportedIssue {
+            issue_key: IssueKey::new("k").unwrap(),
+            severity,
+            source: IssueSource::Test,
+            category: IssueCategory::new("test_failure").unwrap(),
+            expected_fail: false,
+            evidence_refs: Vec::new(),
+        }
+    }
+
+    fn count(keys: &PhaseKeys, key: Idx) -> u64 {
+        keys.iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, pk)| pk.occurrence_count)
+            .unwrap()
+    }
+
+    #[test]
+    fn hot_entries_stay_small() {
+        // The phase tables of a large ledger are what misses the cache: keep them compact.
+        assert_eq!(std::mem::size_of::<(Idx, PhaseCell)>(), 12);
+        assert!(std::mem::size_of::<(Idx, RunKey)>() <= 48);
+    }
+
+    #[test]
+    fn tier_slots_past_64_are_kept() {
+        let mut rk = RunKey {
+            severity: Severity::Minor,
+            inherited: Severity::Minor,
+            first_phase_index: 0,
+            last_phase_index: 0,
+            occurrence_count: 0,
+            tier_mask: 0,
+            more_tiers: None,
+            first_seen_run: run_or_none(None),
+        };
+        assert_eq!(rk.first_seen_run(), None);
+        for slot in [3, 70, 64, 3, 70] {
+            rk.add_tier(slot);
+        }
+        assert!(rk.has_tier(64) && rk.has_tier(70) && !rk.has_tier(65));
+        assert_eq!(rk.tier_slots().collect::<Vec<_>>(), [3, 70, 64]);
+    }
+
+    #[test]
+    fn occurrence_counts_past_u32_are_kept_whole() {
+        let category = IssueCategory::new("test_failure").unwrap();
+        let cell = PhaseCell {
+            count: 0,
+            severity: Severity::Minor,
+            source: IssueSource::Test,
+            expected_fail: false,
+        };
+        let mut keys = PhaseKeys::default();
+        // Crossing the boundary one report at a time.
+        keys.insert(1, cell, u64::from(u32::MAX) - 2, None, Vec::new());
+        for expected in [
+            u64::from(u32::MAX) - 1,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+        ] {
+            assert!(!keys.record(1, &issue(Severity::Minor), &category));
+            assert_eq!(count(&keys, 1), expected);
+        }
+        // Loaded past the boundary, and saturating at the top.
+        keys.insert(2, cell, u64::MAX - 1, None, Vec::new());
+        assert!(!keys.record(2, &issue(Severity::Major), &category));
+        assert!(!keys.record(2, &issue(Severity::Minor), &category));
+        assert_eq!(count(&keys, 2), u64::MAX);
+        assert!(
+            keys.iter()
+                .any(|(k, pk)| k == 2 && pk.severity == Severity::Major)
+        );
+        // Small counts need no extra.
+        keys.insert(3, cell, 7, None, Vec::new());
+        assert!(keys.record(4, &issue(Severity::Minor), &category));
+        assert_eq!((count(&keys, 3), count(&keys, 4)), (7, 1));
+        assert!(!keys.extras.contains_key(&3) && !keys.extras.contains_key(&4));
     }
 }
