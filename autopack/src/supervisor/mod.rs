@@ -321,6 +321,21 @@ impl Supervisor {
         }
         // Every refusal is decided here, before anything changes.
         check_answers_pending(active, &input)?;
+        // Spans per run, tier and phase, so hosts can group the events below by them.
+        let run_span = tracing::info_span!("run", run_id = %active.run.run_id);
+        let _run = run_span.enter();
+        let (tier_span, phase_span) = match active.current.as_ref() {
+            Some((at, _)) => {
+                let p = &active.run.tiers[at.tier].phases[at.phase];
+                (
+                    Some(tracing::info_span!("tier", tier_id = %p.tier_id)),
+                    Some(tracing::info_span!("phase", phase_id = %p.phase_id)),
+                )
+            }
+            None => (None, None),
+        };
+        let _tier = tier_span.as_ref().map(tracing::Span::enter);
+        let _phase = phase_span.as_ref().map(tracing::Span::enter);
         let mut ctx = Ctx {
             a: active,
             actions: &mut self.actions,
@@ -495,9 +510,16 @@ impl Ctx<'_> {
     fn on_input(&mut self, input: Input) -> Step {
         let at = input.at();
         self.a.record.usage.elapsed_minutes = minutes_between(self.a.started_at, at);
+        // The duration budget acts on every input, whatever it answers.
+        let time_only = matches!(input, Input::Tick { .. });
+        if !matches!(input, Input::Abort { .. } | Input::EnvironmentFailed { .. })
+            && (!self.check_run_budgets(at)? || time_only)
+        {
+            return Ok(());
+        }
         match input {
             Input::Start { .. } => Err(SupervisorError::AlreadyStarted),
-            Input::Tick { .. } => self.check_run_budgets(at).map(|_| ()),
+            Input::Tick { .. } => Ok(()),
             Input::Abort { reason, .. } => self.fail_run(
                 RunFailure::ManualAbort,
                 format!("aborted by the host: {reason}"),
