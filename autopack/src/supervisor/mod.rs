@@ -324,17 +324,13 @@ impl Supervisor {
         // Spans per run, tier and phase, so hosts can group the events below by them.
         let run_span = tracing::info_span!("run", run_id = %active.run.run_id);
         let _run = run_span.enter();
-        let (tier_span, phase_span) = match active.current.as_ref() {
-            Some((at, _)) => {
-                let p = &active.run.tiers[at.tier].phases[at.phase];
-                (
-                    Some(tracing::info_span!("tier", tier_id = %p.tier_id)),
-                    Some(tracing::info_span!("phase", phase_id = %p.phase_id)),
-                )
-            }
-            None => (None, None),
-        };
+        let current = active
+            .current
+            .as_ref()
+            .map(|(at, _)| &active.run.tiers[at.tier].phases[at.phase]);
+        let tier_span = current.map(|p| tracing::info_span!("tier", tier_id = %p.tier_id));
         let _tier = tier_span.as_ref().map(tracing::Span::enter);
+        let phase_span = current.map(|p| tracing::info_span!("phase", phase_id = %p.phase_id));
         let _phase = phase_span.as_ref().map(tracing::Span::enter);
         let mut ctx = Ctx {
             a: active,
