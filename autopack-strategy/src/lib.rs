@@ -49,16 +49,31 @@
 //!
 //! ## Speed
 //! Compiling 2,500 phases in 10 tiers against a 10,000-key backlog of which about 5,200
-//! keys count as aged (`benches/compile.rs`, dropping the result included) measured
-//! 3.9 ms wall (Criterion) and 2.2–4.0 ms on-CPU (`AUTOPACK_BENCH_CPU_ITERS=1000`) on the
-//! shared 2-core development machine under a load average of 7–11; callgrind counts about
-//! 17 M instructions per compile. The first implementation took about 36 ms; the 1 ms goal
-//! is **not yet met**: about 60 % of the time is ~28,000 small allocations (ids, scopes and
-//! labels cloned into 2,500 slices and ~5,200 severity upgrades). Next steps, in order of
-//! gain: store `phase_strategies` as a sorted `Vec` serialised as a map (one id clone per
-//! phase instead of two, no tree), intern built-in auditor profiles, and let hosts use a
-//! faster allocator.
+//! keys count as aged (`benches/compile.rs`, dropping the result included), on the shared
+//! 2-core development machine (load average 8–9 during these runs, so wall time mostly
+//! measures the neighbours; `AUTOPACK_BENCH_CPU_ITERS=500` prints on-CPU time), the
+//! previous and the current build alternated three times:
 //!
+//! | build                    | callgrind, per compile | on-CPU       | wall           |
+//! |--------------------------|------------------------|--------------|----------------|
+//! | `BTreeMap` slices        | 16.6 M instructions    | 1.99–2.11 ms | 3.0–4.3 ms     |
+//! | now                      | 8.6 M instructions     | 1.14–1.27 ms | 1.6–2.7 ms     |
+//!
+//! (Criterion reported 3.1 ms before and 2.5–4.5 ms now, as the load moved between 4 and
+//! 10.) The first implementation took about 36 ms; the 1 ms goal is **not met** on this
+//! machine. What changed: `phase_strategies` is a [`PhaseStrategies`], a `Vec` sorted by
+//! id with a map's lookups that writes the same JSON and schema as the `BTreeMap` did
+//! (no per-phase key clone, no tree to build or drop); slices are built directly in id
+//! order (the plan's id order merged with the inserted phases); buffers are sized up
+//! front — growing the backlog candidate buffers mid-compile made glibc consolidate its
+//! free lists and cost about 5 M instructions. What is left is mostly ~25,000 small
+//! allocations and frees (≈ 60 % of the instructions), each one a clone the public types
+//! require: per slice `phase_id` (twice, with the tier's `phase_ids`), `tier_id`, `scope`
+//! (a `Vec<String>`), `auditor_profile` (`Option<String>`, read as such by the
+//! Supervisor); per severity upgrade `issue_key` and `category` (~10,400). Going below
+//! 1 ms would take shared (`Arc<str>`) ids in `autopack-core` or cheaper
+//! `SeverityUpgrade` fields (an API change), or a faster allocator in the host.
+
 //! ## Schemas
 //! [`ruleset_schema`] and [`strategy_schema`] generate the JSON Schemas committed as
 //! `schemas/ruleset.schema.json` and `schemas/strategy.schema.json`; a test keeps them
