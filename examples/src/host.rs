@@ -16,11 +16,8 @@ use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
 use autopack::host::{FsArtefacts, GitApplier, GitVerifier};
-use autopack::issues::AgingThresholds;
 use autopack::layout::{FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot};
-use autopack::strategy::{
-    BacklogView, CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore,
-};
+use autopack::strategy::{CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::{Input, SupervisorConfig};
 use serde::{Deserialize, Serialize};
 
@@ -210,11 +207,7 @@ pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Pre
         .run
         .safety_profile
         .unwrap_or(ruleset.default_safety_profile);
-    let t = ruleset.aging_thresholds(profile);
-    let thresholds = AgingThresholds {
-        runs: t.minor_issue_aging_runs_threshold,
-        tiers: t.minor_issue_aging_tiers_threshold,
-    };
+    let thresholds = autopack::aging_thresholds(&ruleset.aging_thresholds(profile));
     let artefacts = FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
         .map_err(|e| {
             anyhow::anyhow!(
@@ -223,8 +216,7 @@ pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Pre
             )
         })?;
     let backlog = artefacts.ledger().backlog();
-    let view = BacklogView::from_project_backlog_json(&backlog.to_json(), "project backlog")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let view = autopack::backlog_view(&backlog);
     let strategy = autopack::strategy::compile(&ruleset, &view, plan, &CompileOptions::default())
         .with_context(|| format!("compiling the strategy of run {run_id}"))?;
     FsStrategyStore::new(root.clone())
@@ -299,54 +291,7 @@ pub fn start(
         .record()
         .cloned()
         .with_context(|| format!("run {run_id} has no record"))?;
-    complete_issue_views(&prepared.root, &record)?;
     Ok((outcome, record))
-}
-
-/// Writes the playbook issue views the project ledger did not materialise: an empty
-/// `issues/phase_{idx:02}_{phase_id}_issues.json` (`no_issues`) for every phase that
-/// recorded no issue, and an empty `run_issue_index.json` for a run that saw none. SPEC
-/// §10 lists one issue file per phase; the ledger writes files only for phases with
-/// issues, so the host completes the set. Existing files are never touched.
-///
-/// # Errors
-/// When a file cannot be written.
-pub fn complete_issue_views(root: &RunsRoot, record: &RunRecord) -> Result<Vec<PathBuf>> {
-    use autopack::core::vocabulary::IssueState;
-    use autopack::issues::{PhaseIssueFile, RunIssueIndex};
-    let mut written = Vec::new();
-    for phase in record.phases() {
-        let path = root.phase_issues(&record.run_id, phase.phase_index, &phase.phase_id);
-        if path.exists() {
-            continue;
-        }
-        let file = PhaseIssueFile {
-            run_id: record.run_id.clone(),
-            phase_id: phase.phase_id.clone(),
-            phase_index: phase.phase_index,
-            tier_id: phase.tier_id.clone(),
-            issues: Vec::new(),
-            minor_issue_count: 0,
-            major_issue_count: 0,
-            issue_state: IssueState::NoIssues,
-        };
-        autopack::layout::fsio::write_atomic(&path, file.to_json().as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
-    }
-    let path = root.run_issue_index(&record.run_id);
-    if !path.exists() {
-        let index = RunIssueIndex {
-            run_id: record.run_id.clone(),
-            issues_by_key: Default::default(),
-            minor_issue_count: 0,
-            major_issue_count: 0,
-        };
-        autopack::layout::fsio::write_atomic(&path, index.to_json().as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 /// Continues a run from its journal with the host described by `config`.
@@ -378,11 +323,7 @@ pub fn resume(
     let strategy = FsStrategyStore::new(root.clone())
         .load_latest(run_id)?
         .with_context(|| format!("run {run_id} has no saved strategy"))?;
-    let t = strategy.aging_thresholds;
-    let thresholds = AgingThresholds {
-        runs: t.minor_issue_aging_runs_threshold,
-        tiers: t.minor_issue_aging_tiers_threshold,
-    };
+    let thresholds = autopack::aging_thresholds(&strategy.aging_thresholds);
     let mut artefacts = FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
         .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))?;
     let branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
@@ -406,7 +347,6 @@ pub fn resume(
         .record()
         .cloned()
         .with_context(|| format!("run {run_id} has no record"))?;
-    complete_issue_views(&root, &record)?;
     Ok((outcome, record))
 }
 

@@ -1,8 +1,10 @@
 //! Artefacts on disk: the `.autonomous_runs/` layout of SPEC §10 through
 //! `autopack-layout`.
 
-use autopack_core::record::RunRecord;
-use autopack_issues::{AgingThresholds, IssueObservation, Ledger};
+use autopack_core::record::{PhaseRecord, RunRecord};
+use autopack_core::vocabulary::IssueState;
+use autopack_issues::{AgingThresholds, IssueObservation, Ledger, PhaseIssueFile, RunIssueIndex};
+use autopack_layout::fsio::write_atomic;
 use autopack_layout::{FsIssueLedger, FsyncPolicy, RunsRoot, write_run_artefacts};
 use chrono::{DateTime, Utc};
 
@@ -44,6 +46,42 @@ impl FsArtefacts {
     }
 }
 
+impl FsArtefacts {
+    fn ensure_phase_file(&self, record: &RunRecord, phase: &PhaseRecord) -> Result<(), HostError> {
+        let path = self
+            .root
+            .phase_issues(&record.run_id, phase.phase_index, &phase.phase_id);
+        if path.exists() {
+            return Ok(());
+        }
+        let file = PhaseIssueFile {
+            run_id: record.run_id.clone(),
+            phase_id: phase.phase_id.clone(),
+            phase_index: phase.phase_index,
+            tier_id: phase.tier_id.clone(),
+            issues: Vec::new(),
+            minor_issue_count: 0,
+            major_issue_count: 0,
+            issue_state: IssueState::NoIssues,
+        };
+        write_atomic(&path, file.to_json().as_bytes()).map_err(HostError::new)
+    }
+
+    fn ensure_run_index(&self, record: &RunRecord) -> Result<(), HostError> {
+        let path = self.root.run_issue_index(&record.run_id);
+        if path.exists() {
+            return Ok(());
+        }
+        let index = RunIssueIndex {
+            run_id: record.run_id.clone(),
+            issues_by_key: Default::default(),
+            minor_issue_count: 0,
+            major_issue_count: 0,
+        };
+        write_atomic(&path, index.to_json().as_bytes()).map_err(HostError::new)
+    }
+}
+
 impl Artefacts for FsArtefacts {
     fn record_issues(
         &mut self,
@@ -60,11 +98,28 @@ impl Artefacts for FsArtefacts {
 
     fn checkpoint(
         &mut self,
-        _checkpoint: &Checkpoint,
+        checkpoint: &Checkpoint,
         record: &RunRecord,
         _ledger: &Ledger,
     ) -> Result<(), HostError> {
         self.ledger.checkpoint().map_err(HostError::new)?;
+        // The ledger materialises views of what was recorded; SPEC §10 wants a phase issue
+        // file per phase and a run issue index per run, so ended phases and runs without
+        // issues get empty ones.
+        match checkpoint {
+            Checkpoint::Phase { phase_id } => {
+                if let Some(phase) = record.phases().find(|p| &p.phase_id == phase_id) {
+                    self.ensure_phase_file(record, phase)?;
+                }
+            }
+            Checkpoint::Tier { .. } => {}
+            Checkpoint::Run => {
+                for phase in record.phases() {
+                    self.ensure_phase_file(record, phase)?;
+                }
+                self.ensure_run_index(record)?;
+            }
+        }
         write_run_artefacts(&self.root, record).map_err(HostError::new)?;
         Ok(())
     }

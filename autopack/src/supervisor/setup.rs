@@ -11,7 +11,7 @@ use autopack_core::lifecycle::{PhaseState, RunState, TierState};
 use autopack_core::plan::{PhaseSpec, Plan};
 use autopack_core::record::{PhaseRecord, RunRecord, StateChange, TierRecord};
 use autopack_core::vocabulary::DebtStatus;
-use autopack_issues::{AgingThresholds, Ledger, ProjectBacklog};
+use autopack_issues::{Ledger, ProjectBacklog};
 use autopack_strategy::Strategy;
 
 use super::frozen::{FrozenPhase, FrozenRun, FrozenTier};
@@ -129,10 +129,7 @@ pub(super) fn freeze(plan: &Plan, strategy: &Strategy) -> Result<FrozenRun, Supe
             max_duration_minutes: strategy.run_max_duration_minutes,
             max_minor_issues_total: strategy.run_max_minor_issues_total,
         },
-        aging: AgingThresholds {
-            runs: strategy.aging_thresholds.minor_issue_aging_runs_threshold,
-            tiers: strategy.aging_thresholds.minor_issue_aging_tiers_threshold,
-        },
+        aging: crate::aging_thresholds(&strategy.aging_thresholds),
         tiers,
     })
 }
