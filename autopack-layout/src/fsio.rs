@@ -5,6 +5,11 @@
 //!   the target and fsyncs the directory (the `atomic-write-file` crate does the dance), so
 //!   a reader — or a process restarted after a crash — sees the old content or the new,
 //!   never a mix. Missing parent directories are created, and their own parents fsynced.
+//! - [`write_batch_atomic`] writes several files and then a commit point naming them
+//!   (the issue store's checkpoint) with the same per-file guarantees but fewer sequential
+//!   fsyncs: the temporary files are fsynced together, then renamed, then every directory
+//!   touched is fsynced once, and only then is the commit point renamed and its directory
+//!   fsynced.
 //! - [`FileLock`] holds an exclusive advisory lock (`flock` via [`std::fs::File::lock`])
 //!   on a `.lock` sibling of the file it guards; every read-modify-write of this crate
 //!   holds one, so writers in several processes (or threads) lose nothing. The lock file
@@ -37,6 +42,154 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| LayoutError::io("write", path, e))?;
     file.commit()
         .map_err(|e| LayoutError::io("commit", path, e))
+}
+
+/// Fsyncs every file of `files` at once (one thread each but the first), so that the
+/// filesystem can commit them together instead of one after another.
+fn sync_files_together(files: &[(&File, &Path)]) -> Result<()> {
+    fn one(file: &File, path: &Path) -> Result<()> {
+        file.sync_all()
+            .map_err(|e| LayoutError::io("sync", path, e))
+    }
+    match files {
+        [] => Ok(()),
+        [(file, path)] => one(file, path),
+        [(first, first_path), rest @ ..] => std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter()
+                .map(|&(file, path)| scope.spawn(move || one(file, path)))
+                .collect();
+            let mut result = one(first, first_path);
+            for (handle, &(_, path)) in handles.into_iter().zip(rest) {
+                let joined = handle.join().unwrap_or_else(|_| {
+                    Err(LayoutError::io(
+                        "sync",
+                        path,
+                        io::Error::other("sync thread panicked"),
+                    ))
+                });
+                if result.is_ok() {
+                    result = joined;
+                }
+            }
+            result
+        }),
+    }
+}
+
+/// A file written to a temporary sibling, waiting to be renamed over its target.
+struct Staged {
+    target: PathBuf,
+    tmp: PathBuf,
+    file: File,
+}
+
+impl Staged {
+    fn new(target: &Path, bytes: &[u8]) -> Result<Staged> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let parent = parent_of(target);
+        ensure_dir(parent)?;
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        loop {
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = parent.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(file) => {
+                    let staged = Staged {
+                        target: target.to_owned(),
+                        tmp,
+                        file,
+                    };
+                    let written = (&staged.file).write_all(bytes);
+                    if let Err(e) = written {
+                        let _ = fs::remove_file(&staged.tmp);
+                        return Err(LayoutError::io("write", target, e));
+                    }
+                    return Ok(staged);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(LayoutError::io("open for writing", &tmp, e)),
+            }
+        }
+    }
+
+    fn rename(&self) -> Result<()> {
+        fs::rename(&self.tmp, &self.target).map_err(|e| LayoutError::io("rename", &self.target, e))
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes several files atomically and durably, `last` strictly after all of `files`
+/// (a commit point naming them), with as few sequential fsyncs as possible:
+///
+/// 1. every file is written to a temporary sibling; the temporary files (and `also_sync`,
+///    e.g. a journal the commit point covers) are fsynced together;
+/// 2. each of `files` is renamed over its target, and each directory touched is fsynced
+///    once (the directories together);
+/// 3. `last` is renamed over its target and its directory fsynced.
+///
+/// Each file is atomic (a reader sees the old content or the new), and once `last` is
+/// durable so are all of `files`. On error the temporary files are removed.
+///
+/// # Errors
+/// [`LayoutError::Io`] naming the file.
+pub fn write_batch_atomic(
+    files: &[(PathBuf, Vec<u8>)],
+    last: (&Path, &[u8]),
+    also_sync: Option<(&File, &Path)>,
+) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len() + 1);
+    let result = write_batch_staged(files, last, also_sync, &mut staged);
+    if result.is_err() {
+        for s in &staged {
+            let _ = fs::remove_file(&s.tmp);
+        }
+    }
+    result
+}
+
+fn write_batch_staged(
+    files: &[(PathBuf, Vec<u8>)],
+    last: (&Path, &[u8]),
+    also_sync: Option<(&File, &Path)>,
+    staged: &mut Vec<Staged>,
+) -> Result<()> {
+    for (path, bytes) in files {
+        staged.push(Staged::new(path, bytes)?);
+    }
+    staged.push(Staged::new(last.0, last.1)?);
+    let mut to_sync: Vec<(&File, &Path)> = staged
+        .iter()
+        .map(|s| (&s.file, s.target.as_path()))
+        .collect();
+    to_sync.extend(also_sync);
+    sync_files_together(&to_sync)?;
+    let (last_staged, views) = match staged.split_last() {
+        Some(split) => split,
+        None => return Ok(()),
+    };
+    let mut dirs: Vec<&Path> = Vec::new();
+    for view in views {
+        view.rename()?;
+        let dir = parent_of(&view.target);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let handles = dirs
+        .iter()
+        .map(|dir| File::open(dir).map_err(|e| LayoutError::io("open directory", dir, e)))
+        .collect::<Result<Vec<File>>>()?;
+    let pairs: Vec<(&File, &Path)> = handles.iter().zip(dirs.iter().copied()).collect();
+    sync_files_together(&pairs)?;
+    last_staged.rename()?;
+    sync_dir(parent_of(&last_staged.target))
 }
 
 /// Serialises `value` as pretty JSON (with a trailing newline) and writes it atomically.
@@ -245,6 +398,39 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("c.json")]);
+    }
+
+    #[test]
+    fn batch_writes_every_file_then_the_last_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, m) = (
+            dir.path().join("x/a.json"),
+            dir.path().join("x/y/b.json"),
+            dir.path().join("m.json"),
+        );
+        let journal = File::create(dir.path().join("j")).unwrap();
+        for round in 0..2u8 {
+            write_batch_atomic(
+                &[
+                    (a.clone(), vec![b'a', round]),
+                    (b.clone(), vec![b'b', round]),
+                ],
+                (&m, &[b'm', round]),
+                Some((&journal, dir.path())),
+            )
+            .unwrap();
+            assert_eq!(fs::read(&a).unwrap(), [b'a', round]);
+            assert_eq!(fs::read(&b).unwrap(), [b'b', round]);
+            assert_eq!(fs::read(&m).unwrap(), [b'm', round]);
+        }
+        write_batch_atomic(&[], (&m, b"only"), None).unwrap();
+        assert_eq!(fs::read(&m).unwrap(), b"only");
+        let mut names: Vec<_> = fs::read_dir(dir.path().join("x"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.json"), "y".into()]);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   backlog (`project_issue_backlog.json`), each run's `run_issue_index.json` and each
 //!   phase's `issues/phase_{idx:02}_{phase_id}_issues.json`. Only views whose content
 //!   changed since the last checkpoint are rewritten, each atomically. Views are never
-//!   rewritten per record.
+//!   rewritten per record. The journal and the views' temporary files are fsynced
+//!   together, the views renamed into place and each directory touched fsynced once
+//!   ([`fsio::write_batch_atomic`]); only then is the manifest renamed into place.
 //! - Last, `project_issue_checkpoint.json` (the commit point, written atomically) names the
 //!   checkpoint's sequence number, the aging thresholds, the journal offset after that
 //!   entry, and every view file with a hash (FNV-1a 64) of the content written.
@@ -45,6 +47,7 @@
 //! and never leaves a torn or merged line.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -135,6 +138,10 @@ pub struct FsIssueStore {
     root: RunsRoot,
     policy: FsyncPolicy,
     journal: Option<JournalFile>,
+    /// `root/project_issue_journal.jsonl`, computed once.
+    journal_path: PathBuf,
+    /// Reused for serialising events.
+    event_buf: Vec<u8>,
     state: Mutex<State>,
 }
 
@@ -164,10 +171,13 @@ fn json_text<T: Serialize>(value: &T, path: &Path) -> Result<String> {
 impl FsIssueStore {
     /// A store under `root` with the given fsync policy.
     pub fn new(root: RunsRoot, policy: FsyncPolicy) -> FsIssueStore {
+        let journal_path = root.dir().join(ISSUE_JOURNAL_FILE);
         FsIssueStore {
             root,
             policy,
             journal: None,
+            journal_path,
+            event_buf: Vec::with_capacity(512),
             state: Mutex::new(State::default()),
         }
     }
@@ -179,7 +189,7 @@ impl FsIssueStore {
 
     /// `.autonomous_runs/project_issue_journal.jsonl`.
     pub fn journal_path(&self) -> PathBuf {
-        self.root.dir().join(ISSUE_JOURNAL_FILE)
+        self.journal_path.clone()
     }
 
     /// `.autonomous_runs/project_issue_checkpoint.json`.
@@ -225,7 +235,7 @@ impl FsIssueStore {
     ) -> Result<R> {
         let mut journal = match self.journal.take() {
             Some(j) => j,
-            None => JournalFile::open(&self.journal_path(), self.policy)?,
+            None => JournalFile::open(&self.journal_path, self.policy)?,
         };
         let result = f(&mut journal, self);
         self.journal = Some(journal);
@@ -251,15 +261,22 @@ impl FsIssueStore {
         event: &LedgerEvent,
         mut catch_up: Option<&mut CatchUp<'_>>,
     ) -> Result<u64> {
-        let event_json = serde_json::to_string(event).map_err(|e| LayoutError::Serialize {
-            path: self.journal_path(),
-            message: e.to_string(),
-        })?;
-        let journal_path = self.journal_path();
-        self.with_journal(|journal, store| {
+        let mut event_json = std::mem::take(&mut self.event_buf);
+        event_json.clear();
+        if let Err(e) = serde_json::to_writer(&mut event_json, event) {
+            self.event_buf = event_json;
+            return Err(LayoutError::Serialize {
+                path: self.journal_path(),
+                message: e.to_string(),
+            });
+        }
+        let result = self.with_journal(|journal, store| {
+            let journal_path = &store.journal_path;
             journal.locked(|j| {
                 let mut st = store.state();
-                let len = j.repair_tail()?;
+                // When the file still ends where this instance's last look left it, nobody
+                // appended since: no tail to check, nothing to catch up with.
+                let len = j.repair_tail_known(st.initialised.then_some(st.known_len))?;
                 if let Some(torn) = j.pending_torn.take() {
                     st.torn = Some(torn);
                 }
@@ -267,7 +284,7 @@ impl FsIssueStore {
                     if st.initialised && len > st.known_len {
                         // Entries from another process since we last looked.
                         for (i, line) in j.lines_between(st.known_len, len)?.iter().enumerate() {
-                            let entry = Self::parse_entry(&journal_path, i + 1, line)?;
+                            let entry = Self::parse_entry(journal_path, i + 1, line)?;
                             match catch_up.as_mut() {
                                 Some(f) => f(&entry)?,
                                 None => {
@@ -296,12 +313,16 @@ impl FsIssueStore {
                 }
                 let floor = st.committed.as_ref().map_or(0, |c| c.manifest.through);
                 let seq = st.last_seq.max(floor) + 1;
-                j.write_line(&format!("{{\"seq\":{seq},\"event\":{event_json}}}"))?;
+                let prefix = format!("{{\"seq\":{seq},\"event\":");
+                let written = j.write_line_parts(&[prefix.as_bytes(), &event_json, b"}"])?;
                 st.last_seq = seq;
-                st.known_len = j.len()?;
+                // The lock is held and the file is opened for appending: it now ends here.
+                st.known_len = len + written;
                 Ok(seq)
             })
-        })
+        });
+        self.event_buf = event_json;
+        result
     }
 
     fn read_manifest(&self) -> Result<Option<Manifest>> {
@@ -362,7 +383,7 @@ impl FsIssueStore {
                 message: e.to_string(),
             })?
             .snapshot();
-        let manifest = self.write_views(&snapshot, None, 0, 0)?;
+        let manifest = self.write_views(&snapshot, None, 0, 0, None)?;
         Ok(Some(Committed {
             snapshot: Some(snapshot),
             manifest,
@@ -376,6 +397,7 @@ impl FsIssueStore {
         previous: Option<&Committed>,
         through: u64,
         journal_offset: u64,
+        also_sync: Option<(&File, &Path)>,
     ) -> Result<Manifest> {
         let mut old_files: BTreeMap<&str, &str> = BTreeMap::new();
         let mut old_runs: BTreeMap<&str, &RunSnapshot> = BTreeMap::new();
@@ -392,9 +414,10 @@ impl FsIssueStore {
                 old_runs.insert(r.index.run_id.as_str(), r);
             }
         }
-        let write = |path: PathBuf,
-                     unchanged: bool,
-                     value: &dyn Fn(&Path) -> Result<String>|
+        let mut pending: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let mut write = |path: PathBuf,
+                         unchanged: bool,
+                         value: &dyn Fn(&Path) -> Result<String>|
          -> Result<FileRef> {
             let rel = self.rel(&path);
             if let Some(hash) = old_files.get(rel.as_str()).filter(|_| unchanged) {
@@ -406,7 +429,7 @@ impl FsIssueStore {
             let text = value(&path)?;
             let hash = fnv64(text.as_bytes());
             if old_files.get(rel.as_str()) != Some(&hash.as_str()) {
-                fsio::write_atomic(&path, text.as_bytes())?;
+                pending.push((path, text.into_bytes()));
             }
             Ok(FileRef {
                 path: rel,
@@ -454,7 +477,9 @@ impl FsIssueStore {
             backlog,
             runs,
         };
-        fsio::write_json_atomic(&self.manifest_path(), &manifest)?;
+        let manifest_path = self.manifest_path();
+        let text = json_text(&manifest, &manifest_path)?;
+        fsio::write_batch_atomic(&pending, (&manifest_path, text.as_bytes()), also_sync)?;
         Ok(manifest)
     }
 
@@ -506,7 +531,12 @@ impl FsIssueStore {
         })
     }
 
-    fn save_locked(&self, checkpoint: &Checkpoint, journal_len: u64) -> Result<()> {
+    fn save_locked(
+        &self,
+        checkpoint: &Checkpoint,
+        journal_len: u64,
+        also_sync: Option<(&File, &Path)>,
+    ) -> Result<()> {
         let mut st = self.state();
         // Another instance may have committed since we looked.
         let on_disk = self.read_manifest()?;
@@ -543,6 +573,7 @@ impl FsIssueStore {
             previous.as_ref(),
             checkpoint.through,
             offset,
+            also_sync,
         )?;
         st.committed = Some(Committed {
             snapshot: Some(checkpoint.snapshot.clone()),
@@ -560,6 +591,7 @@ impl FsIssueStore {
         dirty: Dirty,
         through: u64,
         journal_len: u64,
+        also_sync: Option<(&File, &Path)>,
     ) -> Result<()> {
         let on_disk = self.read_manifest()?;
         let previous = {
@@ -574,15 +606,17 @@ impl FsIssueStore {
                 through,
                 snapshot: ledger.snapshot(),
             };
-            return self.save_locked(&checkpoint, journal_len);
+            return self.save_locked(&checkpoint, journal_len, also_sync);
         };
-        let write = |path: PathBuf, text: String, old: Option<&FileRef>| -> Result<FileRef> {
+        let mut pending: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let mut write = |path: PathBuf, text: String, old: Option<&FileRef>| -> Result<FileRef> {
             let hash = fnv64(text.as_bytes());
+            let rel = self.rel(&path);
             if old.is_none_or(|o| o.fnv64 != hash) {
-                fsio::write_atomic(&path, text.as_bytes())?;
+                pending.push((path, text.into_bytes()));
             }
             Ok(FileRef {
-                path: self.rel(&path),
+                path: rel,
                 fnv64: hash,
             })
         };
@@ -635,7 +669,9 @@ impl FsIssueStore {
         manifest.through = through;
         manifest.journal_offset = journal_len;
         manifest.aging_thresholds = ledger.thresholds();
-        fsio::write_json_atomic(&self.manifest_path(), &manifest)?;
+        let manifest_path = self.manifest_path();
+        let text = json_text(&manifest, &manifest_path)?;
+        fsio::write_batch_atomic(&pending, (&manifest_path, text.as_bytes()), also_sync)?;
         self.state().committed = Some(Committed {
             snapshot: None,
             manifest,
@@ -681,7 +717,7 @@ impl IssueStore for FsIssueStore {
                 st.initialised = true;
             }
         }
-        self.save_locked(checkpoint, len)
+        self.save_locked(checkpoint, len, None)
     }
 }
 
@@ -720,10 +756,17 @@ impl Dirty {
     fn note(&mut self, event: &LedgerEvent) {
         self.backlog = true;
         if let LedgerEvent::Record { observation, .. } = event {
-            self.phases
-                .entry(observation.run_id.clone())
-                .or_default()
-                .insert(observation.phase_index, observation.phase_id.clone());
+            let known = self
+                .phases
+                .get(&observation.run_id)
+                .and_then(|phases| phases.get(&observation.phase_index))
+                .is_some_and(|id| id == &observation.phase_id);
+            if !known {
+                self.phases
+                    .entry(observation.run_id.clone())
+                    .or_default()
+                    .insert(observation.phase_index, observation.phase_id.clone());
+            }
         }
     }
 }
@@ -846,7 +889,6 @@ impl FsIssueLedger {
     /// # Errors
     /// [`IssueLedgerError`] when the filesystem fails or a foreign event does not replay.
     pub fn checkpoint(&mut self) -> Result<(), IssueLedgerError> {
-        self.store.sync()?;
         let ledger = &mut self.ledger;
         let dirty = &mut self.dirty;
         let path = self.store.journal_path();
@@ -876,9 +918,19 @@ impl FsIssueLedger {
                 let through = st.last_seq;
                 drop(st);
                 if replay_error.is_some() || through < stored {
-                    return Ok(());
+                    return j.sync();
                 }
-                store.save_incremental(ledger, std::mem::take(dirty), through, len)
+                // The journal is synced together with the views' temporary files, before
+                // the manifest that covers it is renamed into place.
+                store.save_incremental(
+                    ledger,
+                    std::mem::take(dirty),
+                    through,
+                    len,
+                    j.unsynced(),
+                )?;
+                j.mark_synced();
+                Ok(())
             })
         });
         result?;

@@ -158,6 +158,50 @@ impl JournalInner {
         Ok(len)
     }
 
+    /// As [`JournalInner::repair_tail`], but when the file is exactly `known` bytes long
+    /// (the caller holds the lock and knows `known` ends a complete line it accounted
+    /// for: appends only grow the file and a repair never cuts below a line end) nothing
+    /// needs reading: the length check is one `fstat`.
+    pub(crate) fn repair_tail_known(&mut self, known: Option<u64>) -> Result<u64> {
+        if let Some(known) = known
+            && self.len()? == known
+        {
+            return Ok(known);
+        }
+        self.repair_tail()
+    }
+
+    /// Writes the concatenation of `parts` and a newline in one `write` (the caller holds
+    /// the lock); returns the bytes written.
+    pub(crate) fn write_line_parts(&mut self, parts: &[&[u8]]) -> Result<u64> {
+        if parts.iter().any(|p| p.contains(&b'\n')) {
+            return Err(LayoutError::Newline {
+                path: self.path.clone(),
+            });
+        }
+        self.buf.clear();
+        for part in parts {
+            self.buf.extend_from_slice(part);
+        }
+        self.buf.push(b'\n');
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| LayoutError::io("append", &self.path, e))?;
+        self.dirty = true;
+        Ok(self.buf.len() as u64)
+    }
+
+    /// The file and its path when entries were appended since the last sync (to be synced
+    /// together with other files; call [`JournalInner::mark_synced`] afterwards).
+    pub(crate) fn unsynced(&self) -> Option<(&File, &Path)> {
+        self.dirty.then_some((&self.file, self.path.as_path()))
+    }
+
+    /// Records that the file returned by [`JournalInner::unsynced`] was synced.
+    pub(crate) fn mark_synced(&mut self) {
+        self.dirty = false;
+    }
+
     /// Writes `entry` and a newline in one `write` (the caller holds the lock).
     pub(crate) fn write_line(&mut self, entry: &str) -> Result<()> {
         if entry.contains('\n') {
