@@ -488,8 +488,11 @@ fn strategy_dry_run_prints_text_or_json() {
     let again = autopack(&["strategy", "dry-run", "--plan", s(&plan), "--json"]);
     assert_eq!(out.stdout, again.stdout);
     // With the first implementation's ruleset and backlog.
-    let fixtures = Path::new("/work/shared/fixtures/first-implementation");
-    if fixtures.is_dir() {
+    let fixtures = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/first-implementation"
+    ));
+    {
         let out = autopack(&[
             "strategy",
             "dry-run",
@@ -576,21 +579,17 @@ fn validate_reads_first_implementation_trees_and_names_bad_files() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join(".autonomous_runs");
     std::fs::create_dir_all(&root).expect("mkdir");
-    let fixtures = Path::new("/work/shared/fixtures/first-implementation");
+    let fixtures = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/first-implementation"
+    ));
+    // The first implementation's files (copied from ../shared/fixtures).
     let mut copied = 0;
-    if let Ok(entries) = std::fs::read_dir(fixtures) {
-        for entry in entries.flatten() {
-            std::fs::copy(entry.path(), root.join(entry.file_name())).expect("copy");
-            copied += 1;
-        }
+    for entry in std::fs::read_dir(fixtures).expect("fixtures").flatten() {
+        std::fs::copy(entry.path(), root.join(entry.file_name())).expect("copy");
+        copied += 1;
     }
-    if copied == 0 {
-        std::fs::write(
-            root.join("project_issue_backlog.json"),
-            r#"{"issues_by_key": {}}"#,
-        )
-        .expect("write");
-    }
+    assert_eq!(copied, 2);
     let out = autopack(&["validate", "--repo", s(tmp.path())]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
 
