@@ -29,15 +29,16 @@
 //! version ("before") and this one, because the machine's `fsync` latency swings by an
 //! order of magnitude with the other builds running on it:
 //!
-//! | conditions                     | before          | now             |
-//! |--------------------------------|-----------------|-----------------|
-//! | quiet (load ≈ 3, fast fsync)   | 24,300–27,800/s | 30,300–32,400/s |
-//! | busy disk (load ≈ 3, slow fsync)| 12,600–13,700/s | 19,100–20,700/s |
-//! | checkpoints, busy disk (100)   | 5.1–5.2 s       | 3.1 s           |
-//! | per record outside checkpoints, quiet | ≈ 21 µs  | ≈ 17 µs         |
+//! | conditions (100,000 records)                | before          | now             |
+//! |---------------------------------------------|-----------------|-----------------|
+//! | quiet disk (an `fdatasync` ≈ 0.25 ms)       | 24,300–27,800/s | 30,300–32,400/s |
+//! | busy disk (an `fdatasync` ≈ 2–3 ms)         | 12,600–16,000/s | 19,100–25,400/s |
+//! | the 100 checkpoints, busy disk              | 4.5–5.2 s       | 2.7–3.1 s       |
+//! | per record outside checkpoints, quiet disk  | ≈ 21 µs         | ≈ 12–17 µs      |
 //!
-//! Under heavy CPU contention (load ≈ 8, a parallel build) both fall much lower (this
-//! version: ≈ 7,000/s). Cost per record by tenth of the run (quiet): 22.8, 22.7, 23.2,
+//! Under heavy CPU contention everything is slower: with a build of this crate's tests
+//! running alongside (load ≈ 8) a first cut of this version made ≈ 7,100/s (the previous
+//! version was not measured under the same load). Cost per record by tenth of the run (quiet): 22.8, 22.7, 23.2,
 //! 23.4, 24.4, 25.5, 25.7, 26.5, 25.6, 26.1 µs: flat in N (the slight rise is the
 //! checkpoint manifest and views growing with the number of runs and phases, not with
 //! the number of records), where the first implementation grew linearly.
@@ -45,15 +46,17 @@
 //! What a checkpoint costs: the journal and the views' temporary files are fsynced
 //! together, the views renamed and each directory touched fsynced once (together), then
 //! the manifest renamed and its directory fsynced: three sequential fsync latencies where
-//! there were nine ([`fsio::write_batch_atomic`]). A record is one `flock`, one `fstat`
+//! there were nine ([`fsio::write_batch_atomic`]). A record is one `flock`, one `lseek`
 //! (when the journal still ends where this process left it, nothing is read back), one
 //! `write` and one unlock, plus the ledger update and serialisation into a reused buffer.
-//! - With fsync on every entry: ≈ 3,900–4,100 records/s quiet, ≈ 900 records/s with a
-//!   busy disk (one `fdatasync` per record; before: 2,000–3,900/s quiet).
+//! - With fsync on every entry (2,000 records, one `fdatasync` each): ≈ 3,900–4,100
+//!   records/s with a quiet disk (before: 2,000–3,900/s), 370–530/s with a busy one
+//!   (before: 330–350/s): bound by the disk, as it must be.
 //!
-//! The 20,000 records/s goal is met with margin when the disk is quiet and only just
-//! when it is busy; the checkpoint is then fsync-bound (three rounds are the minimum that
-//! keeps the manifest the commit point), the rest is ≈ 17–45 µs per record.
+//! The 20,000 records/s goal is met with margin when the disk is quiet, and in most runs
+//! when it is busy (19,100–25,400/s); the checkpoint is then fsync-bound (three rounds
+//! are the minimum that keeps the manifest the commit point), the rest is ≈ 12–45 µs per
+//! record depending on CPU contention.
 //!
 //! ```
 //! use autopack_core::ids::RunId;
