@@ -1,7 +1,7 @@
 //! Supervisor overhead with in-memory stores and instant agents, and journal replay.
 //!
 //! - `drive/phases/N`: a run of N phases (10 tiers), every Builder attempt succeeding and
-//!   CI green: 5 inputs per phase. Throughput is in phases.
+//!   CI green: 4 inputs per phase. Throughput is in phases.
 //! - `replay/events/N`: rebuilding the run from its journal of N entries (JSON Lines),
 //!   parse and apply, as `autopack::driver::replay_journal` does after a crash.
 
@@ -166,7 +166,8 @@ fn bench_drive(c: &mut Criterion) {
 fn bench_replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
-    // 5 inputs per phase: 200,000 phases make a journal of 1,000,001 entries.
+    // 4 inputs per phase (builder, gate, CI, snapshot): 200,000 phases make a journal of
+    // 800,001 entries.
     for phases in [20_000usize, 200_000] {
         let inputs = drive(start(phases), true);
         let lines: Vec<String> = inputs
