@@ -25,6 +25,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -360,8 +361,8 @@ impl TaskCategory {
     /// issue-category name for high-risk kinds, the task category's own name otherwise.
     pub fn issue_category(&self) -> IssueCategory {
         match self {
-            TaskCategory::HighRisk(kind) => IssueCategory(kind.issue_category_name().to_owned()),
-            other => IssueCategory(other.as_str().to_owned()),
+            TaskCategory::HighRisk(kind) => IssueCategory(Arc::from(kind.issue_category_name())),
+            other => IssueCategory(Arc::from(other.as_str())),
         }
     }
 }
@@ -373,9 +374,10 @@ impl FromStr for TaskCategory {
     }
 }
 
-/// The category of an issue (`test_failure`, `schema_contract_change`, …): an open label.
+/// The category of an issue (`test_failure`, `schema_contract_change`, …): an open label,
+/// shared like the ids (cloning it does not allocate).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IssueCategory(String);
+pub struct IssueCategory(Arc<str>);
 
 impl IssueCategory {
     /// Reads a label.
@@ -385,7 +387,7 @@ impl IssueCategory {
     pub fn new(label: impl Into<String>) -> Result<IssueCategory, VocabularyError> {
         let label = label.into();
         check_label("category", &label)?;
-        Ok(IssueCategory(label))
+        Ok(IssueCategory(Arc::from(label)))
     }
 
     /// The label as written.
