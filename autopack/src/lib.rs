@@ -12,18 +12,21 @@
 //!
 //! # Speed
 //!
-//! `benches/supervisor.rs`, on the shared 2-core development machine while other builds
-//! ran (load 4–9), so the figures are pessimistic:
+//! `benches/supervisor.rs`, on the 2-core development machine with nothing else running
+//! (load average < 2):
 //!
 //! - Supervisor overhead with instant agents (start, then builder → gate → CI → snapshot
-//!   for every phase, 4 inputs each): 1,000 phases in 3.3 ms and 10,000 in 41 ms, about **245,000–300,000
-//!   phases per second** (goal: 100,000).
-//! - Replaying a journal (parse each JSON line, apply it): a journal of 800,001 entries
-//!   (a run of 200,000 phases) replays in **4.5–5.7 s**, about 150,000 entries per second;
-//!   the goal of 1,000,000 entries in under a second is **not met**. Profiled at 20,000
-//!   phases: the start entry alone (plan and strategy of every phase, 10 MB of JSON) takes
-//!   about a third (parse ~95 ms, validation and freezing ~190 ms), each later entry costs
-//!   ~1 µs to parse and ~2 µs to apply, and allocation is ~40 % of instructions.
+//!   for every phase, 4 inputs each): 1,000 phases in 2.4 ms (**410,000 phases per
+//!   second**), 10,000 phases in 42 ms (**238,000 per second**; the goal is 100,000).
+//! - Replaying a journal (parse each JSON line, apply it): 800,001 entries (a run of
+//!   200,000 phases) in **3.3 s**, about 245,000 entries per second; the goal of
+//!   1,000,000 entries in under a second is **not met**. Profiled at 20,000 phases: the
+//!   start entry alone (plan and strategy of every phase, 10 MB of JSON) takes about a third
+//!   (parse ~95 ms, validation and freezing ~190 ms, under load), each later entry costs
+//!   ~1 µs to parse and ~2 µs to apply, and allocation is ~40 % of instructions. Next
+//!   steps: a start entry that refers to the saved strategy by version and hash instead of
+//!   holding it, fewer allocations per input, and parsing on a second thread while the
+//!   first applies.
 
 pub mod driver;
 pub mod host;
