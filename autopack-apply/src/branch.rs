@@ -454,7 +454,8 @@ impl IntegrationBranch {
 
     /// Commits a checked patch onto the branch (no checkout): parent = the tip it was checked
     /// against, tree = the tree the check computed. Moves only this branch's ref, with a
-    /// compare-and-swap: if the tip moved since the check, nothing is written.
+    /// compare-and-swap: if the tip moved since the check, no ref moves (the unreferenced
+    /// commit object is left for `git gc`).
     ///
     /// # Errors
     /// [`ApplyError::StaleTip`], [`ApplyError::WrongBranch`], [`ApplyError::ProtectedRef`],
@@ -464,53 +465,11 @@ impl IntegrationBranch {
         patch: &CheckedPatch,
         info: &CommitInfo,
     ) -> Result<AppliedCommit, ApplyError> {
-        self.guard_writable()?;
-        if patch.branch_ref() != self.ref_name {
-            return Err(ApplyError::WrongBranch {
-                checked: patch.branch_ref().to_owned(),
-                ref_name: self.ref_name.clone(),
-            });
-        }
-        let stale = |found| ApplyError::StaleTip {
-            ref_name: self.ref_name.clone(),
-            expected: patch.base_tip(),
-            found,
-        };
-        let current = self.tip()?;
-        if current != patch.base_tip() {
-            return Err(stale(current));
-        }
-        let parent = self
-            .repo
-            .find_commit(patch.base_tip())
-            .map_err(|e| self.git("find parent", e))?;
-        let tree = self
-            .repo
-            .find_tree(patch.tree())
-            .map_err(|e| self.git("find tree", e))?;
-        let sig = info
-            .signature
-            .to_git()
-            .map_err(|e| self.git("signature", e))?;
-        let message = info.message_for(&self.run_id);
-        match self.repo.commit(
-            Some(&self.ref_name),
-            &sig,
-            &sig,
-            &message,
-            &tree,
-            &[&parent],
-        ) {
-            Ok(commit) => Ok(AppliedCommit {
-                commit,
-                parent: parent.id(),
-                tree: tree.id(),
-            }),
-            Err(e) if e.code() == ErrorCode::Modified => {
-                Err(stale(self.tip().unwrap_or(Oid::ZERO_SHA1)))
-            }
-            Err(e) => Err(self.git("commit", e)),
-        }
+        // A candidate plus a compare-and-swap of the ref: the tip must still be the one the
+        // patch was checked against.
+        let candidate = self.commit_candidate(patch, info)?;
+        self.advance(&candidate)?;
+        Ok(candidate)
     }
 
     /// Commits a checked patch as a *candidate*: a commit object whose parent is the tip
