@@ -115,6 +115,34 @@ fn run_fresh(
     Driver::run(start(&the_plan()), SupervisorConfig::default(), store, host).expect("driver runs")
 }
 
+/// Resumes `run` from `store` with the scripted host; returns the outcome and the repo.
+fn resume(
+    store: &mut MemoryRunStore,
+    run: &RunId,
+) -> (
+    Result<(DriveOutcome, autopack::supervisor::Supervisor), DriverError>,
+    Repo,
+) {
+    let clock = ManualClock::new(t0());
+    let (mut a, mut b) = (Agents, Agents);
+    let mut repo = Repo::default();
+    let mut ci = Ci {
+        fail_to_start: false,
+    };
+    let (mut artefacts, mut quiet) = (NoArtefacts, Quiet);
+    let host = Host {
+        builder: &mut a,
+        auditor: &mut b,
+        applier: &mut repo,
+        verifier: &mut ci,
+        artefacts: &mut artefacts,
+        clock: &clock,
+        observer: &mut quiet,
+    };
+    let result = Driver::resume(run, store, host);
+    (result, repo)
+}
+
 #[test]
 fn the_driver_journals_every_input_before_applying_it() {
     let mut store = MemoryRunStore::default();
@@ -165,23 +193,7 @@ fn a_crashed_run_resumes_from_its_journal_and_ends_as_an_uninterrupted_one() {
         for line in &all[..cut] {
             store.append(&run, line).unwrap();
         }
-        let clock = ManualClock::new(t0());
-        let (mut a, mut b) = (Agents, Agents);
-        let mut repo = Repo::default();
-        let mut ci = Ci {
-            fail_to_start: false,
-        };
-        let (mut artefacts, mut quiet) = (NoArtefacts, Quiet);
-        let host = Host {
-            builder: &mut a,
-            auditor: &mut b,
-            applier: &mut repo,
-            verifier: &mut ci,
-            artefacts: &mut artefacts,
-            clock: &clock,
-            observer: &mut quiet,
-        };
-        let (outcome, resumed) = Driver::resume(&run, &mut store, host).expect("resumes");
+        let (outcome, resumed) = resume(&mut store, &run).0.expect("resumes");
         assert_eq!(
             outcome,
             DriveOutcome::Finished(RunState::DoneSuccess),
@@ -205,23 +217,8 @@ fn resuming_a_finished_run_is_a_no_op_that_says_so() {
     run_fresh(&mut store, &mut repo, false);
     let run = RunId::new("drv").unwrap();
     let before = store.read(&run).unwrap().entries.len();
-    let clock = ManualClock::new(t0());
-    let (mut a, mut b) = (Agents, Agents);
-    let mut repo2 = Repo::default();
-    let mut ci = Ci {
-        fail_to_start: false,
-    };
-    let (mut artefacts, mut quiet) = (NoArtefacts, Quiet);
-    let host = Host {
-        builder: &mut a,
-        auditor: &mut b,
-        applier: &mut repo2,
-        verifier: &mut ci,
-        artefacts: &mut artefacts,
-        clock: &clock,
-        observer: &mut quiet,
-    };
-    let (outcome, _) = Driver::resume(&run, &mut store, host).unwrap();
+    let (result, repo2) = resume(&mut store, &run);
+    let (outcome, _) = result.unwrap();
     assert_eq!(
         outcome,
         DriveOutcome::AlreadyFinished(RunState::DoneSuccess)
@@ -233,23 +230,8 @@ fn resuming_a_finished_run_is_a_no_op_that_says_so() {
 #[test]
 fn resuming_an_unknown_run_is_an_error() {
     let mut store = MemoryRunStore::default();
-    let clock = ManualClock::new(t0());
-    let (mut a, mut b) = (Agents, Agents);
-    let mut repo = Repo::default();
-    let mut ci = Ci {
-        fail_to_start: false,
-    };
-    let (mut artefacts, mut quiet) = (NoArtefacts, Quiet);
-    let host = Host {
-        builder: &mut a,
-        auditor: &mut b,
-        applier: &mut repo,
-        verifier: &mut ci,
-        artefacts: &mut artefacts,
-        clock: &clock,
-        observer: &mut quiet,
-    };
-    let err = Driver::resume(&RunId::new("nope").unwrap(), &mut store, host)
+    let err = resume(&mut store, &RunId::new("nope").unwrap())
+        .0
         .err()
         .unwrap();
     assert!(matches!(err, DriverError::NothingToResume(_)), "{err}");
