@@ -23,8 +23,9 @@
 //! Invariant: only [`promote`] writes a protected ref; every other writer refuses one with
 //! a `ProtectedRef` error before writing.
 //!
-//! Objects written to the object database by a check (scratch trees, post-image blobs and
-//! trees) stay unreferenced until a commit uses them; `git gc` prunes them.
+//! Objects written to the object database by a check (post-image blobs and the trees along
+//! the changed paths; the scratch tree stays in memory) stay unreferenced until a commit
+//! uses them; `git gc` prunes them.
 //!
 //! ```
 //! use autopack_apply::{BranchOptions, CommitInfo, CommitSignature, IntegrationBranch, PatchPolicy, Role};

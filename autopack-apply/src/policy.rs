@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use autopack_core::vocabulary::BuilderMode;
-use git2::{Delta, Diff, Index, IndexEntry, IndexTime, Oid, Repository, Tree};
+use git2::{Config, Delta, Diff, Index, IndexEntry, IndexTime, Odb, Oid, Repository, Tree};
 use globset::GlobSet;
 
 use crate::branch::IntegrationBranch;
@@ -111,8 +111,9 @@ impl PatchPolicy {
     }
 
     /// Checks `patch` against every rule and computes the resulting tree on `branch`'s
-    /// current tip. Nothing but unreferenced objects (scratch trees, post-image blobs and
-    /// trees) is written to the object database; no ref, no index, no work-tree file.
+    /// current tip. Nothing but unreferenced objects (the post-image blobs and the trees
+    /// along the changed paths) is written to the object database; no ref, no index, no
+    /// work-tree file. The scratch tree the patch is applied to stays in memory.
     ///
     /// # Errors
     /// [`CheckError::Violation`] naming the first rule broken and its path, or
@@ -761,9 +762,25 @@ fn apply_spliced(
 ) -> Result<Oid, CheckError> {
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
     let first = declared.iter().next().cloned().unwrap_or_default();
+    // The scratch tree, libgit2's apply and its post-image blobs live in a repository whose
+    // only object store is in memory: creating a file in `.git/objects` costs more than all
+    // the rest of a small patch's work, so only the blobs and trees the commit keeps reach
+    // the disk (the post-image copy and the splice below).
+    let scratch = Repository::from_odb(Odb::new().map_err(git("scratch object store"))?)
+        .map_err(git("scratch repository"))?;
+    // An empty configuration: nothing read from disk, and the user's settings (case
+    // folding, file modes) cannot change how a patch applies to trees.
+    scratch
+        .set_config(&Config::new().map_err(git("scratch configuration"))?)
+        .map_err(git("scratch configuration"))?;
+    let scratch_odb = scratch.odb().map_err(git("scratch object store"))?;
+    scratch_odb
+        .add_new_mempack_backend(1)
+        .map_err(git("scratch object store"))?;
+    let odb = repo.odb().map_err(git("object store"))?;
     // Preimage of every declared path present in the base.
     let mut before: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
-    let mut scratch = Index::new().map_err(git("new index"))?;
+    let mut scratch_index = Index::new().map_err(git("new index"))?;
     for path in declared {
         if let Ok(entry) = base.get_path(Path::new(path)) {
             let mode = entry.filemode();
@@ -775,28 +792,34 @@ fn apply_spliced(
                 }
                 .into());
             }
+            // A gitlink's commit is usually absent; apply then fails as it would on disk.
+            if let Ok(object) = odb.read(entry.id()) {
+                scratch_odb
+                    .write(object.kind(), object.data())
+                    .map_err(git("copy preimage"))?;
+            }
             before.insert(path.clone(), (entry.id(), mode));
-            scratch
+            scratch_index
                 .add(&index_entry(path, entry.id(), mode))
                 .map_err(git("scratch index"))?;
         }
     }
-    let scratch_tree_id = scratch
-        .write_tree_to(repo)
+    let scratch_tree_id = scratch_index
+        .write_tree_to(&scratch)
         .map_err(git("write scratch tree"))?;
-    let scratch_tree = repo
+    let scratch_tree = scratch
         .find_tree(scratch_tree_id)
         .map_err(git("read scratch tree"))?;
-    let post = repo.apply_to_tree(&scratch_tree, diff, None).map_err(|e| {
-        PolicyViolation::DoesNotApply {
+    let post = scratch
+        .apply_to_tree(&scratch_tree, diff, None)
+        .map_err(|e| PolicyViolation::DoesNotApply {
             path: declared
                 .iter()
                 .find(|p| e.message().contains(p.as_str()))
                 .cloned()
                 .unwrap_or_else(|| first.clone()),
             reason: e.message().to_owned(),
-        }
-    })?;
+        })?;
     // Post-image of the declared paths; anything else in the result is undeclared.
     let mut after: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
     for entry in post.iter() {
@@ -830,6 +853,12 @@ fn apply_spliced(
             .into());
         }
         edits.insert(path.clone(), new.copied());
+    }
+    // The post-image blobs the new tree refers to move from memory to the repository.
+    for (id, _) in edits.values().flatten() {
+        let object = scratch_odb.read(*id).map_err(git("read post-image"))?;
+        odb.write(object.kind(), object.data())
+            .map_err(git("write post-image"))?;
     }
     let edits: Vec<(Vec<&str>, Blob)> = edits
         .iter()

@@ -73,6 +73,55 @@ fn a_good_patch_passes_and_touches_exactly_its_paths() {
     assert_eq!(paths, vec![std::path::PathBuf::from("src/lib.rs")]);
 }
 
+/// Loose objects in the repository (the fixture has no packs).
+fn loose_objects(fx: &Fixture) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for dir in std::fs::read_dir(fx.path().join(".git/objects")).unwrap() {
+        let dir = dir.unwrap();
+        let name = dir.file_name().to_string_lossy().into_owned();
+        if name.len() != 2 || !dir.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            out.insert(format!(
+                "{name}{}",
+                file.unwrap().file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_check_writes_only_the_objects_the_commit_keeps() {
+    let fx = Fixture::new();
+    let branch = fx.branch("r1");
+    let before = loose_objects(&fx);
+    // A patch that does not apply leaves nothing behind: the scratch tree and libgit2's
+    // apply stay in memory.
+    let stale =
+        "diff --git a/README b/README\n--- a/README\n+++ b/README\n@@ -1 +1 @@\n-goodbye\n+bye\n";
+    assert!(tweak().check(&branch, stale.as_bytes()).is_err());
+    assert_eq!(loose_objects(&fx), before);
+    // A good one writes the post-image blob and the trees along its path, nothing else.
+    let patch = "diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,3 @@\n-pub fn a() {}\n+pub fn a() { b() }\n \n pub fn b() {}\n";
+    let checked = tweak().check(&branch, patch.as_bytes()).unwrap();
+    let repo = fx.repo();
+    let root = repo.find_tree(checked.tree()).unwrap();
+    let src = root.get_path(std::path::Path::new("src")).unwrap().id();
+    let blob = root
+        .get_path(std::path::Path::new("src/lib.rs"))
+        .unwrap()
+        .id();
+    let expected: std::collections::BTreeSet<String> = [checked.tree(), src, blob]
+        .iter()
+        .map(|id| id.to_string())
+        .collect();
+    let added: std::collections::BTreeSet<String> =
+        loose_objects(&fx).difference(&before).cloned().collect();
+    assert_eq!(added, expected);
+}
+
 #[test]
 fn new_nested_file_rename_and_delete_splice_correctly() {
     let fx = Fixture::new();
