@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use autopack_core::ids::{PhaseId, RunId, TierId};
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
+use crate::loose::LooseWriter;
 use crate::policy::CheckedPatch;
 use crate::refs::{ProtectedRefs, integration_ref, snapshot_tag_name, snapshot_tag_ref};
 
@@ -223,6 +224,17 @@ pub enum ApplyError {
         #[source]
         source: git2::Error,
     },
+    /// Writing an object file failed.
+    #[error("io: {op} failed in {repo}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The repository.
+        repo: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A run's integration branch `refs/heads/autonomous/{run_id}`.
@@ -231,6 +243,7 @@ pub enum ApplyError {
 /// or the work tree.
 pub struct IntegrationBranch {
     repo: Repository,
+    loose: LooseWriter,
     path: PathBuf,
     run_id: RunId,
     ref_name: String,
@@ -315,13 +328,24 @@ impl IntegrationBranch {
         base: &str,
         opts: BranchOptions,
     ) -> Result<IntegrationBranch, ApplyError> {
-        let repo = open_repo(path).map_err(|source| ApplyError::Git {
-            op: "open repository",
-            repo: path.to_owned(),
-            source,
-        })?;
+        let git = |op| {
+            move |source| ApplyError::Git {
+                op,
+                repo: path.to_owned(),
+                source,
+            }
+        };
+        let repo = open_repo(path).map_err(git("open repository"))?;
+        // As libgit2's own loose backend: `core.fsyncObjectFiles` decides.
+        let fsync = repo
+            .config()
+            .map_err(git("read configuration"))?
+            .get_bool("core.fsyncObjectFiles")
+            .unwrap_or(false);
+        let loose = LooseWriter::new(repo.commondir().join("objects"), fsync);
         Ok(IntegrationBranch {
             repo,
+            loose,
             path: path.to_owned(),
             run_id: run_id.clone(),
             ref_name: integration_ref(run_id),
@@ -389,6 +413,10 @@ impl IntegrationBranch {
 
     pub(crate) fn repo(&self) -> &Repository {
         &self.repo
+    }
+
+    pub(crate) fn loose(&self) -> &LooseWriter {
+        &self.loose
     }
 
     /// The branch's current tip, read from the ref now.
@@ -459,7 +487,8 @@ impl IntegrationBranch {
     ///
     /// # Errors
     /// [`ApplyError::StaleTip`], [`ApplyError::WrongBranch`], [`ApplyError::ProtectedRef`],
-    /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`],
+    /// [`ApplyError::Io`] when the commit object cannot be written.
     pub fn commit(
         &self,
         patch: &CheckedPatch,
@@ -467,8 +496,9 @@ impl IntegrationBranch {
     ) -> Result<AppliedCommit, ApplyError> {
         // A candidate plus a compare-and-swap of the ref: the tip must still be the one the
         // patch was checked against.
-        let candidate = self.commit_candidate(patch, info)?;
-        self.advance(&candidate)?;
+        self.guard_writable()?;
+        let candidate = self.write_candidate(patch, info)?;
+        self.move_to(&candidate)?;
         Ok(candidate)
     }
 
@@ -481,13 +511,23 @@ impl IntegrationBranch {
     ///
     /// # Errors
     /// [`ApplyError::WrongBranch`], [`ApplyError::ProtectedRef`],
-    /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`].
+    /// [`ApplyError::CheckedOut`], [`ApplyError::BranchMissing`], [`ApplyError::Git`],
+    /// [`ApplyError::Io`] when the commit object cannot be written.
     pub fn commit_candidate(
         &self,
         patch: &CheckedPatch,
         info: &CommitInfo,
     ) -> Result<AppliedCommit, ApplyError> {
         self.guard_writable()?;
+        self.write_candidate(patch, info)
+    }
+
+    /// [`IntegrationBranch::commit_candidate`] after the guard.
+    fn write_candidate(
+        &self,
+        patch: &CheckedPatch,
+        info: &CommitInfo,
+    ) -> Result<AppliedCommit, ApplyError> {
         if patch.branch_ref() != self.ref_name {
             return Err(ApplyError::WrongBranch {
                 checked: patch.branch_ref().to_owned(),
@@ -507,10 +547,21 @@ impl IntegrationBranch {
             .to_git()
             .map_err(|e| self.git("signature", e))?;
         let message = info.message_for(&self.run_id);
-        let commit = self
+        // libgit2 formats the commit; the loose writer stores it (see `loose.rs` for why
+        // not `git_commit_create`).
+        let buffer = self
             .repo
-            .commit(None, &sig, &sig, &message, &tree, &[&parent])
+            .commit_create_buffer(&sig, &sig, &message, &tree, &[&parent])
             .map_err(|e| self.git("commit candidate", e))?;
+        let odb = self.repo.odb().map_err(|e| self.git("object store", e))?;
+        let commit = self
+            .loose
+            .write(&odb, ObjectType::Commit, &buffer)
+            .map_err(|source| ApplyError::Io {
+                op: "write commit",
+                repo: self.path.clone(),
+                source,
+            })?;
         Ok(AppliedCommit {
             commit,
             parent: parent.id(),
@@ -548,6 +599,11 @@ impl IntegrationBranch {
     /// [`ApplyError::BranchMissing`], [`ApplyError::Git`].
     pub fn advance(&self, candidate: &AppliedCommit) -> Result<(), ApplyError> {
         self.guard_writable()?;
+        self.move_to(candidate)
+    }
+
+    /// [`IntegrationBranch::advance`] after the guard.
+    fn move_to(&self, candidate: &AppliedCommit) -> Result<(), ApplyError> {
         let current = self.tip()?;
         if current == candidate.commit {
             return Ok(());

@@ -89,6 +89,7 @@
 
 mod branch;
 mod gate;
+mod loose;
 mod policy;
 mod promotion;
 pub mod refs;

@@ -1,10 +1,12 @@
 //! The patch policy: every rule of SPEC §8 checked before anything is committed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use autopack_core::vocabulary::BuilderMode;
-use git2::{Config, Delta, Diff, Index, IndexEntry, IndexTime, Odb, Oid, Repository, Tree};
+use git2::{
+    Config, Delta, Diff, Index, IndexEntry, IndexTime, ObjectType, Odb, Oid, Repository, Tree,
+};
 use globset::GlobSet;
 
 use crate::branch::IntegrationBranch;
@@ -117,7 +119,8 @@ impl PatchPolicy {
     ///
     /// # Errors
     /// [`CheckError::Violation`] naming the first rule broken and its path, or
-    /// [`CheckError::Git`] when the repository itself fails.
+    /// [`CheckError::Git`] when the repository itself fails, [`CheckError::Io`] when an
+    /// object file cannot be written.
     pub fn check(
         &self,
         branch: &IntegrationBranch,
@@ -142,11 +145,12 @@ impl PatchPolicy {
             .find_commit(base_tip)
             .and_then(|c| c.tree())
             .map_err(git("read base tree"))?;
+        let mut trees = Trees::new(repo);
         // 3. Per-file rules.
         let mut changes = Vec::new();
         let mut declared = BTreeSet::new();
         for delta in diff.deltas() {
-            let change = self.check_delta(&delta, &base_tree)?;
+            let change = self.check_delta(&delta, &base_tree, &mut trees)?;
             declared.insert(change.path.clone());
             if let Some(old) = &change.old_path {
                 declared.insert(old.clone());
@@ -173,7 +177,7 @@ impl PatchPolicy {
             .into());
         }
         // 5. Apply to a scratch tree holding only the declared paths, then splice.
-        let tree = apply_spliced(repo, &base_tree, &diff, &declared)?;
+        let tree = apply_spliced(branch, &mut trees, &base_tree, &diff, &declared)?;
         Ok(CheckedPatch {
             branch_ref: branch.ref_name().to_owned(),
             base_tip,
@@ -184,10 +188,11 @@ impl PatchPolicy {
         })
     }
 
-    fn check_delta(
+    fn check_delta<'r>(
         &self,
         delta: &git2::DiffDelta<'_>,
-        base: &Tree<'_>,
+        base: &Tree<'r>,
+        trees: &mut Trees<'r>,
     ) -> Result<ChangedPath, PolicyViolation> {
         let new_path = delta.new_file().path().map(path_string);
         let old_path = delta.old_file().path().map(path_string);
@@ -222,7 +227,7 @@ impl PatchPolicy {
             return Err(PolicyViolation::Binary { path });
         }
         for p in &paths {
-            if let Some(symlink) = symlinked_parent(base, p) {
+            if let Some(symlink) = symlinked_parent(trees, base, p) {
                 return Err(PolicyViolation::ThroughSymlink {
                     path: p.clone(),
                     symlink,
@@ -249,7 +254,7 @@ impl PatchPolicy {
         if matches!(
             delta.status(),
             Delta::Added | Delta::Renamed | Delta::Copied
-        ) && base.get_path(Path::new(&path)).is_ok()
+        ) && trees.entry(base, &path).is_some()
         {
             return Err(PolicyViolation::DoesNotApply {
                 path,
@@ -494,6 +499,15 @@ pub enum CheckError {
         #[source]
         source: git2::Error,
     },
+    /// Writing an object file failed.
+    #[error("io: {op} failed: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CheckError {
@@ -538,7 +552,7 @@ fn check_components(path: &str) -> Result<(), PolicyViolation> {
 }
 
 /// The first proper ancestor of `path` that is a symlink in `base`.
-fn symlinked_parent(base: &Tree<'_>, path: &str) -> Option<String> {
+fn symlinked_parent<'r>(trees: &mut Trees<'r>, base: &Tree<'r>, path: &str) -> Option<String> {
     let mut prefix = String::new();
     let comps: Vec<&str> = path.split('/').collect();
     for comp in comps.iter().take(comps.len().saturating_sub(1)) {
@@ -546,9 +560,9 @@ fn symlinked_parent(base: &Tree<'_>, path: &str) -> Option<String> {
             prefix.push('/');
         }
         prefix.push_str(comp);
-        match base.get_path(Path::new(&prefix)) {
-            Ok(entry) if entry.filemode() == MODE_LINK => return Some(prefix),
-            Ok(entry) if entry.filemode() == MODE_TREE => {}
+        match trees.entry(base, &prefix) {
+            Some((_, MODE_LINK)) => return Some(prefix),
+            Some((_, MODE_TREE)) => {}
             _ => return None,
         }
     }
@@ -754,18 +768,63 @@ fn unquote(s: &str) -> String {
 // the results into the base tree. The cost grows with the patch and the depth of its
 // paths, not with the size of the repository.
 
-fn apply_spliced(
-    repo: &Repository,
-    base: &Tree<'_>,
+/// Subtrees of the base read once per check: a directory of a hundred files is larger than
+/// libgit2's object cache takes, and each path is looked up several times.
+pub(crate) struct Trees<'r> {
+    repo: &'r Repository,
+    cache: HashMap<Oid, Tree<'r>>,
+}
+
+impl<'r> Trees<'r> {
+    pub(crate) fn new(repo: &'r Repository) -> Trees<'r> {
+        Trees {
+            repo,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn tree(&mut self, id: Oid) -> Result<Tree<'r>, git2::Error> {
+        if let Some(tree) = self.cache.get(&id) {
+            return Ok(tree.clone());
+        }
+        let tree = self.repo.find_tree(id)?;
+        self.cache.insert(id, tree.clone());
+        Ok(tree)
+    }
+
+    /// The id and mode at `path` (`/`-separated) under `root`; `None` when there is none
+    /// (or a tree on the way cannot be read).
+    fn entry(&mut self, root: &Tree<'r>, path: &str) -> Option<(Oid, i32)> {
+        let mut tree = root.clone();
+        let mut comps = path.split('/').peekable();
+        while let Some(comp) = comps.next() {
+            let (id, mode) = tree.get_name(comp).map(|e| (e.id(), e.filemode()))?;
+            if comps.peek().is_none() {
+                return Some((id, mode));
+            }
+            if mode != MODE_TREE {
+                return None;
+            }
+            tree = self.tree(id).ok()?;
+        }
+        None
+    }
+}
+
+fn apply_spliced<'r>(
+    branch: &'r IntegrationBranch,
+    trees: &mut Trees<'r>,
+    base: &Tree<'r>,
     diff: &Diff<'_>,
     declared: &BTreeSet<String>,
 ) -> Result<Oid, CheckError> {
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
+    let repo = branch.repo();
     let first = declared.iter().next().cloned().unwrap_or_default();
-    // The scratch tree, libgit2's apply and its post-image blobs live in a repository whose
-    // only object store is in memory: creating a file in `.git/objects` costs more than all
-    // the rest of a small patch's work, so only the blobs and trees the commit keeps reach
-    // the disk (the post-image copy and the splice below).
+    // The scratch tree, libgit2's apply, the post-image blobs and the spliced trees live in a
+    // repository whose only object store is in memory; only the blobs and trees the new
+    // tree keeps are then written to the repository, each once (creating a file in
+    // `.git/objects` costs more than all the rest of a small patch's work).
     let scratch = Repository::from_odb(Odb::new().map_err(git("scratch object store"))?)
         .map_err(git("scratch repository"))?;
     // An empty configuration: nothing read from disk, and the user's settings (case
@@ -782,8 +841,7 @@ fn apply_spliced(
     let mut before: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
     let mut scratch_index = Index::new().map_err(git("new index"))?;
     for path in declared {
-        if let Ok(entry) = base.get_path(Path::new(path)) {
-            let mode = entry.filemode();
+        if let Some((id, mode)) = trees.entry(base, path) {
             if mode == MODE_TREE {
                 // A file where the base has a directory: let libgit2 see a conflict.
                 return Err(PolicyViolation::DoesNotApply {
@@ -793,14 +851,14 @@ fn apply_spliced(
                 .into());
             }
             // A gitlink's commit is usually absent; apply then fails as it would on disk.
-            if let Ok(object) = odb.read(entry.id()) {
+            if let Ok(object) = odb.read(id) {
                 scratch_odb
                     .write(object.kind(), object.data())
                     .map_err(git("copy preimage"))?;
             }
-            before.insert(path.clone(), (entry.id(), mode));
+            before.insert(path.clone(), (id, mode));
             scratch_index
-                .add(&index_entry(path, entry.id(), mode))
+                .add(&index_entry(path, id, mode))
                 .map_err(git("scratch index"))?;
         }
     }
@@ -854,27 +912,40 @@ fn apply_spliced(
         }
         edits.insert(path.clone(), new.copied());
     }
-    // The post-image blobs the new tree refers to move from memory to the repository.
-    for (id, _) in edits.values().flatten() {
-        let object = scratch_odb.read(*id).map_err(git("read post-image"))?;
-        odb.write(object.kind(), object.data())
-            .map_err(git("write post-image"))?;
-    }
+    let blobs: BTreeSet<Oid> = edits.values().flatten().map(|(id, _)| *id).collect();
     let edits: Vec<(Vec<&str>, Blob)> = edits
         .iter()
         .map(|(p, v)| (p.split('/').collect(), *v))
         .collect();
     let refs: Vec<Edit<'_>> = edits.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
-    match splice(repo, Some(base), &refs, "")? {
-        Some(id) => Ok(id),
+    let mut new_trees = Vec::new();
+    let root = match splice(&scratch, trees, Some(base), &refs, "", &mut new_trees)? {
+        Some(id) => id,
         None => {
-            let empty = repo
+            let empty = scratch
                 .treebuilder(None)
                 .and_then(|b| b.write())
                 .map_err(git("write empty tree"))?;
-            Ok(empty)
+            new_trees.push(empty);
+            empty
         }
+    };
+    // Blobs first, then trees children first: every object on disk is complete.
+    let loose = branch.loose();
+    for (id, kind) in blobs
+        .iter()
+        .map(|id| (*id, ObjectType::Blob))
+        .chain(new_trees.iter().map(|id| (*id, ObjectType::Tree)))
+    {
+        let object = scratch_odb.read(id).map_err(git("read new object"))?;
+        loose
+            .write_hashed(&odb, id, kind, object.data())
+            .map_err(|e| CheckError::Io {
+                op: "write object",
+                source: e,
+            })?;
     }
+    Ok(root)
 }
 
 fn index_entry(path: &str, id: Oid, mode: i32) -> IndexEntry {
@@ -899,16 +970,19 @@ type Blob = Option<(Oid, i32)>;
 
 type Edit<'a> = (&'a [&'a str], Blob);
 
-/// Applies `edits` (component paths → new blob or removal) to `tree`; `None` when the
-/// result is empty.
-fn splice(
-    repo: &Repository,
-    tree: Option<&Tree<'_>>,
+/// Applies `edits` (component paths → new blob or removal) to `tree`, building the new trees
+/// in `scratch` and recording their ids in `written` (children before parents); `None` when
+/// the result is empty.
+fn splice<'r>(
+    scratch: &Repository,
+    trees: &mut Trees<'r>,
+    tree: Option<&Tree<'r>>,
     edits: &[Edit<'_>],
     prefix: &str,
+    written: &mut Vec<Oid>,
 ) -> Result<Option<Oid>, CheckError> {
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
-    let mut builder = repo.treebuilder(tree).map_err(git("tree builder"))?;
+    let mut builder = scratch.treebuilder(tree).map_err(git("tree builder"))?;
     let mut i = 0;
     while i < edits.len() {
         let Some(name) = edits[i].0.first().copied() else {
@@ -970,11 +1044,11 @@ fn splice(
         let removed_here = matches!(direct.first(), Some((_, None)));
         let subtree = match existing {
             _ if removed_here => None,
-            Some((id, MODE_TREE)) => Some(repo.find_tree(id).map_err(git("read subtree"))?),
+            Some((id, MODE_TREE)) => Some(trees.tree(id).map_err(git("read subtree"))?),
             Some(_) => return Err(conflict("a file exists where a directory is needed")),
             None => None,
         };
-        match splice(repo, subtree.as_ref(), &nested, &full)? {
+        match splice(scratch, trees, subtree.as_ref(), &nested, &full, written)? {
             Some(id) => builder
                 .insert(name, id, MODE_TREE)
                 .map_err(git("tree insert"))?,
@@ -989,7 +1063,9 @@ fn splice(
     if builder.is_empty() {
         return Ok(None);
     }
-    builder.write().map(Some).map_err(git("write tree"))
+    let id = builder.write().map_err(git("write tree"))?;
+    written.push(id);
+    Ok(Some(id))
 }
 
 #[cfg(test)]

@@ -328,3 +328,70 @@ fn ci_worktrees_are_created_detached_and_removed() {
     assert!(!fx.path().join(".git/worktrees").join(&name).exists());
     assert_eq!(Snapshot::take(fx.path()), before);
 }
+
+/// `git` itself, in the fixture; `None` when git is not installed.
+fn git(fx: &common::Fixture, args: &[&str]) -> Option<std::process::Output> {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(fx.path())
+        .output()
+        .ok()
+}
+
+#[test]
+fn git_reads_the_objects_and_ref_autopack_writes() {
+    // Blobs, trees and commits reach the repository through our own loose-object writer:
+    // git must find them well-formed, and at the ids libgit2 computed.
+    let fx = Fixture::new();
+    let branch = fx.branch("fsck");
+    let wide = PatchPolicy::for_mode(&BuilderMode::RefactorHeavy);
+    let patches = [
+        edit_readme("hello", "one"),
+        "diff --git a/src/deep/er/new.rs b/src/deep/er/new.rs\nnew file mode 100644\n--- /dev/null\n+++ b/src/deep/er/new.rs\n@@ -0,0 +1 @@\n+fn new() {}\n".to_owned(),
+        "diff --git a/docs/guide.md b/docs/guide.md\ndeleted file mode 100644\n--- a/docs/guide.md\n+++ /dev/null\n@@ -1,3 +0,0 @@\n-# Guide\n-\n-Read me.\n".to_owned(),
+        "diff --git a/src/util.rs b/src/helpers.rs\nsimilarity index 100%\nrename from src/util.rs\nrename to src/helpers.rs\n".to_owned(),
+        "diff --git a/README b/README\nold mode 100644\nnew mode 100755\n".to_owned(),
+        "diff --git a/top/x.txt b/top/x.txt\nnew file mode 100644\n--- /dev/null\n+++ b/top/x.txt\n@@ -0,0 +1 @@\n+x\n".to_owned(),
+    ];
+    let mut last = None;
+    for (i, patch) in patches.iter().enumerate() {
+        let checked = wide.check(&branch, patch.as_bytes()).unwrap();
+        let made = branch.commit(&checked, &info(&format!("p{i}"))).unwrap();
+        let repo = fx.repo();
+        let commit = repo.find_commit(made.commit).unwrap();
+        assert_eq!(commit.tree_id(), checked.tree());
+        assert_eq!(commit.parent_id(0).unwrap(), checked.base_tip());
+        last = Some(made);
+    }
+    let last = last.unwrap();
+    let Some(version) = git(&fx, &["--version"]) else {
+        eprintln!("git is not installed; skipping the git half of this test");
+        return;
+    };
+    assert!(version.status.success());
+    let fsck = git(&fx, &["fsck", "--strict", "--no-dangling"]).unwrap();
+    assert!(
+        fsck.status.success() && fsck.stderr.is_empty(),
+        "git fsck: {}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    let tip = git(&fx, &["rev-parse", "refs/heads/autonomous/fsck"]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tip.stdout).trim(),
+        last.commit.to_string()
+    );
+    let file = git(
+        &fx,
+        &["show", "refs/heads/autonomous/fsck:src/deep/er/new.rs"],
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&file.stdout), "fn new() {}\n");
+    let listed = git(
+        &fx,
+        &["ls-tree", "-r", "--name-only", "refs/heads/autonomous/fsck"],
+    )
+    .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("src/helpers.rs") && !listed.contains("src/util.rs"));
+    assert!(!listed.contains("docs/guide.md") && listed.contains("top/x.txt"));
+}
