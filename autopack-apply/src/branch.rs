@@ -265,6 +265,50 @@ pub(crate) fn open_repo(path: &Path) -> Result<Repository, git2::Error> {
     Repository::open(path)
 }
 
+/// The commit object `git_commit_create_buffer` formats for one parent, author = committer
+/// and no encoding header, from ids alone (libgit2 wants the tree object loaded).
+fn commit_buffer(
+    tree: Oid,
+    parent: Oid,
+    sig: &git2::Signature<'_>,
+    message: &str,
+) -> Result<Vec<u8>, git2::Error> {
+    if message.contains('\0') {
+        return Err(git2::Error::from_str(
+            "the commit message contains a NUL byte",
+        ));
+    }
+    let when = sig.when();
+    let sign = if when.offset_minutes() < 0 || when.sign() == '-' {
+        '-'
+    } else {
+        '+'
+    };
+    let offset = when.offset_minutes().unsigned_abs();
+    let mut person = Vec::with_capacity(sig.name_bytes().len() + sig.email_bytes().len() + 32);
+    person.extend_from_slice(sig.name_bytes());
+    person.extend_from_slice(b" <");
+    person.extend_from_slice(sig.email_bytes());
+    // libgit2 prints the time as a C `unsigned`.
+    person.extend_from_slice(
+        format!(
+            "> {} {sign}{:02}{:02}\n",
+            when.seconds() as u32,
+            offset / 60,
+            offset % 60
+        )
+        .as_bytes(),
+    );
+    let mut out = Vec::with_capacity(2 * person.len() + message.len() + 128);
+    out.extend_from_slice(format!("tree {tree}\nparent {parent}\nauthor ").as_bytes());
+    out.extend_from_slice(&person);
+    out.extend_from_slice(b"committer ");
+    out.extend_from_slice(&person);
+    out.push(b'\n');
+    out.extend_from_slice(message.as_bytes());
+    Ok(out)
+}
+
 /// `main` → `refs/heads/main`; full names are kept.
 pub(crate) fn branch_ref(name: &str) -> String {
     if name.starts_with("refs/") {
@@ -538,22 +582,22 @@ impl IntegrationBranch {
             .repo
             .find_commit(patch.base_tip())
             .map_err(|e| self.git("find parent", e))?;
-        let tree = self
-            .repo
-            .find_tree(patch.tree())
-            .map_err(|e| self.git("find tree", e))?;
+        let odb = self.repo.odb().map_err(|e| self.git("object store", e))?;
+        // Only that it exists: the check wrote it, and reading a large root tree back just
+        // to name its id costs more than formatting the commit.
+        let tree = patch.tree();
+        if !odb.exists(tree) {
+            let missing = git2::Error::from_str(&format!("tree {tree} is not in the repository"));
+            return Err(self.git("find tree", missing));
+        }
         let sig = info
             .signature
             .to_git()
             .map_err(|e| self.git("signature", e))?;
         let message = info.message_for(&self.run_id);
-        // libgit2 formats the commit; the loose writer stores it (see `loose.rs` for why
-        // not `git_commit_create`).
-        let buffer = self
-            .repo
-            .commit_create_buffer(&sig, &sig, &message, &tree, &[&parent])
+        let buffer = commit_buffer(tree, parent.id(), &sig, &message)
             .map_err(|e| self.git("commit candidate", e))?;
-        let odb = self.repo.odb().map_err(|e| self.git("object store", e))?;
+        // Written by the loose writer (see `loose.rs` for why not `git_commit_create`).
         let commit = self
             .loose
             .write(&odb, ObjectType::Commit, &buffer)
@@ -565,7 +609,7 @@ impl IntegrationBranch {
         Ok(AppliedCommit {
             commit,
             parent: parent.id(),
-            tree: tree.id(),
+            tree,
         })
     }
 
@@ -604,26 +648,28 @@ impl IntegrationBranch {
 
     /// [`IntegrationBranch::advance`] after the guard.
     fn move_to(&self, candidate: &AppliedCommit) -> Result<(), ApplyError> {
-        let current = self.tip()?;
-        if current == candidate.commit {
-            return Ok(());
-        }
-        let stale = |found| ApplyError::StaleTip {
-            ref_name: self.ref_name.clone(),
-            expected: candidate.parent,
-            found,
-        };
-        if current != candidate.parent {
-            return Err(stale(current));
-        }
+        // The compare-and-swap itself reads the tip under the ref lock; only when it refuses
+        // do we read the tip to say why (already there, moved, or gone).
         let log = format!("autopack: advance to candidate {}", candidate.commit);
-        match self
-            .repo
-            .reference_matching(&self.ref_name, candidate.commit, true, current, &log)
-        {
+        match self.repo.reference_matching(
+            &self.ref_name,
+            candidate.commit,
+            true,
+            candidate.parent,
+            &log,
+        ) {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == ErrorCode::Modified => {
-                Err(stale(self.tip().unwrap_or(Oid::ZERO_SHA1)))
+            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::NotFound) => {
+                let current = self.tip()?;
+                if current == candidate.commit {
+                    Ok(())
+                } else {
+                    Err(ApplyError::StaleTip {
+                        ref_name: self.ref_name.clone(),
+                        expected: candidate.parent,
+                        found: current,
+                    })
+                }
             }
             Err(e) => Err(self.git("advance", e)),
         }
@@ -710,5 +756,44 @@ impl IntegrationBranch {
                 requested: target,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_buffer_matches_libgit2() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let tree = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let sig0 = git2::Signature::new("p", "p@example.invalid", &git2::Time::new(1, 0)).unwrap();
+        let parent_id = repo.commit(None, &sig0, &sig0, "root", &tree, &[]).unwrap();
+        let parent = repo.find_commit(parent_id).unwrap();
+        let people = [
+            ("autopack", "a@example.invalid", 1_700_000_000, 0),
+            ("  Zoë Ünïcode ", " z@example.invalid ", 1_700_000_000, 330),
+            ("west", "w@example.invalid", 86_400, -90),
+            ("late", "l@example.invalid", 4_000_000_000, -1),
+            ("far", "f@example.invalid", 1_234_567_890, 14 * 60 + 59),
+        ];
+        let messages = ["one line", "subject\n\nbody\n\nTrailer: x\n", ""];
+        for (name, email, seconds, offset) in people {
+            let sig = git2::Signature::new(name, email, &git2::Time::new(seconds, offset)).unwrap();
+            for message in messages {
+                let ours = commit_buffer(tree.id(), parent_id, &sig, message).unwrap();
+                let theirs = repo
+                    .commit_create_buffer(&sig, &sig, message, &tree, &[&parent])
+                    .unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&ours),
+                    String::from_utf8_lossy(&theirs)
+                );
+            }
+        }
+        assert!(commit_buffer(tree.id(), parent_id, &sig0, "a\0b").is_err());
     }
 }
