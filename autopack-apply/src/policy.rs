@@ -2,11 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use autopack_core::vocabulary::BuilderMode;
-use git2::{
-    Config, Delta, Diff, Index, IndexEntry, IndexTime, ObjectType, Odb, Oid, Repository, Tree,
-};
+use git2::{Config, Delta, Diff, Index, IndexEntry, IndexTime, ObjectType, Odb, Oid, Repository};
 use globset::GlobSet;
 
 use crate::branch::IntegrationBranch;
@@ -143,14 +142,14 @@ impl PatchPolicy {
         let base_tip = branch.tip().map_err(|e| CheckError::Branch(Box::new(e)))?;
         let base_tree = repo
             .find_commit(base_tip)
-            .and_then(|c| c.tree())
+            .map(|c| c.tree_id())
             .map_err(git("read base tree"))?;
-        let mut trees = Trees::new(repo);
+        let mut trees = Trees::new(repo.odb().map_err(git("object store"))?);
         // 3. Per-file rules.
         let mut changes = Vec::new();
         let mut declared = BTreeSet::new();
         for delta in diff.deltas() {
-            let change = self.check_delta(&delta, &base_tree, &mut trees)?;
+            let change = self.check_delta(&delta, base_tree, &mut trees)?;
             declared.insert(change.path.clone());
             if let Some(old) = &change.old_path {
                 declared.insert(old.clone());
@@ -177,7 +176,7 @@ impl PatchPolicy {
             .into());
         }
         // 5. Apply to a scratch tree holding only the declared paths, then splice.
-        let tree = apply_spliced(branch, &mut trees, &base_tree, &diff, &declared)?;
+        let tree = apply_spliced(branch, &mut trees, base_tree, &diff, &declared)?;
         Ok(CheckedPatch {
             branch_ref: branch.ref_name().to_owned(),
             base_tip,
@@ -188,11 +187,11 @@ impl PatchPolicy {
         })
     }
 
-    fn check_delta<'r>(
+    fn check_delta(
         &self,
         delta: &git2::DiffDelta<'_>,
-        base: &Tree<'r>,
-        trees: &mut Trees<'r>,
+        base: Oid,
+        trees: &mut Trees<'_>,
     ) -> Result<ChangedPath, PolicyViolation> {
         let new_path = delta.new_file().path().map(path_string);
         let old_path = delta.old_file().path().map(path_string);
@@ -552,7 +551,7 @@ fn check_components(path: &str) -> Result<(), PolicyViolation> {
 }
 
 /// The first proper ancestor of `path` that is a symlink in `base`.
-fn symlinked_parent<'r>(trees: &mut Trees<'r>, base: &Tree<'r>, path: &str) -> Option<String> {
+fn symlinked_parent(trees: &mut Trees<'_>, base: Oid, path: &str) -> Option<String> {
     let mut prefix = String::new();
     let comps: Vec<&str> = path.split('/').collect();
     for comp in comps.iter().take(comps.len().saturating_sub(1)) {
@@ -768,63 +767,167 @@ fn unquote(s: &str) -> String {
 // the results into the base tree. The cost grows with the patch and the depth of its
 // paths, not with the size of the repository.
 
-/// Subtrees of the base read once per check: a directory of a hundred files is larger than
-/// libgit2's object cache takes, and each path is looked up several times.
+/// Trees of the base read once per check, as their raw object bytes: a directory of a
+/// hundred files is larger than libgit2's object cache takes, and each path is looked up
+/// several times.
 pub(crate) struct Trees<'r> {
-    repo: &'r Repository,
-    cache: HashMap<Oid, Tree<'r>>,
+    odb: Odb<'r>,
+    cache: HashMap<Oid, Rc<Vec<u8>>>,
 }
 
 impl<'r> Trees<'r> {
-    pub(crate) fn new(repo: &'r Repository) -> Trees<'r> {
+    pub(crate) fn new(odb: Odb<'r>) -> Trees<'r> {
         Trees {
-            repo,
+            odb,
             cache: HashMap::new(),
         }
     }
 
-    fn tree(&mut self, id: Oid) -> Result<Tree<'r>, git2::Error> {
-        if let Some(tree) = self.cache.get(&id) {
-            return Ok(tree.clone());
+    fn raw(&mut self, id: Oid) -> Result<Rc<Vec<u8>>, git2::Error> {
+        if let Some(bytes) = self.cache.get(&id) {
+            return Ok(Rc::clone(bytes));
         }
-        let tree = self.repo.find_tree(id)?;
-        self.cache.insert(id, tree.clone());
-        Ok(tree)
+        let object = self.odb.read(id)?;
+        if object.kind() != ObjectType::Tree {
+            return Err(git2::Error::from_str(&format!("{id} is not a tree")));
+        }
+        let bytes = Rc::new(object.data().to_vec());
+        self.cache.insert(id, Rc::clone(&bytes));
+        Ok(bytes)
     }
 
-    /// The id and mode at `path` (`/`-separated) under `root`; `None` when there is none
-    /// (or a tree on the way cannot be read).
-    fn entry(&mut self, root: &Tree<'r>, path: &str) -> Option<(Oid, i32)> {
-        let mut tree = root.clone();
+    /// The id and mode at `path` (`/`-separated) under the tree `root`; `None` when there
+    /// is none (or a tree on the way cannot be read).
+    fn entry(&mut self, root: Oid, path: &str) -> Option<(Oid, i32)> {
+        let mut tree = root;
         let mut comps = path.split('/').peekable();
         while let Some(comp) = comps.next() {
-            let (id, mode) = tree.get_name(comp).map(|e| (e.id(), e.filemode()))?;
+            let bytes = self.raw(tree).ok()?;
+            let found = parse_tree(&bytes)
+                .ok()?
+                .into_iter()
+                .find(|e| e.name == comp.as_bytes())?;
             if comps.peek().is_none() {
-                return Some((id, mode));
+                return Some((found.id, found.mode));
             }
-            if mode != MODE_TREE {
+            if found.mode != MODE_TREE {
                 return None;
             }
-            tree = self.tree(id).ok()?;
+            tree = found.id;
         }
         None
     }
 }
 
-fn apply_spliced<'r>(
-    branch: &'r IntegrationBranch,
-    trees: &mut Trees<'r>,
-    base: &Tree<'r>,
+/// One entry of a tree object: `{mode} {name}\0{id}` at `span` in the object's bytes.
+struct RawEntry<'a> {
+    mode: i32,
+    name: &'a [u8],
+    id: Oid,
+    span: std::ops::Range<usize>,
+}
+
+fn parse_tree(bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, git2::Error> {
+    let bad = || git2::Error::from_str("malformed tree object");
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let space = rest.iter().position(|b| *b == b' ').ok_or_else(bad)?;
+        let nul = rest.iter().position(|b| *b == 0).ok_or_else(bad)?;
+        if nul < space || rest.len() < nul + 21 {
+            return Err(bad());
+        }
+        let mode = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|m| i32::from_str_radix(m, 8).ok())
+            .ok_or_else(bad)?;
+        let id = Oid::from_bytes(&rest[nul + 1..nul + 21])?;
+        out.push(RawEntry {
+            mode,
+            name: &rest[space + 1..nul],
+            id,
+            span: at..at + nul + 21,
+        });
+        at += nul + 21;
+    }
+    Ok(out)
+}
+
+/// Git's order of tree entries: by name, a tree's name read as if it ended in `/`.
+fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Ordering {
+    let n = a.len().min(b.len());
+    a[..n].cmp(&b[..n]).then_with(|| {
+        let end = |name: &[u8], tree: bool| match name.get(n) {
+            Some(c) => *c,
+            None if tree => b'/',
+            None => 0,
+        };
+        end(a, a_tree).cmp(&end(b, b_tree))
+    })
+}
+
+/// An entry of a tree being rebuilt: kept from the base (its bytes are copied) or new.
+enum Slot<'a> {
+    Kept(&'a RawEntry<'a>),
+    New { name: &'a [u8], mode: i32, id: Oid },
+}
+
+impl Slot<'_> {
+    fn name(&self) -> &[u8] {
+        match self {
+            Slot::Kept(e) => e.name,
+            Slot::New { name, .. } => name,
+        }
+    }
+
+    fn mode(&self) -> i32 {
+        match self {
+            Slot::Kept(e) => e.mode,
+            Slot::New { mode, .. } => *mode,
+        }
+    }
+}
+
+/// The tree object holding `slots`, in git's order.
+fn serialize_tree(base: &[u8], mut slots: Vec<Slot<'_>>) -> Vec<u8> {
+    slots.sort_by(|a, b| {
+        git_order(
+            a.name(),
+            a.mode() == MODE_TREE,
+            b.name(),
+            b.mode() == MODE_TREE,
+        )
+    });
+    let mut out = Vec::with_capacity(base.len() + 64);
+    for slot in &slots {
+        match slot {
+            Slot::Kept(e) => out.extend_from_slice(&base[e.span.clone()]),
+            Slot::New { name, mode, id } => {
+                out.extend_from_slice(format!("{mode:o} ").as_bytes());
+                out.extend_from_slice(name);
+                out.push(0);
+                out.extend_from_slice(id.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+fn apply_spliced(
+    branch: &IntegrationBranch,
+    trees: &mut Trees<'_>,
+    base: Oid,
     diff: &Diff<'_>,
     declared: &BTreeSet<String>,
 ) -> Result<Oid, CheckError> {
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
     let repo = branch.repo();
     let first = declared.iter().next().cloned().unwrap_or_default();
-    // The scratch tree, libgit2's apply, the post-image blobs and the spliced trees live in a
-    // repository whose only object store is in memory; only the blobs and trees the new
-    // tree keeps are then written to the repository, each once (creating a file in
-    // `.git/objects` costs more than all the rest of a small patch's work).
+    // The scratch tree, libgit2's apply and the post-image blobs live in a repository whose
+    // only object store is in memory; only the blobs and trees the new tree keeps are then
+    // written to the repository, each once (creating a file in `.git/objects` costs more
+    // than all the rest of a small patch's work).
     let scratch = Repository::from_odb(Odb::new().map_err(git("scratch object store"))?)
         .map_err(git("scratch repository"))?;
     // An empty configuration: nothing read from disk, and the user's settings (case
@@ -919,31 +1022,30 @@ fn apply_spliced<'r>(
         .collect();
     let refs: Vec<Edit<'_>> = edits.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
     let mut new_trees = Vec::new();
-    let root = match splice(&scratch, trees, Some(base), &refs, "", &mut new_trees)? {
+    let root = match splice(trees, Some(base), &refs, "", &mut new_trees)? {
         Some(id) => id,
         None => {
-            let empty = scratch
-                .treebuilder(None)
-                .and_then(|b| b.write())
-                .map_err(git("write empty tree"))?;
-            new_trees.push(empty);
+            let empty = Oid::hash_object(ObjectType::Tree, &[]).map_err(git("empty tree"))?;
+            new_trees.push((empty, Vec::new()));
             empty
         }
     };
     // Blobs first, then trees children first: every object on disk is complete.
     let loose = branch.loose();
-    for (id, kind) in blobs
-        .iter()
-        .map(|id| (*id, ObjectType::Blob))
-        .chain(new_trees.iter().map(|id| (*id, ObjectType::Tree)))
-    {
-        let object = scratch_odb.read(id).map_err(git("read new object"))?;
+    let io = |source| CheckError::Io {
+        op: "write object",
+        source,
+    };
+    for id in blobs {
+        let object = scratch_odb.read(id).map_err(git("read post-image"))?;
         loose
-            .write_hashed(&odb, id, kind, object.data())
-            .map_err(|e| CheckError::Io {
-                op: "write object",
-                source: e,
-            })?;
+            .write_hashed(&odb, id, ObjectType::Blob, object.data())
+            .map_err(io)?;
+    }
+    for (id, bytes) in &new_trees {
+        loose
+            .write_hashed(&odb, *id, ObjectType::Tree, bytes)
+            .map_err(io)?;
     }
     Ok(root)
 }
@@ -970,19 +1072,36 @@ type Blob = Option<(Oid, i32)>;
 
 type Edit<'a> = (&'a [&'a str], Blob);
 
-/// Applies `edits` (component paths → new blob or removal) to `tree`, building the new trees
-/// in `scratch` and recording their ids in `written` (children before parents); `None` when
-/// the result is empty.
-fn splice<'r>(
-    scratch: &Repository,
-    trees: &mut Trees<'r>,
-    tree: Option<&Tree<'r>>,
+/// Puts `name` → `value` into `slots` (`None` removes it).
+fn set_slot<'a>(slots: &mut Vec<Slot<'a>>, name: &'a [u8], value: Option<(Oid, i32)>) {
+    let at = slots.iter().position(|s| s.name() == name);
+    match (at, value) {
+        (Some(k), Some((id, mode))) => slots[k] = Slot::New { name, mode, id },
+        (None, Some((id, mode))) => slots.push(Slot::New { name, mode, id }),
+        (Some(k), None) => {
+            slots.remove(k);
+        }
+        (None, None) => {}
+    }
+}
+
+/// Applies `edits` (component paths → new blob or removal) to the tree `tree`, building the
+/// new trees' bytes and recording them with their ids in `written` (children before
+/// parents); `None` when the result is empty.
+fn splice(
+    trees: &mut Trees<'_>,
+    tree: Option<Oid>,
     edits: &[Edit<'_>],
     prefix: &str,
-    written: &mut Vec<Oid>,
+    written: &mut Vec<(Oid, Vec<u8>)>,
 ) -> Result<Option<Oid>, CheckError> {
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
-    let mut builder = scratch.treebuilder(tree).map_err(git("tree builder"))?;
+    let base = match tree {
+        Some(id) => trees.raw(id).map_err(git("read tree"))?,
+        None => Rc::new(Vec::new()),
+    };
+    let entries = parse_tree(&base).map_err(git("read tree"))?;
+    let mut slots: Vec<Slot<'_>> = entries.iter().map(Slot::Kept).collect();
     let mut i = 0;
     while i < edits.len() {
         let Some(name) = edits[i].0.first().copied() else {
@@ -1013,10 +1132,11 @@ fn splice<'r>(
             .filter(|(c, _)| c.len() > 1)
             .map(|(c, v)| (&c[1..], *v))
             .collect();
-        let existing = builder
-            .get(name)
-            .map_err(git("tree lookup"))?
-            .map(|e| (e.id(), e.filemode()));
+        let at = slots.iter().position(|s| s.name() == name.as_bytes());
+        let existing = at.map(|k| match &slots[k] {
+            Slot::Kept(e) => (e.id, e.mode),
+            Slot::New { id, mode, .. } => (*id, *mode),
+        });
         if let Some((_, value)) = direct.first() {
             match value {
                 Some((id, mode)) => {
@@ -1026,15 +1146,11 @@ fn splice<'r>(
                     if matches!(existing, Some((_, MODE_TREE))) {
                         return Err(conflict("a directory exists at this path"));
                     }
-                    builder
-                        .insert(name, *id, *mode)
-                        .map_err(git("tree insert"))?;
+                    set_slot(&mut slots, name.as_bytes(), Some((*id, *mode)));
                     continue;
                 }
                 None => {
-                    if existing.is_some() {
-                        builder.remove(name).map_err(git("tree remove"))?;
-                    }
+                    set_slot(&mut slots, name.as_bytes(), None);
                     if nested.is_empty() {
                         continue;
                     }
@@ -1044,33 +1160,84 @@ fn splice<'r>(
         let removed_here = matches!(direct.first(), Some((_, None)));
         let subtree = match existing {
             _ if removed_here => None,
-            Some((id, MODE_TREE)) => Some(trees.tree(id).map_err(git("read subtree"))?),
+            Some((id, MODE_TREE)) => Some(id),
             Some(_) => return Err(conflict("a file exists where a directory is needed")),
             None => None,
         };
-        match splice(scratch, trees, subtree.as_ref(), &nested, &full, written)? {
-            Some(id) => builder
-                .insert(name, id, MODE_TREE)
-                .map_err(git("tree insert"))?,
-            None => {
-                if builder.get(name).map_err(git("tree lookup"))?.is_some() {
-                    builder.remove(name).map_err(git("tree remove"))?;
-                }
-                continue;
-            }
-        };
+        let new = splice(trees, subtree, &nested, &full, written)?;
+        set_slot(&mut slots, name.as_bytes(), new.map(|id| (id, MODE_TREE)));
     }
-    if builder.is_empty() {
+    if slots.is_empty() {
         return Ok(None);
     }
-    let id = builder.write().map_err(git("write tree"))?;
-    written.push(id);
+    let bytes = serialize_tree(&base, slots);
+    let id = Oid::hash_object(ObjectType::Tree, &bytes).map_err(git("hash tree"))?;
+    written.push((id, bytes));
     Ok(Some(id))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splice_builds_the_trees_libgit2_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let blob = |s: &str| repo.blob(s.as_bytes()).unwrap();
+        // Names whose byte order differs from git's tree order ("a" sorts as "a/").
+        let mut sub = repo.treebuilder(None).unwrap();
+        sub.insert("x", blob("x"), MODE_BLOB).unwrap();
+        sub.insert("w", blob("w"), MODE_BLOB).unwrap();
+        let sub = sub.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        for name in ["a-b", "a.c", "a0", "ab", "b"] {
+            root.insert(name, blob(name), MODE_BLOB).unwrap();
+        }
+        root.insert("a", sub, MODE_TREE).unwrap();
+        root.insert("c", sub, MODE_TREE).unwrap();
+        let base = root.write().unwrap();
+        let file = |s: &str| Some((blob(s), MODE_BLOB));
+        let cases: Vec<Vec<(&str, Blob)>> = vec![
+            vec![("a/y", file("y"))],
+            vec![("a-", file("new"))],
+            vec![("a.b/new", file("new")), ("a/x", None)],
+            vec![("ab", None), ("b", Some((blob("b"), MODE_EXEC)))],
+            vec![("c/deep/er", file("deep")), ("c/x", None)],
+            vec![("a", None), ("zz", file("zz"))],
+        ];
+        for edits in cases {
+            let mut sorted = edits.clone();
+            sorted.sort_by(|a, b| a.0.cmp(b.0));
+            let comps: Vec<(Vec<&str>, Blob)> = sorted
+                .iter()
+                .map(|(p, v)| (p.split('/').collect(), *v))
+                .collect();
+            let refs: Vec<Edit<'_>> = comps.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
+            let mut trees = Trees::new(repo.odb().unwrap());
+            let mut written = Vec::new();
+            let ours = splice(&mut trees, Some(base), &refs, "", &mut written)
+                .unwrap()
+                .unwrap();
+            let mut update = git2::build::TreeUpdateBuilder::new();
+            for (path, value) in &edits {
+                match value {
+                    Some((id, MODE_EXEC)) => {
+                        update.upsert(*path, *id, git2::FileMode::BlobExecutable)
+                    }
+                    Some((id, _)) => update.upsert(*path, *id, git2::FileMode::Blob),
+                    None => update.remove(*path),
+                };
+            }
+            let theirs = update
+                .create_updated(&repo, &repo.find_tree(base).unwrap())
+                .unwrap();
+            assert_eq!(ours, theirs, "{edits:?}");
+            for (id, bytes) in &written {
+                assert_eq!(Oid::hash_object(ObjectType::Tree, bytes).unwrap(), *id);
+            }
+        }
+    }
 
     #[test]
     fn unquotes_git_paths() {
