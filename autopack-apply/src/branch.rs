@@ -7,7 +7,7 @@ use autopack_core::ids::{PhaseId, RunId, TierId};
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
 use crate::loose::LooseWriter;
-use crate::policy::CheckedPatch;
+use crate::policy::{CheckedPatch, TreeCache};
 use crate::refs::{ProtectedRefs, integration_ref, snapshot_tag_name, snapshot_tag_ref};
 
 /// Options of [`IntegrationBranch::create`] and [`IntegrationBranch::open`].
@@ -244,6 +244,7 @@ pub enum ApplyError {
 pub struct IntegrationBranch {
     repo: Repository,
     loose: LooseWriter,
+    trees: TreeCache,
     path: PathBuf,
     run_id: RunId,
     ref_name: String,
@@ -390,6 +391,7 @@ impl IntegrationBranch {
         Ok(IntegrationBranch {
             repo,
             loose,
+            trees: TreeCache::default(),
             path: path.to_owned(),
             run_id: run_id.clone(),
             ref_name: integration_ref(run_id),
@@ -461,6 +463,10 @@ impl IntegrationBranch {
 
     pub(crate) fn loose(&self) -> &LooseWriter {
         &self.loose
+    }
+
+    pub(crate) fn tree_cache(&self) -> &TreeCache {
+        &self.trees
     }
 
     /// The branch's current tip, read from the ref now.
@@ -606,6 +612,7 @@ impl IntegrationBranch {
                 repo: self.path.clone(),
                 source,
             })?;
+        self.trees.note_commit(commit, tree);
         Ok(AppliedCommit {
             commit,
             parent: parent.id(),

@@ -1,8 +1,9 @@
 //! The patch policy: every rule of SPEC §8 checked before anything is committed.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use autopack_core::vocabulary::BuilderMode;
 use git2::{Config, Delta, Diff, Index, IndexEntry, IndexTime, ObjectType, Odb, Oid, Repository};
@@ -140,11 +141,15 @@ impl PatchPolicy {
         }
         let repo = branch.repo();
         let base_tip = branch.tip().map_err(|e| CheckError::Branch(Box::new(e)))?;
-        let base_tree = repo
-            .find_commit(base_tip)
-            .map(|c| c.tree_id())
-            .map_err(git("read base tree"))?;
-        let mut trees = Trees::new(repo.odb().map_err(git("object store"))?);
+        let cache = branch.tree_cache();
+        let base_tree = match cache.tree_of(base_tip) {
+            Some(tree) => tree,
+            None => repo
+                .find_commit(base_tip)
+                .map(|c| c.tree_id())
+                .map_err(git("read base tree"))?,
+        };
+        let mut trees = Trees::new(repo.odb().map_err(git("object store"))?, cache);
         // 3. Per-file rules.
         let mut changes = Vec::new();
         let mut declared = BTreeSet::new();
@@ -767,32 +772,72 @@ fn unquote(s: &str) -> String {
 // the results into the base tree. The cost grows with the patch and the depth of its
 // paths, not with the size of the repository.
 
-/// Trees of the base read once per check, as their raw object bytes: a directory of a
-/// hundred files is larger than libgit2's object cache takes, and each path is looked up
-/// several times.
-pub(crate) struct Trees<'r> {
-    odb: Odb<'r>,
-    cache: HashMap<Oid, Rc<Vec<u8>>>,
+/// Raw tree objects a branch handle has read or written, and the tree of the last commit it
+/// wrote: the base of a check is usually the tree the previous commit wrote, and its
+/// directories are often the ones the previous patches touched. Reading one back costs a
+/// file read, an inflate and a hash check (a directory of a hundred files is larger than
+/// libgit2's object cache takes). Objects are immutable, so entries never go stale; the
+/// cache is emptied when it would exceed [`TREE_CACHE_BYTES`].
+#[derive(Default)]
+pub(crate) struct TreeCache {
+    trees: RefCell<HashMap<Oid, Arc<Vec<u8>>>>,
+    bytes: Cell<usize>,
+    last_commit: Cell<Option<(Oid, Oid)>>,
 }
 
-impl<'r> Trees<'r> {
-    pub(crate) fn new(odb: Odb<'r>) -> Trees<'r> {
-        Trees {
-            odb,
-            cache: HashMap::new(),
+/// Upper bound of [`TreeCache`]'s tree bytes.
+const TREE_CACHE_BYTES: usize = 16 << 20;
+
+impl TreeCache {
+    fn get(&self, id: Oid) -> Option<Arc<Vec<u8>>> {
+        self.trees.borrow().get(&id).cloned()
+    }
+
+    fn put(&self, id: Oid, bytes: Arc<Vec<u8>>) {
+        let mut trees = self.trees.borrow_mut();
+        if self.bytes.get() + bytes.len() > TREE_CACHE_BYTES {
+            trees.clear();
+            self.bytes.set(0);
+        }
+        let len = bytes.len();
+        if trees.insert(id, bytes).is_none() {
+            self.bytes.set(self.bytes.get() + len);
         }
     }
 
-    fn raw(&mut self, id: Oid) -> Result<Rc<Vec<u8>>, git2::Error> {
-        if let Some(bytes) = self.cache.get(&id) {
-            return Ok(Rc::clone(bytes));
+    /// Remembers that `commit` (just written) has the tree `tree`.
+    pub(crate) fn note_commit(&self, commit: Oid, tree: Oid) {
+        self.last_commit.set(Some((commit, tree)));
+    }
+
+    fn tree_of(&self, commit: Oid) -> Option<Oid> {
+        self.last_commit
+            .get()
+            .and_then(|(c, tree)| (c == commit).then_some(tree))
+    }
+}
+
+/// The trees a check reads, through the branch's [`TreeCache`].
+pub(crate) struct Trees<'r> {
+    odb: Odb<'r>,
+    cache: &'r TreeCache,
+}
+
+impl<'r> Trees<'r> {
+    pub(crate) fn new(odb: Odb<'r>, cache: &'r TreeCache) -> Trees<'r> {
+        Trees { odb, cache }
+    }
+
+    fn raw(&mut self, id: Oid) -> Result<Arc<Vec<u8>>, git2::Error> {
+        if let Some(bytes) = self.cache.get(id) {
+            return Ok(bytes);
         }
         let object = self.odb.read(id)?;
         if object.kind() != ObjectType::Tree {
             return Err(git2::Error::from_str(&format!("{id} is not a tree")));
         }
-        let bytes = Rc::new(object.data().to_vec());
-        self.cache.insert(id, Rc::clone(&bytes));
+        let bytes = Arc::new(object.data().to_vec());
+        self.cache.put(id, Arc::clone(&bytes));
         Ok(bytes)
     }
 
@@ -1042,10 +1087,11 @@ fn apply_spliced(
             .write_hashed(&odb, id, ObjectType::Blob, object.data())
             .map_err(io)?;
     }
-    for (id, bytes) in &new_trees {
+    for (id, bytes) in new_trees {
         loose
-            .write_hashed(&odb, *id, ObjectType::Tree, bytes)
+            .write_hashed(&odb, id, ObjectType::Tree, &bytes)
             .map_err(io)?;
+        trees.cache.put(id, Arc::new(bytes));
     }
     Ok(root)
 }
@@ -1098,7 +1144,7 @@ fn splice(
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
     let base = match tree {
         Some(id) => trees.raw(id).map_err(git("read tree"))?,
-        None => Rc::new(Vec::new()),
+        None => Arc::new(Vec::new()),
     };
     let entries = parse_tree(&base).map_err(git("read tree"))?;
     let mut slots: Vec<Slot<'_>> = entries.iter().map(Slot::Kept).collect();
@@ -1214,7 +1260,8 @@ mod tests {
                 .map(|(p, v)| (p.split('/').collect(), *v))
                 .collect();
             let refs: Vec<Edit<'_>> = comps.iter().map(|(c, v)| (c.as_slice(), *v)).collect();
-            let mut trees = Trees::new(repo.odb().unwrap());
+            let cache = TreeCache::default();
+            let mut trees = Trees::new(repo.odb().unwrap(), &cache);
             let mut written = Vec::new();
             let ours = splice(&mut trees, Some(base), &refs, "", &mut written)
                 .unwrap()
