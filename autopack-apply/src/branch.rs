@@ -584,24 +584,23 @@ impl IntegrationBranch {
                 ref_name: self.ref_name.clone(),
             });
         }
-        let parent = self
-            .repo
-            .find_commit(patch.base_tip())
-            .map_err(|e| self.git("find parent", e))?;
         let odb = self.repo.odb().map_err(|e| self.git("object store", e))?;
-        // Only that it exists: the check wrote it, and reading a large root tree back just
-        // to name its id costs more than formatting the commit.
+        // The check found both (the tip it read, the tree it wrote); only make sure neither
+        // has gone since, without reading them back.
+        let parent = patch.base_tip();
         let tree = patch.tree();
-        if !odb.exists(tree) {
-            let missing = git2::Error::from_str(&format!("tree {tree} is not in the repository"));
-            return Err(self.git("find tree", missing));
+        for (id, what) in [(parent, "find parent"), (tree, "find tree")] {
+            if !odb.exists(id) {
+                let missing = git2::Error::from_str(&format!("{id} is not in the repository"));
+                return Err(self.git(what, missing));
+            }
         }
         let sig = info
             .signature
             .to_git()
             .map_err(|e| self.git("signature", e))?;
         let message = info.message_for(&self.run_id);
-        let buffer = commit_buffer(tree, parent.id(), &sig, &message)
+        let buffer = commit_buffer(tree, parent, &sig, &message)
             .map_err(|e| self.git("commit candidate", e))?;
         // Written by the loose writer (see `loose.rs` for why not `git_commit_create`).
         let commit = self
@@ -615,7 +614,7 @@ impl IntegrationBranch {
         self.trees.note_commit(commit, tree);
         Ok(AppliedCommit {
             commit,
-            parent: parent.id(),
+            parent,
             tree,
         })
     }

@@ -26,6 +26,8 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct LooseWriter {
     objects: PathBuf,
     fsync: bool,
+    /// Part of temporary file names (`getpid` is a system call each time).
+    pid: u32,
     /// One compressor for every object: setting up zlib allocates and clears a few hundred
     /// kilobytes, more work than compressing a small tree.
     encoder: RefCell<ZlibEncoder<Vec<u8>>>,
@@ -47,6 +49,7 @@ impl LooseWriter {
         LooseWriter {
             objects,
             fsync,
+            pid: std::process::id(),
             // Best speed, as git's `core.looseCompression` default and libgit2.
             encoder: RefCell::new(ZlibEncoder::new(Vec::new(), Compression::fast())),
         }
@@ -87,7 +90,7 @@ impl LooseWriter {
         let target = dir.join(&hex[2..]);
         let tmp = self.objects.join(format!(
             "tmp_obj_autopack_{}_{}",
-            std::process::id(),
+            self.pid,
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let result = self
