@@ -285,27 +285,8 @@ impl Supervisor {
     /// decided before anything changes. [`SupervisorError::Lifecycle`] means a bug in the
     /// Supervisor; it stops accepting inputs ([`SupervisorError::Poisoned`]).
     pub fn handle(&mut self, input: Input) -> Result<(), SupervisorError> {
-        if let Input::Start {
-            at,
-            plan,
-            strategy,
-            backlog,
-            ..
-        } = &input
-        {
-            if self.active.is_some() {
-                return Err(SupervisorError::AlreadyStarted);
-            }
-            let active = setup::start(*at, plan, strategy, backlog, SupervisorConfig::default())?;
-            self.active = Some(Box::new(active));
-            let Some(active) = self.active.as_deref_mut() else {
-                return Ok(());
-            };
-            let mut ctx = Ctx {
-                a: active,
-                actions: &mut self.actions,
-            };
-            return ctx.begin(*at);
+        if let Input::Start { .. } = input {
+            return self.start_with(input, SupervisorConfig::default());
         }
         if let Some(reason) = &self.poisoned {
             return Err(SupervisorError::Poisoned(reason.clone()));
@@ -359,14 +340,14 @@ impl Supervisor {
             plan,
             strategy,
             backlog,
-        } = &input
+        } = input
         else {
             return Err(SupervisorError::NotStarted { got: input.kind() });
         };
         if self.active.is_some() {
             return Err(SupervisorError::AlreadyStarted);
         }
-        let active = setup::start(*at, plan, strategy, backlog, config)?;
+        let active = setup::start(at, plan, &strategy, &backlog, config)?;
         self.active = Some(Box::new(active));
         let Some(active) = self.active.as_deref_mut() else {
             return Ok(());
@@ -375,7 +356,7 @@ impl Supervisor {
             a: active,
             actions: &mut self.actions,
         };
-        ctx.begin(*at)
+        ctx.begin(at)
     }
 }
 
@@ -684,13 +665,14 @@ impl Ctx<'_> {
             self.phase(at_).caps.max_builder_attempts + self.work().extra_builder_attempts;
         let record = &mut self.a.record.tiers[at_.tier].phases[at_.phase];
         record.usage.builder_attempts = attempt;
+        let name = record.name.clone();
         let p = self.phase(at_);
         let request = BuilderRequest {
             run_id: self.a.run.run_id.clone(),
             tier_id: p.tier_id.clone(),
             phase_id: p.phase_id.clone(),
             phase_index: p.phase_index,
-            name: p.name.clone(),
+            name,
             description: p.description.clone(),
             task_category: p.task_category.clone(),
             complexity: p.complexity,
