@@ -117,11 +117,21 @@ pub fn replay<S: RunStore, E: DeserializeOwned>(
         .entries
         .iter()
         .enumerate()
-        .map(|(i, line)| {
-            crate::json::from_str(line, format!("journal {run_id} entry {}", i + 1))
-                .map_err(JournalError::Parse)
-        })
+        .map(|(i, line)| parse_entry(run_id, i, line).map_err(JournalError::Parse))
         .collect()
+}
+
+/// Parses entry `index` (from 0) of `run_id`'s journal; an error names it
+/// `journal {run_id} entry {index + 1}`.
+///
+/// # Errors
+/// A [`JsonError`] naming the entry and the JSON path at fault.
+pub fn parse_entry<E: DeserializeOwned>(
+    run_id: &RunId,
+    index: usize,
+    line: &str,
+) -> Result<E, JsonError> {
+    crate::json::from_str_named(line, || format!("journal {run_id} entry {}", index + 1))
 }
 
 /// An error of [`MemoryRunStore`].

@@ -52,6 +52,18 @@ pub fn from_str<T: DeserializeOwned>(
     text: &str,
     source: impl Into<String>,
 ) -> Result<T, JsonError> {
+    from_str_named(text, move || source.into())
+}
+
+/// As [`from_str`], but the source's name is made only when there is an error: no
+/// allocation per document when parsing many (the entries of a journal).
+///
+/// # Errors
+/// As [`from_str`].
+pub fn from_str_named<T: DeserializeOwned>(
+    text: &str,
+    source: impl FnOnce() -> String,
+) -> Result<T, JsonError> {
     // Tracking the path costs an allocation per object key, so the document is parsed
     // untracked first; only a document that fails is parsed again to name the path.
     // Parsing is deterministic, so the second pass fails at the same place.
@@ -61,7 +73,7 @@ pub fn from_str<T: DeserializeOwned>(
     {
         return Ok(value);
     }
-    from_str_tracked(text, source.into())
+    from_str_tracked(text, source())
 }
 
 #[cold]
@@ -131,9 +143,7 @@ where
         expecting: &'static str,
         parse: F,
     }
-    impl<T, E: std::fmt::Display, F: FnOnce(&str) -> Result<T, E>> serde::de::Visitor<'_>
-        for Via<F>
-    {
+    impl<T, E: std::fmt::Display, F: FnOnce(&str) -> Result<T, E>> serde::de::Visitor<'_> for Via<F> {
         type Value = T;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str(self.expecting)

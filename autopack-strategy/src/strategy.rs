@@ -513,7 +513,11 @@ impl<'de> Deserialize<'de> for PhaseStrategies {
                         Ok(PhaseStrategies { slices, keys: None })
                     }
                     None => Ok(PhaseStrategies::from_slices(slices)),
-                    Some(keys) => Ok(keys.into_iter().zip(slices).collect::<BTreeMap<_, _>>().into()),
+                    Some(keys) => Ok(keys
+                        .into_iter()
+                        .zip(slices)
+                        .collect::<BTreeMap<_, _>>()
+                        .into()),
                 }
             }
         }

@@ -355,8 +355,7 @@ fn problems(plan: &Plan, check_phase_count: bool) -> Vec<PlanProblem> {
     let tiers_with_phases: FxHashSet<&TierId> = plan.phases.iter().map(|p| &p.tier_id).collect();
     for (i, tier) in plan.tiers.iter().enumerate() {
         // Report an empty tier once, at its first occurrence.
-        if tier_ids.get(&tier.tier_id) == Some(&i) && !tiers_with_phases.contains(&tier.tier_id)
-        {
+        if tier_ids.get(&tier.tier_id) == Some(&i) && !tiers_with_phases.contains(&tier.tier_id) {
             out.push(problem(
                 format!("tiers[{i}]"),
                 Some(tier.tier_id.as_str()),

@@ -71,7 +71,8 @@ pub(super) fn freeze(
     tier_order.sort_by_key(|tier| tier.tier_index);
     let planned = phase_specs.len();
     // Every phase spec, planned then inserted; each is taken once when its tier places it.
-    let mut specs: Vec<Option<PhaseSpec>> = Vec::with_capacity(planned + strategy.inserted_phases.len());
+    let mut specs: Vec<Option<PhaseSpec>> =
+        Vec::with_capacity(planned + strategy.inserted_phases.len());
     let mut by_id: FxHashMap<PhaseId, usize> =
         FxHashMap::with_capacity_and_hasher(specs.capacity(), Default::default());
     for spec in phase_specs {
@@ -80,7 +81,10 @@ pub(super) fn freeze(
         specs.push(Some(spec));
     }
     for inserted in &strategy.inserted_phases {
-        if by_id.insert(inserted.phase_id.clone(), specs.len()).is_some() {
+        if by_id
+            .insert(inserted.phase_id.clone(), specs.len())
+            .is_some()
+        {
             return Err(mismatch(format!(
                 "inserted phase {} has the id of a planned phase",
                 inserted.phase_id
@@ -205,10 +209,7 @@ fn initial_record(run: &FrozenRun, names: Vec<String>, at: DateTime<Utc>) -> Run
                         complexity: p.complexity,
                         builder_mode: p.builder_mode.clone(),
                         state: PhaseState::Queued,
-                        history: vec![StateChange {
-                            state: PhaseState::Queued,
-                            at,
-                        }],
+                        history: phase_history(at),
                         caps: p.caps,
                         usage: PhaseUsage::default(),
                         attempts: Vec::new(),
@@ -224,4 +225,15 @@ fn initial_record(run: &FrozenRun, names: Vec<String>, at: DateTime<Utc>) -> Run
             .collect(),
         integration_tip: None,
     }
+}
+
+/// A phase's history, with room for a phase that passes first time (`QUEUED`, `EXECUTING`,
+/// `GATE`, `CI_RUNNING`, `COMPLETE`): one allocation instead of three.
+fn phase_history(at: DateTime<Utc>) -> Vec<StateChange<PhaseState>> {
+    let mut history = Vec::with_capacity(5);
+    history.push(StateChange {
+        state: PhaseState::Queued,
+        at,
+    });
+    history
 }
