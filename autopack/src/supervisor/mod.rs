@@ -291,8 +291,8 @@ impl Supervisor {
 
     /// Feeds one input read back from the run's journal: the state changes exactly as
     /// with [`Supervisor::handle`], but the actions are not made (they were performed
-    /// before the crash), which makes a replay several times cheaper. After the last
-    /// one, [`Supervisor::outstanding`] rebuilds the action awaiting an answer.
+    /// before the crash), which saves building and dropping a request per input. After
+    /// the last one, [`Supervisor::outstanding`] rebuilds the action awaiting an answer.
     /// [`Input::Start`] is not quiet: start with [`Supervisor::handle`] or
     /// [`Supervisor::start_with`] and drop its actions.
     ///
