@@ -14,7 +14,7 @@
 
 use autopack_core::clock::Clock;
 use autopack_core::ids::RunId;
-use autopack_core::journal::{self, JournalError, RunStore};
+use autopack_core::journal::{self, JournalContents, JournalError, RunStore};
 use autopack_core::lifecycle::RunState;
 use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
 use autopack_core::record::RunRecord;
@@ -444,9 +444,9 @@ pub fn replay_journal<S: RunStore>(
     let contents = store
         .read(run_id)
         .map_err(|e| DriverError::from(JournalError::Store(e)))?;
-    let parallel = contents.entries.len() >= PARALLEL_REPLAY_FROM
+    let parallel = contents.len() >= PARALLEL_REPLAY_FROM
         && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    replay_entries(run_id, contents.entries, parallel)
+    replay_contents(run_id, &contents, parallel)
 }
 
 /// Journals shorter than this replay on one thread: a second one would cost more than it
@@ -461,12 +461,12 @@ const REPLAY_BATCH: usize = 512;
 /// this thread applies while the other parses what follows.
 const REPLAY_HEAD: usize = 2;
 
-fn replay_entries(
+fn replay_contents(
     run_id: &RunId,
-    mut entries: Vec<String>,
+    contents: &JournalContents,
     parallel: bool,
 ) -> Result<Supervisor, DriverError> {
-    if entries.is_empty() {
+    if contents.is_empty() {
         return Err(DriverError::NothingToResume(run_id.clone()));
     }
     let mut replay = Replay {
@@ -477,34 +477,32 @@ fn replay_entries(
         journal::parse_entry::<JournalEntry>(run_id, index, line)
             .map_err(|e| DriverError::from(JournalError::<std::convert::Infallible>::Parse(e)))
     };
-    if !parallel || entries.len() <= REPLAY_HEAD {
-        for (index, line) in entries.iter().enumerate() {
+    let mut lines = contents.entries().enumerate();
+    if !parallel || contents.len() <= REPLAY_HEAD {
+        for (index, line) in lines {
             replay.apply(parse(index, line)?)?;
         }
         return Ok(replay.supervisor);
     }
-    // The second thread owns the tail: it also frees the lines as it goes.
-    let tail = entries.split_off(REPLAY_HEAD);
+    let head: Vec<(usize, &str)> = lines.by_ref().take(REPLAY_HEAD).collect();
     std::thread::scope(|scope| {
         let (batches, parsed) = std::sync::mpsc::sync_channel::<Vec<_>>(16);
         scope.spawn(move || {
-            for (n, chunk) in tail.chunks(REPLAY_BATCH).enumerate() {
-                let first = REPLAY_HEAD + n * REPLAY_BATCH;
-                let batch = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, line)| parse(first + i, line))
+            loop {
+                let batch: Vec<_> = lines
+                    .by_ref()
+                    .take(REPLAY_BATCH)
+                    .map(|(index, line)| parse(index, line))
                     .collect();
-                // A closed channel means the replay stopped at an error.
-                if batches.send(batch).is_err() {
+                // Done, or a closed channel: the replay stopped at an error.
+                if batch.is_empty() || batches.send(batch).is_err() {
                     break;
                 }
             }
         });
-        for (index, line) in entries.iter().enumerate() {
+        for (index, line) in head {
             replay.apply(parse(index, line)?)?;
         }
-        drop(entries);
         for batch in parsed {
             for entry in batch {
                 replay.apply(entry?)?;
@@ -661,7 +659,8 @@ mod tests {
         ] {
             let want = handled(&inputs[..cut - 1]);
             for parallel in [false, true] {
-                let got = replay_entries(&run, lines[..cut].to_vec(), parallel).unwrap();
+                let contents = JournalContents::from_entries(&lines[..cut]);
+                let got = replay_contents(&run, &contents, parallel).unwrap();
                 assert_eq!(
                     got.record(),
                     want.record(),
@@ -684,16 +683,19 @@ mod tests {
             let mut bad = lines.clone();
             bad[700] = bad[698].clone();
             bad[900] = "{not json".into();
-            let err = replay_entries(&run, bad, parallel).unwrap_err();
+            let err =
+                replay_contents(&run, &JournalContents::from_entries(bad), parallel).unwrap_err();
             assert!(matches!(err, DriverError::Supervisor(_)), "{err}");
             // Garbage alone: named by its position.
             let mut bad = lines.clone();
             bad[900] = "{\"input\": {\"tick\": {\"at\": 5}}}".into();
-            let err = replay_entries(&run, bad, parallel).unwrap_err().to_string();
+            let err = replay_contents(&run, &JournalContents::from_entries(bad), parallel)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("journal r1 entry 901"), "{err}");
             assert!(err.contains("input.tick.at"), "{err}");
             assert!(matches!(
-                replay_entries(&run, Vec::new(), parallel),
+                replay_contents(&run, &JournalContents::default(), parallel),
                 Err(DriverError::NothingToResume(_))
             ));
         }
