@@ -12,7 +12,7 @@ use autopack_core::plan::{PhaseSpec, Plan, TierSpec};
 use autopack_core::record::{PhaseRecord, RunRecord, StateChange, TierRecord};
 use autopack_core::vocabulary::DebtStatus;
 use autopack_issues::{Ledger, ProjectBacklog};
-use autopack_strategy::Strategy;
+use autopack_strategy::{PhaseStrategy, Strategy};
 
 use super::frozen::{FrozenPhase, FrozenRun, FrozenTier};
 use super::{Active, At, SupervisorConfig, SupervisorError};
@@ -92,6 +92,16 @@ pub(super) fn freeze(
         }
         specs.push(Some(inserted.clone()));
     }
+    // Hashing beats the strategy's binary search here: each probe of that search follows
+    // an id's pointer to another cache line, eighteen times per phase at 250,000 phases.
+    let mut slices: FxHashMap<&str, &PhaseStrategy> =
+        FxHashMap::with_capacity_and_hasher(strategy.phase_strategies.len(), Default::default());
+    slices.extend(
+        strategy
+            .phase_strategies
+            .iter()
+            .map(|(key, slice)| (key.as_str(), slice)),
+    );
     let mut names = Vec::with_capacity(specs.len());
     let mut tiers = Vec::with_capacity(tier_order.len());
     for tier in tier_order {
@@ -103,7 +113,8 @@ pub(super) fn freeze(
         };
         let mut phases = Vec::with_capacity(ts.phase_ids.len());
         for phase_id in &ts.phase_ids {
-            let (Some(slice), Some(&i)) = (strategy.phase(phase_id), by_id.get(phase_id)) else {
+            let (Some(&slice), Some(&i)) = (slices.get(phase_id.as_str()), by_id.get(phase_id))
+            else {
                 return Err(mismatch(format!(
                     "tier {} lists phase {phase_id}, which has no slice or no phase",
                     tier.tier_id
