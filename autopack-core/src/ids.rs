@@ -285,8 +285,19 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let raw = Cow::<'de, str>::deserialize(deserializer)?;
-                Self::new(raw.into_owned()).map_err(serde::de::Error::custom)
+                // One allocation per id (the `Arc`), not a `String` first.
+                crate::json::deserialize_via_str(
+                    deserializer,
+                    concat!("a ", stringify!($name), " string"),
+                    |raw| match check_id(raw) {
+                        Ok(()) => Ok($name(std::sync::Arc::from(raw))),
+                        Err(rule) => Err(IdError {
+                            kind: $kind,
+                            value: raw.to_owned(),
+                            rule,
+                        }),
+                    },
+                )
             }
         }
 

@@ -25,13 +25,92 @@ use serde::de::DeserializeOwned;
 use crate::ids::RunId;
 use crate::json::JsonError;
 
-/// What reading a journal found.
+/// What reading a journal found: its complete entries, kept as one text of
+/// newline-terminated lines (one allocation however long the journal), and a torn tail if
+/// one was cut.
+///
+/// ```
+/// use autopack_core::journal::JournalContents;
+///
+/// let contents = JournalContents::from_entries(["{\"a\":1}", "{\"b\":2}"]);
+/// assert_eq!(contents.len(), 2);
+/// assert_eq!(contents.entries().collect::<Vec<_>>(), ["{\"a\":1}", "{\"b\":2}"]);
+/// assert_eq!(contents.text(), "{\"a\":1}\n{\"b\":2}\n");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalContents {
-    /// Every complete entry, in append order, without the trailing newline.
-    pub entries: Vec<String>,
+    /// Every complete entry, in append order, each followed by a newline.
+    text: String,
+    /// How many entries `text` holds.
+    len: usize,
     /// A half-written last line (a crash during append), if one was found and cut.
     pub torn_tail: Option<TornTail>,
+}
+
+impl JournalContents {
+    /// Contents holding `text`, a run of entries each followed by a newline; a last entry
+    /// without its newline gets one.
+    pub fn from_text(mut text: String) -> JournalContents {
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let len = text.bytes().filter(|&b| b == b'\n').count();
+        JournalContents {
+            text,
+            len,
+            torn_tail: None,
+        }
+    }
+
+    /// Contents holding `entries` (each without a newline), in order.
+    pub fn from_entries<I>(entries: I) -> JournalContents
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut contents = JournalContents::default();
+        for entry in entries {
+            contents.push(entry.as_ref());
+        }
+        contents
+    }
+
+    /// Adds an entry (which must not hold a newline) at the end.
+    pub fn push(&mut self, entry: &str) {
+        self.text.push_str(entry);
+        self.text.push('\n');
+        self.len += 1;
+    }
+
+    /// The entries in order, without their newlines.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
+        self.text.split_terminator('\n')
+    }
+
+    /// The last entry.
+    pub fn last(&self) -> Option<&str> {
+        self.entries().next_back()
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entries as one text, each followed by a newline: the journal file's good part.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The text, for a caller that wants to own it.
+    pub fn into_text(self) -> String {
+        self.text
+    }
 }
 
 /// A half-written last line found at the end of a journal.
@@ -114,14 +193,23 @@ pub fn replay<S: RunStore, E: DeserializeOwned>(
 ) -> Result<Vec<E>, JournalError<S::Error>> {
     let contents = store.read(run_id).map_err(JournalError::Store)?;
     contents
-        .entries
-        .iter()
+        .entries()
         .enumerate()
-        .map(|(i, line)| {
-            crate::json::from_str(line, format!("journal {run_id} entry {}", i + 1))
-                .map_err(JournalError::Parse)
-        })
+        .map(|(i, line)| parse_entry(run_id, i, line).map_err(JournalError::Parse))
         .collect()
+}
+
+/// Parses entry `index` (from 0) of `run_id`'s journal; an error names it
+/// `journal {run_id} entry {index + 1}`.
+///
+/// # Errors
+/// A [`JsonError`] naming the entry and the JSON path at fault.
+pub fn parse_entry<E: DeserializeOwned>(
+    run_id: &RunId,
+    index: usize,
+    line: &str,
+) -> Result<E, JsonError> {
+    crate::json::from_str_named(line, || format!("journal {run_id} entry {}", index + 1))
 }
 
 /// An error of [`MemoryRunStore`].
@@ -138,7 +226,7 @@ pub enum MemoryRunStoreError {
 /// A [`RunStore`] in memory, for tests and hosts that need no durability.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryRunStore {
-    journals: BTreeMap<RunId, Vec<String>>,
+    journals: BTreeMap<RunId, JournalContents>,
 }
 
 impl RunStore for MemoryRunStore {
@@ -150,18 +238,12 @@ impl RunStore for MemoryRunStore {
                 run_id: run_id.clone(),
             });
         }
-        self.journals
-            .entry(run_id.clone())
-            .or_default()
-            .push(entry.to_owned());
+        self.journals.entry(run_id.clone()).or_default().push(entry);
         Ok(())
     }
 
     fn read(&mut self, run_id: &RunId) -> Result<JournalContents, Self::Error> {
-        Ok(JournalContents {
-            entries: self.journals.get(run_id).cloned().unwrap_or_default(),
-            torn_tail: None,
-        })
+        Ok(self.journals.get(run_id).cloned().unwrap_or_default())
     }
 
     fn sync(&mut self, _run_id: &RunId) -> Result<(), Self::Error> {
@@ -206,7 +288,8 @@ pub mod testing {
         let read = store.read(&run).expect("read");
         assert_eq!(read.torn_tail, None);
         let expected: Vec<String> = (0..100).map(|i| format!("{{\"n\":{i}}}")).collect();
-        assert_eq!(read.entries, expected);
+        assert_eq!(read.entries().collect::<Vec<_>>(), expected);
+        assert_eq!(read.len(), 100);
     }
 
     fn runs_are_separate<S: RunStore>(mut store: S) {
@@ -215,22 +298,25 @@ pub mod testing {
         store.append(&b, "{\"y\":2}").expect("append b");
         store.append(&a, "{\"x\":3}").expect("append a");
         assert_eq!(
-            store.read(&a).expect("read").entries,
+            store.read(&a).expect("read").entries().collect::<Vec<_>>(),
             vec!["{\"x\":1}", "{\"x\":3}"]
         );
-        assert_eq!(store.read(&b).expect("read").entries, vec!["{\"y\":2}"]);
+        assert_eq!(
+            store.read(&b).expect("read").entries().collect::<Vec<_>>(),
+            vec!["{\"y\":2}"]
+        );
         assert_eq!(store.runs().expect("runs"), vec![a, b]);
     }
 
     fn newlines_are_refused<S: RunStore>(mut store: S) {
         let run = id("conformance-newline");
         assert!(store.append(&run, "{\"a\":1}\n{\"b\":2}").is_err());
-        assert!(store.read(&run).expect("read").entries.is_empty());
+        assert!(store.read(&run).expect("read").is_empty());
     }
 
     fn unknown_run_reads_empty<S: RunStore>(mut store: S) {
         let read = store.read(&id("never-written")).expect("read");
-        assert!(read.entries.is_empty());
+        assert!(read.is_empty());
         assert_eq!(read.torn_tail, None);
     }
 }

@@ -52,6 +52,32 @@ pub fn from_str<T: DeserializeOwned>(
     text: &str,
     source: impl Into<String>,
 ) -> Result<T, JsonError> {
+    from_str_named(text, move || source.into())
+}
+
+/// As [`from_str`], but the source's name is made only when there is an error: no
+/// allocation per document when parsing many (the entries of a journal).
+///
+/// # Errors
+/// As [`from_str`].
+pub fn from_str_named<T: DeserializeOwned>(
+    text: &str,
+    source: impl FnOnce() -> String,
+) -> Result<T, JsonError> {
+    // Tracking the path costs an allocation per object key, so the document is parsed
+    // untracked first; only a document that fails is parsed again to name the path.
+    // Parsing is deterministic, so the second pass fails at the same place.
+    let mut de = serde_json::Deserializer::from_str(text);
+    if let Ok(value) = T::deserialize(&mut de)
+        && de.end().is_ok()
+    {
+        return Ok(value);
+    }
+    from_str_tracked(text, source())
+}
+
+#[cold]
+fn from_str_tracked<T: DeserializeOwned>(text: &str, source: String) -> Result<T, JsonError> {
     let mut de = serde_json::Deserializer::from_str(text);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
     let value = match result {
@@ -60,7 +86,7 @@ pub fn from_str<T: DeserializeOwned>(
             let path = err.path().to_string();
             let inner = err.into_inner();
             return Err(JsonError {
-                source_name: source.into(),
+                source_name: source,
                 path,
                 line: inner.line(),
                 column: inner.column(),
@@ -71,7 +97,7 @@ pub fn from_str<T: DeserializeOwned>(
     // Trailing garbage after the document is an error too.
     if let Err(inner) = de.end() {
         return Err(JsonError {
-            source_name: source.into(),
+            source_name: source,
             path: ".".into(),
             line: inner.line(),
             column: inner.column(),
@@ -99,6 +125,34 @@ pub fn from_slice<T: DeserializeOwned>(
             message: format!("not valid UTF-8: {err}"),
         }),
     }
+}
+
+/// Deserializes a value from a JSON string through `parse`, without an owned copy of the
+/// string when the input lends it (serde's `Cow<str>` always copies). Ids, labels and
+/// timestamps are read this way: a replayed journal holds millions of them.
+pub(crate) fn deserialize_via_str<'de, D, T, E>(
+    deserializer: D,
+    expecting: &'static str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    E: std::fmt::Display,
+{
+    struct Via<F> {
+        expecting: &'static str,
+        parse: F,
+    }
+    impl<T, E: std::fmt::Display, F: FnOnce(&str) -> Result<T, E>> serde::de::Visitor<'_> for Via<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<Er: serde::de::Error>(self, text: &str) -> Result<T, Er> {
+            (self.parse)(text).map_err(Er::custom)
+        }
+    }
+    deserializer.deserialize_str(Via { expecting, parse })
 }
 
 /// serde_json appends " at line L column C"; we report those as fields.

@@ -487,8 +487,7 @@ macro_rules! open_label_serde {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let raw = Cow::<'de, str>::deserialize(deserializer)?;
-                $ctor(&raw).map_err(serde::de::Error::custom)
+                crate::json::deserialize_via_str(deserializer, concat!("a ", stringify!($name), " label"), $ctor)
             }
         }
 

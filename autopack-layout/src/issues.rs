@@ -494,11 +494,11 @@ impl FsIssueStore {
         };
         let contents = read_journal(&journal_path, None)?;
         let mut st = self.state();
-        if let Some(torn) = contents.torn_tail {
+        if let Some(torn) = contents.torn_tail.clone() {
             st.torn = Some(torn);
         }
         let committed = match committed {
-            None if contents.entries.is_empty() && !self.manifest_path().exists() => {
+            None if contents.is_empty() && !self.manifest_path().exists() => {
                 self.import_backlog()?
             }
             other => other,
@@ -507,7 +507,7 @@ impl FsIssueStore {
         let mut journal = Vec::new();
         let mut len = 0u64;
         let mut last_seq = 0u64;
-        for (i, line) in contents.entries.iter().enumerate() {
+        for (i, line) in contents.entries().enumerate() {
             len += line.len() as u64 + 1;
             let entry = Self::parse_entry(&journal_path, i + 1, line)?;
             last_seq = entry.seq;
@@ -707,13 +707,13 @@ impl IssueStore for FsIssueStore {
                 drop(st);
                 let contents = read_journal(&self.journal_path(), None)?;
                 st = self.state();
-                st.last_seq = match contents.entries.last() {
+                st.last_seq = match contents.last() {
                     Some(line) => {
-                        Self::parse_entry(&self.journal_path(), contents.entries.len(), line)?.seq
+                        Self::parse_entry(&self.journal_path(), contents.len(), line)?.seq
                     }
                     None => 0,
                 };
-                st.known_len = contents.entries.iter().map(|l| l.len() as u64 + 1).sum();
+                st.known_len = contents.text().len() as u64;
                 st.initialised = true;
             }
         }

@@ -314,22 +314,33 @@ pub(crate) fn read_journal(path: &Path, handle: Option<&File>) -> Result<Journal
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(JournalContents::default()),
         Err(e) => return Err(LayoutError::io("read journal", path, e)),
     };
-    let (entries, good_len) = parse_lines(path, &bytes)?;
+    let good_len = check_lines(path, &bytes)?;
     let mut torn_tail = None;
-    if good_len < bytes.len() {
-        let len = bytes.len() as u64;
+    let len = bytes.len();
+    let mut good = bytes;
+    if good_len < len {
         truncate(path, handle, good_len as u64)?;
         torn_tail = Some(TornTail {
             offset: good_len as u64,
-            bytes: len - good_len as u64,
+            bytes: (len - good_len) as u64,
         });
+        good.truncate(good_len);
     }
-    Ok(JournalContents { entries, torn_tail })
+    // Every line of the good part was checked to be UTF-8 JSON.
+    let text = String::from_utf8(good).map_err(|e| LayoutError::CorruptJournal {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("not valid UTF-8: {e}"),
+    })?;
+    let mut contents = JournalContents::from_text(text);
+    contents.torn_tail = torn_tail;
+    Ok(contents)
 }
 
-/// Splits `bytes` into entries; returns them and the length of the good prefix.
-fn parse_lines(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, usize)> {
-    let mut entries = Vec::new();
+/// Checks that `bytes` is a run of complete JSON lines; returns the length of the good
+/// prefix (a last line that is not, or has no newline, is torn).
+fn check_lines(path: &Path, bytes: &[u8]) -> Result<usize> {
     let mut start = 0usize;
     let mut line_no = 0usize;
     let mut good_len = 0usize;
@@ -350,8 +361,7 @@ fn parse_lines(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, usize)> {
                     .map_err(|e| (e.column(), strip_position(&e.to_string())))
             });
         match checked {
-            Ok(text) => {
-                entries.push(text.to_owned());
+            Ok(_) => {
                 good_len = end + 1;
             }
             Err(_) if is_last => break,
@@ -366,7 +376,7 @@ fn parse_lines(path: &Path, bytes: &[u8]) -> Result<(Vec<String>, usize)> {
         }
         start = end + 1;
     }
-    Ok((entries, good_len))
+    Ok(good_len)
 }
 
 fn strip_position(message: &str) -> String {
@@ -439,7 +449,7 @@ fn cut_torn_tail(path: &Path, file: &File) -> Result<Option<TornTail>> {
 /// let run = RunId::new("run-1")?;
 /// store.append(&run, r#"{"input":"start"}"#)?;
 /// store.sync(&run)?;
-/// assert_eq!(store.read(&run)?.entries, vec![r#"{"input":"start"}"#]);
+/// assert_eq!(store.read(&run)?.entries().collect::<Vec<_>>(), [r#"{"input":"start"}"#]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
@@ -568,7 +578,10 @@ mod tests {
         f.write_all(b"{\"n\":3, \"pay").unwrap();
         let mut fresh = store(dir.path());
         let read = fresh.read(&run).unwrap();
-        assert_eq!(read.entries, vec!["{\"n\":1}", "{\"n\":2}"]);
+        assert_eq!(
+            read.entries().collect::<Vec<_>>(),
+            ["{\"n\":1}", "{\"n\":2}"]
+        );
         assert_eq!(
             read.torn_tail,
             Some(TornTail {
@@ -597,7 +610,10 @@ mod tests {
         // The same store (handle already open) appends after the crash of another writer.
         s.append(&run, "{\"n\":2}").unwrap();
         let read = s.read(&run).unwrap();
-        assert_eq!(read.entries, vec!["{\"n\":1}", "{\"n\":2}"]);
+        assert_eq!(
+            read.entries().collect::<Vec<_>>(),
+            ["{\"n\":1}", "{\"n\":2}"]
+        );
         assert_eq!(
             read.torn_tail,
             Some(TornTail {
@@ -616,7 +632,7 @@ mod tests {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, "{\"a\":1}\n\0\0\0{\"b\"\n").unwrap();
         let read = store(dir.path()).read(&run).unwrap();
-        assert_eq!(read.entries, vec!["{\"a\":1}"]);
+        assert_eq!(read.entries().collect::<Vec<_>>(), ["{\"a\":1}"]);
         assert_eq!(
             read.torn_tail,
             Some(TornTail {
@@ -652,6 +668,6 @@ mod tests {
         }
         drop(s);
         let read = store(dir.path()).read(&run).unwrap();
-        assert_eq!(read.entries.len(), 10);
+        assert_eq!(read.len(), 10);
     }
 }

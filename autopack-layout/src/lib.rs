@@ -70,7 +70,7 @@
 //!
 //! let mut journal = FsRunStore::new(root.clone(), FsyncPolicy::EveryEntry);
 //! journal.append(&run, r#"{"event":"created"}"#)?;
-//! assert_eq!(journal.read(&run)?.entries.len(), 1);
+//! assert_eq!(journal.read(&run)?.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -61,7 +61,7 @@ fn crash_child(dir: &Path) {
     let root = RunsRoot::new(dir.join(".autonomous_runs"));
     let run = RunId::new("crash-run").unwrap();
     let mut journal = FsRunStore::new(root.clone(), FsyncPolicy::EveryEntry);
-    let start = journal.read(&run).unwrap().entries.len() as u64;
+    let start = journal.read(&run).unwrap().len() as u64;
     let mut ledger = FsIssueLedger::open(
         root.clone(),
         AgingThresholds::default(),
@@ -153,10 +153,10 @@ fn sigkill_at_random_moments_leaves_only_committed_states() {
             .read(&run)
             .unwrap();
         torn_seen += usize::from(read.torn_tail.is_some());
-        for (i, entry) in read.entries.iter().enumerate() {
+        for (i, entry) in read.entries().enumerate() {
             assert_eq!(entry, &format!("{{\"n\":{}}}", i + 1), "round {round}");
         }
-        let k = read.entries.len() as u64;
+        let k = read.len() as u64;
 
         // state.json is one of the committed states: never ahead of the journal (it is
         // written after the append), never older than what an earlier round saw.

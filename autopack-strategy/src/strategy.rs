@@ -480,7 +480,48 @@ impl Serialize for PhaseStrategies {
 
 impl<'de> Deserialize<'de> for PhaseStrategies {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        BTreeMap::<PhaseId, PhaseStrategy>::deserialize(deserializer).map(PhaseStrategies::from)
+        struct SlicesVisitor;
+        impl<'de> serde::de::Visitor<'de> for SlicesVisitor {
+            type Value = PhaseStrategies;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of phase ids to phase strategies")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<PhaseStrategies, A::Error> {
+                // A strategy we wrote lists its slices sorted, each under its own id: they
+                // become the sorted `Vec` as they are, with no map built. Otherwise the
+                // result is what a `BTreeMap` would hold (the last of equal keys wins).
+                let mut slices: Vec<PhaseStrategy> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
+                // Only built once a key differs from its slice's id.
+                let mut keys: Option<Vec<PhaseId>> = None;
+                while let Some((key, slice)) = map.next_entry::<PhaseId, PhaseStrategy>()? {
+                    if let Some(keys) = &mut keys {
+                        keys.push(key);
+                    } else if key != slice.phase_id {
+                        let mut pinned: Vec<PhaseId> =
+                            slices.iter().map(|s| s.phase_id.clone()).collect();
+                        pinned.push(key);
+                        keys = Some(pinned);
+                    }
+                    slices.push(slice);
+                }
+                match keys {
+                    None if slices.windows(2).all(|w| w[0].phase_id < w[1].phase_id) => {
+                        Ok(PhaseStrategies { slices, keys: None })
+                    }
+                    None => Ok(PhaseStrategies::from_slices(slices)),
+                    Some(keys) => Ok(keys
+                        .into_iter()
+                        .zip(slices)
+                        .collect::<BTreeMap<_, _>>()
+                        .into()),
+                }
+            }
+        }
+        deserializer.deserialize_map(SlicesVisitor)
     }
 }
 

@@ -86,3 +86,51 @@ fn keys_that_differ_from_the_slice_id_are_kept() {
         ["p1", "p2", "p3"]
     );
 }
+
+#[test]
+fn unsorted_and_repeated_keys_read_as_a_btreemap_reads_them() {
+    let s = strategy();
+    let slice = |key: &str| serde_json::to_string(&s.phase_strategies[key]).unwrap();
+    let mut p1_edited = s.phase_strategies["p1"].clone();
+    p1_edited.max_builder_attempts = 9;
+    let p1_edited = serde_json::to_string(&p1_edited).unwrap();
+    let documents = [
+        // Written order: sorted, each slice under its own id.
+        format!(
+            r#"{{"p1": {}, "p2": {}, "p3": {}}}"#,
+            slice("p1"),
+            slice("p2"),
+            slice("p3")
+        ),
+        // Unsorted.
+        format!(
+            r#"{{"p3": {}, "p1": {}, "p2": {}}}"#,
+            slice("p3"),
+            slice("p1"),
+            slice("p2")
+        ),
+        // A repeated key: the later one wins.
+        format!(
+            r#"{{"p1": {}, "p2": {}, "p1": {}}}"#,
+            slice("p1"),
+            slice("p2"),
+            p1_edited
+        ),
+        // A key that is not its slice's id, after ones that are.
+        format!(
+            r#"{{"p1": {}, "p2": {}, "p0": {}}}"#,
+            slice("p1"),
+            slice("p2"),
+            slice("p3")
+        ),
+    ];
+    for json in documents {
+        let read: PhaseStrategies = serde_json::from_str(&json).unwrap();
+        let map: BTreeMap<PhaseId, PhaseStrategy> = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, PhaseStrategies::from(map.clone()), "{json}");
+        assert_eq!(
+            serde_json::to_string(&read).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+    }
+}

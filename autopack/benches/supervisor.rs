@@ -2,23 +2,26 @@
 //!
 //! - `drive/phases/N`: a run of N phases (10 tiers), every Builder attempt succeeding and
 //!   CI green: 4 inputs per phase. Throughput is in phases.
-//! - `replay/events/N`: rebuilding the run from its journal of N entries (JSON Lines),
-//!   parse and apply, as `autopack::driver::replay_journal` does after a crash.
+//! - `replay/events/N`: `autopack::driver::replay_journal` over a memory store holding a
+//!   journal of N entries (JSON Lines): read, parse and apply, as a resume after a crash
+//!   does.
 
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 
-use autopack::supervisor::{Action, AgentOutcome, CiReport, Input, Supervisor};
+use autopack::driver::{JournalEntry, replay_journal};
+use autopack::supervisor::{Action, AgentOutcome, CiReport, Input, Supervisor, SupervisorConfig};
 use autopack_core::ids::{RunId, TierId};
+use autopack_core::journal::{self, MemoryRunStore};
 use autopack_core::message::{BuilderResult, BuilderStatus};
 use autopack_core::plan::{PhaseSpec, Plan, RunSpec, TierSpec};
 use autopack_core::record::CiVerdict;
 use autopack_core::vocabulary::{RunScope, SafetyProfile, TaskCategory};
 use autopack_strategy::{CompileOptions, Ruleset, compile};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const TIERS: usize = 10;
 
@@ -166,30 +169,36 @@ fn bench_drive(c: &mut Criterion) {
 fn bench_replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
-    // 4 inputs per phase (builder, gate, CI, snapshot): 200,000 phases make a journal of
-    // 800,001 entries.
-    for phases in [20_000usize, 200_000] {
-        let inputs = drive(start(phases), true);
-        let lines: Vec<String> = inputs
-            .iter()
-            .map(|i| serde_json::to_string(i).expect("serialises"))
-            .collect();
-        group.throughput(Throughput::Elements(lines.len() as u64));
-        group.bench_with_input(
-            BenchmarkId::new("events", lines.len()),
-            &lines,
-            |b, lines| {
-                b.iter(|| {
-                    let mut sup = Supervisor::new();
-                    for line in lines {
-                        let input: Input = serde_json::from_str(line).expect("parses");
-                        sup.handle(input).expect("replays");
-                        while sup.poll_action().is_some() {}
-                    }
+    let run: RunId = id("bench".into());
+    // 4 inputs per phase (builder, gate, CI, snapshot) after the configuration and the
+    // start: 250,000 phases make a journal of 1,000,002 entries.
+    for phases in [25_000usize, 250_000] {
+        let mut store = MemoryRunStore::default();
+        journal::append(
+            &mut store,
+            &run,
+            &JournalEntry::Config(SupervisorConfig::default()),
+        )
+        .expect("appends");
+        for input in drive(start(phases), true) {
+            journal::append(&mut store, &run, &JournalEntry::Input(input)).expect("appends");
+        }
+        let entries = 2 + 4 * phases as u64;
+        group.throughput(Throughput::Elements(entries));
+        group.bench_with_input(BenchmarkId::new("events", entries), &store, |b, store| {
+            // What `Driver::resume` does first: read the journal (the memory store
+            // copies its lines out), parse and apply every entry. The rebuilt
+            // Supervisor and the store are dropped outside the measurement.
+            b.iter_batched(
+                || store.clone(),
+                |mut store| {
+                    let sup = replay_journal(&mut store, &run).expect("replays");
                     assert!(sup.is_finished());
-                });
-            },
-        );
+                    (sup, store)
+                },
+                BatchSize::PerIteration,
+            );
+        });
     }
     group.finish();
 }

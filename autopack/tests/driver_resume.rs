@@ -186,7 +186,12 @@ fn a_crashed_run_resumes_from_its_journal_and_ends_as_an_uninterrupted_one() {
     let mut full_repo = Repo::default();
     let (_, full) = run_fresh(&mut full_store, &mut full_repo, false);
     let run = RunId::new("drv").unwrap();
-    let all: Vec<String> = full_store.read(&run).unwrap().entries;
+    let all: Vec<String> = full_store
+        .read(&run)
+        .unwrap()
+        .entries()
+        .map(str::to_owned)
+        .collect();
     // Crash after every possible prefix of the journal, then resume.
     for cut in 2..all.len() {
         let mut store = MemoryRunStore::default();
@@ -216,14 +221,14 @@ fn resuming_a_finished_run_is_a_no_op_that_says_so() {
     let mut repo = Repo::default();
     run_fresh(&mut store, &mut repo, false);
     let run = RunId::new("drv").unwrap();
-    let before = store.read(&run).unwrap().entries.len();
+    let before = store.read(&run).unwrap().len();
     let (result, repo2) = resume(&mut store, &run);
     let (outcome, _) = result.unwrap();
     assert_eq!(
         outcome,
         DriveOutcome::AlreadyFinished(RunState::DoneSuccess)
     );
-    assert_eq!(store.read(&run).unwrap().entries.len(), before);
+    assert_eq!(store.read(&run).unwrap().len(), before);
     assert!(repo2.applied.is_empty());
 }
 

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use autopack::promotion;
-use autopack::supervisor::{Action, AgentOutcome, CiReport, SupervisorConfig};
+use autopack::supervisor::{Action, AgentOutcome, CiReport, Supervisor, SupervisorConfig};
 use autopack_core::lifecycle::{RunState, TierState};
 use autopack_core::message::{AuditorRecommendation, BuilderResult, BuilderStatus};
 use autopack_core::plan::Plan;
@@ -242,5 +242,25 @@ proptest! {
         let (replayed, actions) = replay(&out.inputs, SupervisorConfig::default());
         prop_assert_eq!(replayed.record(), out.supervisor.record());
         prop_assert_eq!(actions, out.actions);
+
+        // A quiet replay (`Supervisor::replay`, as a journal replay does) changes the
+        // state exactly as `handle` does after every input, makes no actions, and leaves
+        // the same action outstanding.
+        let (mut loud, mut quiet) = (Supervisor::new(), Supervisor::new());
+        loud.handle(out.inputs[0].clone()).expect("starts");
+        quiet.handle(out.inputs[0].clone()).expect("starts");
+        while quiet.poll_action().is_some() {}
+        for input in &out.inputs[1..] {
+            loud.handle(input.clone()).expect("accepted");
+            quiet.replay(input.clone()).expect("accepted");
+            prop_assert_eq!(quiet.poll_action(), None);
+            prop_assert_eq!(quiet.record(), loud.record());
+            prop_assert_eq!(quiet.state(), loud.state());
+            prop_assert_eq!(quiet.outstanding(), loud.outstanding());
+            prop_assert_eq!(
+                quiet.ledger().map(|l| l.snapshot()),
+                loud.ledger().map(|l| l.snapshot())
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Plan validation: every problem at once, each named by JSON path and id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::fmt;
 
 use crate::ids::{PhaseId, TierId};
@@ -317,8 +319,12 @@ fn problems(plan: &Plan, check_phase_count: bool) -> Vec<PlanProblem> {
     }
 
     // Tiers.
-    let mut tier_ids: HashMap<&TierId, usize> = HashMap::new();
-    let mut tier_indices: HashMap<u32, &TierId> = HashMap::new();
+    // Fx hashing and maps sized up front: a journal replay validates the plan again, and
+    // plans can be large.
+    let mut tier_ids: FxHashMap<&TierId, usize> =
+        FxHashMap::with_capacity_and_hasher(plan.tiers.len(), Default::default());
+    let mut tier_indices: FxHashMap<u32, &TierId> =
+        FxHashMap::with_capacity_and_hasher(plan.tiers.len(), Default::default());
     for (i, tier) in plan.tiers.iter().enumerate() {
         let id = Some(tier.tier_id.as_str());
         if let Some(first) = tier_ids.get(&tier.tier_id) {
@@ -346,14 +352,10 @@ fn problems(plan: &Plan, check_phase_count: bool) -> Vec<PlanProblem> {
             tier_indices.insert(tier.tier_index, &tier.tier_id);
         }
     }
+    let tiers_with_phases: FxHashSet<&TierId> = plan.phases.iter().map(|p| &p.tier_id).collect();
     for (i, tier) in plan.tiers.iter().enumerate() {
         // Report an empty tier once, at its first occurrence.
-        if tier_ids.get(&tier.tier_id) == Some(&i)
-            && !plan
-                .phases
-                .iter()
-                .any(|phase| phase.tier_id == tier.tier_id)
-        {
+        if tier_ids.get(&tier.tier_id) == Some(&i) && !tiers_with_phases.contains(&tier.tier_id) {
             out.push(problem(
                 format!("tiers[{i}]"),
                 Some(tier.tier_id.as_str()),
@@ -365,8 +367,10 @@ fn problems(plan: &Plan, check_phase_count: bool) -> Vec<PlanProblem> {
     }
 
     // Phases.
-    let mut phase_ids: HashMap<&PhaseId, usize> = HashMap::new();
-    let mut phase_indices: HashMap<u32, &PhaseId> = HashMap::new();
+    let mut phase_ids: FxHashMap<&PhaseId, usize> =
+        FxHashMap::with_capacity_and_hasher(plan.phases.len(), Default::default());
+    let mut phase_indices: FxHashMap<u32, &PhaseId> =
+        FxHashMap::with_capacity_and_hasher(plan.phases.len(), Default::default());
     for (i, phase) in plan.phases.iter().enumerate() {
         let id = Some(phase.phase_id.as_str());
         if let Some(first) = phase_ids.get(&phase.phase_id) {

@@ -165,6 +165,10 @@ impl Ctx<'_> {
     }
 
     pub(super) fn emit_apply(&mut self, at_: At, role: AttemptRole, attempt: u32, patch: String) {
+        if self.quiet {
+            self.a.pending = Some(Pending::Apply);
+            return;
+        }
         let p = self.phase(at_);
         let request = PatchRequest {
             run_id: self.a.run.run_id.clone(),
@@ -230,6 +234,10 @@ impl Ctx<'_> {
     }
 
     pub(super) fn emit_ci_request(&mut self, at_: At) {
+        if self.quiet {
+            self.a.pending = Some(Pending::Ci);
+            return;
+        }
         let tier = &self.a.record.tiers[at_.tier];
         let remaining = tier.caps.ci_runs_remaining(&tier.usage);
         let p = self.phase(at_);
@@ -326,6 +334,10 @@ impl Ctx<'_> {
     }
 
     pub(super) fn emit_snapshot(&mut self, at_: At) {
+        if self.quiet {
+            self.a.pending = Some(Pending::Snapshot);
+            return;
+        }
         let p = self.phase(at_);
         let commit = self
             .a

@@ -13,7 +13,6 @@ pub(crate) struct FrozenPhase {
     pub(crate) phase_id: PhaseId,
     pub(crate) phase_index: u32,
     pub(crate) tier_id: TierId,
-    pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) task_category: TaskCategory,
     pub(crate) complexity: Complexity,

@@ -272,6 +272,7 @@ impl Supervisor {
         let mut ctx = Ctx {
             a: &mut replay,
             actions: &mut actions,
+            quiet: false,
         };
         ctx.reissue_pending();
         actions.pop_front()
@@ -285,27 +286,25 @@ impl Supervisor {
     /// decided before anything changes. [`SupervisorError::Lifecycle`] means a bug in the
     /// Supervisor; it stops accepting inputs ([`SupervisorError::Poisoned`]).
     pub fn handle(&mut self, input: Input) -> Result<(), SupervisorError> {
-        if let Input::Start {
-            at,
-            plan,
-            strategy,
-            backlog,
-            ..
-        } = &input
-        {
-            if self.active.is_some() {
-                return Err(SupervisorError::AlreadyStarted);
-            }
-            let active = setup::start(*at, plan, strategy, backlog, SupervisorConfig::default())?;
-            self.active = Some(Box::new(active));
-            let Some(active) = self.active.as_deref_mut() else {
-                return Ok(());
-            };
-            let mut ctx = Ctx {
-                a: active,
-                actions: &mut self.actions,
-            };
-            return ctx.begin(*at);
+        self.apply(input, false)
+    }
+
+    /// Feeds one input read back from the run's journal: the state changes exactly as
+    /// with [`Supervisor::handle`], but the actions are not made (they were performed
+    /// before the crash), which saves building and dropping a request per input. After
+    /// the last one, [`Supervisor::outstanding`] rebuilds the action awaiting an answer.
+    /// [`Input::Start`] is not quiet: start with [`Supervisor::handle`] or
+    /// [`Supervisor::start_with`] and drop its actions.
+    ///
+    /// # Errors
+    /// As [`Supervisor::handle`].
+    pub fn replay(&mut self, input: Input) -> Result<(), SupervisorError> {
+        self.apply(input, true)
+    }
+
+    fn apply(&mut self, input: Input, quiet: bool) -> Result<(), SupervisorError> {
+        if let Input::Start { .. } = input {
+            return self.start_with(input, SupervisorConfig::default());
         }
         if let Some(reason) = &self.poisoned {
             return Err(SupervisorError::Poisoned(reason.clone()));
@@ -335,6 +334,7 @@ impl Supervisor {
         let mut ctx = Ctx {
             a: active,
             actions: &mut self.actions,
+            quiet,
         };
         if let Err(err) = ctx.on_input(input) {
             // Only a lifecycle bug gets here, possibly half-way through an input: refuse
@@ -359,14 +359,14 @@ impl Supervisor {
             plan,
             strategy,
             backlog,
-        } = &input
+        } = input
         else {
             return Err(SupervisorError::NotStarted { got: input.kind() });
         };
         if self.active.is_some() {
             return Err(SupervisorError::AlreadyStarted);
         }
-        let active = setup::start(*at, plan, strategy, backlog, config)?;
+        let active = setup::start(at, plan, &strategy, &backlog, config)?;
         self.active = Some(Box::new(active));
         let Some(active) = self.active.as_deref_mut() else {
             return Ok(());
@@ -374,8 +374,9 @@ impl Supervisor {
         let mut ctx = Ctx {
             a: active,
             actions: &mut self.actions,
+            quiet: false,
         };
-        ctx.begin(*at)
+        ctx.begin(at)
     }
 }
 
@@ -431,6 +432,8 @@ struct AttemptFailure {
 struct Ctx<'a> {
     a: &'a mut Active,
     actions: &'a mut VecDeque<Action>,
+    /// Replaying a journal: actions are not made (the state changes all the same).
+    quiet: bool,
 }
 
 type Step = Result<(), SupervisorError>;
@@ -485,7 +488,9 @@ impl Ctx<'_> {
     }
 
     fn emit(&mut self, action: Action) {
-        self.actions.push_back(action);
+        if !self.quiet {
+            self.actions.push_back(action);
+        }
     }
 
     // ----- start -----
@@ -684,13 +689,18 @@ impl Ctx<'_> {
             self.phase(at_).caps.max_builder_attempts + self.work().extra_builder_attempts;
         let record = &mut self.a.record.tiers[at_.tier].phases[at_.phase];
         record.usage.builder_attempts = attempt;
+        if self.quiet {
+            self.a.pending = Some(Pending::Builder { attempt });
+            return Ok(());
+        }
+        let name = record.name.clone();
         let p = self.phase(at_);
         let request = BuilderRequest {
             run_id: self.a.run.run_id.clone(),
             tier_id: p.tier_id.clone(),
             phase_id: p.phase_id.clone(),
             phase_index: p.phase_index,
-            name: p.name.clone(),
+            name,
             description: p.description.clone(),
             task_category: p.task_category.clone(),
             complexity: p.complexity,
