@@ -18,7 +18,7 @@
 //! Invariant: HEAD, the index file, every work-tree file and every protected ref
 //! (`main`, `master`, configured patterns) are byte-for-byte unchanged by every call of
 //! this crate, except [`promote`], which moves only the target branch it is given.
-//! (`tests/invariant.rs`.)
+//! (`tests/branch.rs`.)
 //!
 //! Invariant: only [`promote`] writes a protected ref; every other writer refuses one with
 //! a `ProtectedRef` error before writing.
@@ -90,6 +90,10 @@
 //! | 1,000 | 0.863 ms (0.780–0.907) | 16.8 ms (15.3–20.0) | ≈ 19.5× |
 //! | 1,000 | 1.07 ms (1.05–1.09) | 18.9 ms (18.6–19.1) | ≈ 18× |
 //! | 10,000 | 0.724 ms (0.710–0.740) | 59.8 ms (56.4–66.1) | ≈ 83× |
+//! | 1,000 | 0.926 ms (0.781–1.27) | 18.0 ms (17.8–18.3) | ≈ 19.4× |
+//! | 10,000 | 0.745 ms (0.736–0.756) | 59.7 ms (56.0–67.5) | ≈ 80× |
+//!
+//! (The last two rows: a fourth run, after the workspace merge, load ≈ 0.7 at the start.)
 //!
 //! (The second run's 10,000-file row came right after the bench still removed the
 //! 1,000-file repository in the middle: 2.7 ms, not comparable.) At 10,000 files the goal
