@@ -55,10 +55,12 @@ pub(super) fn freeze(
     plan: Plan,
     strategy: &Strategy,
 ) -> Result<(FrozenRun, Vec<String>), SupervisorError> {
+    // Tiers are few: copying them keeps `Plan::tiers_in_order` the one ordering rule.
+    let tier_order: Vec<TierSpec> = plan.tiers_in_order().into_iter().cloned().collect();
     let Plan {
         run: run_spec,
-        tiers: tier_specs,
         phases: phase_specs,
+        ..
     } = plan;
     if strategy.run_id != run_spec.run_id {
         return Err(mismatch(format!(
@@ -66,9 +68,6 @@ pub(super) fn freeze(
             strategy.run_id, run_spec.run_id
         )));
     }
-    // As `Plan::tiers_in_order`: by `tier_index`, ties in document order.
-    let mut tier_order: Vec<&TierSpec> = tier_specs.iter().collect();
-    tier_order.sort_by_key(|tier| tier.tier_index);
     let planned = phase_specs.len();
     // Every phase spec, planned then inserted; each is taken once when its tier places it.
     let mut specs: Vec<Option<PhaseSpec>> =
@@ -104,7 +103,7 @@ pub(super) fn freeze(
     );
     let mut names = Vec::with_capacity(specs.len());
     let mut tiers = Vec::with_capacity(tier_order.len());
-    for tier in tier_order {
+    for tier in &tier_order {
         let Some(ts) = strategy.tier(&tier.tier_id) else {
             return Err(mismatch(format!(
                 "no tier strategy for tier {}",
