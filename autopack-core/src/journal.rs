@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +29,10 @@ use crate::json::JsonError;
 /// What reading a journal found: its complete entries, kept as one text of
 /// newline-terminated lines (one allocation however long the journal), and a torn tail if
 /// one was cut.
+///
+/// The text is shared copy-on-write: a clone is O(1) whatever the journal's length, so
+/// [`MemoryRunStore::read`] hands out a snapshot without copying, and a
+/// [`push`](Self::push) onto contents whose text is still shared copies it once.
 ///
 /// ```
 /// use autopack_core::journal::JournalContents;
@@ -40,7 +45,7 @@ use crate::json::JsonError;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalContents {
     /// Every complete entry, in append order, each followed by a newline.
-    text: String,
+    text: Arc<String>,
     /// How many entries `text` holds.
     len: usize,
     /// A half-written last line (a crash during append), if one was found and cut.
@@ -56,7 +61,7 @@ impl JournalContents {
         }
         let len = text.bytes().filter(|&b| b == b'\n').count();
         JournalContents {
-            text,
+            text: Arc::new(text),
             len,
             torn_tail: None,
         }
@@ -77,8 +82,9 @@ impl JournalContents {
 
     /// Adds an entry (which must not hold a newline) at the end.
     pub fn push(&mut self, entry: &str) {
-        self.text.push_str(entry);
-        self.text.push('\n');
+        let text = Arc::make_mut(&mut self.text);
+        text.push_str(entry);
+        text.push('\n');
         self.len += 1;
     }
 
@@ -109,7 +115,7 @@ impl JournalContents {
 
     /// The text, for a caller that wants to own it.
     pub fn into_text(self) -> String {
-        self.text
+        Arc::unwrap_or_clone(self.text)
     }
 }
 
@@ -341,5 +347,24 @@ mod tests {
         store.append(&run, "not json").unwrap();
         let err = replay::<_, Vec<u32>>(&mut store, &run).unwrap_err();
         assert!(err.to_string().contains("journal r entry 3"), "{err}");
+    }
+
+    #[test]
+    fn a_read_is_a_snapshot_that_later_appends_do_not_change() {
+        let mut store = MemoryRunStore::default();
+        let run = RunId::new("r").unwrap();
+        store.append(&run, "{\"a\":1}").unwrap();
+        let snapshot = store.read(&run).unwrap();
+        store.append(&run, "{\"b\":2}").unwrap();
+        assert_eq!(snapshot.entries().collect::<Vec<_>>(), ["{\"a\":1}"]);
+        assert_eq!(snapshot.len(), 1);
+        let now = store.read(&run).unwrap();
+        assert_eq!(now.text(), "{\"a\":1}\n{\"b\":2}\n");
+
+        let mut copy = now.clone();
+        copy.push("{\"c\":3}");
+        assert_eq!(now.len(), 2);
+        assert_eq!(copy.len(), 3);
+        assert_eq!(copy.into_text(), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
     }
 }

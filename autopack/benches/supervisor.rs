@@ -186,9 +186,9 @@ fn bench_replay(c: &mut Criterion) {
         let entries = 2 + 4 * phases as u64;
         group.throughput(Throughput::Elements(entries));
         group.bench_with_input(BenchmarkId::new("events", entries), &store, |b, store| {
-            // What `Driver::resume` does first: read the journal (the memory store
-            // copies its lines out), parse and apply every entry. The rebuilt
-            // Supervisor and the store are dropped outside the measurement.
+            // What `Driver::resume` does first: read the journal (a snapshot of the
+            // memory store's text, shared, not copied), parse and apply every entry.
+            // The rebuilt Supervisor and the store are dropped outside the measurement.
             b.iter_batched(
                 || store.clone(),
                 |mut store| {

@@ -486,7 +486,11 @@ fn replay_contents(
     }
     let head: Vec<(usize, &str)> = lines.by_ref().take(REPLAY_HEAD).collect();
     std::thread::scope(|scope| {
-        let (batches, parsed) = std::sync::mpsc::sync_channel::<Vec<_>>(16);
+        // Unbounded: while this thread parses and applies the start (a third of the
+        // replay on a long run), the other must keep parsing instead of blocking on a
+        // full channel. At worst every parsed entry waits here at once, about the size
+        // of the journal's text again.
+        let (batches, parsed) = std::sync::mpsc::channel::<Vec<_>>();
         scope.spawn(move || {
             loop {
                 let batch: Vec<_> = lines
