@@ -16,27 +16,31 @@
 //! (load average < 1.5), criterion medians:
 //!
 //! - Supervisor overhead with instant agents (start, then builder → gate → CI → snapshot
-//!   for every phase, 4 inputs each): 1,000 phases in 1.51 ms (**663,000 phases per
-//!   second**), 10,000 phases in 16.2 ms (**618,000 per second**; the goal is 100,000).
+//!   for every phase, 4 inputs each): 1,000 phases in 1.58 ms (**632,000 phases per
+//!   second**), 10,000 phases in 15.2 ms (**657,000 per second**; the goal is 100,000).
 //! - Replaying a journal with [`driver::replay_journal`] from a memory store (read, parse
-//!   every JSON line, apply): 100,002 entries (25,000 phases) in 144 ms; **1,000,002
-//!   entries (250,000 phases) in 1.50 s** (1.43–1.61 s), 666,000 entries per second. The
-//!   goal of 1,000,000 entries in under a second is **not met**; before this work the same
-//!   replay ran at 245,000 entries per second (800,001 entries in 3.3 s).
+//!   every JSON line, apply): 100,002 entries (25,000 phases) in 74 ms; **1,000,002
+//!   entries (250,000 phases) in 0.80 s** (0.80–0.85 s over three runs), 1.25 million
+//!   entries per second; the goal is 1,000,000 entries in under a second. Before this
+//!   work the same replay ran at 245,000 entries per second (800,001 entries in 3.3 s).
 //!
-//! Where a replay's time goes, for 250,000 phases on one quiet core: reading the journal
-//! (one 300 MB text) ~0.05 s; parsing the start entry (plan and strategy of every phase,
-//! 137 MB of JSON) ~0.35 s; validating the plan and joining it with the strategy ~0.25 s;
-//! parsing the other million entries ~0.7 s (about 5,000 instructions each, nearly all in
-//! `serde_json`); applying them ~0.25 s. The parsing of the later entries runs on a second
-//! thread, so the first thread's share (read, start, apply) sets the time. What made it
-//! faster: parsing without path tracking unless a document fails; ids, labels and
-//! timestamps read without intermediate strings (timestamps through a fast path checked
-//! against chrono by a property test); the strategy's sorted phase map read as it is; the
-//! start joined by hashing and moving names instead of copying; quiet replay
-//! ([`supervisor::Supervisor::replay`], no actions built); the journal read as one text.
-//! What is left is mostly JSON parsing: a smaller start entry, or splitting its parse
-//! across both threads, would be the next step.
+//! Where a replay's time goes, for 250,000 phases: the journal is 310 MB, of which the
+//! start entry (plan and strategy of every phase) is 137 MB. This thread parses the start
+//! (~0.35 s), validates the plan and joins it with the strategy (~0.2 s), then applies
+//! the other million entries (~0.25 s); meanwhile a second thread parses those
+//! (~0.7 s, nearly all in `serde_json` and the allocator) and hands them over without
+//! ever waiting for this one. Reading from a memory store is a snapshot, not a copy.
+//! What made it faster: parsing without path tracking unless a document fails; ids,
+//! labels and timestamps read without intermediate strings (timestamps through a fast
+//! path checked against chrono by a property test); the strategy's sorted phase map read
+//! as it is; the start joined by hashing and moving names instead of copying; quiet replay
+//! ([`supervisor::Supervisor::replay`], no actions built); the journal kept as one shared
+//! text.
+//!
+//! Resuming the same run from disk ([`layout::FsRunStore`]) costs more before the replay
+//! starts: reading the 310 MB file takes ~0.26 s and the store's check that every line is
+//! JSON (so that a corrupt line is reported by line and column, and a torn tail is cut)
+//! ~0.5 s, about 1.7 s in all.
 
 pub mod driver;
 pub mod host;
