@@ -59,7 +59,7 @@ impl JournalContents {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        let len = text.bytes().filter(|&b| b == b'\n').count();
+        let len = count_newlines(text.as_bytes());
         JournalContents {
             text: Arc::new(text),
             len,
@@ -117,6 +117,20 @@ impl JournalContents {
     pub fn into_text(self) -> String {
         Arc::unwrap_or_clone(self.text)
     }
+}
+
+/// How many `\n` bytes `bytes` holds. Counting in blocks of 255 into byte-wide counters
+/// lets the compiler use the widest vector lanes: several times faster than a filtered
+/// count over a journal of hundreds of megabytes.
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|block| {
+            block
+                .iter()
+                .fold(0u8, |n, &b| n + u8::from(b == b'\n')) as usize
+        })
+        .sum()
 }
 
 /// A half-written last line found at the end of a journal.
@@ -366,5 +380,16 @@ mod tests {
         assert_eq!(now.len(), 2);
         assert_eq!(copy.len(), 3);
         assert_eq!(copy.into_text(), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn newlines_are_counted_exactly(bytes in proptest::collection::vec(
+            proptest::prop_oneof![proptest::strategy::Just(b'\n'), proptest::num::u8::ANY],
+            0..2000,
+        )) {
+            let naive = bytes.iter().filter(|&&b| b == b'\n').count();
+            proptest::prop_assert_eq!(count_newlines(&bytes), naive);
+        }
     }
 }
