@@ -125,11 +125,7 @@ impl JournalContents {
 fn count_newlines(bytes: &[u8]) -> usize {
     bytes
         .chunks(255)
-        .map(|block| {
-            block
-                .iter()
-                .fold(0u8, |n, &b| n + u8::from(b == b'\n')) as usize
-        })
+        .map(|block| block.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n')) as usize)
         .sum()
 }
 
