@@ -70,39 +70,51 @@
 //! deep creates five files (blob, two trees, commit, ref lock; previously seven: the scratch
 //! tree went to disk too) and makes about 95 system calls (previously about 235).
 //!
-//! Creating a file is what costs on this machine's file system (ext4 without a journal):
-//! the kernel skips inodes freed in the last one to six minutes, so after a burst of
-//! deletions (a test suite removing its temporary repositories) each creation can take
-//! 0.3–1 ms instead of a few microseconds, and autopack-apply, whose cost is now mostly its
-//! five creations, slows down by up to 3× while the subprocess loop (mostly process start-up)
-//! barely moves. The bench therefore removes its repositories only at the end.
+//! Creating a file is what costs on this machine's file system (ext4 without a journal).
+//! Only without a journal does ext4 refuse to reuse an inode freed in the last one to six
+//! minutes, and it finds that out by scanning, inode by inode, from the start of the
+//! directory's block group on every creation: `perf` puts 60–70% of a slow run's time in
+//! the kernel's `recently_deleted` and `find_inode_bit`. After a burst of deletions (a test
+//! suite or an earlier bench run removing its temporary repositories) a creation can take
+//! 0.3–0.8 ms instead of 15–40 µs, for whoever creates files next; autopack-apply, whose
+//! cost is now mostly its five creations, slows down by up to 3×, while the subprocess loop
+//! (mostly process start-up) barely moves. The bench therefore removes its repositories
+//! only at the end. On tmpfs (`TMPDIR=/dev/shm`) the effect is gone.
 //!
 //! `benches/apply.rs` applies one-file patches in sequence (check + commit onto
 //! `refs/heads/autonomous/{run}` with the compare-and-swap) and, in the same run, the first
 //! implementation's loop (`git apply`, `git add -A`, `git commit` per patch on a checkout).
-//! Criterion, 10 samples, 4 s, 2-core machine, three runs with nothing else running (load
-//! average ≈ 0 at the start); per patch, mean (criterion's interval):
+//! Criterion, 10 samples, 4 s, 2-core machine, nothing else running; per patch, criterion's
+//! mean, each pair of rows one run:
 //!
-//! | files in repo | autopack-apply | git subprocess loop | ratio |
-//! |---|---|---|---|
-//! | 1,000 | 0.631 ms (0.628–0.635) | 14.3 ms (13.5–16.4) | ≈ 23× |
-//! | 10,000 | 0.677 ms (0.667–0.686) | 54.3 ms (51.9–59.3) | ≈ 80× |
-//! | 1,000 | 0.863 ms (0.780–0.907) | 16.8 ms (15.3–20.0) | ≈ 19.5× |
-//! | 1,000 | 1.07 ms (1.05–1.09) | 18.9 ms (18.6–19.1) | ≈ 18× |
-//! | 10,000 | 0.724 ms (0.710–0.740) | 59.8 ms (56.4–66.1) | ≈ 83× |
-//! | 1,000 | 0.926 ms (0.781–1.27) | 18.0 ms (17.8–18.3) | ≈ 19.4× |
-//! | 10,000 | 0.745 ms (0.736–0.756) | 59.7 ms (56.0–67.5) | ≈ 80× |
+//! | run | files in repo | autopack-apply | git subprocess loop | ratio |
+//! |---|---|---|---|---|
+//! | 1 | 1,000 | 0.631 ms | 14.3 ms | 23× |
+//! | 1 | 10,000 | 0.677 ms | 54.3 ms | 80× |
+//! | 2 | 1,000 | 0.863 ms | 16.8 ms | 19.5× |
+//! | 3 | 1,000 | 1.07 ms | 18.9 ms | 18× |
+//! | 3 | 10,000 | 0.724 ms | 59.8 ms | 83× |
+//! | 4 | 1,000 | 0.926 ms | 18.0 ms | 19.4× |
+//! | 4 | 10,000 | 0.745 ms | 59.7 ms | 80× |
+//! | 5 | 1,000 | 0.638 ms | 20.8 ms | 33× |
+//! | 5 | 10,000 | 0.714 ms | 56.7 ms | 79× |
+//! | 6 | 1,000 | 0.701 ms | 20.7 ms | 30× |
+//! | 6 | 10,000 | 0.721 ms | 60.3 ms | 84× |
+//! | 7 | 1,000 | 0.884 ms | 30.0 ms | 34× |
+//! | 7 | 10,000 | 0.745 ms | 73.3 ms | 98× |
+//! | tmpfs | 1,000 | 0.423 ms | 23.1 ms | 55× |
+//! | tmpfs | 10,000 | 0.447 ms | 64.8 ms | 145× |
 //!
-//! (The last two rows: a fourth run, after the workspace merge, load ≈ 0.7 at the start.)
-//!
-//! (The second run's 10,000-file row came right after the bench still removed the
-//! 1,000-file repository in the middle: 2.7 ms, not comparable.) At 10,000 files the goal
-//! is met by far; at 1,000 files the ratio is 18–23×, so the 20× goal is **met only in
-//! some runs**: `git` is fast on a small checkout and what is left of our cost is mostly the
-//! five file creations, whose price depends on the file system's recent history. The cost
-//! does not grow with the file count (the 10,000-file root tree has 100 entries instead of
-//! 10). Runs started right after another run's repositories were removed gave 2.6 ms for
-//! autopack-apply against 17.6 ms and 53 ms for the loop (≈ 7× and 20×).
+//! (Run 2's 10,000-file row came right after the bench still removed the 1,000-file
+//! repository in the middle: 2.7 ms, not comparable.) On the goal's workload, 10,000 files,
+//! every run is 79–98× faster. At 1,000 files, where `git` is quick on a small checkout, the
+//! ratio is 18–34× (under 20× in three runs of seven): what is left of our cost is the five
+//! file creations, whose price depends on the file system's recent history. The cost per
+//! patch does not grow with the file count (0.63–1.07 ms at 1,000 files, 0.68–0.75 ms at
+//! 10,000, where the root tree has 100 entries instead of 10), while the loop's cost
+//! triples. Runs started right after another run's repositories were removed gave
+//! 1.3–2.6 ms at 1,000 files against 17–18 ms for the loop (7–14×); their 10,000-file
+//! rows, measured a minute later, were as above (0.71–0.77 ms against 60–63 ms).
 //!
 //! Instructions per patch (callgrind, 200 patches in a row, harness outside the tree;
 //! libc's `rep stos` memset is counted per iteration, so zlib's table clearing looks far
