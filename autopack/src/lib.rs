@@ -19,10 +19,12 @@
 //!   for every phase, 4 inputs each): 1,000 phases in 1.58 ms (**632,000 phases per
 //!   second**), 10,000 phases in 15.2 ms (**657,000 per second**; the goal is 100,000).
 //! - Replaying a journal with [`driver::replay_journal`] from a memory store (read, parse
-//!   every JSON line, apply): 100,002 entries (25,000 phases) in 74 ms; **1,000,002
-//!   entries (250,000 phases) in 0.80 s** (0.80–0.85 s over three runs), 1.25 million
-//!   entries per second; the goal is 1,000,000 entries in under a second. Before this
-//!   work the same replay ran at 245,000 entries per second (800,001 entries in 3.3 s).
+//!   every JSON line, apply): 100,002 entries (25,000 phases) in 74–101 ms; **1,000,002
+//!   entries (250,000 phases) in 0.80 s** (0.80–0.87 s over three quiet runs), 1.25
+//!   million entries per second; the goal is 1,000,000 entries in under a second. This
+//!   virtual machine has noisy spells: a fourth run during one took 1.12 s (0.98–1.28 s),
+//!   while a single-threaded parse ran at its usual speed. Before this work the same
+//!   replay ran at 245,000 entries per second (800,001 entries in 3.3 s).
 //!
 //! Where a replay's time goes, for 250,000 phases: the journal is 310 MB, of which the
 //! start entry (plan and strategy of every phase) is 137 MB. This thread parses the start
