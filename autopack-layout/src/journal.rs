@@ -366,17 +366,27 @@ fn check_in_parts(path: &Path, bytes: &[u8], threads: usize) -> Result<usize> {
         [] => Vec::new(),
         [only] => vec![check_part(only, true)],
         [first, rest @ ..] => std::thread::scope(|scope| {
-            let last = rest.len() - 1;
+            let last_index = rest.len() - 1;
             let handles: Vec<_> = rest
                 .iter()
                 .enumerate()
-                .map(|(i, part)| scope.spawn(move || check_part(part, i == last)))
+                .map(|(i, &part)| {
+                    let last = i == last_index;
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || check_part(part, last))
+                        // No thread to be had: this part is checked on this thread.
+                        .map_err(|_| (part, last))
+                })
                 .collect();
             let mut checks = vec![check_part(first, false)];
-            // A checking thread only runs `check_part`, which does not panic.
-            checks.extend(handles.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            checks.extend(handles.into_iter().map(|handle| {
+                match handle {
+                    // `check_part` does not panic; if it ever did, so does this read.
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err((part, last)) => check_part(part, last),
+                }
             }));
             checks
         }),

@@ -491,7 +491,7 @@ fn replay_contents(
         // full channel. At worst every parsed entry waits here at once, about the size
         // of the journal's text again.
         let (batches, parsed) = std::sync::mpsc::channel::<Vec<_>>();
-        scope.spawn(move || {
+        let parser = std::thread::Builder::new().spawn_scoped(scope, move || {
             loop {
                 let batch: Vec<_> = lines
                     .by_ref()
@@ -504,6 +504,11 @@ fn replay_contents(
                 }
             }
         });
+        if parser.is_err() {
+            // No second thread to be had (the process is at its thread limit): nothing
+            // was applied yet, so replay on this one.
+            return replay_contents(run_id, contents, false);
+        }
         for (index, line) in head {
             replay.apply(parse(index, line)?)?;
         }
