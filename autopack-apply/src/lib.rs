@@ -129,6 +129,8 @@ mod loose;
 mod policy;
 mod promotion;
 pub mod refs;
+pub mod tripwire;
+pub mod workspace;
 mod worktree;
 
 pub use branch::{

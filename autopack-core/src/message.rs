@@ -134,6 +134,48 @@ pub struct BuilderRequest {
     /// Review notes and failure reasons of earlier attempts, oldest first.
     #[serde(default)]
     pub feedback: Vec<String>,
+    /// The patch of this phase's previous Builder attempt, if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_patch: Option<String>,
+    /// The last red CI run of this phase: its output tail and failing tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ci: Option<CiFailure>,
+    /// Where the attempt runs, filled in by the host that dispatches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<Checkout>,
+}
+
+/// The checkout an agent works in, filled in by the host when it dispatches the attempt
+/// (the Supervisor knows no paths and no commits but those the host told it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Checkout {
+    /// The commit the run's integration branch started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
+    /// The integration branch's tip: what a Builder builds on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip_commit: Option<String>,
+    /// The commit checked out in the workspace (the tip for a Builder, the candidate
+    /// under review for an Auditor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_commit: Option<String>,
+    /// The agent's private workspace: an independent git checkout of `head_commit`, also
+    /// its working directory. Editing files there is a complete answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+}
+
+/// What a red CI run reported, for the agent that tries again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CiFailure {
+    /// The tail of the test command's output (stdout and stderr interleaved), bounded by
+    /// the gate (64 KiB by default).
+    pub output_tail: String,
+    /// The failing tests the gate could name.
+    #[serde(default)]
+    pub failing_tests: Vec<String>,
 }
 
 /// What a Builder sends back for one attempt.
@@ -218,6 +260,24 @@ pub struct AuditorRequest {
     /// Failure reasons so far (gate rejections, red CI, failing tests), oldest first.
     #[serde(default)]
     pub failures: Vec<String>,
+    /// The phase's human name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// What the phase is to do.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The phase's kind of work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_category: Option<TaskCategory>,
+    /// The candidate commit under review (the patch committed, not yet on the branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_commit: Option<String>,
+    /// The last red CI run of this phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ci: Option<CiFailure>,
+    /// Where the review runs, filled in by the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<Checkout>,
 }
 
 /// The Auditor's verdict.

@@ -3,7 +3,7 @@
 use autopack_core::clock::timestamp::{self, TimestampError, format_utc, parse_timestamp};
 use autopack_core::message::{
     AuditReason, AuditorRecommendation, AuditorRequest, AuditorResult, BuilderRequest,
-    BuilderResult, BuilderStatus, parse_auditor_result, parse_builder_result,
+    BuilderResult, BuilderStatus, Checkout, CiFailure, parse_auditor_result, parse_builder_result,
 };
 use autopack_core::vocabulary::{Complexity, IssueSource, Severity, TaskCategory};
 use autopack_core::{PhaseId, RunId, TierId};
@@ -154,6 +154,17 @@ fn requests_round_trip_with_exact_spellings() {
         incident_token_cap: 500_000,
         scope: vec!["src/**".into()],
         feedback: vec!["CI red: test_x".into()],
+        previous_patch: Some("diff --git a/x b/x\n".into()),
+        last_ci: Some(CiFailure {
+            output_tail: "FAIL: test_x\n".into(),
+            failing_tests: vec!["test_x".into()],
+        }),
+        checkout: Some(Checkout {
+            base_commit: Some("b".repeat(40)),
+            tip_commit: Some("c".repeat(40)),
+            head_commit: Some("c".repeat(40)),
+            workspace: Some("/tmp/ws".into()),
+        }),
     };
     let value = serde_json::to_value(&req).unwrap();
     assert_eq!(value["task_category"], "schema_change");
@@ -171,9 +182,18 @@ fn requests_round_trip_with_exact_spellings() {
         attempt: 1,
         patch: None,
         failures: Vec::new(),
+        name: "Add users".into(),
+        description: String::new(),
+        task_category: None,
+        candidate_commit: None,
+        last_ci: None,
+        checkout: None,
     };
     let value = serde_json::to_value(&audit).unwrap();
     assert_eq!(value["reason"], "high_risk_approval");
+    // What the host did not fill in is left out, so older agents see what they saw.
+    assert!(value.get("checkout").is_none() && value.get("description").is_none());
+    assert_eq!(value["name"], "Add users");
     assert_eq!(
         serde_json::from_value::<AuditorRequest>(value).unwrap(),
         audit

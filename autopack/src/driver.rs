@@ -40,6 +40,18 @@ pub trait Auditor {
     fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult>;
 }
 
+impl<B: Builder + ?Sized> Builder for &mut B {
+    fn build(&mut self, request: &BuilderRequest) -> AgentOutcome<BuilderResult> {
+        (**self).build(request)
+    }
+}
+
+impl<A: Auditor + ?Sized> Auditor for &mut A {
+    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
+        (**self).audit(request)
+    }
+}
+
 /// What the gate made of a patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -112,6 +124,29 @@ pub trait Artefacts {
     /// # Errors
     /// A host failure.
     fn incident(&mut self, record: &RunRecord, ledger: &Ledger) -> Result<(), HostError>;
+}
+
+/// Watches the host repository for changes made behind the governed path. The driver
+/// checks it after every Builder, Auditor and CI attempt; a change ends the run
+/// `DONE_FAILED_POLICY_VIOLATION` ([`Input::PolicyViolation`]) naming what changed.
+pub trait Tripwire {
+    /// What changed since the run began (or resumed), one sentence each; empty when
+    /// nothing did.
+    ///
+    /// # Errors
+    /// A host failure (the repository cannot be read).
+    fn check(&mut self) -> Result<Vec<String>, HostError>;
+}
+
+/// A tripwire that never fires, for hosts without a repository of their own (tests,
+/// in-memory hosts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTripwire;
+
+impl Tripwire for NoTripwire {
+    fn check(&mut self) -> Result<Vec<String>, HostError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Artefacts that go nowhere, for hosts and tests that keep only the record.
@@ -211,6 +246,8 @@ pub struct Host<'a> {
     pub verifier: &'a mut dyn Verifier,
     /// Views, summaries, incident packs.
     pub artefacts: &'a mut dyn Artefacts,
+    /// Checked after every agent and CI attempt.
+    pub tripwire: &'a mut dyn Tripwire,
     /// The clock every input's time is read from.
     pub clock: &'a dyn Clock,
     /// Progress.
@@ -401,6 +438,13 @@ impl<'a, S: RunStore> Driver<'a, S> {
                 None
             }
         };
+        let input = match (&action, input) {
+            (
+                Action::DispatchBuilder(_) | Action::RequestAudit(_) | Action::RunCi(_),
+                Some(input),
+            ) => Some(self.guarded(&action, input)),
+            (_, input) => input,
+        };
         if let Some(input) = input {
             journal::append(
                 self.store,
@@ -413,6 +457,39 @@ impl<'a, S: RunStore> Driver<'a, S> {
             }
         }
         Ok(())
+    }
+}
+
+impl<S: RunStore> Driver<'_, S> {
+    /// `input` if the tripwire saw nothing during `action`, else the violation.
+    fn guarded(&mut self, action: &Action, input: Input) -> Input {
+        let during = match action {
+            Action::DispatchBuilder(r) => {
+                format!("Builder attempt {} of phase {}", r.attempt, r.phase_id)
+            }
+            Action::RequestAudit(r) => {
+                format!("Auditor attempt {} of phase {}", r.attempt, r.phase_id)
+            }
+            Action::RunCi(r) => format!("CI of phase {}", r.phase_id),
+            _ => "the last step".to_owned(),
+        };
+        match self.host.tripwire.check() {
+            Ok(changes) if changes.is_empty() => input,
+            Ok(changes) => {
+                tracing::error!(target: "autopack::tripwire", run_id = %self.run_id, during = %during, changes = ?changes, "the host repository changed behind the governed path");
+                Input::PolicyViolation {
+                    at: self.host.clock.now(),
+                    reason: format!(
+                        "the host repository changed during the {during}: {}",
+                        changes.join("; ")
+                    ),
+                }
+            }
+            Err(err) => Input::EnvironmentFailed {
+                at: self.host.clock.now(),
+                reason: format!("the tripwire could not read the host repository: {err}"),
+            },
+        }
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use autopack::driver::{
     Applier, ApplyOutcome, Auditor, Builder, DriveOutcome, Driver, DriverError, Host, HostError,
-    JournalEntry, NoArtefacts, Quiet, Verifier,
+    JournalEntry, NoArtefacts, NoTripwire, Quiet, Verifier,
 };
 use autopack::supervisor::{
     AgentOutcome, CiReport, CiRequest, Input, PatchRequest, SnapshotRequest, SupervisorConfig,
@@ -109,6 +109,7 @@ fn run_fresh(
         applier: repo,
         verifier: &mut ci,
         artefacts: &mut artefacts,
+        tripwire: &mut NoTripwire,
         clock: &clock,
         observer: &mut quiet,
     };
@@ -136,6 +137,7 @@ fn resume(
         applier: &mut repo,
         verifier: &mut ci,
         artefacts: &mut artefacts,
+        tripwire: &mut NoTripwire,
         clock: &clock,
         observer: &mut quiet,
     };

@@ -5,6 +5,7 @@
 //! Shared by the example run and the `autopack` binary.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +16,8 @@ use autopack::core::journal::RunStore;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
-use autopack::host::{FsArtefacts, GitApplier, GitVerifier};
+use autopack::apply::workspace::Workspaces;
+use autopack::host::{FsArtefacts, GitApplier, GitTripwire, GitVerifier, InWorkspace};
 use autopack::layout::{FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot};
 use autopack::strategy::{CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::{Input, SupervisorConfig};
@@ -67,6 +69,10 @@ pub struct RunConfig {
     pub ci_backoff_millis: u64,
     /// Time of the commit signature (fixed per run, so a retried commit is identical).
     pub signature_seconds: i64,
+    /// Where the run's private workspaces go (default `$TMPDIR/autopack-workspaces`);
+    /// never inside the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_dir: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -243,6 +249,97 @@ pub struct Agents<'a> {
     pub observer: &'a mut dyn Observer,
 }
 
+/// The host side of a run besides agents and artefacts: the governed apply path, CI in
+/// the run's CI workspace, the Builder's and Auditor's workspaces and the tripwire.
+struct Wiring {
+    applier: GitApplier,
+    verifier: GitVerifier,
+    workspaces: Arc<Workspaces>,
+    tripwire: GitTripwire,
+    builder_branch: IntegrationBranch,
+    auditor_branch: IntegrationBranch,
+}
+
+impl Wiring {
+    fn new(repo: &Path, run_id: &RunId, config: &RunConfig, branch: IntegrationBranch) -> Result<Wiring> {
+        let open = || {
+            IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
+                .with_context(|| format!("opening the integration branch of run {run_id}"))
+        };
+        let parent = config
+            .workspace_dir
+            .clone()
+            .unwrap_or_else(Workspaces::default_parent);
+        // What crashed processes left behind; a live run's folder is locked and stays.
+        Workspaces::reclaim_stale(&parent)
+            .with_context(|| format!("reclaiming stale workspaces in {}", parent.display()))?;
+        let workspaces = Arc::new(
+            Workspaces::open(repo, run_id, &parent)
+                .with_context(|| format!("opening the workspaces of run {run_id}"))?,
+        );
+        Ok(Wiring {
+            applier: GitApplier::new(branch, config.signature()),
+            verifier: GitVerifier::new(config.gate(), Arc::clone(&workspaces)),
+            tripwire: GitTripwire::arm(repo, run_id)
+                .map_err(|e| anyhow::anyhow!("arming the tripwire on {}: {e}", repo.display()))?,
+            workspaces,
+            builder_branch: open()?,
+            auditor_branch: open()?,
+        })
+    }
+
+    /// Drives the run with `drive`, then removes the workspaces of a run that ended.
+    fn drive(
+        self,
+        run_id: &RunId,
+        agents: Agents<'_>,
+        artefacts: &mut FsArtefacts,
+        store: &mut FsRunStore,
+        start: Option<Input>,
+    ) -> Result<(DriveOutcome, RunRecord)> {
+        let Wiring {
+            mut applier,
+            mut verifier,
+            workspaces,
+            mut tripwire,
+            builder_branch,
+            auditor_branch,
+        } = self;
+        let mut builder = InWorkspace::new(agents.builder, builder_branch, Arc::clone(&workspaces));
+        let mut auditor = InWorkspace::new(agents.auditor, auditor_branch, Arc::clone(&workspaces));
+        let clock = SystemClock;
+        let host = Host {
+            builder: &mut builder,
+            auditor: &mut auditor,
+            applier: &mut applier,
+            verifier: &mut verifier,
+            artefacts,
+            tripwire: &mut tripwire,
+            clock: &clock,
+            observer: agents.observer,
+        };
+        let (outcome, supervisor) = match start {
+            Some(start) => Driver::run(start, SupervisorConfig::default(), store, host)
+                .with_context(|| format!("driving run {run_id}"))?,
+            None => Driver::resume(run_id, store, host)
+                .with_context(|| format!("resuming run {run_id}"))?,
+        };
+        let record = supervisor
+            .record()
+            .cloned()
+            .with_context(|| format!("run {run_id} has no record"))?;
+        drop((builder, auditor, verifier));
+        if let Ok(workspaces) = Arc::try_unwrap(workspaces) {
+            let dir = workspaces.dir().to_owned();
+            if let Err(e) = workspaces.remove() {
+                // A folder left behind is reclaimed by the next run; the run's result stands.
+                eprintln!("warning: could not remove the workspaces {}: {e}", dir.display());
+            }
+        }
+        Ok((outcome, record))
+    }
+}
+
 /// Starts the run: creates `autonomous/{run_id}` from `config.base` and drives the run to
 /// its end. Returns the outcome and the final record.
 ///
@@ -263,35 +360,22 @@ pub fn start(
             config.base
         )
     })?;
-    let ci_branch = IntegrationBranch::open(repo, &run_id, &config.base, BranchOptions::default())
-        .with_context(|| format!("opening the integration branch of run {run_id}"))?;
-    let mut applier = GitApplier::new(branch, config.signature());
-    let mut verifier = GitVerifier::new(ci_branch, config.gate());
+    let wiring = Wiring::new(repo, &run_id, config, branch)?;
     let backlog = prepared.artefacts.ledger().backlog();
     let mut store = FsRunStore::new(prepared.root.clone(), FsyncPolicy::AtCheckpoints);
-    let clock = SystemClock;
-    let host = Host {
-        builder: agents.builder,
-        auditor: agents.auditor,
-        applier: &mut applier,
-        verifier: &mut verifier,
-        artefacts: &mut prepared.artefacts,
-        clock: &clock,
-        observer: agents.observer,
-    };
     let start = Input::Start {
-        at: autopack::core::clock::Clock::now(&clock),
+        at: autopack::core::clock::Clock::now(&SystemClock),
         plan: plan.clone(),
         strategy: Box::new(prepared.strategy.clone()),
         backlog: Box::new(backlog),
     };
-    let (outcome, supervisor) = Driver::run(start, SupervisorConfig::default(), &mut store, host)
-        .with_context(|| format!("driving run {run_id}"))?;
-    let record = supervisor
-        .record()
-        .cloned()
-        .with_context(|| format!("run {run_id} has no record"))?;
-    Ok((outcome, record))
+    wiring.drive(
+        &run_id,
+        agents,
+        &mut prepared.artefacts,
+        &mut store,
+        Some(start),
+    )
 }
 
 /// Continues a run from its journal with the host described by `config`.
@@ -328,26 +412,8 @@ pub fn resume(
         .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))?;
     let branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
         .with_context(|| format!("opening the integration branch of run {run_id}"))?;
-    let ci_branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())?;
-    let mut applier = GitApplier::new(branch, config.signature());
-    let mut verifier = GitVerifier::new(ci_branch, config.gate());
-    let clock = SystemClock;
-    let host = Host {
-        builder: agents.builder,
-        auditor: agents.auditor,
-        applier: &mut applier,
-        verifier: &mut verifier,
-        artefacts: &mut artefacts,
-        clock: &clock,
-        observer: agents.observer,
-    };
-    let (outcome, supervisor) = Driver::resume(run_id, &mut store, host)
-        .with_context(|| format!("resuming run {run_id}"))?;
-    let record = supervisor
-        .record()
-        .cloned()
-        .with_context(|| format!("run {run_id} has no record"))?;
-    Ok((outcome, record))
+    let wiring = Wiring::new(repo, run_id, config, branch)?;
+    wiring.drive(run_id, agents, &mut artefacts, &mut store, None)
 }
 
 /// Every run's record, rebuilt by replaying its journal, in the store's order. A run

@@ -202,6 +202,9 @@ impl Observer for Progress {
             Input::EnvironmentFailed { reason, .. } => {
                 Some(format!("  host     environment failed: {reason}"))
             }
+            Input::PolicyViolation { reason, .. } => {
+                Some(format!("  host     POLICY VIOLATION: {reason}"))
+            }
             _ => None,
         };
         if let Some(line) = line {

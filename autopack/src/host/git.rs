@@ -2,15 +2,21 @@
 //! `autopack-apply`.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use autopack_apply::tripwire::Tripwire as HostTripwire;
+use autopack_apply::workspace::{Slot, Workspaces};
+use autopack_core::ids::RunId;
 
 use autopack_apply::{
-    AppliedCommit, CheckError, CiWorktree, CommitInfo, CommitSignature, GateVerdict,
+    AppliedCommit, CheckError, CommitInfo, CommitSignature, GateVerdict,
     IntegrationBranch, Oid, PatchPolicy, PreflightGate, Role,
 };
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::BuilderMode;
 
-use crate::driver::{Applier, ApplyOutcome, HostError, Verifier};
+use crate::driver::{Applier, ApplyOutcome, HostError, Tripwire, Verifier};
 use crate::supervisor::{CiReport, CiRequest, PatchRequest, SnapshotRequest};
 
 /// Applies patches to a run's integration branch through the patch policy, as candidate
@@ -112,16 +118,19 @@ impl Applier for GitApplier {
     }
 }
 
-/// Runs the preflight gate on a candidate in a linked worktree that is removed afterwards.
+/// Runs the preflight gate on a candidate in the run's CI workspace: an independent
+/// clone outside the host work tree, reset to the candidate before every CI run (untracked
+/// and ignored files removed, so each run starts from the candidate alone). Nothing the
+/// test command does there can move a ref of the host repository.
 pub struct GitVerifier {
-    branch: IntegrationBranch,
     gate: PreflightGate,
+    workspaces: Arc<Workspaces>,
 }
 
 impl GitVerifier {
-    /// Verifies candidates of `branch` with `gate`.
-    pub fn new(branch: IntegrationBranch, gate: PreflightGate) -> GitVerifier {
-        GitVerifier { branch, gate }
+    /// Verifies candidates with `gate`, in the CI slot of `workspaces`.
+    pub fn new(gate: PreflightGate, workspaces: Arc<Workspaces>) -> GitVerifier {
+        GitVerifier { gate, workspaces }
     }
 }
 
@@ -133,16 +142,14 @@ impl Verifier for GitVerifier {
                 request.phase_id, request.commit
             ))
         })?;
-        let worktree = CiWorktree::create_at(&self.branch, oid).map_err(HostError::new)?;
-        let result = self
+        let workspace = self
+            .workspaces
+            .checkout(Slot::Ci, oid, None)
+            .map_err(HostError::new)?;
+        let report = self
             .gate
-            .run(worktree.path(), request.profile, request.max_attempts);
-        // The worktree goes whatever the gate said; a failure to remove it is not the
-        // candidate's fault.
-        if let Err(err) = worktree.remove() {
-            tracing::warn!(target: "autopack::ci", error = %err, "could not remove the CI worktree");
-        }
-        let report = result.map_err(HostError::new)?;
+            .run(workspace.path(), request.profile, request.max_attempts)
+            .map_err(HostError::new)?;
         let verdict = match report.verdict {
             GateVerdict::Green => CiVerdict::Green,
             GateVerdict::Flaky => CiVerdict::Flaky,
@@ -165,6 +172,30 @@ impl Verifier for GitVerifier {
     }
 }
 
+/// The driver's [`Tripwire`] over the host repository: refs (but the run's own branch and
+/// tags), HEAD, index, hooks and config compared with the baseline taken when the run
+/// began or resumed ([`autopack_apply::tripwire`]).
+pub struct GitTripwire(HostTripwire);
+
+impl GitTripwire {
+    /// Takes the baseline of the repository at `repo` for run `run_id`.
+    ///
+    /// # Errors
+    /// A [`HostError`] when the repository cannot be read.
+    pub fn arm(repo: &Path, run_id: &RunId) -> Result<GitTripwire, HostError> {
+        HostTripwire::arm(repo, run_id)
+            .map(GitTripwire)
+            .map_err(HostError::new)
+    }
+}
+
+impl Tripwire for GitTripwire {
+    fn check(&mut self) -> Result<Vec<String>, HostError> {
+        let changes = self.0.check().map_err(HostError::new)?;
+        Ok(changes.iter().map(ToString::to_string).collect())
+    }
+}
+
 /// Test names in an output tail, for failure-loop signatures: lines such as
 /// `test foo::bar ... FAILED` (cargo test), `FAILED tests/x.py::test_y` (pytest) or
 /// `FAIL: name` / `not ok N - name`.
@@ -177,7 +208,12 @@ fn failing_tests(output: &str) -> Vec<String> {
                 return rest.strip_suffix(" ... FAILED").map(str::to_owned);
             }
             if let Some(rest) = line.strip_prefix("FAILED ") {
-                return rest.split_whitespace().next().map(str::to_owned);
+                // `FAILED (errors=1)` is unittest's summary, not a test.
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .filter(|name| !name.starts_with('('))
+                    .map(str::to_owned);
             }
             if let Some(rest) = line.strip_prefix("FAIL: ") {
                 return Some(rest.trim().to_owned());
@@ -201,7 +237,7 @@ mod tests {
 
     #[test]
     fn failing_tests_are_read_from_common_runners() {
-        let out = "running 2 tests\ntest a::b ... ok\ntest a::c ... FAILED\nFAILED tests/test_x.py::test_y - assert 1 == 2\nFAIL: unit_z\nnot ok 3 - sums\nnot ok 3 - sums\n";
+        let out = "running 2 tests\ntest a::b ... ok\ntest a::c ... FAILED\nFAILED tests/test_x.py::test_y - assert 1 == 2\nFAIL: unit_z\nnot ok 3 - sums\nnot ok 3 - sums\nFAILED (errors=1)\n";
         assert_eq!(
             failing_tests(out),
             ["a::c", "sums", "tests/test_x.py::test_y", "unit_z"]

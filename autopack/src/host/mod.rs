@@ -5,7 +5,9 @@
 mod command;
 mod files;
 mod git;
+mod workspace;
 
 pub use command::{CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
 pub use files::FsArtefacts;
-pub use git::{GitApplier, GitVerifier};
+pub use git::{GitApplier, GitTripwire, GitVerifier};
+pub use workspace::InWorkspace;

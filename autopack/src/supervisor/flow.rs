@@ -8,6 +8,7 @@ use autopack_core::lifecycle::{
     PhaseEvent, PhaseState, RunEvent, RunFailure, TierEvent, TierState,
 };
 use autopack_core::message::{
+    CiFailure,
     AuditReason, AuditorRecommendation, AuditorResult, BuilderResult, BuilderStatus, SuggestedIssue,
 };
 use autopack_core::record::{
@@ -159,6 +160,9 @@ impl Ctx<'_> {
     ) -> Step {
         self.phase_event(at_, PhaseEvent::Submit, at)?;
         self.run_event(RunEvent::PatchSubmitted, at)?;
+        if role == AttemptRole::Builder {
+            self.work().previous_patch = Some(patch.clone());
+        }
         self.work().submitted = Some((role, attempt, patch.clone()));
         self.emit_apply(at_, role, attempt, patch);
         Ok(())
@@ -300,6 +304,10 @@ impl Ctx<'_> {
                 Ok(())
             }
             CiVerdict::Red => {
+                self.work().last_ci = Some(CiFailure {
+                    output_tail: report.output_tail.clone(),
+                    failing_tests: report.failing_tests.clone(),
+                });
                 if !self.check_budgets(at_, at)? {
                     return Ok(());
                 }

@@ -146,6 +146,16 @@ pub enum Input {
         /// What failed.
         reason: String,
     },
+    /// Something reached the host repository behind the governed path (the host's
+    /// tripwire saw a ref, HEAD, the index, a hook or the config change during an agent or
+    /// CI attempt): the run ends `DONE_FAILED_POLICY_VIOLATION`.
+    PolicyViolation {
+        /// Now.
+        #[serde(deserialize_with = "timestamp::deserialize_rfc3339")]
+        at: DateTime<Utc>,
+        /// What changed and during which attempt.
+        reason: String,
+    },
     /// The host aborts the run: it ends `DONE_FAILED_MANUAL_ABORT`.
     Abort {
         /// Now.
@@ -175,6 +185,7 @@ impl Input {
             | Input::CiFinished { at, .. }
             | Input::SnapshotCreated { at, .. }
             | Input::EnvironmentFailed { at, .. }
+            | Input::PolicyViolation { at, .. }
             | Input::Abort { at, .. }
             | Input::Tick { at } => *at,
         }
@@ -191,6 +202,7 @@ impl Input {
             Input::CiFinished { .. } => "ci_finished",
             Input::SnapshotCreated { .. } => "snapshot_created",
             Input::EnvironmentFailed { .. } => "environment_failed",
+            Input::PolicyViolation { .. } => "policy_violation",
             Input::Abort { .. } => "abort",
             Input::Tick { .. } => "tick",
         }

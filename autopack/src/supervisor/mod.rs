@@ -47,7 +47,7 @@ use autopack_core::ids::PhaseId;
 use autopack_core::lifecycle::{
     PhaseEvent, RunEvent, RunFailure, RunState, TierEvent, TierState, TransitionError,
 };
-use autopack_core::message::{AuditReason, AuditorRequest, BuilderRequest};
+use autopack_core::message::{AuditReason, AuditorRequest, BuilderRequest, CiFailure};
 use autopack_core::plan::PlanErrors;
 use autopack_core::record::{AttemptRole, RunRecord, StateChange};
 use autopack_core::vocabulary::SafetyProfile;
@@ -184,6 +184,10 @@ struct PhaseWork {
     approved: bool,
     /// Tokens of the attempt whose patch is in the gate or CI.
     attempt_tokens: u64,
+    /// The last patch a Builder sent for this phase.
+    previous_patch: Option<String>,
+    /// The last red CI run of this phase.
+    last_ci: Option<CiFailure>,
 }
 
 /// Position of a phase in the frozen run.
@@ -418,7 +422,10 @@ fn check_answers_pending(active: &Active, input: &Input) -> Result<(), Superviso
         Input::SnapshotCreated { phase_id, .. } => {
             fits(phase_id, &|p| matches!(p, Pending::Snapshot))
         }
-        Input::EnvironmentFailed { .. } | Input::Abort { .. } | Input::Tick { .. } => Ok(()),
+        Input::EnvironmentFailed { .. }
+        | Input::PolicyViolation { .. }
+        | Input::Abort { .. }
+        | Input::Tick { .. } => Ok(()),
     }
 }
 
@@ -513,7 +520,10 @@ impl Ctx<'_> {
         self.a.record.usage.elapsed_minutes = minutes_between(self.a.started_at, at);
         // The duration budget acts on every input, whatever it answers.
         let time_only = matches!(input, Input::Tick { .. });
-        if !matches!(input, Input::Abort { .. } | Input::EnvironmentFailed { .. })
+        if !matches!(
+            input,
+            Input::Abort { .. } | Input::EnvironmentFailed { .. } | Input::PolicyViolation { .. }
+        )
             && (!self.check_run_budgets(at)? || time_only)
         {
             return Ok(());
@@ -530,6 +540,12 @@ impl Ctx<'_> {
             Input::EnvironmentFailed { reason, .. } => self.fail_run(
                 RunFailure::Environment,
                 format!("environment failure: {reason}"),
+                None,
+                at,
+            ),
+            Input::PolicyViolation { reason, .. } => self.fail_run(
+                RunFailure::PolicyViolation,
+                format!("policy violation: {reason}"),
                 None,
                 at,
             ),
@@ -685,6 +701,8 @@ impl Ctx<'_> {
         work.builder_attempts += 1;
         let attempt = work.builder_attempts;
         let feedback = work.feedback.clone();
+        let previous_patch = work.previous_patch.clone();
+        let last_ci = work.last_ci.clone();
         let max_attempts =
             self.phase(at_).caps.max_builder_attempts + self.work().extra_builder_attempts;
         let record = &mut self.a.record.tiers[at_.tier].phases[at_.phase];
@@ -710,6 +728,9 @@ impl Ctx<'_> {
             incident_token_cap: p.caps.incident_token_cap,
             scope: p.scope.clone(),
             feedback,
+            previous_patch,
+            last_ci,
+            checkout: None,
         };
         self.a.pending = Some(Pending::Builder { attempt });
         self.emit(Action::DispatchBuilder(request));
@@ -724,6 +745,8 @@ impl Ctx<'_> {
         work.auditor_attempts += 1;
         let attempt = work.auditor_attempts;
         let patch = work.candidate.as_ref().map(|c| c.patch.clone());
+        let candidate_commit = work.candidate.as_ref().map(|c| c.commit.clone());
+        let last_ci = work.last_ci.clone();
         self.a.record.tiers[at_.tier].phases[at_.phase]
             .usage
             .auditor_attempts = attempt;
@@ -741,6 +764,12 @@ impl Ctx<'_> {
             attempt,
             patch,
             failures,
+            name: self.a.record.tiers[at_.tier].phases[at_.phase].name.clone(),
+            description: p.description.clone(),
+            task_category: Some(p.task_category.clone()),
+            candidate_commit,
+            last_ci,
+            checkout: None,
         };
         tracing::info!(target: "autopack::escalation", run_id = %self.a.run.run_id, phase_id = %p.phase_id, ?reason, attempt, "auditor requested");
         self.a.pending = Some(Pending::Auditor { attempt, purpose });

@@ -445,6 +445,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         ci_timeout_secs: args.ci_timeout,
         ci_backoff_millis: args.ci_backoff,
         signature_seconds: chrono::Utc::now().timestamp(),
+        workspace_dir: None,
     };
     config.save(&prepared.root, &run_id)?;
     if !args.quiet {

@@ -1,0 +1,589 @@
+//! Private workspaces: independent clones of the host repository, one per role of a run,
+//! where agents and CI do their work without any path back to the host.
+//!
+//! A workspace is a clone (objects copied, never hard-linked; no remote), not a linked
+//! worktree, so nothing run inside it can write the host's refs, objects, hooks or config.
+//! Workspaces live under a directory outside the host work tree (by default
+//! `$TMPDIR/autopack-workspaces/`), one folder per run (`{run_id}-{repo hash}`) with a
+//! sub-folder per [`Slot`], and are reused from attempt to attempt: an attempt's checkout
+//! copies only the objects the workspace lacks, then resets the work tree to the commit
+//! (untracked and ignored files removed), which touches only the files that differ.
+//!
+//! What an agent leaves in the workspace's own `.git` is not trusted: before a reuse the
+//! `.git` folder must hold only directories and regular files (no symlink, no
+//! `commondir`, no alternates, no `gitdir:` file), its config is rewritten, and its hooks
+//! and `info/` are removed; otherwise the workspace is cloned anew. The change an agent
+//! made is read against an index kept outside the workspace, so an agent's staging does
+//! not change its patch.
+//!
+//! A run holds its folder's lock (`{folder}.lock`, an advisory file lock) while it works;
+//! [`Workspaces::reclaim_stale`] removes folders whose lock nobody holds (left by a
+//! crashed process).
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use autopack_core::ids::RunId;
+use git2::{
+    DiffFindOptions, DiffFormat, DiffOptions, Index, ObjectType, Oid, Repository,
+    RepositoryOpenFlags, build::CheckoutBuilder,
+};
+
+/// Which checkout of a run a workspace is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The Builder's checkout of the integration tip.
+    Builder,
+    /// The Auditor's checkout of the candidate under review.
+    Auditor,
+    /// CI's throwaway checkout of the candidate.
+    Ci,
+}
+
+impl Slot {
+    /// The folder name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Slot::Builder => "builder",
+            Slot::Auditor => "auditor",
+            Slot::Ci => "ci",
+        }
+    }
+}
+
+/// Refs written in a workspace beside its detached HEAD, so that an agent can diff.
+pub mod refs {
+    /// The commit the run's integration branch started from.
+    pub const BASE: &str = "refs/autopack/base";
+    /// The integration branch's tip when the workspace was checked out.
+    pub const TIP: &str = "refs/autopack/tip";
+}
+
+/// Errors of [`Workspaces`] and [`Workspace`].
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// A file or directory could not be read, written or removed.
+    #[error("workspace io: {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// git failed.
+    #[error("workspace git: {op} in {path}: {source}")]
+    Git {
+        /// What was being done.
+        op: &'static str,
+        /// The repository (host or workspace).
+        path: PathBuf,
+        /// The libgit2 error.
+        #[source]
+        source: git2::Error,
+    },
+    /// The workspace folder would lie inside the host's work tree.
+    #[error(
+        "workspace folder {dir} lies inside the host work tree {host}; choose a folder outside it"
+    )]
+    InsideHost {
+        /// The workspace folder.
+        dir: PathBuf,
+        /// The host work tree.
+        host: PathBuf,
+    },
+    /// The change holds content that is not UTF-8 text (patches are text; binary files
+    /// are refused by the patch policy).
+    #[error("the change in workspace {path} holds a file that is not UTF-8 text")]
+    NotText {
+        /// The workspace.
+        path: PathBuf,
+    },
+    /// Another process holds the run's workspaces.
+    #[error("workspaces {dir} are in use by another process (lock {lock})")]
+    Busy {
+        /// The run's folder.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+}
+
+/// The workspaces of one run.
+///
+/// ```
+/// use autopack_apply::workspace::{Slot, Workspaces};
+/// use autopack_core::ids::RunId;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let host = tempfile::tempdir()?;
+/// # let repo = git2::Repository::init(host.path())?;
+/// # let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0))?;
+/// # let mut tb = repo.treebuilder(None)?;
+/// # tb.insert("README", repo.blob(b"hello\n")?, 0o100644)?;
+/// # let tree = repo.find_tree(tb.write()?)?;
+/// # let commit = repo.commit(Some("refs/heads/main"), &sig, &sig, "init", &tree, &[])?;
+/// let parent = tempfile::tempdir()?;
+/// let workspaces = Workspaces::open(host.path(), &RunId::new("run-1")?, parent.path())?;
+/// let ws = workspaces.checkout(Slot::Builder, commit, None)?;
+/// std::fs::write(ws.path().join("README"), "hello, world\n")?;
+/// let patch = ws.change()?.expect("a change");
+/// assert!(patch.starts_with("diff --git a/README b/README"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Workspaces {
+    host: PathBuf,
+    dir: PathBuf,
+    _lock: File,
+}
+
+/// One checked-out workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    path: PathBuf,
+    index_path: PathBuf,
+    commit: Oid,
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError {
+    let path = path.to_owned();
+    move |source| WorkspaceError::Io { op, path, source }
+}
+
+fn git(op: &'static str, path: &Path) -> impl FnOnce(git2::Error) -> WorkspaceError {
+    let path = path.to_owned();
+    move |source| WorkspaceError::Git { op, path, source }
+}
+
+impl Workspaces {
+    /// The default parent folder: `$TMPDIR/autopack-workspaces`.
+    pub fn default_parent() -> PathBuf {
+        std::env::temp_dir().join("autopack-workspaces")
+    }
+
+    /// Opens (creating it when missing) the workspace folder of `run_id` for the host
+    /// repository at `host`, under `parent`, and takes its lock.
+    ///
+    /// # Errors
+    /// [`WorkspaceError::InsideHost`] when `parent` lies inside the host work tree,
+    /// [`WorkspaceError::Busy`] when another process holds the lock, I/O and git errors.
+    pub fn open(host: &Path, run_id: &RunId, parent: &Path) -> Result<Workspaces, WorkspaceError> {
+        let repo = Repository::open(host).map_err(git("open host repository", host))?;
+        let host_tree = repo
+            .workdir()
+            .unwrap_or_else(|| repo.path())
+            .canonicalize()
+            .map_err(io("resolve host work tree", host))?;
+        std::fs::create_dir_all(parent).map_err(io("create workspace parent", parent))?;
+        let parent = parent
+            .canonicalize()
+            .map_err(io("resolve workspace parent", parent))?;
+        if parent.starts_with(&host_tree) {
+            return Err(WorkspaceError::InsideHost {
+                dir: parent,
+                host: host_tree,
+            });
+        }
+        let hash = Oid::hash_object(ObjectType::Blob, host_tree.as_os_str().as_encoded_bytes())
+            .map_err(git("hash host path", host))?;
+        let dir = parent.join(format!("{run_id}-{}", &hash.to_string()[..12]));
+        let lock_path = lock_path(&dir);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open workspace lock", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(WorkspaceError::Busy {
+                    dir,
+                    lock: lock_path,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io("lock workspaces", &lock_path)(e));
+            }
+        }
+        std::fs::create_dir_all(&dir).map_err(io("create workspace folder", &dir))?;
+        Ok(Workspaces {
+            host: host_tree,
+            dir,
+            _lock: lock,
+        })
+    }
+
+    /// The run's workspace folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The host work tree.
+    pub fn host(&self) -> &Path {
+        &self.host
+    }
+
+    /// Checks `commit` out (detached) in the `slot` workspace, copying from the host only
+    /// the objects the workspace lacks; the work tree is reset to the commit exactly
+    /// (untracked and ignored files removed). With `base`, the refs
+    /// [`refs::BASE`] and (for the commit's first parent) [`refs::TIP`] are set too.
+    ///
+    /// # Errors
+    /// I/O and git errors, naming the path.
+    pub fn checkout(
+        &self,
+        slot: Slot,
+        commit: Oid,
+        base: Option<Oid>,
+    ) -> Result<Workspace, WorkspaceError> {
+        let path = self.dir.join(slot.name());
+        let host = Repository::open(&self.host).map_err(git("open host", &self.host))?;
+        let repo = match open_trusted(&path) {
+            Some(repo) => repo,
+            None => clone(&self.host, &path)?,
+        };
+        copy_missing(&host, &repo, commit, &path)?;
+        if let Some(base) = base {
+            copy_missing(&host, &repo, base, &path)?;
+            repo.reference(refs::BASE, base, true, "autopack: run base")
+                .map_err(git("set base ref", &path))?;
+        }
+        repo.set_head_detached(commit)
+            .map_err(git("detach HEAD", &path))?;
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force().remove_untracked(true).remove_ignored(true);
+        repo.checkout_head(Some(&mut checkout))
+            .map_err(git("check out", &path))?;
+        // Directories emptied by the clean-up stay behind in libgit2; they hold no file,
+        // so they change no patch.
+        let index_path = self.dir.join(format!("{}.index", slot.name()));
+        let index_src = repo.path().join("index");
+        std::fs::copy(&index_src, &index_path).map_err(io("keep index", &index_path))?;
+        Ok(Workspace {
+            path,
+            index_path,
+            commit,
+        })
+    }
+
+    /// Removes the run's workspaces and releases the lock.
+    ///
+    /// # Errors
+    /// When the folder cannot be removed.
+    pub fn remove(self) -> Result<(), WorkspaceError> {
+        remove_dir(&self.dir)?;
+        let lock = lock_path(&self.dir);
+        let _ = std::fs::remove_file(&lock);
+        Ok(())
+    }
+
+    /// Removes every run folder under `parent` whose lock no process holds: what crashed
+    /// processes left. Returns the folders removed.
+    ///
+    /// # Errors
+    /// When `parent` cannot be listed or a folder cannot be removed.
+    pub fn reclaim_stale(parent: &Path) -> Result<Vec<PathBuf>, WorkspaceError> {
+        let mut removed = Vec::new();
+        let entries = match std::fs::read_dir(parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(io("list workspaces", parent)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io("list workspaces", parent))?;
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !is_dir {
+                continue;
+            }
+            let lock_path = lock_path(&path);
+            let Ok(lock) = File::options().write(true).create(true).truncate(false).open(&lock_path)
+            else {
+                continue;
+            };
+            if lock.try_lock().is_ok() {
+                remove_dir(&path)?;
+                let _ = std::fs::remove_file(&lock_path);
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn lock_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    dir.with_file_name(name)
+}
+
+fn remove_dir(dir: &Path) -> Result<(), WorkspaceError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("remove workspace", dir)(e)),
+    }
+}
+
+/// What `.git` of a reused workspace may hold at its top level; anything else an agent
+/// made (`commondir`, `worktrees/`, `modules/`, …) is removed, and `config`, `hooks/`
+/// and `info/` are replaced.
+const GIT_DIR_KEEP: &[&str] = &[
+    "HEAD",
+    "index",
+    "objects",
+    "refs",
+    "packed-refs",
+    "logs",
+    "ORIG_HEAD",
+    "FETCH_HEAD",
+];
+
+const WORKSPACE_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n";
+
+/// Opens a workspace left by an earlier attempt, if its `.git` can be trusted after
+/// clean-up; `None` means: clone anew.
+fn open_trusted(path: &Path) -> Option<Repository> {
+    let git_dir = path.join(".git");
+    let meta = std::fs::symlink_metadata(&git_dir).ok()?;
+    if !meta.is_dir() || !only_dirs_and_files(&git_dir) {
+        let _ = remove_dir(path);
+        return None;
+    }
+    let entries = std::fs::read_dir(&git_dir).ok()?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !GIT_DIR_KEEP.iter().any(|k| name == *k) {
+            let p = entry.path();
+            let removed = if entry.file_type().ok()?.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            removed.ok()?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(git_dir.join("objects/info"));
+    std::fs::write(git_dir.join("config"), WORKSPACE_CONFIG).ok()?;
+    let repo = Repository::open_ext(&git_dir, RepositoryOpenFlags::NO_SEARCH, &[] as &[&str]).ok()?;
+    // The work tree is where we put it, whatever an agent wrote in the config.
+    repo.set_workdir(path, false).ok()?;
+    Some(repo)
+}
+
+/// Whether the tree under `dir` holds only directories and regular files.
+fn only_dirs_and_files(dir: &Path) -> bool {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { return false };
+            let Ok(kind) = entry.file_type() else {
+                return false;
+            };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if !kind.is_file() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// A fresh clone of the host: objects copied (never hard-linked), no remote left, nothing
+/// checked out yet.
+fn clone(host: &Path, path: &Path) -> Result<Repository, WorkspaceError> {
+    remove_dir(path)?;
+    let mut checkout = CheckoutBuilder::new();
+    checkout.dry_run();
+    let repo = git2::build::RepoBuilder::new()
+        .clone_local(git2::build::CloneLocal::NoLinks)
+        .with_checkout(checkout)
+        .clone(&host.to_string_lossy(), path)
+        .or_else(|e| {
+            // A host whose HEAD is unborn or detached on nothing cannot be cloned as such;
+            // an empty repository is filled object by object instead.
+            let _ = remove_dir(path);
+            Repository::init(path).map_err(|_| e)
+        })
+        .map_err(git("clone host", path))?;
+    if repo.find_remote("origin").is_ok() {
+        repo.remote_delete("origin")
+            .map_err(git("remove the host remote", path))?;
+    }
+    std::fs::write(repo.path().join("config"), WORKSPACE_CONFIG)
+        .map_err(io("write workspace config", path))?;
+    let _ = std::fs::remove_dir_all(repo.path().join("hooks"));
+    let repo = Repository::open_ext(repo.path(), RepositoryOpenFlags::NO_SEARCH, &[] as &[&str])
+        .map_err(git("open workspace", path))?;
+    repo.set_workdir(path, false)
+        .map_err(git("set workspace work tree", path))?;
+    Ok(repo)
+}
+
+/// Copies `commit` and what it reaches from the host's object database into the
+/// workspace's, children before parents, so an object present in the workspace always has
+/// everything it reaches.
+fn copy_missing(
+    host: &Repository,
+    ws: &Repository,
+    commit: Oid,
+    path: &Path,
+) -> Result<(), WorkspaceError> {
+    let hodb = host.odb().map_err(git("open host objects", path))?;
+    let wodb = ws.odb().map_err(git("open workspace objects", path))?;
+    if wodb.exists(commit) {
+        return Ok(());
+    }
+    enum Visit {
+        Enter(Oid),
+        Exit(Oid),
+    }
+    let mut seen = HashSet::new();
+    let mut stack = vec![Visit::Enter(commit)];
+    while let Some(visit) = stack.pop() {
+        match visit {
+            Visit::Enter(id) => {
+                if !seen.insert(id) || wodb.exists(id) {
+                    continue;
+                }
+                stack.push(Visit::Exit(id));
+                let (_, kind) = hodb.read_header(id).map_err(git("read host object", path))?;
+                match kind {
+                    ObjectType::Commit => {
+                        let c = host.find_commit(id).map_err(git("read host commit", path))?;
+                        stack.push(Visit::Enter(c.tree_id()));
+                        stack.extend(c.parent_ids().map(Visit::Enter));
+                    }
+                    ObjectType::Tree => {
+                        let t = host.find_tree(id).map_err(git("read host tree", path))?;
+                        for entry in t.iter() {
+                            // Submodule entries name commits of another repository.
+                            if entry.kind() != Some(ObjectType::Commit) {
+                                stack.push(Visit::Enter(entry.id()));
+                            }
+                        }
+                    }
+                    ObjectType::Tag => {
+                        let t = host.find_tag(id).map_err(git("read host tag", path))?;
+                        stack.push(Visit::Enter(t.target_id()));
+                    }
+                    _ => {}
+                }
+            }
+            Visit::Exit(id) => {
+                let object = hodb.read(id).map_err(git("read host object", path))?;
+                wodb.write(object.kind(), object.data())
+                    .map_err(git("write workspace object", path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Workspace {
+    /// The workspace's directory (its work tree).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The commit checked out.
+    pub fn commit(&self) -> Oid {
+        self.commit
+    }
+
+    /// The change made in the work tree since the checkout, as a git-format diff (new,
+    /// modified, deleted and renamed files, mode changes; binary files appear as
+    /// `Binary files … differ`, which the patch policy refuses), or `None` when nothing
+    /// changed. What the agent staged or committed in the workspace does not matter: the
+    /// work tree is compared with the commit, through an index kept outside the workspace.
+    ///
+    /// # Errors
+    /// git and I/O errors, naming the workspace.
+    pub fn change(&self) -> Result<Option<String>, WorkspaceError> {
+        let repo = self.open()?;
+        let index = Index::open(&self.index_path).map_err(git("read kept index", &self.path))?;
+        // The kept index is the commit's tree with the stat data of the checkout: files
+        // the agent did not touch are not read again.
+        let diff = repo
+            .diff_index_to_workdir(Some(&index), Some(&mut diff_options()))
+            .map_err(git("diff work tree", &self.path))?;
+        patch_text(diff, &self.path)
+    }
+
+    /// The work tree's difference from `commit` (which must be in the workspace: the
+    /// base or tip refs, or the commit checked out), as [`Workspace::change`] formats it.
+    /// Every file is compared, so this reads the whole work tree.
+    ///
+    /// # Errors
+    /// git and I/O errors, naming the workspace.
+    pub fn change_since(&self, commit: Oid) -> Result<Option<String>, WorkspaceError> {
+        let repo = self.open()?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(git("read commit", &self.path))?;
+        let diff = repo
+            .diff_tree_to_workdir(Some(&tree), Some(&mut diff_options()))
+            .map_err(git("diff work tree", &self.path))?;
+        patch_text(diff, &self.path)
+    }
+
+    fn open(&self) -> Result<Repository, WorkspaceError> {
+        let path = &self.path;
+        let repo = Repository::open_ext(
+            path.join(".git"),
+            RepositoryOpenFlags::NO_SEARCH,
+            &[] as &[&str],
+        )
+        .map_err(git("open workspace", path))?;
+        repo.set_workdir(path, false)
+            .map_err(git("set workspace work tree", path))?;
+        Ok(repo)
+    }
+}
+
+fn diff_options() -> DiffOptions {
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .show_untracked_content(true)
+        .include_typechange(true);
+    opts
+}
+
+/// A diff as git-format patch text, renames found; `None` when empty.
+fn patch_text(mut diff: git2::Diff<'_>, path: &Path) -> Result<Option<String>, WorkspaceError> {
+    if diff.deltas().len() == 0 {
+        return Ok(None);
+    }
+    let mut find = DiffFindOptions::new();
+    find.renames(true).for_untracked(true);
+    diff.find_similar(Some(&mut find))
+        .map_err(git("find renames", path))?;
+    let mut text = Vec::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            text.push(line.origin() as u8);
+        }
+        text.extend_from_slice(line.content());
+        true
+    })
+    .map_err(git("print diff", path))?;
+    match String::from_utf8(text) {
+        Ok(text) if !text.is_empty() => Ok(Some(text)),
+        Ok(_) => Ok(None),
+        // Replacing the bytes would change the file behind the agent's back.
+        Err(_) => Err(WorkspaceError::NotText {
+            path: path.to_owned(),
+        }),
+    }
+
+}
