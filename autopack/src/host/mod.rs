@@ -1,13 +1,20 @@
-//! Ready-made host adapters for the [`crate::driver`]: the governed apply path and the
-//! preflight gate on git ([`GitApplier`], [`GitVerifier`]), agents that are external
-//! commands ([`CommandAgent`]), and artefacts in `.autonomous_runs/` ([`FsArtefacts`]).
+//! Ready-made host adapters for the [`crate::driver`]: the governed apply path, CI in the
+//! run's CI workspace and the host tripwire on git ([`GitApplier`], [`GitVerifier`],
+//! [`GitTripwire`]), agents in private workspaces ([`InWorkspace`]), agents that are
+//! external commands, plain or a preset for a real agent CLI ([`CommandAgent`],
+//! [`AgentPreset`]), and artefacts in `.autonomous_runs/` ([`FsArtefacts`]).
 
 mod command;
 mod files;
 mod git;
+mod preset;
 mod workspace;
 
 pub use command::{CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
 pub use files::FsArtefacts;
 pub use git::{GitApplier, GitTripwire, GitVerifier};
+pub use preset::{
+    AgentPreset, AgentReport, AgentRole, Invocation, MAX_PROMPT_BYTES, PresetError, StdinUse,
+    UnknownPreset, auditor_prompt, builder_prompt, result_json_in,
+};
 pub use workspace::InWorkspace;
