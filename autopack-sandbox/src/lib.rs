@@ -45,7 +45,7 @@
 //!   [`Policy::writable`] and the private directories; nothing else, not even listing. TCP
 //!   bind/connect denied under [`Network::Deny`]. With Landlock ABI >= 6 the job can neither
 //!   signal processes outside its sandbox nor reach their abstract UNIX sockets; at any ABI
-//!   it cannot ptrace them (so `/proc/<host pid>/environ` is closed to it).
+//!   it cannot ptrace them or read their memory (`/proc/<host pid>/mem`).
 //! - **Containment**: the job is PID 1 of a new PID namespace when the host may create one
 //!   (root or `CAP_SYS_ADMIN`), so when it ends the kernel kills everything it started,
 //!   `setsid` and double forks included. Otherwise (or with [`Containment::Tracking`]) the
@@ -62,6 +62,9 @@
 //! code is involved.
 //!
 //! Limits: Landlock's network rules cover TCP only (UDP, raw and UNIX sockets are open);
+//! Landlock does not stop read-level `/proc` access to processes of the same user (a job
+//! running as the host's user can read `/proc/<host pid>/environ` and `cmdline`), so a host
+//! should not keep secrets in its own environment, or run jobs as another user;
 //! under tracking, a process that both clears its environment and escapes its parent
 //! between two scans of `/proc` (every [`SCAN_INTERVAL`]) is not found, and after a host
 //! crash [`reap_leftovers`] can kill only the recorded process group; the subreaper
