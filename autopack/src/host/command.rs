@@ -1,22 +1,40 @@
-//! External-command agents: any agent CLI wrapped as a Builder or an Auditor.
+//! External-command agents: any agent CLI wrapped as a Builder or an Auditor, confined by
+//! the sandbox.
 //!
-//! The request (JSON, the schemas of `autopack-core`) goes to the command's stdin; its
-//! result (JSON) comes back on stdout. The command runs under `sh -c` in its own process
-//! group, with a timeout and an output-size limit. Anything that goes wrong — it cannot
-//! start, it exits non-zero, it times out, it prints too much or prints something that is
-//! not a valid result — is a failed attempt whose reason says which.
+//! One attempt is one process, started through [`autopack_sandbox`]: with its cwd in the
+//! attempt's workspace (the request's [`Checkout`](autopack_core::message::Checkout), set
+//! by [`InWorkspace`](crate::host::InWorkspace)), an environment built from an allowlist,
+//! writes limited to the workspace and the attempt's own files, a timeout that holds
+//! whatever its children do, and every process it started killed when it ends.
+//!
+//! What the process is told (see [`AGENT_ENV`]): the request JSON is in the file named by
+//! `AUTOPACK_REQUEST_FILE` and, for a plain command, on stdin; `AUTOPACK_RESULT_FILE`
+//! names where it may write its result JSON. What counts as its answer, first found:
+//! 1. the result file, if the process wrote it (a `builder_result` / `auditor_result`);
+//! 2. for a plain command, stdout when it holds a JSON object (today's protocol);
+//!    for an Auditor preset, the last JSON object in the CLI's final message;
+//! 3. for a Builder in a workspace, nothing at all: exit 0 is `success`, and the change
+//!    in the workspace is the patch.
+//!
+//! Anything that goes wrong — it cannot start, it exits non-zero, it times out, it prints
+//! too much or an answer that does not parse, its CLI reports an error — is a failed
+//! attempt whose reason says which.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use autopack_core::message::{
-    AuditorRequest, AuditorResult, BuilderRequest, BuilderResult, parse_auditor_result,
-    parse_builder_result,
+    AuditorRequest, AuditorResult, BuilderRequest, BuilderResult, BuilderStatus,
+    parse_auditor_result, parse_builder_result,
 };
+use autopack_sandbox::{Ended, Env, Job, Network, OutputMode, Policy, Sandbox};
 
 use crate::driver::{Auditor, Builder};
+use crate::host::preset::{
+    AgentPreset, AgentReport, AgentRole, StdinUse, auditor_prompt, builder_prompt,
+    result_json_in,
+};
 use crate::supervisor::AgentOutcome;
 
 /// Default time an agent command may take.
@@ -25,41 +43,103 @@ pub const DEFAULT_AGENT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_MAX_OUTPUT: usize = 8 * 1024 * 1024;
 /// Bytes of stderr quoted in a failure reason.
 const STDERR_TAIL: usize = 2_000;
+/// Bytes of an agent's final message kept as the notes of a result it did not write.
+const NOTES_TAIL: usize = 2_000;
 
-/// A Builder or Auditor that is an external command.
+/// The environment variables an agent process gets from Autopack, besides the allowlist
+/// of [`autopack_sandbox::ALLOWED_HOST_VARS`], what `--pass-env` names, and a private
+/// `HOME` and `TMPDIR`. Nothing else of the host's environment reaches it.
+pub const AGENT_ENV: &[(&str, &str)] = &[
+    (
+        "AUTOPACK_REQUEST_FILE",
+        "the request JSON (builder_request or auditor_request schema)",
+    ),
+    (
+        "AUTOPACK_RESULT_FILE",
+        "where the agent may write its result JSON (builder_result or auditor_result schema); optional for a Builder in a workspace",
+    ),
+    (
+        "AUTOPACK_WORKSPACE",
+        "the attempt's private git checkout, also the working directory",
+    ),
+    (
+        "AUTOPACK_REPO",
+        "the same as AUTOPACK_WORKSPACE (the repository the agent works on; never the host's)",
+    ),
+    ("AUTOPACK_RUN_ID", "the run"),
+    ("AUTOPACK_PHASE_ID", "the phase"),
+    ("AUTOPACK_ROLE", "builder or auditor"),
+    ("AUTOPACK_ATTEMPT", "the attempt number, from 1"),
+];
+
+/// A Builder or Auditor that is an external command or a preset for an agent CLI.
 ///
 /// ```
 /// use autopack::driver::Builder;
 /// use autopack::host::CommandAgent;
+/// use autopack_sandbox::Sandbox;
 /// use std::time::Duration;
 ///
-/// let mut agent = CommandAgent::new("echo not-json").with_timeout(Duration::from_secs(5));
+/// let mut agent = CommandAgent::new("echo not-json")
+///     .with_timeout(Duration::from_secs(5))
+///     .with_sandbox(Sandbox::detect().unwrap_or_else(|_| Sandbox::off()));
 /// # let request: autopack_core::message::BuilderRequest = serde_json::from_value(serde_json::json!({
 /// #   "run_id": "r", "tier_id": "t", "phase_id": "p", "phase_index": 0, "name": "n",
 /// #   "task_category": "docs", "complexity": "low", "attempt": 1, "max_attempts": 2,
 /// #   "incident_token_cap": 1000 })).unwrap();
+/// // Outside a workspace, a plain command must print a builder_result.
 /// let outcome = agent.build(&request);
 /// assert!(matches!(outcome, autopack::supervisor::AgentOutcome::Failed { .. }));
 /// ```
 #[derive(Debug, Clone)]
 pub struct CommandAgent {
-    command: String,
+    preset: AgentPreset,
+    /// The shell command line of [`AgentPreset::Command`], or a preset's program.
+    program: Option<OsString>,
     timeout: Duration,
     max_output: usize,
     workdir: Option<PathBuf>,
     env: Vec<(String, String)>,
+    pass_env: Vec<String>,
+    readable: Vec<PathBuf>,
+    network: Network,
+    sandbox: Result<Sandbox, String>,
 }
 
 impl CommandAgent {
-    /// An agent running `command` with `sh -c`.
+    /// An agent running `command` with `sh -c` (today's protocol: request on stdin,
+    /// result on stdout, or edits in its workspace).
     pub fn new(command: impl Into<String>) -> CommandAgent {
+        CommandAgent::preset(AgentPreset::Command).with_program(command.into())
+    }
+
+    /// An agent CLI run as `preset` says, with its default program (`codex`, `claude`,
+    /// `aider`) unless [`CommandAgent::with_program`] names another.
+    ///
+    /// The sandbox is [`Sandbox::detect`]: where no confinement is available, every
+    /// attempt fails saying so, until [`CommandAgent::with_sandbox`] gives one (or
+    /// [`Sandbox::off`], the explicit `--no-sandbox`). Agents may use the network (they
+    /// need their model's API) unless [`CommandAgent::with_network`] says otherwise.
+    pub fn preset(preset: AgentPreset) -> CommandAgent {
         CommandAgent {
-            command: command.into(),
+            preset,
+            program: None,
             timeout: DEFAULT_AGENT_TIMEOUT,
             max_output: DEFAULT_MAX_OUTPUT,
             workdir: None,
             env: Vec::new(),
+            pass_env: Vec::new(),
+            readable: Vec::new(),
+            network: Network::Allow,
+            sandbox: Sandbox::detect().map_err(|e| e.to_string()),
         }
+    }
+
+    /// The program to run (a preset's CLI), or the command line of
+    /// [`AgentPreset::Command`].
+    pub fn with_program(mut self, program: impl Into<OsString>) -> CommandAgent {
+        self.program = Some(program.into());
+        self
     }
 
     /// Sets the timeout.
@@ -74,121 +154,229 @@ impl CommandAgent {
         self
     }
 
-    /// Runs the command in `dir`.
+    /// Runs the command in `dir` when a request carries no workspace (the process may then
+    /// write only its own result file: grant more with a workspace).
     pub fn in_dir(mut self, dir: impl Into<PathBuf>) -> CommandAgent {
         self.workdir = Some(dir.into());
         self
     }
 
-    /// Adds an environment variable.
+    /// Sets an environment variable for the process.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> CommandAgent {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    /// The command line.
-    pub fn command(&self) -> &str {
-        &self.command
+    /// Passes the host's variable `name` through, if set (e.g. `OPENAI_API_KEY` for
+    /// Codex): nothing else of the host's environment is.
+    pub fn pass_env(mut self, name: impl Into<String>) -> CommandAgent {
+        self.pass_env.push(name.into());
+        self
     }
 
-    /// Runs the command with `input` on stdin; returns its stdout.
-    fn run(&self, input: &str) -> Result<String, String> {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(&self.command);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(dir) = &self.workdir {
-            cmd.current_dir(dir);
-        }
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        // Its own process group, so a timeout kills whatever it started too.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("could not start `{}`: {e}", self.command))?;
-        let pid = child.id();
+    /// Lets the process read (not write) `path`, e.g. a toolchain or the CLI's config.
+    pub fn allow_read(mut self, path: impl Into<PathBuf>) -> CommandAgent {
+        self.readable.push(path.into());
+        self
+    }
 
-        let stdin = child.stdin.take();
-        let input = input.as_bytes().to_vec();
-        // Written from a thread: a command that does not read its stdin must not block us.
-        let writer = std::thread::spawn(move || {
-            if let Some(mut stdin) = stdin {
-                let _ = stdin.write_all(&input);
-            }
-        });
-        let limit = self.max_output;
-        let stdout = child.stdout.take();
-        let reader = std::thread::spawn(move || -> (Vec<u8>, bool) {
-            let mut buf = Vec::new();
-            let Some(out) = stdout else {
-                return (buf, false);
-            };
-            let mut limited = out.take(limit as u64 + 1);
-            let _ = limited.read_to_end(&mut buf);
-            let over = buf.len() > limit;
-            buf.truncate(limit);
-            (buf, over)
-        });
-        let stderr = child.stderr.take();
-        let err_reader = std::thread::spawn(move || -> Vec<u8> {
-            let mut buf = Vec::new();
-            if let Some(mut err) = stderr {
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = err.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if buf.len() > 2 * STDERR_TAIL {
-                        buf.drain(..buf.len() - STDERR_TAIL);
-                    }
-                }
-            }
-            buf
-        });
+    /// Sets whether the process may use TCP.
+    pub fn with_network(mut self, network: Network) -> CommandAgent {
+        self.network = network;
+        self
+    }
 
-        let started = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if started.elapsed() >= self.timeout => break None,
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => {
-                    kill_group(pid);
-                    return Err(format!("waiting for `{}` failed: {e}", self.command));
-                }
-            }
+    /// Runs attempts under `sandbox`.
+    pub fn with_sandbox(mut self, sandbox: Sandbox) -> CommandAgent {
+        self.sandbox = Ok(sandbox);
+        self
+    }
+
+    /// The preset.
+    pub fn preset_kind(&self) -> AgentPreset {
+        self.preset
+    }
+
+    /// The command line (plain commands) or program (presets), if set.
+    pub fn command(&self) -> Option<&std::ffi::OsStr> {
+        self.program.as_deref()
+    }
+
+    /// What a human calls this agent in a failure reason.
+    fn label(&self, role: AgentRole) -> String {
+        let role = match role {
+            AgentRole::Builder => "builder",
+            AgentRole::Auditor => "auditor",
         };
-        if status.is_none() {
-            kill_group(pid);
-            let _ = child.wait();
+        match self.preset {
+            AgentPreset::Command => format!("{role} command"),
+            other => format!("{role} ({})", other.name()),
         }
-        let _ = writer.join();
-        let (out, over) = reader.join().unwrap_or_default();
-        let err = err_reader.join().unwrap_or_default();
-        let stderr_tail = tail(&String::from_utf8_lossy(&err));
-        let Some(status) = status else {
-            return Err(format!(
-                "timed out after {} s{stderr_tail}",
-                self.timeout.as_secs_f64()
-            ));
+    }
+
+    /// Runs one attempt; returns what it said.
+    fn attempt(&self, role: AgentRole, call: Call<'_>) -> Result<Said, String> {
+        let sandbox = self.sandbox.as_ref().map_err(|e| {
+            format!("cannot be confined: {e}; refusing to run it unconfined (use --no-sandbox to allow that)")
+        })?;
+        let io = tempfile::Builder::new()
+            .prefix("autopack-attempt-")
+            .tempdir()
+            .map_err(|e| format!("cannot create the attempt's files: {e}"))?;
+        let request_file = io.path().join("request.json");
+        let result_file = io.path().join("result.json");
+        std::fs::write(&request_file, call.request_json)
+            .map_err(|e| format!("cannot write {}: {e}", request_file.display()))?;
+        let workspace = call.workspace.map(Path::to_owned);
+        let cwd = workspace
+            .clone()
+            .or_else(|| self.workdir.clone())
+            .unwrap_or_else(|| io.path().to_owned());
+        let invocation =
+            self.preset
+                .invocation(self.program.as_deref(), role, &(call.prompt)(), &cwd);
+        let mut set = self.env.clone();
+        let path_text = |p: &Path| p.display().to_string();
+        set.push(("AUTOPACK_REQUEST_FILE".into(), path_text(&request_file)));
+        set.push(("AUTOPACK_RESULT_FILE".into(), path_text(&result_file)));
+        if let Some(ws) = &workspace {
+            set.push(("AUTOPACK_WORKSPACE".into(), path_text(ws)));
+            set.push(("AUTOPACK_REPO".into(), path_text(ws)));
+        }
+        set.push(("AUTOPACK_RUN_ID".into(), call.run_id.to_owned()));
+        set.push(("AUTOPACK_PHASE_ID".into(), call.phase_id.to_owned()));
+        set.push((
+            "AUTOPACK_ROLE".into(),
+            match role {
+                AgentRole::Builder => "builder",
+                AgentRole::Auditor => "auditor",
+            }
+            .into(),
+        ));
+        set.push(("AUTOPACK_ATTEMPT".into(), call.attempt.to_string()));
+        let job = Job {
+            program: invocation.program,
+            args: invocation.args,
+            cwd,
+            env: Env {
+                pass: self.pass_env.clone(),
+                set,
+            },
+            stdin: match invocation.stdin {
+                StdinUse::RequestJson => call.request_json.as_bytes().to_vec(),
+                StdinUse::Empty => Vec::new(),
+            },
+            timeout: self.timeout,
+            output: OutputMode::Separate {
+                stdout_limit: self.max_output,
+                stderr_tail: 2 * STDERR_TAIL,
+            },
         };
-        if over {
+        let mut writable = vec![io.path().to_owned()];
+        writable.extend(workspace.iter().cloned());
+        let policy = Policy {
+            writable,
+            readable: self.readable.clone(),
+            network: self.network,
+        };
+        let finished = sandbox
+            .run(&job, &policy)
+            .map_err(|e| format!("could not start: {e}"))?;
+        let stderr = String::from_utf8_lossy(&finished.stderr_tail).into_owned();
+        let stderr_tail = tail(&stderr);
+        let code = match finished.ended {
+            Ended::TimedOut => {
+                return Err(format!(
+                    "timed out after {} s{stderr_tail}",
+                    self.timeout.as_secs_f64()
+                ));
+            }
+            Ended::Signalled(signal) => {
+                return Err(format!("was killed by signal {signal}{stderr_tail}"));
+            }
+            Ended::Exited(code) => code,
+        };
+        if finished.stdout_overflow {
             return Err(format!(
                 "printed more than {} bytes on stdout",
                 self.max_output
             ));
         }
-        if !status.success() {
-            return Err(match status.code() {
-                Some(code) => format!("exited with code {code}{stderr_tail}"),
-                None => format!("was killed by a signal{stderr_tail}"),
+        let stdout = String::from_utf8(finished.stdout)
+            .map_err(|_| "printed invalid UTF-8 on stdout".to_owned())?;
+        let report = self
+            .preset
+            .read_output(&stdout, &stderr, code)
+            .map_err(|e| e.to_string())?;
+        if let Some(failed) = &report.failed {
+            return Err(match code {
+                0 => format!("reported an error: {failed}"),
+                code if self.preset == AgentPreset::Command => {
+                    format!("exited with code {code}{stderr_tail}")
+                }
+                code => format!("exited with code {code}: {failed}"),
             });
         }
-        String::from_utf8(out).map_err(|_| "printed invalid UTF-8 on stdout".to_owned())
+        if code != 0 {
+            return Err(format!("exited with code {code}{stderr_tail}"));
+        }
+        let written = match std::fs::read_to_string(&result_file) {
+            Ok(text) if !text.trim().is_empty() => Some((text, "$AUTOPACK_RESULT_FILE")),
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("wrote an unreadable result file: {e}")),
+        };
+        Ok(Said {
+            written,
+            stdout,
+            report,
+        })
+    }
+}
+
+/// One attempt's request, for [`CommandAgent::attempt`].
+struct Call<'a> {
+    request_json: &'a str,
+    prompt: &'a dyn Fn() -> String,
+    workspace: Option<&'a Path>,
+    run_id: &'a str,
+    phase_id: &'a str,
+    attempt: u32,
+}
+
+/// What a process said in an attempt that ended well.
+struct Said {
+    /// The result file's text, and its name for error messages.
+    written: Option<(String, &'static str)>,
+    stdout: String,
+    report: AgentReport,
+}
+
+impl Said {
+    /// The answer to parse, per the module's order, and where it came from.
+    fn answer(&self, preset: AgentPreset, role: AgentRole) -> Option<(&str, &'static str)> {
+        if let Some((text, source)) = &self.written {
+            return Some((text.trim(), source));
+        }
+        match (preset, role) {
+            (AgentPreset::Command, _) => {
+                let out = self.stdout.trim();
+                out.starts_with('{').then_some((out, "stdout"))
+            }
+            (_, AgentRole::Auditor) => {
+                result_json_in(&self.report.final_message).map(|t| (t, "the final message"))
+            }
+            (_, AgentRole::Builder) => None,
+        }
+    }
+
+    fn notes(&self) -> String {
+        let notes = self.report.final_message.trim();
+        let mut start = notes.len().saturating_sub(NOTES_TAIL);
+        while !notes.is_char_boundary(start) {
+            start += 1;
+        }
+        notes[start..].to_owned()
     }
 }
 
@@ -204,53 +392,122 @@ fn tail(stderr: &str) -> String {
     format!("; stderr: {}", &stderr[start..])
 }
 
-fn kill_group(pid: u32) {
-    // `kill -KILL -- -PGID` reaches every process the agent started, with no unsafe code.
-    let _ = Command::new("kill")
-        .arg("-KILL")
-        .arg("--")
-        .arg(format!("-{pid}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-fn failed<T>(reason: String) -> AgentOutcome<T> {
+fn failed<T>(reason: String, tokens_used: u64) -> AgentOutcome<T> {
     AgentOutcome::Failed {
         reason,
-        tokens_used: 0,
+        tokens_used,
     }
 }
 
 impl Builder for CommandAgent {
     fn build(&mut self, request: &BuilderRequest) -> AgentOutcome<BuilderResult> {
-        let input = match serde_json::to_string(request) {
-            Ok(input) => input,
-            Err(e) => return failed(format!("the request could not be serialised: {e}")),
+        let label = self.label(AgentRole::Builder);
+        let json = match serde_json::to_string(request) {
+            Ok(json) => json,
+            Err(e) => return failed(format!("the request could not be serialised: {e}"), 0),
         };
-        match self.run(&input) {
-            Ok(stdout) => match parse_builder_result(stdout.trim(), "builder command stdout") {
-                Ok(result) => AgentOutcome::Returned(result),
-                Err(e) => failed(format!("builder command printed an invalid result: {e}")),
+        let workspace = request
+            .checkout
+            .as_ref()
+            .and_then(|c| c.workspace.as_deref())
+            .map(Path::new);
+        let prompt = || builder_prompt(request);
+        let said = match self.attempt(
+            AgentRole::Builder,
+            Call {
+                request_json: &json,
+                prompt: &prompt,
+                workspace,
+                run_id: request.run_id.as_str(),
+                phase_id: request.phase_id.as_str(),
+                attempt: request.attempt,
             },
-            Err(reason) => failed(format!("builder command {reason}")),
+        ) {
+            Ok(said) => said,
+            Err(reason) => return failed(format!("{label} {reason}"), 0),
+        };
+        let tokens = said.report.tokens_used;
+        match said.answer(self.preset, AgentRole::Builder) {
+            Some((text, source)) => match parse_builder_result(text, &format!("{label} {source}"))
+            {
+                Ok(mut result) => {
+                    if result.tokens_used == 0 {
+                        result.tokens_used = tokens;
+                    }
+                    AgentOutcome::Returned(result)
+                }
+                Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
+            },
+            None if workspace.is_some() => AgentOutcome::Returned(BuilderResult {
+                phase_id: request.phase_id.clone(),
+                status: BuilderStatus::Success,
+                patch: None,
+                probe_results: Vec::new(),
+                suggested_issues: Vec::new(),
+                tokens_used: tokens,
+                failing_tests: Vec::new(),
+                notes: said.notes(),
+            }),
+            None => failed(
+                format!(
+                    "{label} gave no result: without a workspace it must print a builder_result JSON or write one to $AUTOPACK_RESULT_FILE"
+                ),
+                tokens,
+            ),
         }
     }
 }
 
 impl Auditor for CommandAgent {
     fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
-        let input = match serde_json::to_string(request) {
-            Ok(input) => input,
-            Err(e) => return failed(format!("the request could not be serialised: {e}")),
+        let label = self.label(AgentRole::Auditor);
+        let json = match serde_json::to_string(request) {
+            Ok(json) => json,
+            Err(e) => return failed(format!("the request could not be serialised: {e}"), 0),
         };
-        match self.run(&input) {
-            Ok(stdout) => match parse_auditor_result(stdout.trim(), "auditor command stdout") {
-                Ok(result) => AgentOutcome::Returned(result),
-                Err(e) => failed(format!("auditor command printed an invalid result: {e}")),
+        let workspace = request
+            .checkout
+            .as_ref()
+            .and_then(|c| c.workspace.as_deref())
+            .map(Path::new);
+        let prompt = || auditor_prompt(request);
+        let said = match self.attempt(
+            AgentRole::Auditor,
+            Call {
+                request_json: &json,
+                prompt: &prompt,
+                workspace,
+                run_id: request.run_id.as_str(),
+                phase_id: request.phase_id.as_str(),
+                attempt: request.attempt,
             },
-            Err(reason) => failed(format!("auditor command {reason}")),
+        ) {
+            Ok(said) => said,
+            Err(reason) => return failed(format!("{label} {reason}"), 0),
+        };
+        let tokens = said.report.tokens_used;
+        match said.answer(self.preset, AgentRole::Auditor) {
+            Some((text, source)) => match parse_auditor_result(text, &format!("{label} {source}"))
+            {
+                Ok(mut result) => {
+                    if result.tokens_used == 0 {
+                        result.tokens_used = tokens;
+                    }
+                    AgentOutcome::Returned(result)
+                }
+                Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
+            },
+            None => failed(
+                format!(
+                    "{label} gave no recommendation: it must write an auditor_result JSON to $AUTOPACK_RESULT_FILE{}",
+                    if self.preset == AgentPreset::Command {
+                        " or print one"
+                    } else {
+                        " or end its final message with one"
+                    }
+                ),
+                tokens,
+            ),
         }
     }
 }

@@ -10,7 +10,7 @@ mod git;
 mod preset;
 mod workspace;
 
-pub use command::{CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
+pub use command::{AGENT_ENV, CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
 pub use files::FsArtefacts;
 pub use git::{GitApplier, GitTripwire, GitVerifier};
 pub use preset::{
