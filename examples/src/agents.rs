@@ -3,8 +3,9 @@
 //! They behave like real agents from the Supervisor's point of view — results with real
 //! git-format patches, token counts, failing tests and suggested issues — but follow a
 //! script:
-//! - every phase gets a patch that creates or rewrites files of the sample project
-//!   ([`crate::sample`]) so that its tests keep passing;
+//! - every phase creates or rewrites files of the sample project ([`crate::sample`]) so
+//!   that its tests keep passing: in its workspace when the request names one (a
+//!   workspace agent: the host reads the change as the patch), else as a patch it returns;
 //! - `farewell`: the Builder reports `failed` (a failing test, a minor issue) until the
 //!   feedback holds an Auditor's notes, then succeeds;
 //! - the Auditor approves high-risk patches (`high_risk_approval`, with one minor finding),
@@ -30,92 +31,143 @@ pub const FLAKY_ONCE: &str = "cache-tests";
 /// The high-risk phase that needs an Auditor approve.
 pub const HIGH_RISK: &str = "users-schema";
 
-/// The patch and token count the scripted Builder sends for a phase, if it knows it.
-pub fn scripted_patch(phase_id: &str) -> Option<(String, u64)> {
-    let patch = match phase_id {
-        "hello-name" => [
-            rewrite_file(
+/// The files the scripted Builder writes for a phase, if it knows it: (path, content as
+/// committed before, new content).
+pub fn scripted_edits(phase_id: &str) -> Option<Vec<Edit>> {
+    let edits = match phase_id {
+        "hello-name" => vec![
+            Edit::rewrite(
                 "src/hello.sh",
                 sample::HELLO,
                 "#!/bin/sh\n# Prints a greeting, to NAME when given.\necho \"hello${1:+, $1}\"\n",
             ),
-            new_file(
+            Edit::new(
                 "tests/test_hello_name.sh",
                 "#!/bin/sh\nout=$(sh src/hello.sh Ada)\n[ \"$out\" = \"hello, Ada\" ] || { echo \"got '$out'\"; exit 1; }\n",
             ),
-        ]
-        .concat(),
-        "users-schema" => [
-            new_file("schema/users.schema", "id:int\nname:text\nemail:text\n"),
-            new_file(
+        ],
+        "users-schema" => vec![
+            Edit::new("schema/users.schema", "id:int\nname:text\nemail:text\n"),
+            Edit::new(
                 "tests/strict_schema.sh",
                 "#!/bin/sh\n# Strict profile: every schema line is field:type with a known type.\nfor f in schema/*.schema; do\n    [ -f \"$f\" ] || continue\n    if grep -v -E '^[a-z_]+:(int|text|bool)$' \"$f\"; then\n        echo \"bad line in $f\"\n        exit 1\n    fi\ndone\n",
             ),
-        ]
-        .concat(),
-        "schema-docs" => [
-            new_file(
+        ],
+        "schema-docs" => vec![
+            Edit::new(
                 "docs/schema.md",
                 "# Schema\n\n## users\n\n- `id` (int): the user's number\n- `name` (text): how to greet them\n- `email` (text): where to write\n",
             ),
-            new_file(
+            Edit::new(
                 "tests/test_docs_schema.sh",
                 "#!/bin/sh\n# Every field of every schema is documented.\nfor f in schema/*.schema; do\n    [ -f \"$f\" ] || continue\n    for field in $(cut -d: -f1 \"$f\"); do\n        grep -q \"\\`$field\\`\" docs/schema.md || { echo \"$field is not documented\"; exit 1; }\n    done\ndone\n",
             ),
-        ]
-        .concat(),
-        "farewell" => [
-            new_file(
+        ],
+        "farewell" => vec![
+            Edit::new(
                 "src/farewell.sh",
                 "#!/bin/sh\n# Says goodbye, to NAME when given.\necho \"goodbye${1:+, $1}\"\n",
             ),
-            new_file(
+            Edit::new(
                 "tests/test_farewell.sh",
                 "#!/bin/sh\nout=$(sh src/farewell.sh Ada)\n[ \"$out\" = \"goodbye, Ada\" ] || { echo \"got '$out'\"; exit 1; }\n",
             ),
-        ]
-        .concat(),
-        "cache-tests" => new_file(
+        ],
+        "cache-tests" => vec![Edit::new(
             "tests/test_cache.sh",
             "#!/bin/sh\n# The greeting cache lives outside the checkout ($AUTOPACK_EXAMPLE_STATE).\n# A cold cache misses its deadline once; after that the cache is warm.\nstate=\"${AUTOPACK_EXAMPLE_STATE:-}\"\n[ -n \"$state\" ] || exit 0\nmkdir -p \"$state\" || exit 1\nif [ ! -e \"$state/cache-warm\" ]; then\n    : > \"$state/cache-warm\"\n    echo \"cache cold: lookup missed its deadline\"\n    exit 1\nfi\n",
-        ),
-        "config-defaults" => [
-            new_file(
+        )],
+        "config-defaults" => vec![
+            Edit::new(
                 "config/defaults.conf",
                 "# Defaults of the greeter.\ngreeting=hello\nfarewell=goodbye\n",
             ),
-            new_file(
+            Edit::new(
                 "tests/test_config.sh",
                 "#!/bin/sh\nfor key in greeting farewell; do\n    grep -q \"^$key=\" config/defaults.conf || { echo \"$key has no default\"; exit 1; }\ndone\n",
             ),
-        ]
-        .concat(),
-        "readme-usage" => rewrite_file(
+        ],
+        "readme-usage" => vec![Edit::rewrite(
             "README.md",
             sample::README,
             "# greeter\n\nA tiny shell project used by the Autopack example run.\n\n## Usage\n\n- `sh src/hello.sh [NAME]` prints a greeting.\n- `sh src/farewell.sh [NAME]` says goodbye.\n\nDefaults live in `config/defaults.conf`; the users schema is documented in\n`docs/schema.md`.\n\nRun the tests with `sh run_tests.sh` (add `--strict` for the strict CI profile).\n",
-        ),
-        "changelog" => [
-            new_file(
+        )],
+        "changelog" => vec![
+            Edit::new(
                 "CHANGELOG.md",
                 "# Changelog\n\n## 0.1.0\n\n- Greet by name, say goodbye.\n- Users schema with docs.\n- Configuration defaults.\n",
             ),
-            new_file(
+            Edit::new(
                 "tests/test_changelog.sh",
                 "#!/bin/sh\ngrep -q '^## 0.1.0$' CHANGELOG.md || { echo 'CHANGELOG.md has no 0.1.0 entry'; exit 1; }\n",
             ),
-        ]
-        .concat(),
+        ],
         // Debt-cleanup phases the StrategyEngine inserts once backlog keys have aged
         // (run the example several times in one directory to see one).
-        id if id.starts_with("debt-cleanup") => new_file(
+        id if id.starts_with("debt-cleanup") => vec![Edit::new(
             &format!("docs/debt/{id}.md"),
             "# Debt cleanup\n\nReviewed the aged backlog keys; notes for the next run.\n",
-        ),
+        )],
         _ => return None,
     };
+    Some(edits)
+}
+
+/// One file the scripted Builder writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// The path in the repository.
+    pub path: String,
+    /// The content committed before (`None`: a new file).
+    pub old: Option<&'static str>,
+    /// The content written.
+    pub new: String,
+}
+
+impl Edit {
+    fn new(path: &str, content: &str) -> Edit {
+        Edit {
+            path: path.to_owned(),
+            old: None,
+            new: content.to_owned(),
+        }
+    }
+
+    fn rewrite(path: &str, old: &'static str, new: &str) -> Edit {
+        Edit {
+            path: path.to_owned(),
+            old: Some(old),
+            new: new.to_owned(),
+        }
+    }
+
+    /// The edit as a git-format patch.
+    pub fn patch(&self) -> String {
+        match self.old {
+            None => new_file(&self.path, &self.new),
+            Some(old) => rewrite_file(&self.path, old, &self.new),
+        }
+    }
+}
+
+/// The patch and token count the scripted Builder sends for a phase when it has no
+/// workspace, if it knows the phase.
+pub fn scripted_patch(phase_id: &str) -> Option<(String, u64)> {
+    let patch: String = scripted_edits(phase_id)?.iter().map(Edit::patch).collect();
     let tokens = 6_000 + 1_500 * patch.lines().count() as u64;
     Some((patch, tokens))
+}
+
+/// Writes `edits` into `workspace`, as an agent that edits files does.
+fn write_edits(workspace: &std::path::Path, edits: &[Edit]) -> std::io::Result<()> {
+    for edit in edits {
+        let path = workspace.join(&edit.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, &edit.new)?;
+    }
+    Ok(())
 }
 
 fn minor(
@@ -178,10 +230,25 @@ impl Builder for ScriptedBuilder {
                 notes: "I cannot decide where the farewell script should live".into(),
             });
         }
+        // In a workspace, the Builder edits files and leaves the patch to the host.
+        let workspace = request.checkout.as_ref().and_then(|c| c.workspace.as_deref());
+        let patch = match workspace {
+            Some(ws) => {
+                let edits = scripted_edits(phase).unwrap_or_default();
+                if let Err(e) = write_edits(std::path::Path::new(ws), &edits) {
+                    return AgentOutcome::Failed {
+                        reason: format!("the scripted Builder could not write its files in {ws}: {e}"),
+                        tokens_used: 0,
+                    };
+                }
+                None
+            }
+            None => Some(patch),
+        };
         AgentOutcome::Returned(BuilderResult {
             phase_id: request.phase_id.clone(),
             status: BuilderStatus::Success,
-            patch: Some(patch),
+            patch,
             probe_results: vec![ProbeResult {
                 name: format!("{phase} smoke test"),
                 passed: true,

@@ -14,7 +14,7 @@ use autopack::issues::AgingThresholds;
 use autopack::layout::{FsyncPolicy, RunsRoot};
 
 use crate::agents::{ScriptedAuditor, ScriptedBuilder};
-use crate::host::{self, Agents, RunConfig};
+use crate::host::{self, Agents, RunConfig, SandboxSettings};
 use crate::plan::{PROJECT_ID, example_plan};
 use crate::progress::Progress;
 use crate::sample::{self, create_sample_repo};
@@ -32,6 +32,8 @@ pub struct ExampleOptions {
     pub run_id: String,
     /// Print progress to stdout.
     pub print: bool,
+    /// Run CI unconfined (where the kernel has no Landlock).
+    pub no_sandbox: bool,
 }
 
 /// What the example run did.
@@ -144,15 +146,10 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
         print!("{}", prepared.strategy.render_text());
         println!();
     }
-    // The flaky test remembers its first failure here: outside every checkout, one
-    // folder per run, so each run sees the flake once.
-    let state_dir = repo
-        .join(".git")
-        .join("autopack-example")
-        .join("ci-state")
-        .join(run_id.as_str());
-    std::fs::create_dir_all(&state_dir)
-        .with_context(|| format!("creating {}", state_dir.display()))?;
+    // The flaky test remembers its first failure here: outside every checkout (and
+    // outside the repository, which the sandbox keeps CI out of), one folder per run, so
+    // each run sees the flake once. CI may write it (`sandbox.write`).
+    let state_dir = sample::state_dir(&repo, &run_id)?;
     let config = RunConfig {
         base: "main".into(),
         builder_cmd: None,
@@ -165,8 +162,16 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
         ci_timeout_secs: 120,
         ci_backoff_millis: 100,
         signature_seconds: chrono::Utc::now().timestamp(),
+        builder: None,
+        auditor: None,
+        sandbox: SandboxSettings {
+            disabled: opts.no_sandbox,
+            write: vec![state_dir.clone()],
+            ..SandboxSettings::default()
+        },
     };
     config.save(&root, &run_id)?;
+    let sandbox = host::sandbox(&root, &run_id, &config)?;
     let mut builder = ScriptedBuilder::default();
     let mut auditor = ScriptedAuditor::default();
     let mut progress = Progress::new(opts.print);
@@ -175,6 +180,7 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
         &plan,
         prepared,
         &config,
+        &sandbox,
         Agents {
             builder: &mut builder,
             auditor: &mut auditor,

@@ -17,7 +17,10 @@ use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
 use autopack::apply::workspace::Workspaces;
-use autopack::host::{FsArtefacts, GitApplier, GitTripwire, GitVerifier, InWorkspace};
+use autopack::host::{
+    AgentPreset, CommandAgent, FsArtefacts, GitApplier, GitTripwire, GitVerifier, InWorkspace,
+};
+use autopack::sandbox::{FileProcessLog, Network, Sandbox};
 use autopack::layout::{FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot};
 use autopack::strategy::{CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::{Input, SupervisorConfig};
@@ -42,7 +45,8 @@ pub fn runs_root(repo: &Path) -> RunsRoot {
 /// {"base": "main", "builder_cmd": "my-builder", "auditor_cmd": null,
 ///  "test_cmd": "sh run_tests.sh", "strict_test_cmd": "sh run_tests.sh --strict",
 ///  "agent_timeout_secs": 900, "max_output_bytes": 8388608, "ci_timeout_secs": 1800,
-///  "ci_backoff_millis": 2000, "signature_seconds": 1767225600}
+///  "ci_backoff_millis": 2000, "signature_seconds": 1767225600,
+///  "builder": "codex", "sandbox": {"pass_env": ["OPENAI_API_KEY"], "ci_network": "deny"}}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +77,113 @@ pub struct RunConfig {
     /// never inside the repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_dir: Option<PathBuf>,
+    /// The Builder's preset (`codex`, `claude`, `aider`; `command` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<String>,
+    /// The Auditor's preset (`command` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor: Option<String>,
+    /// How agents and CI are confined.
+    #[serde(default)]
+    pub sandbox: SandboxSettings,
+}
+
+/// How a run's agents and CI commands are confined (`autopack run --no-sandbox`,
+/// `--pass-env`, `--sandbox-read`, `--agent-network`, `--ci-network`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Run unconfined (the user said `--no-sandbox`); the environment is still scrubbed
+    /// and every process still reaped.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Host environment variables passed to agents and CI (e.g. `OPENAI_API_KEY`).
+    #[serde(default)]
+    pub pass_env: Vec<String>,
+    /// Extra read-only paths (toolchains, an agent CLI's config).
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+    /// Extra writable paths for CI (a cache or state folder outside the repository).
+    #[serde(default)]
+    pub write: Vec<PathBuf>,
+    /// Whether agents may use TCP (default: yes, they call their model's API).
+    #[serde(default)]
+    pub agent_network: NetworkRule,
+    /// Whether CI may use TCP (default: no).
+    #[serde(default = "NetworkRule::deny")]
+    pub ci_network: NetworkRule,
+}
+
+
+impl Default for SandboxSettings {
+    /// Confined; agents online, CI offline; nothing passed, read or written beyond the
+    /// sandbox's defaults.
+    fn default() -> SandboxSettings {
+        SandboxSettings {
+            disabled: false,
+            pass_env: Vec::new(),
+            read: Vec::new(),
+            write: Vec::new(),
+            agent_network: NetworkRule::Allow,
+            ci_network: NetworkRule::Deny,
+        }
+    }
+}
+
+/// Whether a confined process may use TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkRule {
+    /// TCP allowed.
+    #[default]
+    Allow,
+    /// TCP bind and connect denied (Landlock covers TCP only).
+    Deny,
+}
+
+impl NetworkRule {
+    fn deny() -> NetworkRule {
+        NetworkRule::Deny
+    }
+
+    /// The sandbox's rule.
+    pub fn network(self) -> Network {
+        match self {
+            NetworkRule::Allow => Network::Allow,
+            NetworkRule::Deny => Network::Deny,
+        }
+    }
+}
+
+/// The file in a run's folder that lists the processes a run has alive, so that a resume
+/// after a crash can kill what the crashed process left running.
+pub const PROCESSES_FILE: &str = "processes.json";
+
+/// The sandbox of a run: Landlock unless `config.sandbox.disabled`, recording the
+/// processes it starts in `{run_id}/processes.json`.
+///
+/// # Errors
+/// No confinement available (and `--no-sandbox` not given), or the process log cannot be
+/// read.
+pub fn sandbox(root: &RunsRoot, run_id: &RunId, config: &RunConfig) -> Result<Sandbox> {
+    let sandbox = if config.sandbox.disabled {
+        Sandbox::off()
+    } else {
+        Sandbox::detect().map_err(|e| {
+            anyhow::anyhow!(
+                "{e}; agents and CI would run with full access to the repository. Refusing to start: pass --no-sandbox to run them unconfined"
+            )
+        })?
+    };
+    let dir = root.run_dir(run_id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = FileProcessLog::open(dir.join(PROCESSES_FILE))?;
+    // What a crashed process left running dies before anything new starts.
+    let reaped = log.reap();
+    if reaped > 0 {
+        eprintln!("killed {reaped} process(es) left running by an earlier process of run {run_id}");
+    }
+    Ok(sandbox.with_log(Arc::new(log)))
 }
 
 impl RunConfig {
@@ -103,11 +214,47 @@ impl RunConfig {
         Ok(path)
     }
 
-    fn gate(&self) -> PreflightGate {
-        let mut gate = PreflightGate::new(self.test_cmd.clone(), self.strict_test_cmd.clone());
+    fn gate(&self, sandbox: &Sandbox) -> PreflightGate {
+        let mut gate = PreflightGate::new(self.test_cmd.clone(), self.strict_test_cmd.clone())
+            .with_sandbox(
+                sandbox.clone(),
+                self.sandbox.ci_network.network(),
+                self.sandbox.read.clone(),
+            );
         gate.timeout = Duration::from_secs(self.ci_timeout_secs);
         gate.backoff = Duration::from_millis(self.ci_backoff_millis);
+        gate.env.pass = self.sandbox.pass_env.clone();
+        gate.writable = self.sandbox.write.clone();
         gate
+    }
+
+    /// A [`CommandAgent`] for `preset` (a name) with `cmd` (the command line of a plain
+    /// command, or a preset's program), confined by `sandbox` with this run's settings.
+    ///
+    /// # Errors
+    /// An unknown preset name, or a plain command without a command line.
+    pub fn agent(&self, preset: Option<&str>, cmd: Option<&str>, sandbox: &Sandbox) -> Result<CommandAgent> {
+        let preset = preset
+            .map(AgentPreset::from_name)
+            .transpose()?
+            .unwrap_or(AgentPreset::Command);
+        let mut agent = CommandAgent::preset(preset)
+            .with_timeout(Duration::from_secs(self.agent_timeout_secs))
+            .with_max_output(self.max_output_bytes)
+            .with_network(self.sandbox.agent_network.network())
+            .with_sandbox(sandbox.clone());
+        match (preset, cmd) {
+            (_, Some(cmd)) => agent = agent.with_program(cmd),
+            (AgentPreset::Command, None) => bail!("a plain command agent needs its command line"),
+            (_, None) => {}
+        }
+        for name in &self.sandbox.pass_env {
+            agent = agent.pass_env(name.clone());
+        }
+        for path in &self.sandbox.read {
+            agent = agent.allow_read(path.clone());
+        }
+        Ok(agent)
     }
 
     fn signature(&self) -> CommitSignature {
@@ -261,7 +408,13 @@ struct Wiring {
 }
 
 impl Wiring {
-    fn new(repo: &Path, run_id: &RunId, config: &RunConfig, branch: IntegrationBranch) -> Result<Wiring> {
+    fn new(
+        repo: &Path,
+        run_id: &RunId,
+        config: &RunConfig,
+        branch: IntegrationBranch,
+        sandbox: &Sandbox,
+    ) -> Result<Wiring> {
         let open = || {
             IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
                 .with_context(|| format!("opening the integration branch of run {run_id}"))
@@ -279,7 +432,7 @@ impl Wiring {
         );
         Ok(Wiring {
             applier: GitApplier::new(branch, config.signature()),
-            verifier: GitVerifier::new(config.gate(), Arc::clone(&workspaces)),
+            verifier: GitVerifier::new(config.gate(sandbox), Arc::clone(&workspaces)),
             tripwire: GitTripwire::arm(repo, run_id)
                 .map_err(|e| anyhow::anyhow!("arming the tripwire on {}: {e}", repo.display()))?,
             workspaces,
@@ -350,6 +503,7 @@ pub fn start(
     plan: &Plan,
     mut prepared: Prepared,
     config: &RunConfig,
+    sandbox: &Sandbox,
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
     let run_id = plan.run.run_id.clone();
@@ -360,7 +514,7 @@ pub fn start(
             config.base
         )
     })?;
-    let wiring = Wiring::new(repo, &run_id, config, branch)?;
+    let wiring = Wiring::new(repo, &run_id, config, branch, sandbox)?;
     let backlog = prepared.artefacts.ledger().backlog();
     let mut store = FsRunStore::new(prepared.root.clone(), FsyncPolicy::AtCheckpoints);
     let start = Input::Start {
@@ -386,6 +540,7 @@ pub fn resume(
     repo: &Path,
     run_id: &RunId,
     config: &RunConfig,
+    sandbox: &Sandbox,
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
     let root = runs_root(repo);
@@ -412,7 +567,7 @@ pub fn resume(
         .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))?;
     let branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
         .with_context(|| format!("opening the integration branch of run {run_id}"))?;
-    let wiring = Wiring::new(repo, run_id, config, branch)?;
+    let wiring = Wiring::new(repo, run_id, config, branch, sandbox)?;
     wiring.drive(run_id, agents, &mut artefacts, &mut store, None)
 }
 

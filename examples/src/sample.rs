@@ -231,6 +231,23 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The folder where the sample's flaky test keeps its state for run `run_id`: beside the
+/// repository's folder, never inside it (created empty).
+///
+/// # Errors
+/// When it cannot be created.
+pub fn state_dir(repo: &Path, run_id: &autopack::core::ids::RunId) -> anyhow::Result<PathBuf> {
+    let name = format!(
+        "{}.autopack-example-state",
+        repo.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let dir = repo.with_file_name(name).join(run_id.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
 /// The sample project's test command for a CI profile. `state_dir` (outside every
 /// checkout) is where the flaky test remembers that it has already failed once.
 pub fn test_command(state_dir: &Path, strict: bool) -> String {

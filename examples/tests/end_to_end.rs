@@ -61,9 +61,10 @@ fn write_plan(dir: &Path, run_id: &str) -> PathBuf {
     path
 }
 
-/// A Builder command that adds `notes/{phase}.md` with a valid result.
+/// A Builder command that adds `notes/{phase}.md` with a valid result. The script lives in
+/// `{dir}/scripts`, which runs let agents read with `--sandbox-read` ([`scripts`]).
 fn good_builder(dir: &Path) -> String {
-    let script = dir.join("builder.sh");
+    let script = scripts(dir).join("builder.sh");
     std::fs::write(
         &script,
         r#"#!/bin/sh
@@ -74,6 +75,14 @@ printf '{"phase_id":"%s","status":"success","tokens_used":100,"patch":"diff --gi
     )
     .expect("builder written");
     format!("sh {}", s(&script))
+}
+
+/// The folder of agent scripts under `dir` (created): outside the repository, so the
+/// sandbox must be told to let agents read it.
+fn scripts(dir: &Path) -> PathBuf {
+    let path = dir.join("scripts");
+    std::fs::create_dir_all(&path).expect("scripts folder");
+    path
 }
 
 fn read_dir_text(dir: &Path) -> String {
@@ -94,6 +103,7 @@ fn the_example_run_ends_as_scripted_and_writes_every_artefact() {
         dir: dir.clone(),
         run_id: "example-test".into(),
         print: false,
+        no_sandbox: false,
     })
     .expect("the example runs");
 
@@ -212,6 +222,8 @@ fn run_report_promote_validate_and_resume_a_run() {
         s(&repo),
         "--builder-cmd",
         &builder,
+        "--sandbox-read",
+        s(&scripts(tmp.path())),
         "--test-cmd",
         "sh run_tests.sh",
         "--strict-test-cmd",
@@ -313,7 +325,7 @@ fn a_builder_that_prints_garbage_fails_its_attempts_and_the_run_goes_on() {
         "--repo",
         s(&repo),
         "--builder-cmd",
-        "echo 'this is not json'",
+        "echo '{this is not json'",
         "--test-cmd",
         "sh run_tests.sh",
         "--quiet",
@@ -323,7 +335,7 @@ fn a_builder_that_prints_garbage_fails_its_attempts_and_the_run_goes_on() {
     assert!(stdout.contains("DONE_FAILED_TIER_BLOCKED"), "{stdout}");
     // Both tiers ran (the run went on after the first phase failed).
     let phases = read_dir_text(&repo.join(".autonomous_runs/garbage/phases"));
-    assert!(phases.contains("printed an invalid result"), "{phases}");
+    assert!(phases.contains("gave an invalid result"), "{phases}");
     assert!(phases.contains("notes-b"));
     let summary = std::fs::read_to_string(repo.join(".autonomous_runs/garbage/run_summary.md"))
         .expect("summary");
@@ -663,37 +675,62 @@ fn a_run_killed_mid_way_resumes_from_its_journal() {
     let (tmp, repo) = repo();
     let plan = write_plan(tmp.path(), "crash");
     let marker = tmp.path().join("crashed-once");
-    let script = tmp.path().join("crashing-builder.sh");
-    // On its first call for the second phase the Builder kills the autopack process
-    // (its parent) with SIGKILL, as a crash would.
+    let script = scripts(tmp.path()).join("crashing-builder.sh");
+    // On its first call for the second phase the Builder marks the moment and hangs; the
+    // test then kills the autopack process with SIGKILL, as a crash would. The hanging
+    // Builder outlives it until the resume reaps it.
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nreq=$(cat)\ncase \"$req\" in *'\"phase_id\":\"notes-b\"'*) [ -e {m} ] || {{ : > {m}; kill -9 $PPID; sleep 5; exit 1; }} ;; esac\nprintf '%s' \"$req\" | {good}\n",
+            "#!/bin/sh\nreq=$(cat)\ncase \"$req\" in *'\"phase_id\":\"notes-b\"'*) [ -e {m} ] || {{ : > {m}; exec sleep 127; }} ;; esac\nprintf '%s' \"$req\" | {good}\n",
             m = autopack_examples::sample::shell_quote(s(&marker)),
             good = good_builder(tmp.path()),
         ),
     )
     .expect("script");
-    // `exec`: the script's parent is then the autopack process itself.
-    let builder = format!("exec sh {}", s(&script));
-    let args = [
-        "run",
-        "--plan",
-        s(&plan),
-        "--repo",
-        s(&repo),
-        "--builder-cmd",
-        &builder,
-        "--test-cmd",
-        "sh run_tests.sh",
-        "--quiet",
-    ];
-    let out = autopack(&args);
-    assert!(marker.exists());
-    assert_ne!(code(&out), 0, "the process was killed: {:?}", text(&out));
+    let builder = format!("sh {}", s(&script));
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--plan",
+            s(&plan),
+            "--repo",
+            s(&repo),
+            "--builder-cmd",
+            &builder,
+            "--test-cmd",
+            "sh run_tests.sh",
+            // The marker is written outside the workspace.
+            "--no-sandbox",
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("autopack starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the Builder never reached notes-b");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // Only this test's Builder sleeps exactly 127 s.
+    let hung = || {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| c == b"sleep\0127\0")
+                    .unwrap_or(false)
+            })
+            .count()
+    };
+    assert_eq!(hung(), 1, "the hanging Builder outlives the killed process");
     let out = autopack(&["resume", "crash", "--repo", s(&repo), "--quiet"]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert_eq!(hung(), 0, "the resume reaps what the killed process started");
     assert!(
         text(&out).0.contains("run crash ended DONE_SUCCESS"),
         "{:?}",

@@ -21,11 +21,12 @@ use autopack::core::message::{AuditorRecommendation, AuditorRequest, AuditorResu
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, DriveOutcome};
-use autopack::host::{CommandAgent, DEFAULT_MAX_OUTPUT};
+use autopack::host::{AgentPreset, DEFAULT_MAX_OUTPUT};
+use autopack::sandbox::Sandbox;
 use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
 use autopack::strategy::{BacklogView, Ruleset};
 use autopack::supervisor::AgentOutcome;
-use autopack_examples::host::{self, Agents, RunConfig};
+use autopack_examples::host::{self, Agents, NetworkRule, RunConfig, SandboxSettings};
 use autopack_examples::progress::Progress;
 use autopack_examples::validate;
 use clap::{Args, Parser, Subcommand};
@@ -117,12 +118,41 @@ struct RunArgs {
     /// The ruleset (JSON); default: the repository's latest, else the built-in one.
     #[arg(long, value_name = "FILE")]
     ruleset: Option<PathBuf>,
-    /// The Builder command.
+    /// The Builder: a preset for an agent CLI (codex, claude, aider) or `command`
+    /// (default) for --builder-cmd.
+    #[arg(long, value_name = "PRESET", default_value = "command")]
+    builder: String,
+    /// The Builder's shell command (with `--builder command`), or the program of a preset
+    /// (default: the preset's CLI on PATH).
     #[arg(long, value_name = "CMD")]
-    builder_cmd: String,
-    /// The Auditor command (default: every review escalates).
+    builder_cmd: Option<String>,
+    /// The Auditor: a preset (codex, claude, aider) or `command` for --auditor-cmd
+    /// (default: without --auditor-cmd, every review escalates).
+    #[arg(long, value_name = "PRESET")]
+    auditor: Option<String>,
+    /// The Auditor's shell command, or the program of its preset.
     #[arg(long, value_name = "CMD")]
     auditor_cmd: Option<String>,
+    /// Pass this host environment variable to agents and CI (repeatable; e.g.
+    /// OPENAI_API_KEY). Nothing else of the environment is passed.
+    #[arg(long, value_name = "NAME")]
+    pass_env: Vec<String>,
+    /// Let agents and CI read this path (repeatable; e.g. a toolchain such as ~/.cargo).
+    #[arg(long, value_name = "PATH")]
+    sandbox_read: Vec<PathBuf>,
+    /// Whether agents may use TCP (they need their model's API).
+    #[arg(long, value_enum, default_value = "allow")]
+    agent_network: NetworkArg,
+    /// Whether CI may use TCP.
+    #[arg(long, value_enum, default_value = "deny")]
+    ci_network: NetworkArg,
+    /// Run agents and CI without filesystem and network confinement (needed where the
+    /// kernel has no Landlock; the environment is still scrubbed and processes reaped).
+    #[arg(long)]
+    no_sandbox: bool,
+    /// Where the run's private workspaces go (default: $TMPDIR/autopack-workspaces).
+    #[arg(long, value_name = "DIR")]
+    workspace_dir: Option<PathBuf>,
     /// The test command of the `normal` CI profile.
     #[arg(long, value_name = "CMD")]
     test_cmd: String,
@@ -150,6 +180,24 @@ struct RunArgs {
     /// Print the run's list entry as JSON at the end.
     #[arg(long)]
     json: bool,
+}
+
+/// `--agent-network` / `--ci-network`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NetworkArg {
+    /// TCP allowed.
+    Allow,
+    /// TCP bind and connect denied.
+    Deny,
+}
+
+impl From<NetworkArg> for NetworkRule {
+    fn from(arg: NetworkArg) -> NetworkRule {
+        match arg {
+            NetworkArg::Allow => NetworkRule::Allow,
+            NetworkArg::Deny => NetworkRule::Deny,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -360,15 +408,6 @@ impl Auditor for EscalatingAuditor {
     }
 }
 
-fn agent(cmd: &str, repo: &Path, config: &RunConfig, run_id: &RunId) -> CommandAgent {
-    CommandAgent::new(cmd)
-        .with_timeout(Duration::from_secs(config.agent_timeout_secs))
-        .with_max_output(config.max_output_bytes)
-        .in_dir(repo)
-        .env("AUTOPACK_RUN_ID", run_id.as_str())
-        .env("AUTOPACK_REPO", repo.display().to_string())
-}
-
 fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
     match outcome {
         DriveOutcome::Finished(state) => println!("run {} ended {state}", record.run_id),
@@ -389,22 +428,28 @@ fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
 }
 
 fn with_agents<T>(
-    repo: &Path,
     run_id: &RunId,
     config: &RunConfig,
+    sandbox: &Sandbox,
     quiet: bool,
     f: impl FnOnce(Agents<'_>) -> Result<T>,
 ) -> Result<T> {
-    let builder_cmd = config.builder_cmd.clone().with_context(|| {
-        format!(
-            "run {run_id}: run_config.json names no builder_cmd (was it started by example-run?)"
-        )
-    })?;
-    let mut builder = agent(&builder_cmd, repo, config, run_id);
-    let mut command_auditor = config
-        .auditor_cmd
-        .as_deref()
-        .map(|cmd| agent(cmd, repo, config, run_id));
+    if config.builder.is_none() && config.builder_cmd.is_none() {
+        bail!(
+            "run {run_id}: run_config.json names no builder (was it started by example-run?)"
+        );
+    }
+    let mut builder = config
+        .agent(config.builder.as_deref(), config.builder_cmd.as_deref(), sandbox)
+        .with_context(|| format!("run {run_id}: the Builder"))?;
+    let mut command_auditor = match (&config.auditor, &config.auditor_cmd) {
+        (None, None) => None,
+        (preset, cmd) => Some(
+            config
+                .agent(preset.as_deref(), cmd.as_deref(), sandbox)
+                .with_context(|| format!("run {run_id}: the Auditor"))?,
+        ),
+    };
     let mut escalating = EscalatingAuditor;
     let auditor: &mut dyn Auditor = match command_auditor.as_mut() {
         Some(a) => a,
@@ -433,7 +478,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     let run_id = plan.run.run_id.clone();
     let config = RunConfig {
         base: args.base.clone(),
-        builder_cmd: Some(args.builder_cmd.clone()),
+        builder_cmd: args.builder_cmd.clone(),
         auditor_cmd: args.auditor_cmd.clone(),
         strict_test_cmd: args
             .strict_test_cmd
@@ -445,14 +490,31 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         ci_timeout_secs: args.ci_timeout,
         ci_backoff_millis: args.ci_backoff,
         signature_seconds: chrono::Utc::now().timestamp(),
-        workspace_dir: None,
+        workspace_dir: args.workspace_dir.clone(),
+        builder: Some(args.builder.clone()),
+        auditor: args.auditor.clone(),
+        sandbox: SandboxSettings {
+            disabled: args.no_sandbox,
+            pass_env: args.pass_env.clone(),
+            read: args.sandbox_read.clone(),
+            agent_network: args.agent_network.into(),
+            ci_network: args.ci_network.into(),
+        },
     };
+    // Names checked before anything is written.
+    for preset in [Some(&args.builder), args.auditor.as_ref()].into_iter().flatten() {
+        AgentPreset::from_name(preset)?;
+    }
+    if args.builder == "command" && args.builder_cmd.is_none() {
+        bail!("--builder command (the default) needs --builder-cmd CMD");
+    }
+    let sandbox = host::sandbox(&prepared.root, &run_id, &config)?;
     config.save(&prepared.root, &run_id)?;
     if !args.quiet {
         println!("strategy: {}", prepared.strategy_path.display());
     }
-    let (outcome, record) = with_agents(&repo, &run_id, &config, args.quiet, |agents| {
-        host::start(&repo, &plan, prepared, &config, agents)
+    let (outcome, record) = with_agents(&run_id, &config, &sandbox, args.quiet, |agents| {
+        host::start(&repo, &plan, prepared, &config, &sandbox, agents)
     })?;
     if args.json {
         print_json(&autopack::report::run_list([&record]).runs)?;
@@ -482,8 +544,9 @@ fn cmd_resume(id: &str, repo: &Path, quiet: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let config = RunConfig::load(&root, &run_id)?;
-    let (outcome, record) = with_agents(repo, &run_id, &config, quiet, |agents| {
-        host::resume(repo, &run_id, &config, agents)
+    let sandbox = host::sandbox(&root, &run_id, &config)?;
+    let (outcome, record) = with_agents(&run_id, &config, &sandbox, quiet, |agents| {
+        host::resume(repo, &run_id, &config, &sandbox, agents)
     })?;
     finish_line(&outcome, &record, repo);
     Ok(exit_for(record.state))

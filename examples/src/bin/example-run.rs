@@ -31,6 +31,10 @@ struct Args {
     /// The run id (default: example-YYYYMMDD-HHMMSS).
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
+    /// Run CI unconfined, where the kernel has no Landlock (the run refuses to start
+    /// without a sandbox otherwise).
+    #[arg(long)]
+    no_sandbox: bool,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn real_main() -> Result<ExitCode> {
         dir,
         run_id: args.run_id.unwrap_or_else(fresh_run_id),
         print: true,
+        no_sandbox: args.no_sandbox,
     };
     let report = run_example(&opts)?;
     print_summary(&report);
