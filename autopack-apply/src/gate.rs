@@ -1,12 +1,10 @@
 //! The preflight gate (SPEC §9): a test command, retried, timed out, classified.
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use autopack_sandbox::{Ended, Env, Job, Network, OutputMode, Policy, Sandbox};
 
 use autopack_core::budget::defaults::CI_MAX_ATTEMPTS;
 use autopack_core::vocabulary::CiProfile;
@@ -26,7 +24,8 @@ pub struct PreflightGate {
     pub max_attempts: u32,
     /// Delay before the second attempt; doubled before each later one. Zero in tests.
     pub backoff: Duration,
-    /// Wall-clock limit of one attempt; the process group is killed when it is reached.
+    /// Wall-clock limit of one attempt; the attempt's whole process tree is killed when it
+    /// is reached.
     pub timeout: Duration,
     /// Output tail kept per attempt: at most this many lines …
     pub tail_lines: usize,
@@ -34,11 +33,25 @@ pub struct PreflightGate {
     pub tail_bytes: usize,
     /// How to wait for the backoff (injectable; `std::thread::sleep` by default).
     pub sleep: fn(Duration),
+    /// Runs each attempt. [`PreflightGate::new`] uses [`Sandbox::off`]: environment
+    /// scrubbed, timeout and reaping enforced, but **no filesystem or network
+    /// confinement**; hosts set a detected sandbox with [`PreflightGate::with_sandbox`].
+    pub sandbox: Sandbox,
+    /// Host variables passed to the command and variables set for it, beyond the
+    /// sandbox's allowlist (`HOME` and `TMPDIR` are always private to the attempt).
+    pub env: Env,
+    /// The command's network rule under Landlock (default [`Network::Deny`]: CI needs no
+    /// network once dependencies are fetched). Ignored by [`Sandbox::off`].
+    pub network: Network,
+    /// Extra read-only paths (toolchains, caches) beyond the sandbox's system defaults; the
+    /// work directory is the only writable path.
+    pub readable: Vec<PathBuf>,
 }
 
 impl PreflightGate {
-    /// A gate with the defaults: 3 attempts, 2 s backoff, 30 min timeout, 60 lines / 8 KiB
-    /// of output tail.
+    /// A gate with the defaults: 3 attempts, 2 s backoff, 30 min timeout, 2,000 lines /
+    /// 64 KiB of output tail, and an *unconfined* sandbox ([`Sandbox::off`]; see
+    /// [`PreflightGate::with_sandbox`]).
     pub fn new(
         normal_command: impl Into<String>,
         strict_command: impl Into<String>,
@@ -49,10 +62,28 @@ impl PreflightGate {
             max_attempts: CI_MAX_ATTEMPTS,
             backoff: Duration::from_secs(2),
             timeout: Duration::from_secs(30 * 60),
-            tail_lines: 60,
-            tail_bytes: 8 * 1024,
+            tail_lines: 2_000,
+            tail_bytes: 64 * 1024,
             sleep: std::thread::sleep,
+            sandbox: Sandbox::off(),
+            env: Env::default(),
+            network: Network::Deny,
+            readable: Vec::new(),
         }
+    }
+
+    /// Runs attempts under `sandbox` with `network`, granting `readable` read-only on top
+    /// of the work directory (writable) and the sandbox's system defaults.
+    pub fn with_sandbox(
+        mut self,
+        sandbox: Sandbox,
+        network: Network,
+        readable: Vec<PathBuf>,
+    ) -> PreflightGate {
+        self.sandbox = sandbox;
+        self.network = network;
+        self.readable = readable;
+        self
     }
 
     /// The command run for `profile`.
@@ -137,95 +168,38 @@ impl PreflightGate {
     }
 
     fn attempt(&self, workdir: &Path, command: &str, number: u32) -> Result<Attempt, String> {
-        use std::os::unix::process::CommandExt;
-        let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let writer2 = writer
-            .try_clone()
-            .map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let started = Instant::now();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(workdir)
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(writer2)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start `sh -c {command}` in {}: {e}",
-                    workdir.display()
-                )
-            })?;
-        let tail = Arc::new(Mutex::new(Tail::new(self.tail_lines, self.tail_bytes)));
-        let (done_tx, done_rx) = mpsc::channel();
-        {
-            let tail = Arc::clone(&tail);
-            let mut reader = reader;
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut t) = tail.lock() {
-                        t.push(&buf[..n]);
-                    }
-                }
-                let _ = done_tx.send(());
-            });
-        }
-        let (status, timed_out) = wait_with_timeout(&mut child, self.timeout)?;
-        // Grandchildren may hold the pipe; give the reader a moment, then take what we have.
-        let _ = done_rx.recv_timeout(Duration::from_millis(500));
-        let output_tail = tail.lock().map(|t| t.text()).unwrap_or_default();
+        let job = Job {
+            program: "sh".into(),
+            args: vec!["-c".into(), command.into()],
+            cwd: workdir.to_owned(),
+            env: self.env.clone(),
+            stdin: Vec::new(),
+            timeout: self.timeout,
+            output: OutputMode::Combined {
+                tail_bytes: self.tail_bytes,
+            },
+        };
+        let policy = Policy {
+            writable: vec![workdir.to_owned()],
+            readable: self.readable.clone(),
+            network: self.network,
+        };
+        let finished = self.sandbox.run(&job, &policy).map_err(|e| e.to_string())?;
+        let mut tail = Tail::new(self.tail_lines, self.tail_bytes);
+        tail.push(&finished.combined_tail);
+        let (exit_code, timed_out) = match finished.ended {
+            Ended::Exited(code) => (Some(code), false),
+            Ended::Signalled(_) => (None, false),
+            Ended::TimedOut => (None, true),
+        };
         Ok(Attempt {
             number,
-            exit_code: if timed_out {
-                None
-            } else {
-                status.and_then(|s| s.code())
-            },
+            exit_code,
             timed_out,
-            duration: started.elapsed(),
-            output_tail,
+            duration: finished.duration,
+            output_tail: tail.text(),
         })
     }
-}
-
-fn wait_with_timeout(
-    child: &mut Child,
-    timeout: Duration,
-) -> Result<(Option<ExitStatus>, bool), String> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Ok((Some(status), false)),
-            Ok(None) => {}
-            Err(e) => return Err(format!("cannot wait for the command: {e}")),
-        }
-        if Instant::now() >= deadline {
-            kill_group(child);
-            let status = child.wait().ok();
-            return Ok((status, true));
-        }
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// Kills the attempt's whole process group (the shell and everything it started).
-fn kill_group(child: &mut Child) {
-    let group = format!("-{}", child.id());
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &group])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let _ = child.kill();
 }
 
 /// The last lines/bytes of a stream.

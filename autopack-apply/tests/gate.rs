@@ -162,3 +162,45 @@ fn profiles_pick_their_command() {
         GateVerdict::Red
     );
 }
+
+#[test]
+fn a_grandchild_holding_the_output_open_does_not_stretch_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = gate("(setsid sleep 60 &) ; sleep 60 & echo started; sleep 60");
+    g.timeout = Duration::from_secs(2);
+    g.max_attempts = 1;
+    let t = std::time::Instant::now();
+    let report = g.run(dir.path(), CiProfile::Normal, 6).unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert!(report.attempts[0].timed_out);
+    assert_eq!(report.attempts[0].output_tail, "started\n");
+}
+
+#[test]
+fn a_confined_gate_writes_only_its_workdir() {
+    let sandbox = match autopack_sandbox::Sandbox::detect() {
+        Ok(s) => s,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but Landlock is unavailable: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping: {e}");
+            return;
+        }
+    };
+    let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cmd = format!(
+        "echo ok > inside && ! echo no > {}/x 2>/dev/null",
+        outside.path().display()
+    );
+    let g = gate(&cmd).with_sandbox(sandbox, autopack_sandbox::Network::Deny, Vec::new());
+    let report = g.run(dir.path(), CiProfile::Normal, 6).unwrap();
+    assert_eq!(report.verdict, GateVerdict::Green, "{:?}", report.attempts);
+    assert!(dir.path().join("inside").exists());
+    assert!(!outside.path().join("x").exists());
+}
