@@ -43,9 +43,11 @@ pub struct PreflightGate {
     /// The command's network rule under Landlock (default [`Network::Deny`]: CI needs no
     /// network once dependencies are fetched). Ignored by [`Sandbox::off`].
     pub network: Network,
-    /// Extra read-only paths (toolchains, caches) beyond the sandbox's system defaults; the
-    /// work directory is the only writable path.
+    /// Extra read-only paths (toolchains, caches) beyond the sandbox's system defaults.
     pub readable: Vec<PathBuf>,
+    /// Extra writable paths (a build cache or a state folder outside the checkout); the
+    /// work directory is always writable, the host repository never should be.
+    pub writable: Vec<PathBuf>,
 }
 
 impl PreflightGate {
@@ -69,6 +71,7 @@ impl PreflightGate {
             env: Env::default(),
             network: Network::Deny,
             readable: Vec::new(),
+            writable: Vec::new(),
         }
     }
 
@@ -180,7 +183,9 @@ impl PreflightGate {
             },
         };
         let policy = Policy {
-            writable: vec![workdir.to_owned()],
+            writable: std::iter::once(workdir.to_owned())
+                .chain(self.writable.iter().cloned())
+                .collect(),
             readable: self.readable.clone(),
             network: self.network,
         };

@@ -258,6 +258,18 @@ impl Workspaces {
         checkout.force().remove_untracked(true).remove_ignored(true);
         repo.checkout_head(Some(&mut checkout))
             .map_err(git("check out", &path))?;
+        // libgit2's checkout leaves out of the index a file that was untracked and already
+        // held the target's content; reading the tree in sets every entry (keeping the
+        // stat data of entries that did not change, so nothing is hashed again).
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(git("read commit", &path))?;
+        let mut index = repo.index().map_err(git("open index", &path))?;
+        index
+            .read_tree(&tree)
+            .and_then(|()| index.write())
+            .map_err(git("write index", &path))?;
         // Directories emptied by the clean-up stay behind in libgit2; they hold no file,
         // so they change no patch.
         let index_path = self.dir.join(format!("{}.index", slot.name()));
@@ -301,7 +313,11 @@ impl Workspaces {
                 continue;
             }
             let lock_path = lock_path(&path);
-            let Ok(lock) = File::options().write(true).create(true).truncate(false).open(&lock_path)
+            let Ok(lock) = File::options()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
             else {
                 continue;
             };
@@ -369,7 +385,8 @@ fn open_trusted(path: &Path) -> Option<Repository> {
     }
     let _ = std::fs::remove_dir_all(git_dir.join("objects/info"));
     std::fs::write(git_dir.join("config"), WORKSPACE_CONFIG).ok()?;
-    let repo = Repository::open_ext(&git_dir, RepositoryOpenFlags::NO_SEARCH, &[] as &[&str]).ok()?;
+    let repo =
+        Repository::open_ext(&git_dir, RepositoryOpenFlags::NO_SEARCH, &[] as &[&str]).ok()?;
     // The work tree is where we put it, whatever an agent wrote in the config.
     repo.set_workdir(path, false).ok()?;
     Some(repo)
@@ -455,10 +472,14 @@ fn copy_missing(
                     continue;
                 }
                 stack.push(Visit::Exit(id));
-                let (_, kind) = hodb.read_header(id).map_err(git("read host object", path))?;
+                let (_, kind) = hodb
+                    .read_header(id)
+                    .map_err(git("read host object", path))?;
                 match kind {
                     ObjectType::Commit => {
-                        let c = host.find_commit(id).map_err(git("read host commit", path))?;
+                        let c = host
+                            .find_commit(id)
+                            .map_err(git("read host commit", path))?;
                         stack.push(Visit::Enter(c.tree_id()));
                         stack.extend(c.parent_ids().map(Visit::Enter));
                     }
@@ -585,5 +606,126 @@ fn patch_text(mut diff: git2::Diff<'_>, path: &Path) -> Result<Option<String>, W
             path: path.to_owned(),
         }),
     }
+}
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Host {
+        _dir: tempfile::TempDir,
+        repo: Repository,
+    }
+
+    fn host() -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path().join("host")).unwrap();
+        Host { _dir: dir, repo }
+    }
+
+    impl Host {
+        /// Commits `files` on top of `parent` (no ref moved unless `main`).
+        fn commit(&self, parent: Option<Oid>, files: &[(&str, &str)], main: bool) -> Oid {
+            let base = parent.map(|p| self.repo.find_commit(p).unwrap().tree().unwrap());
+            let mut tb = self.repo.treebuilder(base.as_ref()).unwrap();
+            for (path, content) in files {
+                let blob = self.repo.blob(content.as_bytes()).unwrap();
+                tb.insert(path, blob, 0o100644).unwrap();
+            }
+            let tree = self.repo.find_tree(tb.write().unwrap()).unwrap();
+            let sig =
+                git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0))
+                    .unwrap();
+            let parents: Vec<git2::Commit<'_>> = parent
+                .iter()
+                .map(|p| self.repo.find_commit(*p).unwrap())
+                .collect();
+            let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+            self.repo
+                .commit(
+                    main.then_some("refs/heads/main"),
+                    &sig,
+                    &sig,
+                    "c",
+                    &tree,
+                    &refs,
+                )
+                .unwrap()
+        }
+    }
+
+    #[test]
+    fn a_reused_workspace_follows_the_tip_and_reports_only_the_agents_change() {
+        let h = host();
+        let c1 = h.commit(None, &[("a", "1\n")], true);
+        let parent = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let wss = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, None).unwrap();
+        assert_eq!(ws.change().unwrap(), None);
+        std::fs::write(ws.path().join("b"), "2\n").unwrap();
+        std::fs::write(ws.path().join("junk"), "x\n").unwrap();
+        assert!(ws.change().unwrap().unwrap().contains("+++ b/b"));
+        // A candidate that is on no ref of the host: its objects are copied over.
+        let c2 = h.commit(Some(c1), &[("b", "2\n")], false);
+        let ws = wss.checkout(Slot::Builder, c2, None).unwrap();
+        assert_eq!(
+            ws.change().unwrap(),
+            None,
+            "untracked junk is cleaned, b is committed"
+        );
+        assert!(!ws.path().join("junk").exists());
+        std::fs::remove_file(ws.path().join("a")).unwrap();
+        let change = ws.change().unwrap().unwrap();
+        assert!(change.contains("deleted file mode"), "{change}");
+    }
+
+    #[test]
+    fn a_workspace_whose_git_dir_an_agent_tampered_with_is_cloned_anew() {
+        let h = host();
+        let c1 = h.commit(None, &[("a", "1\n")], true);
+        let parent = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let wss = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, None).unwrap();
+        let git_dir = ws.path().join(".git");
+        // An agent points the workspace at the host: a commondir, a symlinked HEAD, a hook.
+        std::fs::write(
+            git_dir.join("commondir"),
+            h.repo.path().display().to_string(),
+        )
+        .unwrap();
+        std::fs::create_dir_all(git_dir.join("hooks")).unwrap();
+        std::fs::write(git_dir.join("hooks/post-checkout"), "#!/bin/sh\n").unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, None).unwrap();
+        assert!(!git_dir.join("commondir").exists() && !git_dir.join("hooks").exists());
+        std::os::unix::fs::symlink(h.repo.path().join("HEAD"), git_dir.join("ORIG_HEAD")).unwrap();
+        let ws2 = wss.checkout(Slot::Builder, c1, None).unwrap();
+        assert!(std::fs::symlink_metadata(git_dir.join("ORIG_HEAD")).is_err());
+        assert_eq!(ws2.change().unwrap(), None);
+        let _ = ws;
+    }
+
+    #[test]
+    fn workspaces_inside_the_host_work_tree_or_in_use_are_refused() {
+        let h = host();
+        h.commit(None, &[("a", "1\n")], true);
+        let run = RunId::new("r").unwrap();
+        let inside = h.repo.workdir().unwrap().join("ws");
+        assert!(matches!(
+            Workspaces::open(h.repo.workdir().unwrap(), &run, &inside),
+            Err(WorkspaceError::InsideHost { .. })
+        ));
+        let parent = tempfile::tempdir().unwrap();
+        let held = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
+        assert!(matches!(
+            Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()),
+            Err(WorkspaceError::Busy { .. })
+        ));
+        // A held folder is not reclaimed; a released one is.
+        assert!(Workspaces::reclaim_stale(parent.path()).unwrap().is_empty());
+        let dir = held.dir().to_owned();
+        drop(held);
+        assert_eq!(Workspaces::reclaim_stale(parent.path()).unwrap(), vec![dir]);
+    }
 }

@@ -62,9 +62,13 @@
 //! code is involved.
 //!
 //! Limits: Landlock's network rules cover TCP only (UDP, raw and UNIX sockets are open);
-//! Landlock does not stop read-level `/proc` access to processes of the same user (a job
-//! running as the host's user can read `/proc/<host pid>/environ` and `cmdline`), so a host
-//! should not keep secrets in its own environment, or run jobs as another user;
+//! Landlock does not stop read-level `/proc` access to processes of the same user, so a
+//! confined run makes the host process non-dumpable (`PR_SET_DUMPABLE` 0: its `environ`,
+//! `maps`, `fd/` then need `CAP_SYS_PTRACE`) and its jobs give up every capability, bounding
+//! set included (a root host's jobs are root without privileges: no `chown` of others'
+//! files, no raw sockets). World-readable entries such as `/proc/<host pid>/cmdline` stay
+//! readable, so pass secrets by environment (allowlisted) or file, never on a command line.
+//! Non-dumpable also means the host writes no core dump;
 //! under tracking, a process that both clears its environment and escapes its parent
 //! between two scans of `/proc` (every [`SCAN_INTERVAL`]) is not found, and after a host
 //! crash [`reap_leftovers`] can kill only the recorded process group; the subreaper

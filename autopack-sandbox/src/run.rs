@@ -310,6 +310,7 @@ fn spawn_confined(
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
     if let Some((abi, grants, network)) = landlock {
+        shed_privileges()?;
         policy::restrict_this_thread(abi, &grants, network)?;
     }
     let child = cmd.spawn().map_err(|source| StartError::Spawn { source })?;
@@ -317,6 +318,38 @@ fn spawn_confined(
         child,
         own_pid_namespace,
     })
+}
+
+/// Keeps a confined job away from the host's own process: the host becomes non-dumpable
+/// (its `/proc/PID/environ`, `maps` and the like then need `CAP_SYS_PTRACE`, which Landlock
+/// does not cover at read level), and this thread — so the job it spawns — gives up every
+/// capability, bounding set included, so a job started by a root host is root without
+/// privileges.
+fn shed_privileges() -> Result<(), StartError> {
+    use caps::CapSet;
+    let fail = |what: &str, e: &dyn std::fmt::Display| StartError::Landlock {
+        reason: format!("cannot {what}: {e}"),
+    };
+    nix::sys::prctl::set_dumpable(false).map_err(|e| fail("make the host non-dumpable", &e))?;
+    let held = caps::read(None, CapSet::Permitted).map_err(|e| fail("read capabilities", &e))?;
+    if held.is_empty() {
+        // Nothing to give up (an unprivileged host); exec cannot grant any under
+        // no_new_privs, which Landlock sets.
+        return Ok(());
+    }
+    for cap in caps::all() {
+        caps::drop(None, CapSet::Bounding, cap)
+            .map_err(|e| fail("drop a capability from the bounding set", &e))?;
+    }
+    for set in [
+        CapSet::Ambient,
+        CapSet::Inheritable,
+        CapSet::Effective,
+        CapSet::Permitted,
+    ] {
+        caps::clear(None, set).map_err(|e| fail("clear capabilities", &e))?;
+    }
+    Ok(())
 }
 
 /// Kills every process of the job until none is left (bounded), reaping the ones that were

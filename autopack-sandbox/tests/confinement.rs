@@ -39,6 +39,8 @@ echo out > "$OUTSIDE/x" 2>/dev/null; echo write_outside:$?
 ls "$REPO" >/dev/null 2>&1; echo list_repo:$?
 cat "$REPO/.git/config" >/dev/null 2>&1; echo read_repo:$?
 head -c 1 "/proc/$HOST_PID/mem" >/dev/null 2>&1; echo host_mem:$?
+head -c 1 "/proc/$HOST_PID/environ" >/dev/null 2>&1; echo host_environ:$?
+grep -q '^CapEff:[[:space:]]*0*$' /proc/self/status; echo no_caps:$?
 cat /etc/hostname /dev/null >/dev/null 2>&1; echo read_etc:$?
 echo h > "$HOME/h" && echo t > "$TMPDIR/t"; echo private_dirs:$?
 echo "home=$HOME"; echo "tmp=$TMPDIR"
@@ -88,9 +90,11 @@ fn filesystem_and_environment_are_confined() {
     assert_ne!(code(&out, "list_repo"), 0, "{out}");
     assert_ne!(code(&out, "read_repo"), 0, "{out}");
     // Landlock denies ptrace-attach-level access to processes outside the sandbox (the
-    // host's memory); read-level access such as /proc/PID/environ is NOT denied by it on
-    // this kernel (see the crate docs' limits).
+    // host's memory); read-level access such as /proc/PID/environ is denied because the
+    // host is non-dumpable and the job holds no capability.
     assert_ne!(code(&out, "host_mem"), 0, "{out}");
+    assert_ne!(code(&out, "host_environ"), 0, "{out}");
+    assert_eq!(code(&out, "no_caps"), 0, "{out}");
     assert_eq!(code(&out, "read_etc"), 0, "{out}");
     assert_eq!(code(&out, "private_dirs"), 0, "{out}");
     assert!(out.contains("manifest=unset"), "{out}");

@@ -231,13 +231,18 @@ impl Builder for ScriptedBuilder {
             });
         }
         // In a workspace, the Builder edits files and leaves the patch to the host.
-        let workspace = request.checkout.as_ref().and_then(|c| c.workspace.as_deref());
+        let workspace = request
+            .checkout
+            .as_ref()
+            .and_then(|c| c.workspace.as_deref());
         let patch = match workspace {
             Some(ws) => {
                 let edits = scripted_edits(phase).unwrap_or_default();
                 if let Err(e) = write_edits(std::path::Path::new(ws), &edits) {
                     return AgentOutcome::Failed {
-                        reason: format!("the scripted Builder could not write its files in {ws}: {e}"),
+                        reason: format!(
+                            "the scripted Builder could not write its files in {ws}: {e}"
+                        ),
                         tokens_used: 0,
                     };
                 }

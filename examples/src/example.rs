@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use autopack::core::ids::RunId;
 use autopack::core::lifecycle::RunState;
 use autopack::core::message::AuditReason;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use autopack::apply::workspace::Workspaces;
 use autopack::apply::{BranchOptions, CommitSignature, IntegrationBranch, PreflightGate};
 use autopack::core::clock::SystemClock;
 use autopack::core::ids::{ProjectId, RunId};
@@ -16,12 +17,11 @@ use autopack::core::journal::RunStore;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
-use autopack::apply::workspace::Workspaces;
 use autopack::host::{
     AgentPreset, CommandAgent, FsArtefacts, GitApplier, GitTripwire, GitVerifier, InWorkspace,
 };
-use autopack::sandbox::{FileProcessLog, Network, Sandbox};
 use autopack::layout::{FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot};
+use autopack::sandbox::{FileProcessLog, Network, Sandbox};
 use autopack::strategy::{CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::{Input, SupervisorConfig};
 use serde::{Deserialize, Serialize};
@@ -113,7 +113,6 @@ pub struct SandboxSettings {
     #[serde(default = "NetworkRule::deny")]
     pub ci_network: NetworkRule,
 }
-
 
 impl Default for SandboxSettings {
     /// Confined; agents online, CI offline; nothing passed, read or written beyond the
@@ -233,7 +232,12 @@ impl RunConfig {
     ///
     /// # Errors
     /// An unknown preset name, or a plain command without a command line.
-    pub fn agent(&self, preset: Option<&str>, cmd: Option<&str>, sandbox: &Sandbox) -> Result<CommandAgent> {
+    pub fn agent(
+        &self,
+        preset: Option<&str>,
+        cmd: Option<&str>,
+        sandbox: &Sandbox,
+    ) -> Result<CommandAgent> {
         let preset = preset
             .map(AgentPreset::from_name)
             .transpose()?
@@ -486,7 +490,10 @@ impl Wiring {
             let dir = workspaces.dir().to_owned();
             if let Err(e) = workspaces.remove() {
                 // A folder left behind is reclaimed by the next run; the run's result stands.
-                eprintln!("warning: could not remove the workspaces {}: {e}", dir.display());
+                eprintln!(
+                    "warning: could not remove the workspaces {}: {e}",
+                    dir.display()
+                );
             }
         }
         Ok((outcome, record))

@@ -710,7 +710,10 @@ fn a_run_killed_mid_way_resumes_from_its_journal() {
         .expect("autopack starts");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !marker.exists() {
-        assert!(Instant::now() < deadline, "the Builder never reached notes-b");
+        assert!(
+            Instant::now() < deadline,
+            "the Builder never reached notes-b"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().expect("SIGKILL");
@@ -730,7 +733,11 @@ fn a_run_killed_mid_way_resumes_from_its_journal() {
     assert_eq!(hung(), 1, "the hanging Builder outlives the killed process");
     let out = autopack(&["resume", "crash", "--repo", s(&repo), "--quiet"]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
-    assert_eq!(hung(), 0, "the resume reaps what the killed process started");
+    assert_eq!(
+        hung(),
+        0,
+        "the resume reaps what the killed process started"
+    );
     assert!(
         text(&out).0.contains("run crash ended DONE_SUCCESS"),
         "{:?}",

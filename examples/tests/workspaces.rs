@@ -151,10 +151,16 @@ impl Fixture {
     }
 
     fn phase_files(&self, run_id: &str) -> String {
-        let dir = self.repo.join(".autonomous_runs").join(run_id).join("phases");
+        let dir = self
+            .repo
+            .join(".autonomous_runs")
+            .join(run_id)
+            .join("phases");
         let mut out = String::new();
         for entry in std::fs::read_dir(dir).expect("phases") {
-            out.push_str(&std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default());
+            out.push_str(
+                &std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default(),
+            );
         }
         out
     }
@@ -185,6 +191,7 @@ impl Fixture {
 fn a_hostile_builder_and_test_script_cannot_touch_the_host() {
     let f = fixture();
     let host = f.repo.canonicalize().expect("host path");
+    let host = host.display();
     let before = host_state(&f.repo, "escape");
     let main = git2::Repository::open(&f.repo)
         .expect("repo")
@@ -203,9 +210,12 @@ printf '#!/bin/sh\necho owned\n' > "$HOST/.git/hooks/post-commit" 2>/dev/null
 chmod +x "$HOST/.git/hooks/post-commit" 2>/dev/null
 echo owned > "$HOST/pwned.txt" 2>/dev/null
 echo '[core]' >> "$HOST/.git/config" 2>/dev/null
-cat "$HOST/README.md" > stolen-readme.txt 2>/dev/null
-env > seen-env.txt
-cat /proc/$PPID/environ 2>/dev/null | tr '\0' '\n' >> seen-env.txt
+echo '--- the host README' > evidence.txt
+cat "$HOST/README.md" >> evidence.txt 2>/dev/null
+echo '--- the environment' >> evidence.txt
+env >> evidence.txt
+# Every process's environment the agent can read (Autopack's among them if it could).
+cat /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' >> evidence.txt
 # A careless agent commits in its directory.
 git add -A >/dev/null 2>&1 && git -c user.name=a -c user.email=a@b commit -qm wip >/dev/null 2>&1
 echo "phase $AUTOPACK_PHASE_ID" >> NOTES.md
@@ -223,18 +233,35 @@ exit 0
         1,
         &["--builder-cmd", &builder_cmd, "--test-cmd", &test_cmd],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out),
+        f.phase_files("escape")
+    );
     assert_eq!(host_state(&f.repo, "escape"), before, "the host changed");
     assert!(!f.repo.join("pwned.txt").exists() && !f.repo.join("ci-pwned.txt").exists());
     // What the Builder did in its workspace became the patch, and nothing secret or of the
     // host's files came with it.
-    let notes = f.on_branch("escape", "NOTES.md").expect("NOTES.md on the branch");
+    let notes = f
+        .on_branch("escape", "NOTES.md")
+        .expect("NOTES.md on the branch");
     assert_eq!(notes, "phase p1\n");
-    let env = f.on_branch("escape", "seen-env.txt").expect("seen-env.txt");
-    assert!(!env.contains(SECRET), "a secret reached the agent:\n{env}");
-    assert!(env.contains("AUTOPACK_WORKSPACE="), "{env}");
-    assert!(!env.contains(s(&host)), "the agent was told the host path:\n{env}");
-    assert_eq!(f.on_branch("escape", "stolen-readme.txt").as_deref(), Some(""));
+    let evidence = f.on_branch("escape", "evidence.txt").expect("evidence.txt");
+    assert!(
+        !evidence.contains(SECRET),
+        "a secret reached the agent:\n{evidence}"
+    );
+    assert!(evidence.contains("AUTOPACK_WORKSPACE="), "{evidence}");
+    assert!(
+        !evidence.contains(&format!("={host}")),
+        "the agent was told the host path:\n{evidence}"
+    );
+    assert!(
+        !evidence.contains("A tiny shell project"),
+        "the agent read the host's files:\n{evidence}"
+    );
 }
 
 #[test]
@@ -261,7 +288,12 @@ rm -f docs/old.md
     let out = f.run(
         "edits",
         3,
-        &["--builder-cmd", &builder_cmd, "--test-cmd", "sh run_tests.sh"],
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(f.commits_ahead("edits"), 3);
@@ -306,8 +338,10 @@ fn each_preset_runs_against_its_stand_in_cli_with_token_accounting() {
         ]);
         assert_eq!(out.status.code(), Some(0), "{preset}: {}", text(&out));
         let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert_eq!(runs[0]["tokens_used"], tokens, "{preset}: {runs}");
-        let edited = f.on_branch(preset, "STANDIN.md").expect("the stand-in's edit");
+        assert_eq!(runs[0]["tokens"], tokens, "{preset}: {runs}");
+        let edited = f
+            .on_branch(preset, "STANDIN.md")
+            .expect("the stand-in's edit");
         assert!(!edited.is_empty(), "{preset}");
         assert_eq!(host_state(&f.repo, preset), before, "{preset}");
     }
@@ -344,21 +378,23 @@ fn a_failing_stand_in_cli_fails_its_attempts_with_its_message() {
         assert_eq!(out.status.code(), Some(1), "{preset}: {}", text(&out));
         let phases = f.phase_files(preset);
         assert!(
-            phases.contains(&format!("builder ({})", if preset == "claude" { "claude" } else { preset })),
+            phases.contains(&format!(
+                "builder ({})",
+                if preset == "claude" { "claude" } else { preset }
+            )),
             "{preset}: {phases}"
         );
         assert!(f.on_branch(preset, "STANDIN.md").is_none(), "{preset}");
     }
 }
 
-/// Whether process `pid` is alive (not a zombie).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z')
-        })
-        .unwrap_or(false)
+/// How many live processes run exactly `cmdline` (NUL-separated, as in /proc).
+fn sleeping(cmdline: &[u8]) -> usize {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == cmdline))
+        .count()
 }
 
 #[test]
@@ -373,10 +409,10 @@ fn agents_whose_children_hold_stdout_or_escape_the_group_are_timed_out_and_reape
         "hang.sh",
         &format!(
             r#"#!/bin/sh
-setsid sh -c 'echo $$ >> "{pids}"; exec sleep 60' &
-( sh -c 'echo $$ >> "{pids}"; exec sleep 60' & ) &
+setsid sh -c 'echo $$ >> "{pids}"; exec sleep 61' &
+( sh -c 'echo $$ >> "{pids}"; exec sleep 61' & ) &
 echo $$ >> "{pids}"
-exec sleep 60
+exec sleep 61
 "#,
             pids = pid_file.display()
         ),
@@ -406,14 +442,18 @@ exec sleep 60
         took < Duration::from_secs(3) * attempts + Duration::from_secs(8),
         "{attempts} attempts took {took:?}"
     );
-    let pids: Vec<u32> = std::fs::read_to_string(&pid_file)
+    // The pids are those of the attempt's own PID namespace: count the lines, then look
+    // for the processes by what they run (only this test sleeps 61 s).
+    let started = std::fs::read_to_string(&pid_file)
         .expect("pids written")
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    assert_eq!(pids.len() as u32, 3 * attempts, "{pids:?}");
-    let left: Vec<u32> = pids.into_iter().filter(|&p| alive(p)).collect();
-    assert!(left.is_empty(), "processes left behind: {left:?}");
+        .count();
+    assert_eq!(
+        started as u32,
+        3 * attempts,
+        "every attempt started its three processes"
+    );
+    assert_eq!(sleeping(b"sleep\x0061\x00"), 0, "processes left behind");
 }
 
 #[test]
@@ -443,7 +483,10 @@ fn the_tripwire_ends_a_run_whose_agent_moved_a_host_ref_behind_a_weaker_sandbox(
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let run_dir = f.repo.join(".autonomous_runs/tripped");
     let incident = std::fs::read_to_string(run_dir.join("incident/INCIDENT.md")).expect("incident");
-    assert!(incident.contains("DONE_FAILED_POLICY_VIOLATION"), "{incident}");
+    assert!(
+        incident.contains("DONE_FAILED_POLICY_VIOLATION"),
+        "{incident}"
+    );
     assert!(
         incident.contains("ref refs/heads/sneaky was created"),
         "{incident}"

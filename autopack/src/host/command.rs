@@ -32,8 +32,7 @@ use autopack_sandbox::{Ended, Env, Job, Network, OutputMode, Policy, Sandbox};
 
 use crate::driver::{Auditor, Builder};
 use crate::host::preset::{
-    AgentPreset, AgentReport, AgentRole, StdinUse, auditor_prompt, builder_prompt,
-    result_json_in,
+    AgentPreset, AgentReport, AgentRole, StdinUse, auditor_prompt, builder_prompt, result_json_in,
 };
 use crate::supervisor::AgentOutcome;
 
@@ -428,16 +427,17 @@ impl Builder for CommandAgent {
         };
         let tokens = said.report.tokens_used;
         match said.answer(self.preset, AgentRole::Builder) {
-            Some((text, source)) => match parse_builder_result(text, &format!("{label} {source}"))
-            {
-                Ok(mut result) => {
-                    if result.tokens_used == 0 {
-                        result.tokens_used = tokens;
+            Some((text, source)) => {
+                match parse_builder_result(text, &format!("{label} {source}")) {
+                    Ok(mut result) => {
+                        if result.tokens_used == 0 {
+                            result.tokens_used = tokens;
+                        }
+                        AgentOutcome::Returned(result)
                     }
-                    AgentOutcome::Returned(result)
+                    Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
                 }
-                Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
-            },
+            }
             None if workspace.is_some() => AgentOutcome::Returned(BuilderResult {
                 phase_id: request.phase_id.clone(),
                 status: BuilderStatus::Success,
@@ -487,16 +487,17 @@ impl Auditor for CommandAgent {
         };
         let tokens = said.report.tokens_used;
         match said.answer(self.preset, AgentRole::Auditor) {
-            Some((text, source)) => match parse_auditor_result(text, &format!("{label} {source}"))
-            {
-                Ok(mut result) => {
-                    if result.tokens_used == 0 {
-                        result.tokens_used = tokens;
+            Some((text, source)) => {
+                match parse_auditor_result(text, &format!("{label} {source}")) {
+                    Ok(mut result) => {
+                        if result.tokens_used == 0 {
+                            result.tokens_used = tokens;
+                        }
+                        AgentOutcome::Returned(result)
                     }
-                    AgentOutcome::Returned(result)
+                    Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
                 }
-                Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
-            },
+            }
             None => failed(
                 format!(
                     "{label} gave no recommendation: it must write an auditor_result JSON to $AUTOPACK_RESULT_FILE{}",

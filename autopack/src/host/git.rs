@@ -10,8 +10,8 @@ use autopack_apply::workspace::{Slot, Workspaces};
 use autopack_core::ids::RunId;
 
 use autopack_apply::{
-    AppliedCommit, CheckError, CommitInfo, CommitSignature, GateVerdict,
-    IntegrationBranch, Oid, PatchPolicy, PreflightGate, Role,
+    AppliedCommit, CheckError, CommitInfo, CommitSignature, GateVerdict, IntegrationBranch, Oid,
+    PatchPolicy, PreflightGate, Role,
 };
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::BuilderMode;

@@ -68,7 +68,13 @@ impl<A> InWorkspace<A> {
         Ok((status.tip, status.base))
     }
 
-    fn prepare(&self, slot: Slot, head: Oid, tip: Oid, base: Oid) -> Result<(Workspace, Checkout), String> {
+    fn prepare(
+        &self,
+        slot: Slot,
+        head: Oid,
+        tip: Oid,
+        base: Oid,
+    ) -> Result<(Workspace, Checkout), String> {
         let ws = self
             .workspaces
             .checkout(slot, head, Some(base))
@@ -146,7 +152,8 @@ impl<A: Auditor> Auditor for InWorkspace<A> {
             AgentOutcome::Returned(mut result) => {
                 // An Auditor's own patch is what it changed on top of the candidate,
                 // submitted relative to the tip (the candidate never reached the branch).
-                if result.patch.is_none() && result.recommendation == AuditorRecommendation::Approve {
+                if result.patch.is_none() && result.recommendation == AuditorRecommendation::Approve
+                {
                     let own = ws.change().and_then(|c| match c {
                         Some(_) if head != tip => ws.change_since(tip),
                         other => Ok(other),

@@ -8,8 +8,8 @@ use autopack_core::lifecycle::{
     PhaseEvent, PhaseState, RunEvent, RunFailure, TierEvent, TierState,
 };
 use autopack_core::message::{
-    CiFailure,
-    AuditReason, AuditorRecommendation, AuditorResult, BuilderResult, BuilderStatus, SuggestedIssue,
+    AuditReason, AuditorRecommendation, AuditorResult, BuilderResult, BuilderStatus, CiFailure,
+    SuggestedIssue,
 };
 use autopack_core::record::{
     AttemptOutcome, AttemptRecord, AttemptRole, CiRecord, CiVerdict, FailureRecord,

@@ -523,8 +523,7 @@ impl Ctx<'_> {
         if !matches!(
             input,
             Input::Abort { .. } | Input::EnvironmentFailed { .. } | Input::PolicyViolation { .. }
-        )
-            && (!self.check_run_budgets(at)? || time_only)
+        ) && (!self.check_run_budgets(at)? || time_only)
         {
             return Ok(());
         }

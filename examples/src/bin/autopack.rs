@@ -11,7 +11,6 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use autopack::apply::{CommitSignature, PromoteMode, PromoteOptions};
@@ -22,8 +21,8 @@ use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, DriveOutcome};
 use autopack::host::{AgentPreset, DEFAULT_MAX_OUTPUT};
-use autopack::sandbox::Sandbox;
 use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
+use autopack::sandbox::Sandbox;
 use autopack::strategy::{BacklogView, Ruleset};
 use autopack::supervisor::AgentOutcome;
 use autopack_examples::host::{self, Agents, NetworkRule, RunConfig, SandboxSettings};
@@ -140,6 +139,10 @@ struct RunArgs {
     /// Let agents and CI read this path (repeatable; e.g. a toolchain such as ~/.cargo).
     #[arg(long, value_name = "PATH")]
     sandbox_read: Vec<PathBuf>,
+    /// Let CI write this path too (repeatable; a cache or state folder outside the
+    /// repository): the checkout is always writable.
+    #[arg(long, value_name = "PATH")]
+    ci_write: Vec<PathBuf>,
     /// Whether agents may use TCP (they need their model's API).
     #[arg(long, value_enum, default_value = "allow")]
     agent_network: NetworkArg,
@@ -435,12 +438,14 @@ fn with_agents<T>(
     f: impl FnOnce(Agents<'_>) -> Result<T>,
 ) -> Result<T> {
     if config.builder.is_none() && config.builder_cmd.is_none() {
-        bail!(
-            "run {run_id}: run_config.json names no builder (was it started by example-run?)"
-        );
+        bail!("run {run_id}: run_config.json names no builder (was it started by example-run?)");
     }
     let mut builder = config
-        .agent(config.builder.as_deref(), config.builder_cmd.as_deref(), sandbox)
+        .agent(
+            config.builder.as_deref(),
+            config.builder_cmd.as_deref(),
+            sandbox,
+        )
         .with_context(|| format!("run {run_id}: the Builder"))?;
     let mut command_auditor = match (&config.auditor, &config.auditor_cmd) {
         (None, None) => None,
@@ -497,12 +502,16 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             disabled: args.no_sandbox,
             pass_env: args.pass_env.clone(),
             read: args.sandbox_read.clone(),
+            write: args.ci_write.clone(),
             agent_network: args.agent_network.into(),
             ci_network: args.ci_network.into(),
         },
     };
     // Names checked before anything is written.
-    for preset in [Some(&args.builder), args.auditor.as_ref()].into_iter().flatten() {
+    for preset in [Some(&args.builder), args.auditor.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         AgentPreset::from_name(preset)?;
     }
     if args.builder == "command" && args.builder_cmd.is_none() {
