@@ -725,7 +725,7 @@ fn a_run_killed_mid_way_resumes_from_its_journal() {
             .flatten()
             .filter(|e| {
                 std::fs::read(e.path().join("cmdline"))
-                    .map(|c| c == b"sleep\0127\0")
+                    .map(|c| c == b"sleep\x00127\x00")
                     .unwrap_or(false)
             })
             .count()

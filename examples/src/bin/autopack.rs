@@ -47,7 +47,7 @@ struct Cli {
 enum Command {
     /// Start a run of PLAN in the repository DIR with external-command agents.
     #[command(after_help = RUN_HELP)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Continue a run from its journal after a crash (a finished run is left alone).
     #[command(
         after_help = "The host is rebuilt from {repo}/.autonomous_runs/{run_id}/run_config.json, written by `autopack run`.\n\nExample:\n  autopack resume my-run --repo ."
@@ -328,7 +328,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run(args) => cmd_run(args),
+        Command::Run(args) => cmd_run(*args),
         Command::Resume {
             run_id,
             repo,
