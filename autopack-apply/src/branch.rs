@@ -554,7 +554,7 @@ impl IntegrationBranch {
 
     /// Commits a checked patch as a *candidate*: a commit object whose parent is the tip
     /// the patch was checked against, written to the object database without moving any
-    /// ref. CI runs on the candidate ([`crate::CiWorktree::create_at`]); only
+    /// ref. CI runs on the candidate (in a [`crate::workspace`] checkout of it); only
     /// [`IntegrationBranch::advance`] makes it part of the branch, so a patch that fails CI
     /// never reaches the branch. With a fixed signature the same patch on the same tip gives
     /// the same commit id, so a retry after a crash is harmless.

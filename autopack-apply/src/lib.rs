@@ -10,7 +10,11 @@
 //!   `autonomous/{run}/tier-{tier}/phase-{phase}`; [`IntegrationBranch::status`] reports.
 //! - [`PatchPolicy`]: every SPEC §8 rule, each [`PolicyViolation`] naming the rule and the
 //!   path; the check also computes the resulting tree.
-//! - [`CiWorktree`]: a linked worktree of the integration tip in a temporary directory.
+//! - [`workspace`]: private workspaces, independent clones of the host at a commit (one
+//!   per role of a run, outside the host work tree) where agents and CI work, and the
+//!   change an agent leaves there read back as a git-format patch.
+//! - [`tripwire`]: the host repository's refs, HEAD, index, hooks and config compared with
+//!   a baseline after every agent and CI attempt.
 //! - [`PreflightGate`]: runs the CI profile's command with retries, backoff and a timeout,
 //!   classifies green / flaky / red, and never starts an attempt the tier cannot pay for.
 //! - [`eligibility`] and [`promote`]: the explicit host call that moves a protected branch.
@@ -131,7 +135,6 @@ mod promotion;
 pub mod refs;
 pub mod tripwire;
 pub mod workspace;
-mod worktree;
 
 pub use branch::{
     AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
@@ -146,7 +149,6 @@ pub use promotion::{
     TierOutcome, eligibility, promote,
 };
 pub use refs::{PatternError, ProtectedRefs};
-pub use worktree::{CiWorktree, WorktreeError};
 
 /// Re-exported so callers can name object ids without depending on git2.
 pub use git2::Oid;

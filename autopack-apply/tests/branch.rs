@@ -2,8 +2,9 @@
 
 mod common;
 
+use autopack_apply::workspace::{Slot, Workspaces};
 use autopack_apply::{
-    ApplyError, BranchOptions, CiWorktree, IntegrationBranch, PatchPolicy, ProtectedRefs, Role,
+    ApplyError, BranchOptions, IntegrationBranch, PatchPolicy, ProtectedRefs, Role,
 };
 use autopack_core::ids::{PhaseId, TierId};
 use autopack_core::vocabulary::BuilderMode;
@@ -52,12 +53,16 @@ fn every_call_leaves_head_index_worktree_and_protected_refs_untouched() {
         .unwrap();
     let status = branch.status().unwrap();
     assert_eq!(status.tip, c2.commit);
-    let wt = CiWorktree::create(&branch).unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let workspaces = Workspaces::open(fx.path(), branch.run_id(), parent.path()).unwrap();
+    let ws = workspaces
+        .checkout(Slot::Ci, branch.tip().unwrap(), None)
+        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(wt.path().join("README")).unwrap(),
+        std::fs::read_to_string(ws.path().join("README")).unwrap(),
         "two\n"
     );
-    wt.remove().unwrap();
+    workspaces.remove().unwrap();
     let reopened =
         IntegrationBranch::open(fx.path(), &run("inv"), "main", BranchOptions::default()).unwrap();
     assert_eq!(reopened.tip().unwrap(), c2.commit);
@@ -282,7 +287,7 @@ fn snapshot_tags_are_annotated_and_idempotent() {
 }
 
 #[test]
-fn ci_worktrees_are_created_detached_and_removed() {
+fn ci_workspaces_are_independent_clones_that_leave_the_host_untouched() {
     let fx = Fixture::new();
     let before = Snapshot::take(fx.path());
     let branch = fx.branch("wt");
@@ -294,18 +299,32 @@ fn ci_worktrees_are_created_detached_and_removed() {
             &info("p1"),
         )
         .unwrap();
-    let wt = CiWorktree::create(&branch).unwrap();
-    let path = wt.path().to_owned();
-    assert_eq!(wt.tip(), c.commit);
+    let parent = tempfile::tempdir().unwrap();
+    let workspaces = Workspaces::open(fx.path(), branch.run_id(), parent.path()).unwrap();
+    let ws = workspaces.checkout(Slot::Ci, c.commit, None).unwrap();
+    let path = ws.path().to_owned();
+    assert_eq!(ws.commit(), c.commit);
     assert_eq!(
         std::fs::read_to_string(path.join("README")).unwrap(),
         "ci\n"
     );
     assert!(path.join("src/lib.rs").exists());
-    let wt_repo = git2::Repository::open(&path).unwrap();
-    assert!(wt_repo.head_detached().unwrap());
-    assert_eq!(wt_repo.head().unwrap().target(), Some(c.commit));
-    drop(wt_repo);
+    // A clone of its own: a real .git directory, no remote back to the host, HEAD detached.
+    assert!(
+        std::fs::symlink_metadata(path.join(".git"))
+            .unwrap()
+            .is_dir()
+    );
+    let ws_repo = git2::Repository::open(&path).unwrap();
+    assert!(ws_repo.remotes().unwrap().is_empty());
+    assert!(ws_repo.head_detached().unwrap());
+    assert_eq!(ws_repo.head().unwrap().target(), Some(c.commit));
+    // Whatever CI does to the workspace's refs stays there.
+    ws_repo
+        .reference("refs/heads/main", c.commit, true, "CI moves its own main")
+        .unwrap();
+    drop(ws_repo);
+    assert!(!fx.path().join(".git/worktrees").exists());
     // The branch is not checked out anywhere: commits still go through.
     branch
         .commit(
@@ -315,17 +334,9 @@ fn ci_worktrees_are_created_detached_and_removed() {
             &info("p2"),
         )
         .unwrap();
-    let name = wt.name().to_owned();
-    wt.remove().unwrap();
-    assert!(!path.exists());
-    assert!(fx.repo().find_worktree(&name).is_err());
-    assert!(!fx.path().join(".git/worktrees").join(&name).exists());
-    // Dropping also removes.
-    let wt = CiWorktree::create(&branch).unwrap();
-    let (path, name) = (wt.path().to_owned(), wt.name().to_owned());
-    drop(wt);
-    assert!(!path.exists());
-    assert!(!fx.path().join(".git/worktrees").join(&name).exists());
+    let dir = workspaces.dir().to_owned();
+    workspaces.remove().unwrap();
+    assert!(!dir.exists() && !path.exists());
     assert_eq!(Snapshot::take(fx.path()), before);
 }
 

@@ -3,7 +3,8 @@
 
 mod common;
 
-use autopack_apply::{ApplyError, CiWorktree, PatchPolicy};
+use autopack_apply::workspace::{Slot, Workspaces};
+use autopack_apply::{ApplyError, PatchPolicy};
 use autopack_core::vocabulary::BuilderMode;
 use common::*;
 
@@ -25,13 +26,17 @@ fn a_candidate_is_not_on_the_branch_until_advanced() {
     let again = branch.commit_candidate(&checked, &info("p1")).unwrap();
     assert_eq!(again.commit, candidate.commit);
 
-    // CI sees the candidate's files.
-    let wt = CiWorktree::create_at(&branch, candidate.commit).unwrap();
+    // CI sees the candidate's files, in a workspace of its own.
+    let parent = tempfile::tempdir().unwrap();
+    let workspaces = Workspaces::open(fx.path(), branch.run_id(), parent.path()).unwrap();
+    let ws = workspaces
+        .checkout(Slot::Ci, candidate.commit, None)
+        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(wt.path().join("README")).unwrap(),
+        std::fs::read_to_string(ws.path().join("README")).unwrap(),
         "hello, candidate\n"
     );
-    wt.remove().unwrap();
+    workspaces.remove().unwrap();
 
     branch.advance(&candidate).unwrap();
     assert_eq!(branch.tip().unwrap(), candidate.commit);

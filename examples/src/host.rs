@@ -1,5 +1,5 @@
 //! How a host wires the crates together for a real run: ruleset and strategy before the
-//! run, the integration branch, the preflight gate in a CI worktree, `.autonomous_runs/`
+//! run, the integration branch, private workspaces, the sandbox, the preflight gate, `.autonomous_runs/`
 //! artefacts, the journal; then [`Driver::run`] or [`Driver::resume`].
 //!
 //! Shared by the example run and the `autopack` binary.

@@ -6,9 +6,10 @@
 //! - `example-run` (`cargo run --release -p autopack-examples --bin example-run [-- --dir
 //!   DIR]`): a real supervised run with nothing else installed. It creates a small sample
 //!   project as a git repository ([`sample`]), compiles the strategy of a three-tier,
-//!   eight-phase plan ([`plan`]), drives scripted Builder and Auditor implementations that
-//!   send real git patches ([`agents`]), runs the sample's own tests through the preflight
-//!   gate in a CI worktree, prints progress ([`progress`]) and ends with the reports and
+//!   eight-phase plan ([`plan`]), drives a scripted Builder that edits files in its private
+//!   workspace and a scripted Auditor ([`agents`]), runs the sample's own tests through the
+//!   preflight gate, sandboxed, in the run's CI workspace, prints progress ([`progress`])
+//!   and ends with the reports and
 //!   where the artefacts are ([`example`]).
 //! - `autopack`: the command-line tool for hosts and CI pipelines (`run`, `resume`,
 //!   `strategy dry-run`, `plan split`, `report`, `promote`, `schema`, `validate`), with

@@ -644,6 +644,37 @@ fn validate_reads_first_implementation_trees_and_names_bad_files() {
 }
 
 #[test]
+fn run_help_names_every_agent_variable_preset_and_request_field() {
+    let help = text(&autopack(&["run", "--help"])).0;
+    for (name, _) in autopack::host::AGENT_ENV {
+        assert!(help.contains(name), "{name} is not in `run --help`");
+    }
+    for var in autopack::sandbox::ALLOWED_HOST_VARS {
+        assert!(help.contains(var), "{var} is not in `run --help`");
+    }
+    for preset in autopack::host::AgentPreset::ALL {
+        assert!(
+            help.contains(preset.name()),
+            "preset {} is not in `run --help`",
+            preset.name()
+        );
+    }
+    let schema = text(&autopack(&["schema", "builder_request"])).0;
+    for field in [
+        "checkout",
+        "base_commit",
+        "tip_commit",
+        "head_commit",
+        "workspace",
+        "previous_patch",
+        "last_ci",
+        "output_tail",
+    ] {
+        assert!(help.contains(field) && schema.contains(field), "{field}");
+    }
+}
+
+#[test]
 fn every_subcommand_explains_itself_with_an_example() {
     for args in [
         vec!["--help"],
