@@ -127,7 +127,7 @@ pub enum WorkspaceError {
 /// # let commit = repo.commit(Some("refs/heads/main"), &sig, &sig, "init", &tree, &[])?;
 /// let parent = tempfile::tempdir()?;
 /// let workspaces = Workspaces::open(host.path(), &RunId::new("run-1")?, parent.path())?;
-/// let ws = workspaces.checkout(Slot::Builder, commit, None)?;
+/// let ws = workspaces.checkout(Slot::Builder, commit, &[])?;
 /// std::fs::write(ws.path().join("README"), "hello, world\n")?;
 /// let patch = ws.change()?.expect("a change");
 /// assert!(patch.starts_with("diff --git a/README b/README"));
@@ -229,8 +229,9 @@ impl Workspaces {
 
     /// Checks `commit` out (detached) in the `slot` workspace, copying from the host only
     /// the objects the workspace lacks; the work tree is reset to the commit exactly
-    /// (untracked and ignored files removed). With `base`, the refs
-    /// [`refs::BASE`] and (for the commit's first parent) [`refs::TIP`] are set too.
+    /// (untracked and ignored files removed). Each of `beside` (e.g. [`refs::BASE`] and
+    /// [`refs::TIP`] with their commits) is written as a ref of the workspace, so an agent
+    /// can diff against it.
     ///
     /// # Errors
     /// I/O and git errors, naming the path.
@@ -238,7 +239,7 @@ impl Workspaces {
         &self,
         slot: Slot,
         commit: Oid,
-        base: Option<Oid>,
+        beside: &[(&str, Oid)],
     ) -> Result<Workspace, WorkspaceError> {
         let path = self.dir.join(slot.name());
         let host = Repository::open(&self.host).map_err(git("open host", &self.host))?;
@@ -247,10 +248,10 @@ impl Workspaces {
             None => clone(&self.host, &path)?,
         };
         copy_missing(&host, &repo, commit, &path)?;
-        if let Some(base) = base {
-            copy_missing(&host, &repo, base, &path)?;
-            repo.reference(refs::BASE, base, true, "autopack: run base")
-                .map_err(git("set base ref", &path))?;
+        for (name, target) in beside {
+            copy_missing(&host, &repo, *target, &path)?;
+            repo.reference(name, *target, true, "autopack: beside the checkout")
+                .map_err(git("set a ref beside the checkout", &path))?;
         }
         repo.set_head_detached(commit)
             .map_err(git("detach HEAD", &path))?;
@@ -661,14 +662,29 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let run = RunId::new("r").unwrap();
         let wss = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
-        let ws = wss.checkout(Slot::Builder, c1, None).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
         assert_eq!(ws.change().unwrap(), None);
         std::fs::write(ws.path().join("b"), "2\n").unwrap();
         std::fs::write(ws.path().join("junk"), "x\n").unwrap();
         assert!(ws.change().unwrap().unwrap().contains("+++ b/b"));
         // A candidate that is on no ref of the host: its objects are copied over.
         let c2 = h.commit(Some(c1), &[("b", "2\n")], false);
-        let ws = wss.checkout(Slot::Builder, c2, None).unwrap();
+        let ws = wss.checkout(Slot::Auditor, c2, &[(refs::TIP, c1)]).unwrap();
+        let opened = Repository::open(ws.path()).unwrap();
+        assert_eq!(
+            opened.refname_to_id(refs::TIP).unwrap(),
+            c1,
+            "the tip beside it"
+        );
+        assert_eq!(
+            ws.change_since(c1)
+                .unwrap()
+                .unwrap()
+                .matches("diff --git")
+                .count(),
+            1
+        );
+        let ws = wss.checkout(Slot::Builder, c2, &[]).unwrap();
         assert_eq!(
             ws.change().unwrap(),
             None,
@@ -687,7 +703,7 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let run = RunId::new("r").unwrap();
         let wss = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
-        let ws = wss.checkout(Slot::Builder, c1, None).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
         let git_dir = ws.path().join(".git");
         // An agent points the workspace at the host: a commondir, a symlinked HEAD, a hook.
         std::fs::write(
@@ -697,10 +713,10 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(git_dir.join("hooks")).unwrap();
         std::fs::write(git_dir.join("hooks/post-checkout"), "#!/bin/sh\n").unwrap();
-        let ws = wss.checkout(Slot::Builder, c1, None).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
         assert!(!git_dir.join("commondir").exists() && !git_dir.join("hooks").exists());
         std::os::unix::fs::symlink(h.repo.path().join("HEAD"), git_dir.join("ORIG_HEAD")).unwrap();
-        let ws2 = wss.checkout(Slot::Builder, c1, None).unwrap();
+        let ws2 = wss.checkout(Slot::Builder, c1, &[]).unwrap();
         assert!(std::fs::symlink_metadata(git_dir.join("ORIG_HEAD")).is_err());
         assert_eq!(ws2.change().unwrap(), None);
         let _ = ws;

@@ -56,7 +56,7 @@ fn every_call_leaves_head_index_worktree_and_protected_refs_untouched() {
     let parent = tempfile::tempdir().unwrap();
     let workspaces = Workspaces::open(fx.path(), branch.run_id(), parent.path()).unwrap();
     let ws = workspaces
-        .checkout(Slot::Ci, branch.tip().unwrap(), None)
+        .checkout(Slot::Ci, branch.tip().unwrap(), &[])
         .unwrap();
     assert_eq!(
         std::fs::read_to_string(ws.path().join("README")).unwrap(),
@@ -301,7 +301,7 @@ fn ci_workspaces_are_independent_clones_that_leave_the_host_untouched() {
         .unwrap();
     let parent = tempfile::tempdir().unwrap();
     let workspaces = Workspaces::open(fx.path(), branch.run_id(), parent.path()).unwrap();
-    let ws = workspaces.checkout(Slot::Ci, c.commit, None).unwrap();
+    let ws = workspaces.checkout(Slot::Ci, c.commit, &[]).unwrap();
     let path = ws.path().to_owned();
     assert_eq!(ws.commit(), c.commit);
     assert_eq!(

@@ -30,7 +30,7 @@ fn a_candidate_is_not_on_the_branch_until_advanced() {
     let parent = tempfile::tempdir().unwrap();
     let workspaces = Workspaces::open(fx.path(), branch.run_id(), parent.path()).unwrap();
     let ws = workspaces
-        .checkout(Slot::Ci, candidate.commit, None)
+        .checkout(Slot::Ci, candidate.commit, &[])
         .unwrap();
     assert_eq!(
         std::fs::read_to_string(ws.path().join("README")).unwrap(),

@@ -398,47 +398,99 @@ fn failed<T>(reason: String, tokens_used: u64) -> AgentOutcome<T> {
     }
 }
 
-impl Builder for CommandAgent {
-    fn build(&mut self, request: &BuilderRequest) -> AgentOutcome<BuilderResult> {
-        let label = self.label(AgentRole::Builder);
+/// A result an agent answers with: how to read it, and its token count.
+trait Answer: Sized {
+    fn parse(text: &str, source: &str) -> Result<Self, autopack_core::json::JsonError>;
+    fn tokens(&mut self) -> &mut u64;
+}
+
+impl Answer for BuilderResult {
+    fn parse(text: &str, source: &str) -> Result<Self, autopack_core::json::JsonError> {
+        parse_builder_result(text, source)
+    }
+    fn tokens(&mut self) -> &mut u64 {
+        &mut self.tokens_used
+    }
+}
+
+impl Answer for AuditorResult {
+    fn parse(text: &str, source: &str) -> Result<Self, autopack_core::json::JsonError> {
+        parse_auditor_result(text, source)
+    }
+    fn tokens(&mut self) -> &mut u64 {
+        &mut self.tokens_used
+    }
+}
+
+impl CommandAgent {
+    /// One attempt for `role`, answered per the module's order; `unanswered` decides what
+    /// an attempt that ended well without an answer means.
+    fn converse<T: Answer>(
+        &self,
+        role: AgentRole,
+        request: &impl serde::Serialize,
+        call: Call<'_>,
+        unanswered: impl FnOnce(&Said, u64, &str) -> AgentOutcome<T>,
+    ) -> AgentOutcome<T> {
+        let label = self.label(role);
         let json = match serde_json::to_string(request) {
             Ok(json) => json,
             Err(e) => return failed(format!("the request could not be serialised: {e}"), 0),
         };
-        let workspace = request
-            .checkout
-            .as_ref()
-            .and_then(|c| c.workspace.as_deref())
-            .map(Path::new);
-        let prompt = || builder_prompt(request);
         let said = match self.attempt(
-            AgentRole::Builder,
+            role,
             Call {
                 request_json: &json,
-                prompt: &prompt,
-                workspace,
-                run_id: request.run_id.as_str(),
-                phase_id: request.phase_id.as_str(),
-                attempt: request.attempt,
+                ..call
             },
         ) {
             Ok(said) => said,
             Err(reason) => return failed(format!("{label} {reason}"), 0),
         };
         let tokens = said.report.tokens_used;
-        match said.answer(self.preset, AgentRole::Builder) {
-            Some((text, source)) => {
-                match parse_builder_result(text, &format!("{label} {source}")) {
-                    Ok(mut result) => {
-                        if result.tokens_used == 0 {
-                            result.tokens_used = tokens;
-                        }
-                        AgentOutcome::Returned(result)
+        match said.answer(self.preset, role) {
+            Some((text, source)) => match T::parse(text, &format!("{label} {source}")) {
+                Ok(mut result) => {
+                    // The CLI's own count when the answer names none.
+                    if *result.tokens() == 0 {
+                        *result.tokens() = tokens;
                     }
-                    Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
+                    AgentOutcome::Returned(result)
                 }
+                Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
+            },
+            None => unanswered(&said, tokens, &label),
+        }
+    }
+}
+
+fn workspace_of(checkout: Option<&autopack_core::message::Checkout>) -> Option<&Path> {
+    checkout.and_then(|c| c.workspace.as_deref()).map(Path::new)
+}
+
+impl Builder for CommandAgent {
+    fn build(&mut self, request: &BuilderRequest) -> AgentOutcome<BuilderResult> {
+        let workspace = workspace_of(request.checkout.as_ref());
+        let prompt = || builder_prompt(request);
+        let call = Call {
+            request_json: "",
+            prompt: &prompt,
+            workspace,
+            run_id: request.run_id.as_str(),
+            phase_id: request.phase_id.as_str(),
+            attempt: request.attempt,
+        };
+        self.converse(AgentRole::Builder, request, call, |said, tokens, label| {
+            if workspace.is_none() {
+                return failed(
+                    format!(
+                        "{label} gave no result: without a workspace it must print a builder_result JSON or write one to $AUTOPACK_RESULT_FILE"
+                    ),
+                    tokens,
+                );
             }
-            None if workspace.is_some() => AgentOutcome::Returned(BuilderResult {
+            // A workspace agent that exited 0: its change is the patch.
+            AgentOutcome::Returned(BuilderResult {
                 phase_id: request.phase_id.clone(),
                 status: BuilderStatus::Success,
                 patch: None,
@@ -447,68 +499,34 @@ impl Builder for CommandAgent {
                 tokens_used: tokens,
                 failing_tests: Vec::new(),
                 notes: said.notes(),
-            }),
-            None => failed(
-                format!(
-                    "{label} gave no result: without a workspace it must print a builder_result JSON or write one to $AUTOPACK_RESULT_FILE"
-                ),
-                tokens,
-            ),
-        }
+            })
+        })
     }
 }
 
 impl Auditor for CommandAgent {
     fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
-        let label = self.label(AgentRole::Auditor);
-        let json = match serde_json::to_string(request) {
-            Ok(json) => json,
-            Err(e) => return failed(format!("the request could not be serialised: {e}"), 0),
-        };
-        let workspace = request
-            .checkout
-            .as_ref()
-            .and_then(|c| c.workspace.as_deref())
-            .map(Path::new);
         let prompt = || auditor_prompt(request);
-        let said = match self.attempt(
-            AgentRole::Auditor,
-            Call {
-                request_json: &json,
-                prompt: &prompt,
-                workspace,
-                run_id: request.run_id.as_str(),
-                phase_id: request.phase_id.as_str(),
-                attempt: request.attempt,
-            },
-        ) {
-            Ok(said) => said,
-            Err(reason) => return failed(format!("{label} {reason}"), 0),
+        let call = Call {
+            request_json: "",
+            prompt: &prompt,
+            workspace: workspace_of(request.checkout.as_ref()),
+            run_id: request.run_id.as_str(),
+            phase_id: request.phase_id.as_str(),
+            attempt: request.attempt,
         };
-        let tokens = said.report.tokens_used;
-        match said.answer(self.preset, AgentRole::Auditor) {
-            Some((text, source)) => {
-                match parse_auditor_result(text, &format!("{label} {source}")) {
-                    Ok(mut result) => {
-                        if result.tokens_used == 0 {
-                            result.tokens_used = tokens;
-                        }
-                        AgentOutcome::Returned(result)
-                    }
-                    Err(e) => failed(format!("{label} gave an invalid result: {e}"), tokens),
-                }
-            }
-            None => failed(
+        let how = if self.preset == AgentPreset::Command {
+            " or print one"
+        } else {
+            " or end its final message with one"
+        };
+        self.converse(AgentRole::Auditor, request, call, |_, tokens, label| {
+            failed(
                 format!(
-                    "{label} gave no recommendation: it must write an auditor_result JSON to $AUTOPACK_RESULT_FILE{}",
-                    if self.preset == AgentPreset::Command {
-                        " or print one"
-                    } else {
-                        " or end its final message with one"
-                    }
+                    "{label} gave no recommendation: it must write an auditor_result JSON to $AUTOPACK_RESULT_FILE{how}"
                 ),
                 tokens,
-            ),
-        }
+            )
+        })
     }
 }

@@ -144,7 +144,7 @@ impl Verifier for GitVerifier {
         })?;
         let workspace = self
             .workspaces
-            .checkout(Slot::Ci, oid, None)
+            .checkout(Slot::Ci, oid, &[])
             .map_err(HostError::new)?;
         let report = self
             .gate

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use autopack_apply::workspace::{Slot, Workspace, WorkspaceError, Workspaces};
+use autopack_apply::workspace::{Slot, Workspace, WorkspaceError, Workspaces, refs};
 use autopack_apply::{IntegrationBranch, Oid};
 use autopack_core::message::{
     AuditorRecommendation, AuditorRequest, AuditorResult, BuilderRequest, BuilderResult,
@@ -77,7 +77,7 @@ impl<A> InWorkspace<A> {
     ) -> Result<(Workspace, Checkout), String> {
         let ws = self
             .workspaces
-            .checkout(slot, head, Some(base))
+            .checkout(slot, head, &[(refs::BASE, base), (refs::TIP, tip)])
             .map_err(|e| format!("the {} workspace could not be prepared: {e}", slot.name()))?;
         let checkout = Checkout {
             base_commit: Some(base.to_string()),
