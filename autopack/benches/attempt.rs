@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autopack::apply::workspace::{Slot, Workspaces};
+use autopack::apply::workspace::{Slot, Workspaces, refs};
 use autopack::apply::{BranchOptions, IntegrationBranch};
 use autopack::core::ids::RunId;
 use autopack::core::message::{BuilderRequest, BuilderStatus};
@@ -117,7 +117,11 @@ fn fixture(files: usize) -> Fixture {
     // The first checkout clones the host repository: a one-time cost per run.
     let start = Instant::now();
     let ws = workspaces
-        .checkout(Slot::Builder, status.tip, Some(status.base))
+        .checkout(
+            Slot::Builder,
+            status.tip,
+            &[(refs::BASE, status.base), (refs::TIP, status.tip)],
+        )
         .expect("first checkout");
     let clone = start.elapsed();
     assert!(ws.change().expect("change").is_none());
@@ -179,6 +183,8 @@ fn bench(c: &mut Criterion) {
                 .expect("branch");
         let status = branch.status().expect("status");
         let (tip, base) = (status.tip, status.base);
+        // The refs InWorkspace sets beside a Builder's checkout.
+        let beside = [(refs::BASE, base), (refs::TIP, tip)];
 
         // One whole Builder attempt through the host path.
         let agent = CommandAgent::new("true").with_sandbox(sandbox.clone());
@@ -200,7 +206,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let ws = f
                     .workspaces
-                    .checkout(Slot::Builder, tip, Some(base))
+                    .checkout(Slot::Builder, tip, &beside)
                     .expect("checkout");
                 let change = ws.change().expect("change");
                 assert!(change.is_none());
@@ -217,7 +223,7 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| {
                     let ws = f
                         .workspaces
-                        .checkout(Slot::Builder, tip, Some(base))
+                        .checkout(Slot::Builder, tip, &beside)
                         .expect("checkout");
                     // Spread edits over directories: a stride coprime with the file count.
                     let i = (n * 7919) % files;
