@@ -5,9 +5,11 @@
 //! with no human in the loop — and re-exports of the other Autopack crates.
 //!
 //! - [`supervisor`]: feed it [`supervisor::Input`]s, drain [`supervisor::Action`]s;
-//! - [`driver`]: the blocking loop over Builder, Auditor, Applier, Verifier and Artefacts
-//!   traits, with a journal and resume; [`host`]: ready-made adapters for them (git,
-//!   external-command agents, `.autonomous_runs/`);
+//! - [`driver`]: the blocking loop over Builder, Auditor, Applier, Verifier, Artefacts and
+//!   Tripwire traits, with a journal and resume; [`host`]: ready-made adapters for them
+//!   (git, CI in a private workspace, the host tripwire, agents in private workspaces,
+//!   sandboxed command agents and presets for Codex CLI, Claude Code and aider,
+//!   `.autonomous_runs/`);
 //! - [`promotion`] and [`report`]: what a finished run's record says.
 //!
 //! # Speed
