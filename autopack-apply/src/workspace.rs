@@ -22,6 +22,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use autopack_core::ids::RunId;
@@ -242,10 +243,12 @@ impl Workspaces {
         beside: &[(&str, Oid)],
     ) -> Result<Workspace, WorkspaceError> {
         let path = self.dir.join(slot.name());
+        let index_path = self.dir.join(format!("{}.index", slot.name()));
+        let commit_path = self.dir.join(format!("{}.commit", slot.name()));
         let host = Repository::open(&self.host).map_err(git("open host", &self.host))?;
-        let repo = match open_trusted(&path) {
-            Some(repo) => repo,
-            None => clone(&self.host, &path)?,
+        let (repo, fresh) = match open_trusted(&path) {
+            Some(repo) => (repo, false),
+            None => (clone(&self.host, &path)?, true),
         };
         copy_missing(&host, &repo, commit, &path)?;
         for (name, target) in beside {
@@ -253,29 +256,20 @@ impl Workspaces {
             repo.reference(name, *target, true, "autopack: beside the checkout")
                 .map_err(git("set a ref beside the checkout", &path))?;
         }
-        repo.set_head_detached(commit)
-            .map_err(git("detach HEAD", &path))?;
-        let mut checkout = CheckoutBuilder::new();
-        checkout.force().remove_untracked(true).remove_ignored(true);
-        repo.checkout_head(Some(&mut checkout))
-            .map_err(git("check out", &path))?;
-        // libgit2's checkout leaves out of the index a file that was untracked and already
-        // held the target's content; reading the tree in sets every entry (keeping the
-        // stat data of entries that did not change, so nothing is hashed again).
-        let tree = repo
-            .find_commit(commit)
-            .and_then(|c| c.tree())
-            .map_err(git("read commit", &path))?;
-        let mut index = repo.index().map_err(git("open index", &path))?;
-        index
-            .read_tree(&tree)
-            .and_then(|()| index.write())
-            .map_err(git("write index", &path))?;
-        // Directories emptied by the clean-up stay behind in libgit2; they hold no file,
-        // so they change no patch.
-        let index_path = self.dir.join(format!("{}.index", slot.name()));
-        let index_src = repo.path().join("index");
-        std::fs::copy(&index_src, &index_path).map_err(io("keep index", &index_path))?;
+        let previous = std::fs::read_to_string(&commit_path)
+            .ok()
+            .and_then(|t| Oid::from_str(t.trim()).ok())
+            .filter(|_| !fresh && index_path.is_file());
+        match previous {
+            Some(previous) => reset(&repo, &path, &index_path, previous, commit)?,
+            None => {
+                full_checkout(&repo, &path, commit)?;
+                let index_src = repo.path().join("index");
+                std::fs::copy(&index_src, &index_path).map_err(io("keep index", &index_path))?;
+            }
+        }
+        std::fs::write(&commit_path, commit.to_string())
+            .map_err(io("record the checkout", &commit_path))?;
         Ok(Workspace {
             path,
             index_path,
@@ -393,20 +387,27 @@ fn open_trusted(path: &Path) -> Option<Repository> {
     Some(repo)
 }
 
-/// Whether the tree under `dir` holds only directories and regular files.
+/// Whether the `.git` folder `dir` holds only directories and regular files. Inside
+/// `objects/`, only the fan-out and pack folders themselves are checked: a link among
+/// object files is never followed for a write (objects are written to a temporary file
+/// and renamed), and listing every loose object would cost a stat per object.
 fn only_dirs_and_files(dir: &Path) -> bool {
+    let objects = dir.join("objects");
     let mut stack = vec![dir.to_owned()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return false;
         };
+        let in_objects = dir == objects;
         for entry in entries {
             let Ok(entry) = entry else { return false };
             let Ok(kind) = entry.file_type() else {
                 return false;
             };
             if kind.is_dir() {
-                stack.push(entry.path());
+                if !in_objects {
+                    stack.push(entry.path());
+                }
             } else if !kind.is_file() {
                 return false;
             }
@@ -510,6 +511,324 @@ fn copy_missing(
     Ok(())
 }
 
+/// Checks `commit` out over everything in the work tree (a new clone, or no record of the
+/// last checkout).
+fn full_checkout(repo: &Repository, path: &Path, commit: Oid) -> Result<(), WorkspaceError> {
+    repo.set_head_detached(commit)
+        .map_err(git("detach HEAD", path))?;
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force().remove_untracked(true).remove_ignored(true);
+    repo.checkout_head(Some(&mut checkout))
+        .map_err(git("check out", path))?;
+    // libgit2's checkout leaves out of the index a file that was untracked and already
+    // held the target's content; reading the tree in sets every entry (keeping the stat
+    // data of entries that did not change, so nothing is hashed again).
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(git("read commit", path))?;
+    let mut index = repo.index().map_err(git("open index", path))?;
+    index
+        .read_tree(&tree)
+        .and_then(|()| index.write())
+        .map_err(git("write index", path))
+}
+
+/// Brings a reused work tree from `previous` (as the kept index records it) to `commit`,
+/// touching only what differs: the paths the last attempt changed (found by comparing the
+/// work tree with the kept index's stat data) and the paths that differ between the two
+/// commits.
+fn reset(
+    repo: &Repository,
+    path: &Path,
+    index_path: &Path,
+    previous: Oid,
+    commit: Oid,
+) -> Result<(), WorkspaceError> {
+    let (present, unsure) = match take_scan(&scan_path(index_path)) {
+        Some(scan) => scan,
+        None => {
+            let kept = Index::open(index_path).map_err(git("read kept index", path))?;
+            changed_paths(path, index_path, &kept)?
+        }
+    };
+    // What the scan saw differ goes first (libgit2 leaves a file the agent turned into a
+    // link); the scan never entered a linked directory, so no removal leaves the tree.
+    for p in &present {
+        let full = path.join(std::ffi::OsStr::from_bytes(p));
+        std::fs::remove_file(&full).map_err(io("undo a change", &full))?;
+    }
+    let mut paths: Vec<Vec<u8>> = present.into_iter().chain(unsure).collect();
+    let tree_of = |id: Oid| {
+        repo.find_commit(id)
+            .and_then(|c| c.tree())
+            .map_err(git("read commit", path))
+    };
+    let new_tree = tree_of(commit)?;
+    if previous != commit {
+        let old_tree = tree_of(previous)?;
+        let diff = repo
+            .diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)
+            .map_err(git("diff commits", path))?;
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path_bytes() {
+                    paths.push(p.to_vec());
+                }
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    // The agent may have rewritten the workspace's index: libgit2 starts from the kept one.
+    let index_file = repo.path().join("index");
+    std::fs::copy(index_path, &index_file).map_err(io("restore index", &index_file))?;
+    repo.set_head_detached(commit)
+        .map_err(git("detach HEAD", path))?;
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let mut checkout = CheckoutBuilder::new();
+    checkout
+        .force()
+        .remove_untracked(true)
+        .remove_ignored(true)
+        .disable_pathspec_match(true);
+    for p in &paths {
+        checkout.path(p.as_slice());
+    }
+    repo.checkout_tree(new_tree.as_object(), Some(&mut checkout))
+        .map_err(git("check out", path))?;
+    // Same index repair as a full checkout, for the paths touched.
+    let mut index = repo.index().map_err(git("open index", path))?;
+    index.read(true).map_err(git("read index", path))?;
+    for p in &paths {
+        let rel = Path::new(std::ffi::OsStr::from_bytes(p));
+        match new_tree.get_path(rel) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
+                if index.get_path(rel, 0).is_none_or(|e| e.id != entry.id()) {
+                    index.add_path(rel).map_err(git("index a path", path))?;
+                }
+            }
+            _ => {
+                let _ = index.remove_path(rel);
+            }
+        }
+    }
+    index.write().map_err(git("write index", path))?;
+    std::fs::copy(&index_file, index_path).map_err(io("keep index", index_path))?;
+    Ok(())
+}
+
+/// The work-tree paths that may differ from the kept index: first those that do — files
+/// whose type, size, inode or modification time differ from what the index recorded, and
+/// files it does not list (ignored ones included) — then those whose content must be
+/// compared: files written no earlier than the index (equal stat data proves nothing
+/// then), and files the index lists that are gone. Read with plain `lstat`s, never following a link: cheaper than libgit2's
+/// status walk, and the one libgit2 then makes is limited to these paths.
+fn changed_paths(
+    root: &Path,
+    index_path: &Path,
+    index: &Index,
+) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), WorkspaceError> {
+    use std::os::unix::fs::MetadataExt;
+    let stamp = std::fs::metadata(index_path).map_err(io("read kept index", index_path))?;
+    let stamp = (stamp.mtime(), stamp.mtime_nsec());
+    let expected: std::collections::HashMap<Vec<u8>, Recorded> = index
+        .iter()
+        .map(|e| {
+            let recorded = Recorded {
+                mode: e.mode,
+                size: e.file_size,
+                ino: e.ino,
+                seconds: e.mtime.seconds(),
+                nanoseconds: e.mtime.nanoseconds(),
+            };
+            (e.path, recorded)
+        })
+        .collect();
+    // The top level is read here; its directories are walked on every core, since a stat
+    // costs microseconds here and a work tree holds thousands of files.
+    let mut top = Scan::default();
+    let mut dirs = Vec::new();
+    let entries = std::fs::read_dir(root).map_err(io("list work tree", root))?;
+    for entry in entries {
+        let entry = entry.map_err(io("list work tree", root))?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        top.visit(entry, Vec::new(), &expected, stamp, &mut dirs)?;
+    }
+    let lanes = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(dirs.len().max(1));
+    let mut shares: Vec<Vec<(PathBuf, Vec<u8>)>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (i, dir) in dirs.into_iter().enumerate() {
+        shares[i % lanes].push(dir);
+    }
+    let walk = |share: &[(PathBuf, Vec<u8>)]| -> Result<Scan, WorkspaceError> {
+        let mut scan = Scan::default();
+        let mut stack = share.to_vec();
+        while let Some((dir, prefix)) = stack.pop() {
+            let entries = std::fs::read_dir(&dir).map_err(io("list work tree", &dir))?;
+            for entry in entries {
+                let entry = entry.map_err(io("list work tree", &dir))?;
+                scan.visit(entry, prefix.clone(), &expected, stamp, &mut stack)?;
+            }
+        }
+        Ok(scan)
+    };
+    let mut scans = vec![top];
+    std::thread::scope(|scope| -> Result<(), WorkspaceError> {
+        let handles: Vec<_> = shares[1..]
+            .iter()
+            .map(|share| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, || walk(share))
+                    .map_err(|_| share)
+            })
+            .collect();
+        scans.push(walk(&shares[0])?);
+        for handle in handles {
+            scans.push(match handle {
+                Ok(handle) => handle.join().map_err(|_| WorkspaceError::Io {
+                    op: "scan work tree",
+                    path: root.to_owned(),
+                    source: std::io::Error::other("a scanning thread panicked"),
+                })??,
+                // No thread to be had (the process is at its limit): this one walks it.
+                Err(share) => walk(share)?,
+            });
+        }
+        Ok(())
+    })?;
+    let mut differ = Vec::new();
+    let mut unsure = Vec::new();
+    let mut seen = HashSet::new();
+    for scan in scans {
+        differ.extend(scan.differ);
+        unsure.extend(scan.racy);
+        seen.extend(scan.seen);
+    }
+    unsure.extend(expected.into_keys().filter(|p| !seen.contains(p)));
+    Ok((differ, unsure))
+}
+
+/// Where [`Workspace::change`] leaves its scan for the next checkout of the slot.
+fn scan_path(index_path: &Path) -> PathBuf {
+    index_path.with_extension("scan")
+}
+
+/// Writes a scan: each path NUL-terminated, behind `D` (differs) or `U` (to compare). A
+/// scan that cannot be written is simply not reused.
+fn keep_scan(path: &Path, differ: &[Vec<u8>], unsure: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for (mark, paths) in [(b'D', differ), (b'U', unsure)] {
+        for p in paths {
+            out.push(mark);
+            out.extend_from_slice(p);
+            out.push(0);
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let written = tempfile::NamedTempFile::new_in(dir).and_then(|mut tmp| {
+        std::io::Write::write_all(&mut tmp, &out)?;
+        tmp.persist(path).map_err(|e| e.error)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Reads and removes the scan [`Workspace::change`] left, if any: it describes the work
+/// tree only until the next checkout.
+fn take_scan(path: &Path) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+    let bytes = std::fs::read(path).ok()?;
+    std::fs::remove_file(path).ok()?;
+    let (mut differ, mut unsure) = (Vec::new(), Vec::new());
+    for record in bytes.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+        match record.split_first()? {
+            (b'D', p) => differ.push(p.to_vec()),
+            (b'U', p) => unsure.push(p.to_vec()),
+            _ => return None,
+        }
+    }
+    Some((differ, unsure))
+}
+
+/// What the kept index recorded of a file.
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    mode: u32,
+    size: u32,
+    ino: u32,
+    seconds: i32,
+    nanoseconds: u32,
+}
+
+/// What one lane of [`changed_paths`] found.
+#[derive(Debug, Default)]
+struct Scan {
+    differ: Vec<Vec<u8>>,
+    racy: Vec<Vec<u8>>,
+    seen: Vec<Vec<u8>>,
+}
+
+impl Scan {
+    /// Looks at one directory entry: a directory goes to `dirs`, a file is compared.
+    fn visit(
+        &mut self,
+        entry: std::fs::DirEntry,
+        mut rel: Vec<u8>,
+        expected: &std::collections::HashMap<Vec<u8>, Recorded>,
+        stamp: (i64, i64),
+        dirs: &mut Vec<(PathBuf, Vec<u8>)>,
+    ) -> Result<(), WorkspaceError> {
+        use std::os::unix::fs::MetadataExt;
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(entry.file_name().as_encoded_bytes());
+        let kind = entry
+            .file_type()
+            .map_err(io("stat work tree", &entry.path()))?;
+        if kind.is_dir() {
+            dirs.push((entry.path(), rel));
+            return Ok(());
+        }
+        // `DirEntry::metadata` is an `fstatat` beside the directory, never following a
+        // link: no path walk per file.
+        let meta = entry
+            .metadata()
+            .map_err(io("stat work tree", &entry.path()))?;
+        let same = expected.get(&rel).is_some_and(|e| {
+            let mode = if meta.file_type().is_symlink() {
+                0o120000
+            } else if meta.mode() & 0o100 != 0 {
+                0o100755
+            } else {
+                0o100644
+            };
+            e.mode == mode
+                && u64::from(e.size) == (meta.size() & 0xffff_ffff)
+                && u64::from(e.ino) == (meta.ino() & 0xffff_ffff)
+                && i64::from(e.seconds) == meta.mtime()
+                && (e.nanoseconds == 0 || i64::from(e.nanoseconds) == meta.mtime_nsec())
+        });
+        if !same {
+            self.differ.push(rel.clone());
+        } else if (meta.mtime(), meta.mtime_nsec()) >= stamp {
+            // Written no earlier than the index: equal stat data proves nothing.
+            self.racy.push(rel.clone());
+        }
+        if expected.contains_key(&rel) {
+            self.seen.push(rel);
+        }
+        Ok(())
+    }
+}
+
 impl Workspace {
     /// The workspace's directory (its work tree).
     pub fn path(&self) -> &Path {
@@ -530,12 +849,43 @@ impl Workspace {
     /// # Errors
     /// git and I/O errors, naming the workspace.
     pub fn change(&self) -> Result<Option<String>, WorkspaceError> {
+        self.read_change(false)
+    }
+
+    /// [`Workspace::change`] at the end of an attempt: the caller promises that nothing
+    /// writes the work tree until the next [`Workspaces::checkout`] of this slot, which
+    /// then starts from this scan instead of walking the work tree again (each walk costs
+    /// a `stat` per file).
+    ///
+    /// # Errors
+    /// As [`Workspace::change`].
+    pub fn finish(self) -> Result<Option<String>, WorkspaceError> {
+        self.read_change(true)
+    }
+
+    fn read_change(&self, keep: bool) -> Result<Option<String>, WorkspaceError> {
+        // libgit2 also reads the workspace's own index, which the agent may have broken.
+        let own = self.path.join(".git/index");
+        std::fs::copy(&self.index_path, &own).map_err(io("restore index", &own))?;
         let repo = self.open()?;
         let index = Index::open(&self.index_path).map_err(git("read kept index", &self.path))?;
-        // The kept index is the commit's tree with the stat data of the checkout: files
-        // the agent did not touch are not read again.
+        // The kept index is the commit's tree with the stat data of the checkout: libgit2
+        // compares only the paths whose stat data says they may have changed.
+        let (present, unsure) = changed_paths(&self.path, &self.index_path, &index)?;
+        if keep {
+            keep_scan(&scan_path(&self.index_path), &present, &unsure);
+        }
+        let paths: Vec<Vec<u8>> = present.into_iter().chain(unsure).collect();
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let mut opts = diff_options();
+        opts.disable_pathspec_match(true);
+        for p in &paths {
+            opts.pathspec(p.as_slice());
+        }
         let diff = repo
-            .diff_index_to_workdir(Some(&index), Some(&mut diff_options()))
+            .diff_index_to_workdir(Some(&index), Some(&mut opts))
             .map_err(git("diff work tree", &self.path))?;
         patch_text(diff, &self.path)
     }
@@ -694,6 +1044,127 @@ mod tests {
         std::fs::remove_file(ws.path().join("a")).unwrap();
         let change = ws.change().unwrap().unwrap();
         assert!(change.contains("deleted file mode"), "{change}");
+    }
+
+    /// Every file of the work tree (but `.git`) and its mode.
+    fn files(root: &Path) -> std::collections::BTreeMap<String, (u32, Vec<u8>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![root.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel == ".git" {
+                    continue;
+                }
+                let meta = std::fs::symlink_metadata(e.path()).unwrap();
+                if meta.is_dir() {
+                    stack.push(e.path());
+                } else if meta.file_type().is_symlink() {
+                    out.insert(rel, (0o120000, Vec::new()));
+                } else {
+                    let exec = meta.permissions().mode() & 0o100;
+                    out.insert(rel, (exec, std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_reset_undoes_whatever_the_last_attempt_did_and_touches_nothing_else() {
+        let h = host();
+        let many: Vec<(String, String)> = (0..50)
+            .map(|i| (format!("f{i}"), format!("{i}\n")))
+            .collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let c1 = h.commit(None, &refs, true);
+        let c2 = h.commit(Some(c1), &[("f1", "changed\n"), ("new", "n\n")], false);
+        let parent = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let wss = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
+        let clean_c1 = files(ws.path());
+        let untouched = std::fs::metadata(ws.path().join("f40")).unwrap();
+        // Everything an agent may do to a work tree.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(ws.path().join("f2"), "edited\n").unwrap();
+        std::fs::remove_file(ws.path().join("f3")).unwrap();
+        std::fs::write(ws.path().join("untracked"), "u\n").unwrap();
+        std::fs::create_dir_all(ws.path().join("deep/er")).unwrap();
+        std::fs::write(ws.path().join("deep/er/x"), "x\n").unwrap();
+        std::fs::write(ws.path().join(".gitignore"), "ignored\n").unwrap();
+        std::fs::write(ws.path().join("ignored"), "i\n").unwrap();
+        std::fs::set_permissions(ws.path().join("f4"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::remove_file(ws.path().join("f5")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", ws.path().join("f5")).unwrap();
+        let change = ws.change().unwrap().unwrap();
+        for needle in [
+            "+++ b/f2",
+            "deleted file mode",
+            "+++ b/untracked",
+            "+++ b/deep/er/x",
+            "new mode 100755",
+            "b/f5",
+        ] {
+            assert!(change.contains(needle), "{needle} in {change}");
+        }
+        assert!(!change.contains("b/ignored"), "{change}");
+        // Back to the same commit: exactly its files, and an untouched file not rewritten.
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
+        assert_eq!(files(ws.path()), clean_c1);
+        assert_eq!(ws.change().unwrap(), None);
+        let again = std::fs::metadata(ws.path().join("f40")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            (again.ino(), again.mtime_nsec()),
+            (untouched.ino(), untouched.mtime_nsec())
+        );
+        // On to the next commit, after another edit.
+        std::fs::write(ws.path().join("f6"), "edited\n").unwrap();
+        let ws = wss.checkout(Slot::Builder, c2, &[]).unwrap();
+        let mut want = clean_c1.clone();
+        want.insert("f1".into(), (0, b"changed\n".to_vec()));
+        want.insert("new".into(), (0, b"n\n".to_vec()));
+        assert_eq!(files(ws.path()), want);
+        assert_eq!(ws.change().unwrap(), None);
+        // An agent that rewrites the workspace's own index changes nothing either.
+        std::fs::write(ws.path().join(".git/index"), b"garbage").unwrap();
+        std::fs::write(ws.path().join("f7"), "edited\n").unwrap();
+        assert!(ws.change().unwrap().unwrap().contains("+++ b/f7"));
+        let ws = wss.checkout(Slot::Builder, c2, &[]).unwrap();
+        assert_eq!(files(ws.path()), want);
+    }
+
+    #[test]
+    fn a_finished_attempt_hands_its_scan_to_the_next_checkout() {
+        let h = host();
+        let c1 = h.commit(None, &[("a", "1\n"), ("b", "2\n")], true);
+        let parent = tempfile::tempdir().unwrap();
+        let run = RunId::new("r").unwrap();
+        let wss = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
+        let clean = files(ws.path());
+        std::fs::write(ws.path().join("a"), "edited\n").unwrap();
+        std::fs::write(ws.path().join("c"), "new\n").unwrap();
+        let patch = ws.finish().unwrap().unwrap();
+        assert!(
+            patch.contains("+++ b/a") && patch.contains("+++ b/c"),
+            "{patch}"
+        );
+        assert!(wss.dir().join("builder.scan").exists());
+        // The next checkout undoes exactly what the scan found, and uses it up.
+        let ws = wss.checkout(Slot::Builder, c1, &[]).unwrap();
+        assert_eq!(files(ws.path()), clean);
+        assert!(!wss.dir().join("builder.scan").exists());
+        assert_eq!(ws.change().unwrap(), None);
     }
 
     #[test]

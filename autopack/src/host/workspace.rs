@@ -114,7 +114,8 @@ impl<A: Builder> Builder for InWorkspace<A> {
         match self.inner.build(&request) {
             AgentOutcome::Returned(mut result) => {
                 if result.patch.is_none() && result.status != BuilderStatus::Failed {
-                    match ws.change() {
+                    // The attempt is over: nothing writes the workspace until the next.
+                    match ws.finish() {
                         Ok(patch) => result.patch = patch,
                         Err(e) => {
                             return AgentOutcome::Failed {
