@@ -7,7 +7,9 @@
 //! `$TMPDIR/autopack-workspaces/`), one folder per run (`{run_id}-{repo hash}`) with a
 //! sub-folder per [`Slot`], and are reused from attempt to attempt: an attempt's checkout
 //! copies only the objects the workspace lacks, then resets the work tree to the commit
-//! (untracked and ignored files removed), which touches only the files that differ.
+//! (untracked and ignored files removed), touching only the paths that differ — those an
+//! `lstat` scan against the kept index finds changed (or that [`Workspace::finish`] found
+//! at the end of the last attempt), and those that differ between the two commits.
 //!
 //! What an agent leaves in the workspace's own `.git` is not trusted: before a reuse the
 //! `.git` folder must hold only directories and regular files (no symlink, no
@@ -626,11 +628,7 @@ fn reset(
 /// compared: files written no earlier than the index (equal stat data proves nothing
 /// then), and files the index lists that are gone. Read with plain `lstat`s, never following a link: cheaper than libgit2's
 /// status walk, and the one libgit2 then makes is limited to these paths.
-fn changed_paths(
-    root: &Path,
-    index_path: &Path,
-    index: &Index,
-) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), WorkspaceError> {
+fn changed_paths(root: &Path, index_path: &Path, index: &Index) -> Result<Found, WorkspaceError> {
     use std::os::unix::fs::MetadataExt;
     let stamp = std::fs::metadata(index_path).map_err(io("read kept index", index_path))?;
     let stamp = (stamp.mtime(), stamp.mtime_nsec());
@@ -743,7 +741,7 @@ fn keep_scan(path: &Path, differ: &[Vec<u8>], unsure: &[Vec<u8>]) {
 
 /// Reads and removes the scan [`Workspace::change`] left, if any: it describes the work
 /// tree only until the next checkout.
-fn take_scan(path: &Path) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
+fn take_scan(path: &Path) -> Option<Found> {
     let bytes = std::fs::read(path).ok()?;
     std::fs::remove_file(path).ok()?;
     let (mut differ, mut unsure) = (Vec::new(), Vec::new());
@@ -756,6 +754,10 @@ fn take_scan(path: &Path) -> Option<(Vec<Vec<u8>>, Vec<Vec<u8>>)> {
     }
     Some((differ, unsure))
 }
+
+/// Work-tree paths (bytes, `/`-separated) that differ, and those whose content must be
+/// compared.
+type Found = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// What the kept index recorded of a file.
 #[derive(Debug, Clone, Copy)]

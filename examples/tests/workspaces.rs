@@ -304,6 +304,33 @@ rm -f docs/old.md
     assert_eq!(host_state(&f.repo, "edits"), before);
 }
 
+#[test]
+fn a_workspace_builder_that_writes_a_binary_file_is_refused_by_the_gate() {
+    let f = fixture();
+    let builder = f.script(
+        "binary.sh",
+        "#!/bin/sh\nprintf 'a\\000b' > blob.bin\necho notes >> NOTES.md\n",
+    );
+    let builder_cmd = format!("sh {}", s(&builder));
+    let out = f.run(
+        "binary",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let phases = f.phase_files("binary");
+    assert!(
+        phases.contains("binary: \"blob.bin\" has binary content"),
+        "{phases}"
+    );
+    assert!(f.on_branch("binary", "blob.bin").is_none());
+}
+
 fn standin(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../autopack/tests/standins")
