@@ -141,6 +141,7 @@ pub struct Workspaces {
     host: PathBuf,
     dir: PathBuf,
     _lock: File,
+    recorded: RecordedCache,
 }
 
 /// One checked-out workspace.
@@ -149,6 +150,7 @@ pub struct Workspace {
     path: PathBuf,
     index_path: PathBuf,
     commit: Oid,
+    recorded: RecordedCache,
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError {
@@ -217,6 +219,7 @@ impl Workspaces {
             host: host_tree,
             dir,
             _lock: lock,
+            recorded: RecordedCache::default(),
         })
     }
 
@@ -263,7 +266,7 @@ impl Workspaces {
             .and_then(|t| Oid::from_str(t.trim()).ok())
             .filter(|_| !fresh && index_path.is_file());
         match previous {
-            Some(previous) => reset(&repo, &path, &index_path, previous, commit)?,
+            Some(previous) => reset(&repo, &path, &index_path, &self.recorded, previous, commit)?,
             None => {
                 full_checkout(&repo, &path, commit)?;
                 let index_src = repo.path().join("index");
@@ -276,6 +279,7 @@ impl Workspaces {
             path,
             index_path,
             commit,
+            recorded: self.recorded.clone(),
         })
     }
 
@@ -544,15 +548,13 @@ fn reset(
     repo: &Repository,
     path: &Path,
     index_path: &Path,
+    recorded: &RecordedCache,
     previous: Oid,
     commit: Oid,
 ) -> Result<(), WorkspaceError> {
     let (present, unsure) = match take_scan(&scan_path(index_path)) {
         Some(scan) => scan,
-        None => {
-            let kept = Index::open(index_path).map_err(git("read kept index", path))?;
-            changed_paths(path, index_path, &kept)?
-        }
+        None => changed_paths(path, index_path, &*recorded.get(index_path)?)?,
     };
     // What the scan saw differ goes first (libgit2 leaves a file the agent turned into a
     // link); the scan never entered a linked directory, so no removal leaves the tree.
@@ -628,23 +630,14 @@ fn reset(
 /// compared: files written no earlier than the index (equal stat data proves nothing
 /// then), and files the index lists that are gone. Read with plain `lstat`s, never following a link: cheaper than libgit2's
 /// status walk, and the one libgit2 then makes is limited to these paths.
-fn changed_paths(root: &Path, index_path: &Path, index: &Index) -> Result<Found, WorkspaceError> {
+fn changed_paths(
+    root: &Path,
+    index_path: &Path,
+    expected: &Recorded,
+) -> Result<Found, WorkspaceError> {
     use std::os::unix::fs::MetadataExt;
     let stamp = std::fs::metadata(index_path).map_err(io("read kept index", index_path))?;
     let stamp = (stamp.mtime(), stamp.mtime_nsec());
-    let expected: std::collections::HashMap<Vec<u8>, Recorded> = index
-        .iter()
-        .map(|e| {
-            let recorded = Recorded {
-                mode: e.mode,
-                size: e.file_size,
-                ino: e.ino,
-                seconds: e.mtime.seconds(),
-                nanoseconds: e.mtime.nanoseconds(),
-            };
-            (e.path, recorded)
-        })
-        .collect();
     // The top level is read here; its directories are walked on every core, since a stat
     // costs microseconds here and a work tree holds thousands of files.
     let mut top = Scan::default();
@@ -656,7 +649,7 @@ fn changed_paths(root: &Path, index_path: &Path, index: &Index) -> Result<Found,
         if name == ".git" {
             continue;
         }
-        top.visit(entry, Vec::new(), &expected, stamp, &mut dirs)?;
+        top.visit(entry, Vec::new(), expected, stamp, &mut dirs)?;
     }
     let lanes = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -672,7 +665,7 @@ fn changed_paths(root: &Path, index_path: &Path, index: &Index) -> Result<Found,
             let entries = std::fs::read_dir(&dir).map_err(io("list work tree", &dir))?;
             for entry in entries {
                 let entry = entry.map_err(io("list work tree", &dir))?;
-                scan.visit(entry, prefix.clone(), &expected, stamp, &mut stack)?;
+                scan.visit(entry, prefix.clone(), expected, stamp, &mut stack)?;
             }
         }
         Ok(scan)
@@ -709,7 +702,7 @@ fn changed_paths(root: &Path, index_path: &Path, index: &Index) -> Result<Found,
         unsure.extend(scan.racy);
         seen.extend(scan.seen);
     }
-    unsure.extend(expected.into_keys().filter(|p| !seen.contains(p)));
+    unsure.extend(expected.keys().filter(|p| !seen.contains(*p)).cloned());
     Ok((differ, unsure))
 }
 
@@ -759,9 +752,61 @@ fn take_scan(path: &Path) -> Option<Found> {
 /// compared.
 type Found = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
+/// The kept index's stat data, by path.
+type Recorded = std::collections::HashMap<Vec<u8>, Entry>;
+
+/// The kept index's stat data of each slot, read once per version of the file (a no-op
+/// attempt does not parse the index at all).
+#[derive(Debug, Clone, Default)]
+struct RecordedCache(std::sync::Arc<std::sync::Mutex<RecordedBySlot>>);
+
+/// The cache's content: each kept index's stamp and stat data.
+type RecordedBySlot = std::collections::HashMap<PathBuf, (IndexStamp, std::sync::Arc<Recorded>)>;
+
+/// What identifies one version of the kept index file.
+type IndexStamp = (i64, i64, u64, u64);
+
+impl RecordedCache {
+    /// The stat data of the kept index at `index_path`, parsed only when the file changed.
+    fn get(&self, index_path: &Path) -> Result<std::sync::Arc<Recorded>, WorkspaceError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(index_path).map_err(io("read kept index", index_path))?;
+        let stamp = (meta.mtime(), meta.mtime_nsec(), meta.len(), meta.ino());
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, recorded)) = cache.get(index_path)
+            && *at == stamp
+        {
+            return Ok(std::sync::Arc::clone(recorded));
+        }
+        let index = Index::open(index_path).map_err(git("read kept index", index_path))?;
+        let recorded: Recorded = index
+            .iter()
+            .map(|e| {
+                let entry = Entry {
+                    mode: e.mode,
+                    size: e.file_size,
+                    ino: e.ino,
+                    seconds: e.mtime.seconds(),
+                    nanoseconds: e.mtime.nanoseconds(),
+                };
+                (e.path, entry)
+            })
+            .collect();
+        let recorded = std::sync::Arc::new(recorded);
+        cache.insert(
+            index_path.to_owned(),
+            (stamp, std::sync::Arc::clone(&recorded)),
+        );
+        Ok(recorded)
+    }
+}
+
 /// What the kept index recorded of a file.
 #[derive(Debug, Clone, Copy)]
-struct Recorded {
+struct Entry {
     mode: u32,
     size: u32,
     ino: u32,
@@ -783,7 +828,7 @@ impl Scan {
         &mut self,
         entry: std::fs::DirEntry,
         mut rel: Vec<u8>,
-        expected: &std::collections::HashMap<Vec<u8>, Recorded>,
+        expected: &Recorded,
         stamp: (i64, i64),
         dirs: &mut Vec<(PathBuf, Vec<u8>)>,
     ) -> Result<(), WorkspaceError> {
@@ -866,14 +911,10 @@ impl Workspace {
     }
 
     fn read_change(&self, keep: bool) -> Result<Option<String>, WorkspaceError> {
-        // libgit2 also reads the workspace's own index, which the agent may have broken.
-        let own = self.path.join(".git/index");
-        std::fs::copy(&self.index_path, &own).map_err(io("restore index", &own))?;
-        let repo = self.open()?;
-        let index = Index::open(&self.index_path).map_err(git("read kept index", &self.path))?;
         // The kept index is the commit's tree with the stat data of the checkout: libgit2
         // compares only the paths whose stat data says they may have changed.
-        let (present, unsure) = changed_paths(&self.path, &self.index_path, &index)?;
+        let recorded = self.recorded.get(&self.index_path)?;
+        let (present, unsure) = changed_paths(&self.path, &self.index_path, &recorded)?;
         if keep {
             keep_scan(&scan_path(&self.index_path), &present, &unsure);
         }
@@ -881,6 +922,11 @@ impl Workspace {
         if paths.is_empty() {
             return Ok(None);
         }
+        // libgit2 also reads the workspace's own index, which the agent may have broken.
+        let own = self.path.join(".git/index");
+        std::fs::copy(&self.index_path, &own).map_err(io("restore index", &own))?;
+        let repo = self.open()?;
+        let index = Index::open(&self.index_path).map_err(git("read kept index", &self.path))?;
         let mut opts = diff_options();
         opts.disable_pathspec_match(true);
         for p in &paths {
