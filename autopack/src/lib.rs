@@ -43,24 +43,27 @@
 //!
 //! Per-attempt overhead of the private workspace and the sandbox (`benches/attempt.rs`: one
 //! Builder attempt through [`host::InWorkspace`] and a sandboxed [`host::CommandAgent`]
-//! running `true`, on repositories of N files in folders of 100; criterion means, quiet
-//! machine):
+//! running `true`, on repositories of N files in folders of 100; criterion means of two
+//! runs on the quiet 2-core machine):
 //!
-//! | files | whole attempt | checkout + capture | checkout + one-file edit + capture |
+//! | files | whole no-op attempt | checkout + capture | checkout + one-file edit + capture |
 //! |---|---|---|---|
-//! | 100 | 13.1 ms | 3.0 ms | 7.9 ms |
-//! | 1,000 | 21.6 ms | 7.9 ms | 26.0 ms |
-//! | 10,000 | **60.0 ms** | 48.9 ms | 91.3 ms |
+//! | 100 | 7.1–9.9 ms | 2.8–3.2 ms | 8.3–9.1 ms |
+//! | 1,000 | 12.1–12.2 ms | 6.0–7.0 ms | 16.1–16.9 ms |
+//! | 10,000 | **34.6–35.9 ms** | 29.5–30.0 ms | 91–95 ms |
 //!
-//! The sandboxed process alone (a fresh thread, PID namespace, Landlock, spawn, reap) costs
-//! 7.9 ms whatever the size. The goal, under 50 ms at 10,000 files and flat in the files a
-//! patch does not touch, is not met: the rest grows with the file count because finding
-//! what an agent changed takes one `lstat` per file (on this virtual machine ~3 µs each;
-//! `find` over the same tree takes 46 ms), on both cores, once per attempt (a finished
-//! attempt's scan is reused by the next checkout, which then restores only the paths that
-//! differ). Before that, libgit2's checkout and status walks cost 176 ms at 10,000 files.
-//! A clone is made once per run and role: 24 ms at 100 files, 1.3–3.2 s at 10,000 (it
-//! depends on how recently the file system freed inodes).
+//! The goal, under 50 ms at 10,000 files, is met. The sandboxed process alone (a fresh
+//! thread, PID namespace, capabilities dropped, Landlock, spawn, reap) costs 2.9–3.6 ms
+//! whatever the size. What grows with the file count is finding what the agent changed:
+//! one `lstat` per file, on both cores, once per attempt (on this virtual machine a stat
+//! costs ~3 µs; `find` over the same tree takes 46 ms). A finished attempt's scan is
+//! reused by the next checkout, which then restores only the paths that differ, so a
+//! no-op attempt grows by ~2.5 µs per file and is not flat. An attempt that edits a file
+//! costs more at 10,000 files (91–95 ms): the restore of that path through libgit2 and
+//! rewriting the kept index (1 MB) twice. Before this work, with libgit2's checkout and
+//! status walks over the whole tree, a no-op attempt cost 176 ms at 10,000 files and the
+//! process 7.1 ms. A clone is made once per run and role: 24–150 ms at 100 files, 1.3 s at
+//! 10,000 (more right after the file system freed many inodes).
 //!
 //! Resuming the same run from disk ([`layout::FsRunStore`]) costs more before the replay
 //! starts: reading the 310 MB file takes ~0.26 s, and the store's check that every line
