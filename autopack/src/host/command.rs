@@ -214,7 +214,7 @@ impl CommandAgent {
     }
 
     /// Runs one attempt; returns what it said.
-    fn attempt(&self, role: AgentRole, call: Call<'_>) -> Result<Said, String> {
+    fn attempt(&self, role: AgentRole, request_json: &str, call: Call<'_>) -> Result<Said, String> {
         let sandbox = self.sandbox.as_ref().map_err(|e| {
             format!("cannot be confined: {e}; refusing to run it unconfined (use --no-sandbox to allow that)")
         })?;
@@ -224,7 +224,7 @@ impl CommandAgent {
             .map_err(|e| format!("cannot create the attempt's files: {e}"))?;
         let request_file = io.path().join("request.json");
         let result_file = io.path().join("result.json");
-        std::fs::write(&request_file, call.request_json)
+        std::fs::write(&request_file, request_json)
             .map_err(|e| format!("cannot write {}: {e}", request_file.display()))?;
         let workspace = call.workspace.map(Path::to_owned);
         let cwd = workspace
@@ -262,7 +262,7 @@ impl CommandAgent {
                 set,
             },
             stdin: match invocation.stdin {
-                StdinUse::RequestJson => call.request_json.as_bytes().to_vec(),
+                StdinUse::RequestJson => request_json.as_bytes().to_vec(),
                 StdinUse::Empty => Vec::new(),
             },
             timeout: self.timeout,
@@ -333,9 +333,8 @@ impl CommandAgent {
     }
 }
 
-/// One attempt's request, for [`CommandAgent::attempt`].
+/// What one attempt needs besides the request JSON, for [`CommandAgent::attempt`].
 struct Call<'a> {
-    request_json: &'a str,
     prompt: &'a dyn Fn() -> String,
     workspace: Option<&'a Path>,
     run_id: &'a str,
@@ -437,13 +436,7 @@ impl CommandAgent {
             Ok(json) => json,
             Err(e) => return failed(format!("the request could not be serialised: {e}"), 0),
         };
-        let said = match self.attempt(
-            role,
-            Call {
-                request_json: &json,
-                ..call
-            },
-        ) {
+        let said = match self.attempt(role, &json, call) {
             Ok(said) => said,
             Err(reason) => return failed(format!("{label} {reason}"), 0),
         };
@@ -473,7 +466,6 @@ impl Builder for CommandAgent {
         let workspace = workspace_of(request.checkout.as_ref());
         let prompt = || builder_prompt(request);
         let call = Call {
-            request_json: "",
             prompt: &prompt,
             workspace,
             run_id: request.run_id.as_str(),
@@ -508,7 +500,6 @@ impl Auditor for CommandAgent {
     fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
         let prompt = || auditor_prompt(request);
         let call = Call {
-            request_json: "",
             prompt: &prompt,
             workspace: workspace_of(request.checkout.as_ref()),
             run_id: request.run_id.as_str(),

@@ -96,8 +96,24 @@ fn failed<T>(reason: String) -> AgentOutcome<T> {
     }
 }
 
-fn change_failed(err: WorkspaceError) -> String {
-    format!("the change in the workspace could not be read: {err}")
+/// `result` with the workspace's change as its patch, or the attempt failed when the
+/// change cannot be read.
+fn with_patch<T>(
+    mut result: T,
+    tokens_used: u64,
+    change: Result<Option<String>, WorkspaceError>,
+    set: impl FnOnce(&mut T, Option<String>),
+) -> AgentOutcome<T> {
+    match change {
+        Ok(patch) => {
+            set(&mut result, patch);
+            AgentOutcome::Returned(result)
+        }
+        Err(err) => AgentOutcome::Failed {
+            reason: format!("the change in the workspace could not be read: {err}"),
+            tokens_used,
+        },
+    }
 }
 
 impl<A: Builder> Builder for InWorkspace<A> {
@@ -112,18 +128,11 @@ impl<A: Builder> Builder for InWorkspace<A> {
         let mut request = request.clone();
         request.checkout = Some(checkout);
         match self.inner.build(&request) {
-            AgentOutcome::Returned(mut result) => {
+            AgentOutcome::Returned(result) => {
                 if result.patch.is_none() && result.status != BuilderStatus::Failed {
                     // The attempt is over: nothing writes the workspace until the next.
-                    match ws.finish() {
-                        Ok(patch) => result.patch = patch,
-                        Err(e) => {
-                            return AgentOutcome::Failed {
-                                reason: change_failed(e),
-                                tokens_used: result.tokens_used,
-                            };
-                        }
-                    }
+                    let tokens = result.tokens_used;
+                    return with_patch(result, tokens, ws.finish(), |r, p| r.patch = p);
                 }
                 AgentOutcome::Returned(result)
             }
@@ -150,7 +159,7 @@ impl<A: Auditor> Auditor for InWorkspace<A> {
         let mut request = request.clone();
         request.checkout = Some(checkout);
         match self.inner.audit(&request) {
-            AgentOutcome::Returned(mut result) => {
+            AgentOutcome::Returned(result) => {
                 // An Auditor's own patch is what it changed on top of the candidate,
                 // submitted relative to the tip (the candidate never reached the branch).
                 if result.patch.is_none() && result.recommendation == AuditorRecommendation::Approve
@@ -159,15 +168,8 @@ impl<A: Auditor> Auditor for InWorkspace<A> {
                         Some(_) if head != tip => ws.change_since(tip),
                         other => Ok(other),
                     });
-                    match own {
-                        Ok(patch) => result.patch = patch,
-                        Err(e) => {
-                            return AgentOutcome::Failed {
-                                reason: change_failed(e),
-                                tokens_used: result.tokens_used,
-                            };
-                        }
-                    }
+                    let tokens = result.tokens_used;
+                    return with_patch(result, tokens, own, |r, p| r.patch = p);
                 }
                 AgentOutcome::Returned(result)
             }
