@@ -132,6 +132,7 @@ mod gate;
 mod loose;
 mod policy;
 mod promotion;
+pub mod reclaim;
 pub mod refs;
 pub mod tripwire;
 pub mod workspace;

@@ -17,6 +17,7 @@
 //! - [`clock`]: time as an injectable dependency;
 //! - [`journal`]: the run journal (`RunStore`), where every Supervisor input is appended
 //!   before it is applied;
+//! - [`lease`]: one writer per run (`RunLeases` + memory);
 //! - [`json`]: strict JSON reading with errors that name the source and the JSON path.
 //!
 //! This crate is pure: it performs no I/O beyond what a [`clock::SystemClock`] reads.
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod ids;
 pub mod journal;
 pub mod json;
+pub mod lease;
 pub mod lifecycle;
 pub mod message;
 pub mod plan;

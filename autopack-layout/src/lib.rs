@@ -15,7 +15,9 @@
 //! - [`issues`]: [`FsIssueStore`] (the filesystem `IssueStore`: a JSONL journal of ledger
 //!   events, checkpoints that materialise the playbook views) and [`FsIssueLedger`], a
 //!   project ledger several processes can record into at once;
-//! - [`strategy`]: [`FsRulesetStore`] and [`FsStrategyStore`].
+//! - [`strategy`]: [`FsRulesetStore`] and [`FsStrategyStore`];
+//! - [`lease`]: [`FsRunLeases`], one writer per run (a lock the writer's process holds),
+//!   and the reclaiming of temporary files a dead writer left.
 //!
 //! Every adapter passes the conformance suite of its trait (`tests/conformance.rs`). A
 //! crash test kills a writer with SIGKILL at random moments and checks that every file
@@ -79,6 +81,7 @@ pub mod error;
 pub mod fsio;
 pub mod issues;
 pub mod journal;
+pub mod lease;
 pub mod paths;
 pub mod render;
 pub mod strategy;
@@ -87,5 +90,6 @@ pub use artefacts::{WrittenArtefacts, write_run_artefacts};
 pub use error::LayoutError;
 pub use issues::{FsIssueLedger, FsIssueStore};
 pub use journal::{FsRunStore, FsyncPolicy};
+pub use lease::{FsRunLease, FsRunLeases};
 pub use paths::RunsRoot;
 pub use strategy::{FsRulesetStore, FsStrategyStore};

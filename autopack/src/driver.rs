@@ -124,6 +124,35 @@ pub trait Artefacts {
     /// # Errors
     /// A host failure.
     fn incident(&mut self, record: &RunRecord, ledger: &Ledger) -> Result<(), HostError>;
+
+    /// Brings the artefacts up to the journal after a crash; [`Driver::resume`] calls it
+    /// first, for a finished run too.
+    ///
+    /// `recorded` is every issue the run recorded so far, in order, with the time of its
+    /// [`Action::RecordIssues`]. A crash can have kept the last of them from the durable
+    /// ledger (it came after the journal line that caused them), and a replay performs no
+    /// actions, so the host persists those its ledger does not hold yet — exactly once:
+    /// recording is in order and the run has one writer, so what the ledger holds of the
+    /// run is a prefix of `recorded`. Then it rewrites every view and summary (and the
+    /// incident pack of a failed run), which the crash may have left behind the record.
+    ///
+    /// # Errors
+    /// A host failure.
+    fn recover(
+        &mut self,
+        record: &RunRecord,
+        ledger: &Ledger,
+        recorded: &[RecordedIssue],
+    ) -> Result<(), HostError>;
+}
+
+/// An issue the Supervisor recorded ([`Action::RecordIssues`]), with the action's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedIssue {
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+    /// What was recorded.
+    pub observation: IssueObservation,
 }
 
 /// Watches the host repository for changes made behind the governed path. The driver
@@ -163,6 +192,10 @@ impl Artefacts for NoArtefacts {
     }
 
     fn incident(&mut self, _: &RunRecord, _: &Ledger) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    fn recover(&mut self, _: &RunRecord, _: &Ledger, _: &[RecordedIssue]) -> Result<(), HostError> {
         Ok(())
     }
 }
@@ -308,7 +341,33 @@ impl<'a, S: RunStore> Driver<'a, S> {
         store: &'a mut S,
         host: Host<'a>,
     ) -> Result<(DriveOutcome, Supervisor), DriverError> {
-        let supervisor = replay_journal(store, run_id)?;
+        let Replayed {
+            supervisor,
+            recorded,
+        } = replay_run(store, run_id)?;
+        if let (Some(record), Some(ledger)) = (supervisor.record(), supervisor.ledger()) {
+            let recovered = host.artefacts.recover(record, ledger, &recorded);
+            drop(recorded);
+            if let Err(err) = recovered {
+                if supervisor.is_finished() {
+                    return Err(DriverError::Artefacts(err));
+                }
+                // The run can still be told: it ends as any run whose artefacts fail.
+                let mut driver = Driver {
+                    supervisor,
+                    run_id: run_id.clone(),
+                    store,
+                    host,
+                };
+                let input = Input::EnvironmentFailed {
+                    at: driver.host.clock.now(),
+                    reason: format!("repairing the artefacts after a crash: {err}"),
+                };
+                driver.submit(input)?;
+                let state = driver.pump()?;
+                return Ok((DriveOutcome::Finished(state), driver.supervisor));
+            }
+        }
         if supervisor.is_finished() {
             let state = supervisor.state();
             return Ok((DriveOutcome::AlreadyFinished(state), supervisor));
@@ -446,15 +505,21 @@ impl<'a, S: RunStore> Driver<'a, S> {
             (_, input) => input,
         };
         if let Some(input) = input {
-            journal::append(
-                self.store,
-                &self.run_id,
-                &JournalEntry::Input(input.clone()),
-            )?;
-            self.supervisor.handle(input.clone())?;
-            if let Some(record) = self.supervisor.record() {
-                self.host.observer.input(&input, record);
-            }
+            self.submit(input)?;
+        }
+        Ok(())
+    }
+
+    /// Journals `input`, then applies it.
+    fn submit(&mut self, input: Input) -> Result<(), DriverError> {
+        journal::append(
+            self.store,
+            &self.run_id,
+            &JournalEntry::Input(input.clone()),
+        )?;
+        self.supervisor.handle(input.clone())?;
+        if let Some(record) = self.supervisor.record() {
+            self.host.observer.input(&input, record);
         }
         Ok(())
     }
@@ -518,6 +583,23 @@ pub fn replay_journal<S: RunStore>(
     store: &mut S,
     run_id: &RunId,
 ) -> Result<Supervisor, DriverError> {
+    Ok(replay_run(store, run_id)?.supervisor)
+}
+
+/// A run rebuilt from its journal, with the issues it recorded.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The Supervisor at the end of the journal.
+    pub supervisor: Supervisor,
+    /// Every issue the run recorded, in order (what [`Artefacts::recover`] is given).
+    pub recorded: Vec<RecordedIssue>,
+}
+
+/// [`replay_journal`], keeping the issues the run recorded.
+///
+/// # Errors
+/// As [`replay_journal`].
+pub fn replay_run<S: RunStore>(store: &mut S, run_id: &RunId) -> Result<Replayed, DriverError> {
     let contents = store
         .read(run_id)
         .map_err(|e| DriverError::from(JournalError::Store(e)))?;
@@ -542,13 +624,14 @@ fn replay_contents(
     run_id: &RunId,
     contents: &JournalContents,
     parallel: bool,
-) -> Result<Supervisor, DriverError> {
+) -> Result<Replayed, DriverError> {
     if contents.is_empty() {
         return Err(DriverError::NothingToResume(run_id.clone()));
     }
     let mut replay = Replay {
         supervisor: Supervisor::new(),
         config: SupervisorConfig::default(),
+        recorded: Vec::new(),
     };
     let parse = |index: usize, line: &str| {
         journal::parse_entry::<JournalEntry>(run_id, index, line)
@@ -559,7 +642,7 @@ fn replay_contents(
         for (index, line) in lines {
             replay.apply(parse(index, line)?)?;
         }
-        return Ok(replay.supervisor);
+        return Ok(replay.done());
     }
     let head: Vec<(usize, &str)> = lines.by_ref().take(REPLAY_HEAD).collect();
     std::thread::scope(|scope| {
@@ -594,14 +677,16 @@ fn replay_contents(
                 replay.apply(entry?)?;
             }
         }
-        Ok(replay.supervisor)
+        Ok(replay.done())
     })
 }
 
-/// A Supervisor being rebuilt, and the configuration the journal set for its start.
+/// A Supervisor being rebuilt, the configuration the journal set for its start, and the
+/// issues it recorded on the way.
 struct Replay {
     supervisor: Supervisor,
     config: SupervisorConfig,
+    recorded: Vec<RecordedIssue>,
 }
 
 impl Replay {
@@ -615,8 +700,25 @@ impl Replay {
             // redone through `Supervisor::outstanding`): none are made.
             JournalEntry::Input(input) => self.supervisor.replay(input)?,
         }
-        while self.supervisor.poll_action().is_some() {}
+        // Issue recording is the one action a replay still makes (the start's actions
+        // too come out here, as `start_with` is not quiet): keep what was recorded.
+        while let Some(action) = self.supervisor.poll_action() {
+            if let Action::RecordIssues { at, observations } = action {
+                self.recorded
+                    .extend(observations.into_iter().map(|observation| RecordedIssue {
+                        at,
+                        observation,
+                    }));
+            }
+        }
         Ok(())
+    }
+
+    fn done(self) -> Replayed {
+        Replayed {
+            supervisor: self.supervisor,
+            recorded: self.recorded,
+        }
     }
 }
 
@@ -746,7 +848,9 @@ mod tests {
             let want = handled(&inputs[..cut - 1]);
             for parallel in [false, true] {
                 let contents = JournalContents::from_entries(&lines[..cut]);
-                let got = replay_contents(&run, &contents, parallel).unwrap();
+                let got = replay_contents(&run, &contents, parallel)
+                    .unwrap()
+                    .supervisor;
                 assert_eq!(
                     got.record(),
                     want.record(),

@@ -8,7 +8,7 @@ use autopack_layout::fsio::write_atomic;
 use autopack_layout::{FsIssueLedger, FsyncPolicy, RunsRoot, write_run_artefacts};
 use chrono::{DateTime, Utc};
 
-use crate::driver::{Artefacts, HostError};
+use crate::driver::{Artefacts, HostError, RecordedIssue};
 use crate::supervisor::Checkpoint;
 
 /// Writes a run's artefacts into `.autonomous_runs/`: issues go to the project's durable
@@ -125,6 +125,49 @@ impl Artefacts for FsArtefacts {
     }
 
     fn incident(&mut self, record: &RunRecord, _ledger: &Ledger) -> Result<(), HostError> {
+        write_run_artefacts(&self.root, record).map_err(HostError::new)?;
+        Ok(())
+    }
+
+    fn recover(
+        &mut self,
+        record: &RunRecord,
+        _ledger: &Ledger,
+        recorded: &[RecordedIssue],
+    ) -> Result<(), HostError> {
+        // Every record of an observation raises exactly one occurrence count of the run,
+        // and this process holds the run's lease: what the durable ledger has of the run
+        // is the first `held` of `recorded`.
+        let held: u64 = self
+            .ledger
+            .ledger()
+            .run_issue_index(&record.run_id)
+            .issues_by_key
+            .values()
+            .map(|entry| entry.occurrence_count)
+            .sum();
+        let held = usize::try_from(held).unwrap_or(usize::MAX);
+        if held > recorded.len() {
+            return Err(HostError::new(format!(
+                "the project ledger holds {held} issue occurrences of run {}, but its journal recorded {}: was the run's ledger written by another host?",
+                record.run_id,
+                recorded.len()
+            )));
+        }
+        for issue in &recorded[held..] {
+            self.ledger
+                .record(&issue.observation, issue.at)
+                .map_err(HostError::new)?;
+        }
+        self.ledger.checkpoint().map_err(HostError::new)?;
+        for phase in record.phases() {
+            if record.state.is_terminal() || phase.state.is_terminal() {
+                self.ensure_phase_file(record, phase)?;
+            }
+        }
+        if record.state.is_terminal() {
+            self.ensure_run_index(record)?;
+        }
         write_run_artefacts(&self.root, record).map_err(HostError::new)?;
         Ok(())
     }

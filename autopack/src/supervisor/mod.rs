@@ -295,7 +295,9 @@ impl Supervisor {
 
     /// Feeds one input read back from the run's journal: the state changes exactly as
     /// with [`Supervisor::handle`], but the actions are not made (they were performed
-    /// before the crash), which saves building and dropping a request per input. After
+    /// before the crash), which saves building and dropping a request per input — except
+    /// [`Action::RecordIssues`], so that a host can find issues a crash kept from its
+    /// durable ledger (`driver::Artefacts::recover`). After
     /// the last one, [`Supervisor::outstanding`] rebuilds the action awaiting an answer.
     /// [`Input::Start`] is not quiet: start with [`Supervisor::handle`] or
     /// [`Supervisor::start_with`] and drop its actions.
@@ -495,7 +497,9 @@ impl Ctx<'_> {
     }
 
     fn emit(&mut self, action: Action) {
-        if !self.quiet {
+        // A replay still says what it recorded: a crash may have kept those issues from
+        // the host's durable ledger (`Artefacts::recover`).
+        if !self.quiet || matches!(action, Action::RecordIssues { .. }) {
             self.actions.push_back(action);
         }
     }
