@@ -87,11 +87,7 @@ impl fmt::Display for LeaseHolder {
             crate::clock::timestamp::format_utc(self.since)
         )?;
         if let Some(at) = self.expires_at {
-            write!(
-                f,
-                ", expiring {}",
-                crate::clock::timestamp::format_utc(at)
-            )?;
+            write!(f, ", expiring {}", crate::clock::timestamp::format_utc(at))?;
         }
         Ok(())
     }
@@ -229,7 +225,10 @@ impl RunLeases for MemoryLeases {
             None => None,
         };
         let token = {
-            let mut next = self.next_token.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut next = self
+                .next_token
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             *next += 1;
             *next
         };
@@ -277,7 +276,10 @@ impl Drop for MemoryLease {
     fn drop(&mut self) {
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         // Only our own lease: one taken over after expiry belongs to its new holder.
-        if table.get(&self.run_id).is_some_and(|(t, _)| *t == self.token) {
+        if table
+            .get(&self.run_id)
+            .is_some_and(|(t, _)| *t == self.token)
+        {
             table.remove(&self.run_id);
         }
     }
@@ -311,7 +313,11 @@ mod tests {
         assert!(text.contains("process 1 on a"), "{text}");
         // Another run is independent.
         let other = RunId::new("r2").unwrap();
-        assert!(leases.acquire(&other, LeaseHolder::new(2, "b", at(5))).is_ok());
+        assert!(
+            leases
+                .acquire(&other, LeaseHolder::new(2, "b", at(5)))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -342,10 +348,7 @@ mod tests {
         let fresh = leases
             .acquire(&run(), LeaseHolder::new(2, "b", at(11)))
             .unwrap();
-        assert!(matches!(
-            slow.renew(at(40)),
-            Err(LeaseError::Lost { .. })
-        ));
+        assert!(matches!(slow.renew(at(40)), Err(LeaseError::Lost { .. })));
         // The old holder's drop leaves the new holder's lease alone.
         drop(slow);
         assert_eq!(leases.holder(&run()).map(|h| h.pid), Some(2));

@@ -298,7 +298,10 @@ mod tests {
             temp_file_kind(".run_summary.md.4242-7.tmp"),
             Some(TempFile::Ours { pid: 4242 })
         );
-        assert_eq!(temp_file_kind(".run_summary.md.a9ZkQ2"), Some(TempFile::Other));
+        assert_eq!(
+            temp_file_kind(".run_summary.md.a9ZkQ2"),
+            Some(TempFile::Other)
+        );
         assert_eq!(temp_file_kind(".x.tmp"), Some(TempFile::Other));
         assert_eq!(temp_file_kind("run_summary.md"), None);
         assert_eq!(temp_file_kind(".gitignore"), None);
@@ -314,11 +317,7 @@ mod tests {
         // What a writer killed with SIGKILL leaves: a record, and no lock.
         fs::create_dir_all(dir.path().join("r1")).unwrap();
         let dead = LeaseHolder::new(999_999, "elsewhere", Utc::now());
-        fs::write(
-            leases.path(&run),
-            serde_json::to_string(&dead).unwrap(),
-        )
-        .unwrap();
+        fs::write(leases.path(&run), serde_json::to_string(&dead).unwrap()).unwrap();
         let taken = leases.acquire(&run, FsRunLeases::this_process()).unwrap();
         assert_eq!(taken.taken_over, Some(dead));
         assert_eq!(
@@ -329,7 +328,10 @@ mod tests {
             .acquire(&run, FsRunLeases::this_process())
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&format!("process {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("process {}", std::process::id())),
+            "{err}"
+        );
         drop(taken);
         assert_eq!(leases.recorded_holder(&run).unwrap(), None);
     }

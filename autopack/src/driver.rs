@@ -221,9 +221,12 @@ pub enum DriverError {
     /// The journal could not be written or read.
     #[error("run journal: {0}")]
     Journal(String),
-    /// There is no journal for the run to resume.
+    /// There is no journal for the run to resume (or it ends before the run's start).
     #[error("run {0} has no journal to resume")]
     NothingToResume(RunId),
+    /// [`Driver::run`] of a run whose journal holds its start already.
+    #[error("run {0} has started already: resume it, or use another run_id")]
+    RunExists(RunId),
     /// Writing artefacts failed after the run ended.
     #[error("artefacts: {0}")]
     Artefacts(HostError),
@@ -314,7 +317,16 @@ impl<'a, S: RunStore> Driver<'a, S> {
         // Validate before journaling, so a refused start leaves no journal behind.
         let mut supervisor = Supervisor::new();
         supervisor.start_with(start.clone(), config)?;
-        journal::append(store, &run_id, &JournalEntry::Config(config))?;
+        let config_entry = JournalEntry::Config(config);
+        match journal_begun(store, &run_id)? {
+            Begun::Started => return Err(DriverError::RunExists(run_id)),
+            // A start that crashed between its two lines is started again: the
+            // configuration is not written twice.
+            Begun::Configured(existing) if existing == config => {}
+            Begun::Configured(_) | Begun::Empty => {
+                journal::append(store, &run_id, &config_entry)?;
+            }
+        }
         journal::append(store, &run_id, &JournalEntry::Input(start))?;
         store
             .sync(&run_id)
@@ -329,9 +341,10 @@ impl<'a, S: RunStore> Driver<'a, S> {
         Ok((DriveOutcome::Finished(state), driver.supervisor))
     }
 
-    /// Continues a run from its journal: replays every input, performs again the action
-    /// that was outstanding at the crash, and drives the run to its end. A finished run is
-    /// left alone and reported as [`DriveOutcome::AlreadyFinished`].
+    /// Continues a run from its journal: replays every input, brings the artefacts up to
+    /// it ([`Artefacts::recover`]), performs again the action that was outstanding at the
+    /// crash, and drives the run to its end. A finished run gets its artefacts recovered
+    /// and is reported as [`DriveOutcome::AlreadyFinished`].
     ///
     /// # Errors
     /// [`DriverError::NothingToResume`] without a journal; a journal that the Supervisor
@@ -341,10 +354,25 @@ impl<'a, S: RunStore> Driver<'a, S> {
         store: &'a mut S,
         host: Host<'a>,
     ) -> Result<(DriveOutcome, Supervisor), DriverError> {
+        let replayed = replay_run(store, run_id)?;
+        Driver::resume_replayed(replayed, run_id, store, host)
+    }
+
+    /// [`Driver::resume`] from a journal the caller replayed already ([`replay_run`] on
+    /// `store`), e.g. to look at the run before deciding to resume it.
+    ///
+    /// # Errors
+    /// As [`Driver::resume`].
+    pub fn resume_replayed(
+        replayed: Replayed,
+        run_id: &RunId,
+        store: &'a mut S,
+        host: Host<'a>,
+    ) -> Result<(DriveOutcome, Supervisor), DriverError> {
         let Replayed {
             supervisor,
             recorded,
-        } = replay_run(store, run_id)?;
+        } = replayed;
         if let (Some(record), Some(ledger)) = (supervisor.record(), supervisor.ledger()) {
             let recovered = host.artefacts.recover(record, ledger, &recorded);
             drop(recorded);
@@ -568,6 +596,39 @@ pub enum JournalEntry {
     Input(Input),
 }
 
+/// How far a run's journal got before its first input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begun {
+    /// No journal, or an empty one: the run can be started.
+    Empty,
+    /// Only the configuration (a start that crashed before its start line): the run can
+    /// be started, with this configuration.
+    Configured(SupervisorConfig),
+    /// The run's start is journaled: it can only be resumed.
+    Started,
+}
+
+/// Whether `run_id` has begun: the one rule both [`Driver::run`] and hosts that check
+/// before preparing a run ("does this run exist?") go by.
+///
+/// # Errors
+/// [`DriverError::Journal`] when the journal cannot be read or its head does not parse.
+pub fn journal_begun<S: RunStore>(store: &mut S, run_id: &RunId) -> Result<Begun, DriverError> {
+    let contents = store
+        .read(run_id)
+        .map_err(|e| DriverError::from(JournalError::Store(e)))?;
+    let mut begun = Begun::Empty;
+    for (index, line) in contents.entries().enumerate() {
+        match journal::parse_entry::<JournalEntry>(run_id, index, line)
+            .map_err(|e| DriverError::from(JournalError::<std::convert::Infallible>::Parse(e)))?
+        {
+            JournalEntry::Config(config) => begun = Begun::Configured(config),
+            JournalEntry::Input(_) => return Ok(Begun::Started),
+        }
+    }
+    Ok(begun)
+}
+
 /// Rebuilds a Supervisor from a run's journal (the state at the crash, or the finished
 /// run), without performing anything.
 ///
@@ -642,7 +703,7 @@ fn replay_contents(
         for (index, line) in lines {
             replay.apply(parse(index, line)?)?;
         }
-        return Ok(replay.done());
+        return replay.done(run_id);
     }
     let head: Vec<(usize, &str)> = lines.by_ref().take(REPLAY_HEAD).collect();
     std::thread::scope(|scope| {
@@ -677,7 +738,7 @@ fn replay_contents(
                 replay.apply(entry?)?;
             }
         }
-        Ok(replay.done())
+        replay.done(run_id)
     })
 }
 
@@ -704,21 +765,25 @@ impl Replay {
         // too come out here, as `start_with` is not quiet): keep what was recorded.
         while let Some(action) = self.supervisor.poll_action() {
             if let Action::RecordIssues { at, observations } = action {
-                self.recorded
-                    .extend(observations.into_iter().map(|observation| RecordedIssue {
-                        at,
-                        observation,
-                    }));
+                self.recorded.extend(
+                    observations
+                        .into_iter()
+                        .map(|observation| RecordedIssue { at, observation }),
+                );
             }
         }
         Ok(())
     }
 
-    fn done(self) -> Replayed {
-        Replayed {
+    /// The replayed run; a journal that ends before the run's start is no run.
+    fn done(self, run_id: &RunId) -> Result<Replayed, DriverError> {
+        if self.supervisor.record().is_none() {
+            return Err(DriverError::NothingToResume(run_id.clone()));
+        }
+        Ok(Replayed {
             supervisor: self.supervisor,
             recorded: self.recorded,
-        }
+        })
     }
 }
 

@@ -127,6 +127,8 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
     let main_before = sample.main_tip.clone();
     let ruleset =
         autopack::strategy::Ruleset::builtin(autopack::core::ids::ProjectId::new(PROJECT_ID)?);
+    // Held until the run ends: nobody else writes this run meanwhile.
+    let _writer = host::take_run(&repo, &run_id)?;
     let prepared = host::prepare(&repo, &plan, Some(ruleset))?;
     let root = prepared.root.clone();
     if opts.print {

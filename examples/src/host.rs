@@ -14,13 +14,18 @@ use autopack::apply::{BranchOptions, CommitSignature, IntegrationBranch, Preflig
 use autopack::core::clock::SystemClock;
 use autopack::core::ids::{ProjectId, RunId};
 use autopack::core::journal::RunStore;
+use autopack::core::lease::RunLeases;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
+use autopack::driver::Replayed;
 use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
 use autopack::host::{
     AgentPreset, CommandAgent, FsArtefacts, GitApplier, GitTripwire, GitVerifier, InWorkspace,
 };
-use autopack::layout::{FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot};
+use autopack::layout::lease::remove_stale_temp_files;
+use autopack::layout::{
+    FsRulesetStore, FsRunLease, FsRunLeases, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot,
+};
 use autopack::sandbox::{FileProcessLog, Network, Sandbox};
 use autopack::strategy::{CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::{Input, SupervisorConfig};
@@ -152,6 +157,59 @@ impl NetworkRule {
             NetworkRule::Deny => Network::Deny,
         }
     }
+}
+
+/// This process's hold on a run: the run's lease (`{run_id}/run.lease`), held until
+/// dropped. Taken before anything of the run is read or written, by `run` and `resume`
+/// alike, so two processes never write one run.
+#[derive(Debug)]
+pub struct RunWriter {
+    _lease: FsRunLease,
+    /// What a dead writer left that was cleaned up, one line each.
+    pub reclaimed: Vec<String>,
+}
+
+/// Takes the lease of `run_id` in `repo` — refused at once, naming the holder, while
+/// another live process holds it — then removes what a dead writer of the run left: its
+/// half-written temporary files and the lock files of the run's own refs (only the lease
+/// proves that nobody is between writing such a lock and renaming it).
+///
+/// # Errors
+/// The run is held by a live process, or the lease or the clean-up fails.
+pub fn take_run(repo: &Path, run_id: &RunId) -> Result<RunWriter> {
+    let root = runs_root(repo);
+    let acquired = FsRunLeases::new(root.clone())
+        .acquire(run_id, FsRunLeases::this_process())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut reclaimed = Vec::new();
+    if let Some(dead) = acquired.taken_over {
+        reclaimed.push(format!(
+            "took run {run_id} over from {dead}, which ended without releasing it"
+        ));
+    }
+    let mut temp = remove_stale_temp_files(&root.run_dir(run_id), true, true)?;
+    temp.extend(remove_stale_temp_files(root.dir(), false, false)?);
+    reclaimed.extend(
+        temp.iter()
+            .map(|p| format!("removed the half-written {}", p.display())),
+    );
+    if git2_repo_exists(repo) {
+        let locks = autopack::apply::reclaim::remove_stale_ref_locks(repo, run_id)
+            .with_context(|| format!("removing stale ref locks of run {run_id}"))?;
+        reclaimed.extend(
+            locks
+                .iter()
+                .map(|p| format!("removed the stale ref lock {}", p.display())),
+        );
+    }
+    Ok(RunWriter {
+        _lease: acquired.lease,
+        reclaimed,
+    })
+}
+
+fn git2_repo_exists(repo: &Path) -> bool {
+    repo.join(".git").exists() || repo.join("HEAD").is_file()
 }
 
 /// The file in a run's folder that lists the processes a run has alive, so that a resume
@@ -353,7 +411,10 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
 pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Prepared> {
     let root = runs_root(repo);
     let run_id = &plan.run.run_id;
-    if root.journal(run_id).exists() {
+    let mut journal = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    let begun = autopack::driver::journal_begun(&mut journal, run_id)
+        .with_context(|| format!("reading {}", root.journal(run_id).display()))?;
+    if begun == autopack::driver::Begun::Started {
         bail!(
             "run {run_id} already exists ({}); use `autopack resume {run_id}` or another run_id",
             root.journal(run_id).display()
@@ -398,6 +459,14 @@ pub struct Agents<'a> {
     pub auditor: &'a mut dyn Auditor,
     /// Progress.
     pub observer: &'a mut dyn Observer,
+}
+
+/// How [`Wiring::drive`] begins.
+enum Drive {
+    /// A new run.
+    Start(Box<Input>),
+    /// A run replayed from its journal.
+    Resume(Replayed),
 }
 
 /// The host side of a run besides agents and artefacts: the governed apply path, CI in
@@ -452,7 +521,7 @@ impl Wiring {
         agents: Agents<'_>,
         artefacts: &mut FsArtefacts,
         store: &mut FsRunStore,
-        start: Option<Input>,
+        drive: Drive,
     ) -> Result<(DriveOutcome, RunRecord)> {
         let Wiring {
             mut applier,
@@ -475,10 +544,10 @@ impl Wiring {
             clock: &clock,
             observer: agents.observer,
         };
-        let (outcome, supervisor) = match start {
-            Some(start) => Driver::run(start, SupervisorConfig::default(), store, host)
+        let (outcome, supervisor) = match drive {
+            Drive::Start(start) => Driver::run(*start, SupervisorConfig::default(), store, host)
                 .with_context(|| format!("driving run {run_id}"))?,
-            None => Driver::resume(run_id, store, host)
+            Drive::Resume(replayed) => Driver::resume_replayed(replayed, run_id, store, host)
                 .with_context(|| format!("resuming run {run_id}"))?,
         };
         let record = supervisor
@@ -514,13 +583,36 @@ pub fn start(
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
     let run_id = plan.run.run_id.clone();
-    let branch = IntegrationBranch::create(repo, &run_id, &config.base, BranchOptions::default())
-        .with_context(|| {
-        format!(
-            "creating the integration branch of run {run_id} from {}",
-            config.base
-        )
-    })?;
+    let branch = match IntegrationBranch::create(
+        repo,
+        &run_id,
+        &config.base,
+        BranchOptions::default(),
+    ) {
+        // `prepare` found no start in the journal: an earlier start of this run died
+        // before its first line, after creating the branch. Nothing was committed to it
+        // yet, so it is taken as it is when it still sits on the base.
+        Err(autopack::apply::ApplyError::BranchExists { .. }) => {
+            let branch =
+                IntegrationBranch::open(repo, &run_id, &config.base, BranchOptions::default())
+                    .with_context(|| format!("opening the integration branch of run {run_id}"))?;
+            let status = branch.status()?;
+            if status.commits_ahead > 0 || !status.snapshot_tags.is_empty() {
+                bail!(
+                    "run {run_id} has no journal, but its integration branch {} exists and has moved away from {}; delete the branch or use another run_id",
+                    autopack::apply::refs::integration_ref(&run_id),
+                    config.base
+                );
+            }
+            branch
+        }
+        other => other.with_context(|| {
+            format!(
+                "creating the integration branch of run {run_id} from {}",
+                config.base
+            )
+        })?,
+    };
     let wiring = Wiring::new(repo, &run_id, config, branch, sandbox)?;
     let backlog = prepared.artefacts.ledger().backlog();
     let mut store = FsRunStore::new(prepared.root.clone(), FsyncPolicy::AtCheckpoints);
@@ -535,47 +627,90 @@ pub fn start(
         agents,
         &mut prepared.artefacts,
         &mut store,
-        Some(start),
+        Drive::Start(Box::new(start)),
     )
 }
 
-/// Continues a run from its journal with the host described by `config`.
+/// Replays the journal of `run_id` (to look at it before resuming).
 ///
 /// # Errors
-/// No journal, a missing branch, or a driver failure.
-pub fn resume(
-    repo: &Path,
-    run_id: &RunId,
-    config: &RunConfig,
-    sandbox: &Sandbox,
-    agents: Agents<'_>,
-) -> Result<(DriveOutcome, RunRecord)> {
+/// No journal, or one that does not replay.
+pub fn replay(repo: &Path, run_id: &RunId) -> Result<Replayed> {
     let root = runs_root(repo);
     let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
-    // A finished run needs no host.
-    let replayed = autopack::driver::replay_journal(&mut store, run_id).with_context(|| {
-        format!(
-            "replaying the journal of run {run_id} ({})",
+    autopack::driver::replay_run(&mut store, run_id).map_err(|e| match e {
+        autopack::driver::DriverError::NothingToResume(_) => anyhow::anyhow!(
+            "run {run_id} cannot be resumed: {} has no journal",
             root.journal(run_id).display()
-        )
-    })?;
-    if replayed.is_finished() {
-        let record = replayed
-            .record()
-            .cloned()
-            .with_context(|| format!("run {run_id} has no record"))?;
-        return Ok((DriveOutcome::AlreadyFinished(record.state), record));
-    }
+        ),
+        other => anyhow::anyhow!(
+            "replaying the journal of run {run_id} ({}): {other}",
+            root.journal(run_id).display()
+        ),
+    })
+}
+
+/// The artefact writer of a run being resumed: the project ledger with the thresholds of
+/// the run's frozen strategy.
+fn resume_artefacts(root: &RunsRoot, run_id: &RunId) -> Result<FsArtefacts> {
     let strategy = FsStrategyStore::new(root.clone())
         .load_latest(run_id)?
         .with_context(|| format!("run {run_id} has no saved strategy"))?;
     let thresholds = autopack::aging_thresholds(&strategy.aging_thresholds);
-    let mut artefacts = FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
-        .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))?;
+    FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
+        .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))
+}
+
+/// Brings the artefacts of a finished run up to its journal (what a crash after its last
+/// input left undone: issues not yet in the ledger, summaries, views, the incident pack)
+/// and returns its record. Needs no agents, sandbox or workspaces.
+///
+/// # Errors
+/// The run is not finished, or the artefacts cannot be written.
+pub fn repair_finished(repo: &Path, run_id: &RunId, replayed: &Replayed) -> Result<RunRecord> {
+    let sup = &replayed.supervisor;
+    let (Some(record), Some(ledger)) = (sup.record(), sup.ledger()) else {
+        bail!("run {run_id} has no record");
+    };
+    if !sup.is_finished() {
+        bail!("run {run_id} has not finished: resume it instead");
+    }
+    let mut artefacts = resume_artefacts(&runs_root(repo), run_id)?;
+    autopack::driver::Artefacts::recover(&mut artefacts, record, ledger, &replayed.recorded)
+        .map_err(|e| anyhow::anyhow!("repairing the artefacts of run {run_id}: {e}"))?;
+    Ok(record.clone())
+}
+
+/// Continues a run from its journal (`replayed`, from [`replay`]) with the host described
+/// by `config`. A finished run only has its artefacts repaired ([`repair_finished`]).
+///
+/// # Errors
+/// A missing branch, or a driver failure.
+pub fn resume(
+    repo: &Path,
+    run_id: &RunId,
+    replayed: Replayed,
+    config: &RunConfig,
+    sandbox: &Sandbox,
+    agents: Agents<'_>,
+) -> Result<(DriveOutcome, RunRecord)> {
+    if replayed.supervisor.is_finished() {
+        let record = repair_finished(repo, run_id, &replayed)?;
+        return Ok((DriveOutcome::AlreadyFinished(record.state), record));
+    }
+    let root = runs_root(repo);
+    let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    let mut artefacts = resume_artefacts(&root, run_id)?;
     let branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
         .with_context(|| format!("opening the integration branch of run {run_id}"))?;
     let wiring = Wiring::new(repo, run_id, config, branch, sandbox)?;
-    wiring.drive(run_id, agents, &mut artefacts, &mut store, None)
+    wiring.drive(
+        run_id,
+        agents,
+        &mut artefacts,
+        &mut store,
+        Drive::Resume(replayed),
+    )
 }
 
 /// Every run's record, rebuilt by replaying its journal, in the store's order. A run

@@ -416,7 +416,7 @@ fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
         DriveOutcome::Finished(state) => println!("run {} ended {state}", record.run_id),
         DriveOutcome::AlreadyFinished(state) => {
             println!(
-                "run {} had already finished in {state}; nothing to resume",
+                "run {} had already finished in {state}; its artefacts are up to date with its journal, nothing to resume",
                 record.run_id
             )
         }
@@ -479,8 +479,10 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         .repo
         .canonicalize()
         .with_context(|| format!("{}: no such repository", args.repo.display()))?;
-    let prepared = host::prepare(&repo, &plan, ruleset)?;
     let run_id = plan.run.run_id.clone();
+    let writer = host::take_run(&repo, &run_id)?;
+    report_reclaimed(&writer);
+    let prepared = host::prepare(&repo, &plan, ruleset)?;
     let config = RunConfig {
         base: args.base.clone(),
         builder_cmd: args.builder_cmd.clone(),
@@ -536,29 +538,32 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
 fn cmd_resume(id: &str, repo: &Path, quiet: bool) -> Result<ExitCode> {
     let run_id = run_id(id)?;
     let root = host::runs_root(repo);
-    let mut store = autopack::layout::FsRunStore::new(
-        root.clone(),
-        autopack::layout::FsyncPolicy::AtCheckpoints,
-    );
-    // A finished run is reported without needing its host.
-    let replayed = autopack::driver::replay_journal(&mut store, &run_id).map_err(|e| match e {
-        autopack::driver::DriverError::NothingToResume(_) => anyhow!(
-            "run {run_id} cannot be resumed: {} has no journal",
-            root.journal(&run_id).display()
-        ),
-        other => anyhow!("run {run_id}: {other}"),
-    })?;
-    if let Some(record) = replayed.record().filter(|_| replayed.is_finished()) {
-        finish_line(&DriveOutcome::AlreadyFinished(record.state), record, repo);
+    // One writer per run: a second `resume` (or a live `run`) is refused here, before
+    // anything is read or written.
+    let writer = host::take_run(repo, &run_id)?;
+    report_reclaimed(&writer);
+    let replayed = host::replay(repo, &run_id)?;
+    if replayed.supervisor.is_finished() {
+        // A finished run needs no host: only its artefacts are brought up to its journal.
+        let record = host::repair_finished(repo, &run_id, &replayed)?;
+        finish_line(&DriveOutcome::AlreadyFinished(record.state), &record, repo);
         return Ok(ExitCode::SUCCESS);
     }
     let config = RunConfig::load(&root, &run_id)?;
     let sandbox = host::sandbox(&root, &run_id, &config)?;
     let (outcome, record) = with_agents(&run_id, &config, &sandbox, quiet, |agents| {
-        host::resume(repo, &run_id, &config, &sandbox, agents)
+        host::resume(repo, &run_id, replayed, &config, &sandbox, agents)
     })?;
+    drop(writer);
     finish_line(&outcome, &record, repo);
     Ok(exit_for(record.state))
+}
+
+/// Says on stderr what a dead writer of the run left and was cleaned up.
+fn report_reclaimed(writer: &host::RunWriter) {
+    for line in &writer.reclaimed {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
 }
 
 // ----- strategy / plan -----
