@@ -913,6 +913,14 @@ mod tests {
             let want = handled(&inputs[..cut - 1]);
             for parallel in [false, true] {
                 let contents = JournalContents::from_entries(&lines[..cut]);
+                if cut == 1 {
+                    // The configuration alone: the run never started.
+                    assert!(matches!(
+                        replay_contents(&run, &contents, parallel),
+                        Err(DriverError::NothingToResume(_))
+                    ));
+                    continue;
+                }
                 let got = replay_contents(&run, &contents, parallel)
                     .unwrap()
                     .supervisor;

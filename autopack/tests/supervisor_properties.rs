@@ -244,16 +244,31 @@ proptest! {
         prop_assert_eq!(actions, out.actions);
 
         // A quiet replay (`Supervisor::replay`, as a journal replay does) changes the
-        // state exactly as `handle` does after every input, makes no actions, and leaves
-        // the same action outstanding.
+        // state exactly as `handle` does after every input, makes no actions but the
+        // same issue recordings (which a resume needs), and leaves the same action
+        // outstanding.
         let (mut loud, mut quiet) = (Supervisor::new(), Supervisor::new());
         loud.handle(out.inputs[0].clone()).expect("starts");
         quiet.handle(out.inputs[0].clone()).expect("starts");
         while quiet.poll_action().is_some() {}
+        while loud.poll_action().is_some() {}
         for input in &out.inputs[1..] {
             loud.handle(input.clone()).expect("accepted");
             quiet.replay(input.clone()).expect("accepted");
-            prop_assert_eq!(quiet.poll_action(), None);
+            let recorded = |sup: &mut Supervisor| {
+                std::iter::from_fn(|| sup.poll_action())
+                    .filter(|a| matches!(a, Action::RecordIssues { .. }))
+                    .collect::<Vec<_>>()
+            };
+            let quiet_actions: Vec<_> = std::iter::from_fn(|| quiet.poll_action()).collect();
+            prop_assert!(
+                quiet_actions
+                    .iter()
+                    .all(|a| matches!(a, Action::RecordIssues { .. })),
+                "{:?}",
+                quiet_actions
+            );
+            prop_assert_eq!(quiet_actions, recorded(&mut loud));
             prop_assert_eq!(quiet.record(), loud.record());
             prop_assert_eq!(quiet.state(), loud.state());
             prop_assert_eq!(quiet.outstanding(), loud.outstanding());
