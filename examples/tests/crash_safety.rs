@@ -1,0 +1,307 @@
+//! Crash safety of the real binary: one writer per run, kills at a sample of journal
+//! positions (and a stale ref lock) resume to the uninterrupted result, and a finished
+//! run's lost artefacts are rebuilt by `resume`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+const RUN: &str = "crashy";
+
+/// A Builder that reports two issues per phase (one shared by both) and, while the file
+/// `{dir}/hold` exists, waits before answering for `notes-b` (and marks `{dir}/waiting`).
+fn builder(dir: &Path) -> String {
+    let good = good_builder(dir);
+    let hold = s(&dir.join("hold")).to_owned();
+    let waiting = s(&dir.join("waiting")).to_owned();
+    let script = scripts(dir).join("issues-builder.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+req=$(cat)
+case "$req" in *'"phase_id":"notes-b"'*)
+  while [ -e '{hold}' ]; do : > '{waiting}'; sleep 0.05; done ;;
+esac
+phase=$(printf '%s' "$req" | sed -n 's/.*"phase_id":"\([^"]*\)".*/\1/p')
+printf '%s' "$req" | {good} | sed "s/}}\$/,\"suggested_issues\":[{{\"issue_key\":\"k-shared\",\"severity\":\"minor\",\"source\":\"test\",\"category\":\"test_failure\"}},{{\"issue_key\":\"k-$phase\",\"severity\":\"minor\",\"source\":\"test\",\"category\":\"test_failure\"}}]}}/"
+"#
+        ),
+    )
+    .expect("script");
+    format!("sh {}", s(&script))
+}
+
+fn start_run(dir: &Path, repo: &Path) -> Child {
+    let plan = write_plan(dir, RUN);
+    Command::new(BIN)
+        .args([
+            "run",
+            "--plan",
+            s(&plan),
+            "--repo",
+            s(repo),
+            "--builder-cmd",
+            &builder(dir),
+            "--test-cmd",
+            "sh run_tests.sh",
+            // The hold files live outside the workspace.
+            "--no-sandbox",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("autopack starts")
+}
+
+fn journal(repo: &Path) -> PathBuf {
+    repo.join(".autonomous_runs")
+        .join(RUN)
+        .join("journal.jsonl")
+}
+
+fn journal_lines(repo: &Path) -> usize {
+    std::fs::read_to_string(journal(repo))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// What must be the same after any crash and resume: the end state, each phase's state
+/// and issue state, the backlog's counts and ages, the run index, the snapshot tags and
+/// the number of commits on the branch.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    state: String,
+    phases: Vec<(String, String, String)>,
+    backlog: Vec<(
+        String,
+        serde_json::Value,
+        serde_json::Value,
+        serde_json::Value,
+    )>,
+    run_index: Vec<(String, serde_json::Value)>,
+    tags: Vec<String>,
+    commits: usize,
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn outcome(repo: &Path) -> Outcome {
+    let root = repo.join(".autonomous_runs");
+    let summary = std::fs::read_to_string(root.join(RUN).join("run_summary.md")).unwrap();
+    let state = summary
+        .lines()
+        .find(|l| l.starts_with("| State |"))
+        .unwrap_or_default()
+        .to_owned();
+    let mut phases = Vec::new();
+    for phase in ["01_notes-a", "02_notes-b"] {
+        let (index, id) = phase.split_once('_').unwrap();
+        let file = json(
+            &root
+                .join(RUN)
+                .join(format!("issues/phase_{index}_{id}_issues.json")),
+        );
+        let md = std::fs::read_to_string(root.join(RUN).join(format!("phases/phase_{phase}.md")))
+            .unwrap();
+        let state = md
+            .lines()
+            .find(|l| l.starts_with("| State |"))
+            .unwrap_or_default()
+            .to_owned();
+        phases.push((id.to_owned(), state, file["issue_state"].to_string()));
+    }
+    let backlog = json(&root.join("project_issue_backlog.json"));
+    let backlog = backlog["issues_by_key"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v["age_in_runs"].clone(),
+                v["age_in_tiers"].clone(),
+                v["status"].clone(),
+            )
+        })
+        .collect();
+    let index = json(&root.join(RUN).join("run_issue_index.json"));
+    let run_index = index["issues_by_key"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["occurrence_count"].clone()))
+        .collect();
+    let tags = autopack_examples::sample::tags_under(repo, &format!("autonomous/{RUN}/")).unwrap();
+    let commits = autopack_examples::sample::commits_ahead(
+        repo,
+        &format!("refs/heads/autonomous/{RUN}"),
+        "refs/heads/main",
+    )
+    .unwrap()
+    .len();
+    Outcome {
+        state,
+        phases,
+        backlog,
+        run_index,
+        tags,
+        commits,
+    }
+}
+
+fn uninterrupted() -> Outcome {
+    let (tmp, repo) = repo();
+    let status = start_run(tmp.path(), &repo).wait().unwrap();
+    assert!(status.success(), "{status}");
+    let want = outcome(&repo);
+    assert!(want.state.contains("DONE_SUCCESS"), "{want:?}");
+    assert_eq!(want.commits, 2);
+    // k-shared once per phase, each phase's own key once.
+    assert_eq!(want.run_index.len(), 3, "{want:?}");
+    want
+}
+
+#[test]
+fn kills_at_a_sample_of_journal_positions_resume_to_the_uninterrupted_result() {
+    let want = uninterrupted();
+    let mut killed_mid_run = 0;
+    for position in [1, 2, 3, 5, 7, 9, 12, 15] {
+        let (tmp, repo) = repo();
+        let mut child = start_run(tmp.path(), &repo);
+        wait_for(&format!("journal line {position}"), || {
+            journal_lines(&repo) >= position || child.try_wait().unwrap().is_some()
+        });
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if position == 9 {
+            // As if the kill had also caught git between writing a ref's lock and
+            // renaming it: every later update of the branch would fail.
+            let lock = repo.join(format!(".git/refs/heads/autonomous/{RUN}.lock"));
+            std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+            std::fs::write(&lock, "0000000000000000000000000000000000000000\n").unwrap();
+        }
+        // A kill before the start's line leaves nothing to resume: the run is started
+        // again, as a user would.
+        let out = autopack(&["resume", RUN, "--repo", s(&repo), "--quiet"]);
+        let out = if text(&out).1.contains("has no journal") {
+            start_run(tmp.path(), &repo).wait_with_output().unwrap()
+        } else {
+            out
+        };
+        assert_eq!(code(&out), 0, "kill at {position}: {:?}", text(&out));
+        if position == 9 {
+            assert!(
+                text(&out).1.contains("removed the stale ref lock"),
+                "{:?}",
+                text(&out)
+            );
+        }
+        assert_eq!(outcome(&repo), want, "kill at journal line {position}");
+        let out = autopack(&["validate", "--repo", s(&repo)]);
+        assert_eq!(code(&out), 0, "kill at {position}: {:?}", text(&out));
+    }
+    assert!(
+        killed_mid_run >= 6,
+        "only {killed_mid_run} kills landed before the end"
+    );
+}
+
+#[test]
+fn two_writers_of_one_run_cannot_both_write() {
+    let (tmp, repo) = repo();
+    let hold = tmp.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let mut run = start_run(tmp.path(), &repo);
+    wait_for("the Builder to wait", || {
+        tmp.path().join("waiting").exists()
+    });
+    // The run is live: a resume is refused at once, naming the holder.
+    let out = autopack(&["resume", RUN, "--repo", s(&repo), "--quiet"]);
+    assert_ne!(code(&out), 0);
+    let pid = run.id();
+    assert!(
+        text(&out)
+            .1
+            .contains(&format!("is being written by process {pid}")),
+        "{:?}",
+        text(&out)
+    );
+    // Killed while the Builder waits; two resumes start: one writes, one is refused.
+    run.kill().unwrap();
+    let _ = run.wait();
+    std::fs::remove_file(tmp.path().join("waiting")).unwrap();
+    let first = Command::new(BIN)
+        .args(["resume", RUN, "--repo", s(&repo), "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the resumed Builder to wait", || {
+        tmp.path().join("waiting").exists()
+    });
+    let second = autopack(&["resume", RUN, "--repo", s(&repo), "--quiet"]);
+    assert_ne!(code(&second), 0, "{:?}", text(&second));
+    assert!(
+        text(&second)
+            .1
+            .contains(&format!("is being written by process {}", first.id())),
+        "{:?}",
+        text(&second)
+    );
+    std::fs::remove_file(&hold).unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(code(&first), 0, "{:?}", text(&first));
+    let got = outcome(&repo);
+    assert!(got.state.contains("DONE_SUCCESS"), "{got:?}");
+    // Each key counted once per phase that saw it: nothing recorded twice.
+    assert_eq!(
+        got.run_index,
+        vec![
+            ("k-notes-a".to_owned(), serde_json::json!(1)),
+            ("k-notes-b".to_owned(), serde_json::json!(1)),
+            ("k-shared".to_owned(), serde_json::json!(2)),
+        ]
+    );
+}
+
+#[test]
+fn resuming_a_finished_run_rebuilds_what_was_lost() {
+    let (tmp, repo) = repo();
+    assert!(start_run(tmp.path(), &repo).wait().unwrap().success());
+    let want = outcome(&repo);
+    let run_dir = repo.join(".autonomous_runs").join(RUN);
+    let summary = run_dir.join("run_summary.md");
+    let phase_file = run_dir.join("issues/phase_02_notes-b_issues.json");
+    let kept = std::fs::read_to_string(&summary).unwrap();
+    std::fs::remove_file(&summary).unwrap();
+    std::fs::remove_file(&phase_file).unwrap();
+    let out = autopack(&["resume", RUN, "--repo", s(&repo)]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("already finished"),
+        "{:?}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), kept);
+    assert!(phase_file.is_file());
+    assert_eq!(outcome(&repo), want);
+}
