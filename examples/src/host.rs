@@ -201,6 +201,13 @@ pub fn take_run(repo: &Path, run_id: &RunId) -> Result<RunWriter> {
                 .iter()
                 .map(|p| format!("removed the stale ref lock {}", p.display())),
         );
+        let worktrees = autopack::apply::reclaim::remove_stale_ci_worktrees(repo, run_id)
+            .with_context(|| format!("removing stale CI worktrees of run {run_id}"))?;
+        reclaimed.extend(
+            worktrees
+                .iter()
+                .map(|name| format!("removed the stale CI worktree {name}")),
+        );
     }
     Ok(RunWriter {
         _lease: acquired.lease,
@@ -346,8 +353,9 @@ pub struct Prepared {
 }
 
 /// Finds the ruleset for a run: `given` (saved as a new version when it differs from the
-/// latest), else the only `project_ruleset_*.json` of the layout, else the built-in one
-/// for project `default` (saved).
+/// latest), else the only `project_ruleset_*.json` of the layout, else — in a layout with
+/// none — the built-in one for project `default` (saved). Several projects and no `given`
+/// is an error naming them: a run never picks a project by guess.
 ///
 /// # Errors
 /// Storage failures, named.
@@ -388,7 +396,16 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
             found.sort();
             let project = match found.as_slice() {
                 [one] => one.clone(),
-                _ => ProjectId::new(DEFAULT_PROJECT)?,
+                [] => ProjectId::new(DEFAULT_PROJECT)?,
+                several => bail!(
+                    "{} has rulesets of several projects ({}); say which with --ruleset",
+                    root.dir().display(),
+                    several
+                        .iter()
+                        .map(ProjectId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             match store.load_latest(&project)? {
                 Some(r) => r,
