@@ -88,6 +88,19 @@ pub enum LayoutError {
         /// What is wrong, with its JSON path.
         message: String,
     },
+    /// A backlog that names no project, in a layout of several projects: whose keys they
+    /// are cannot be told.
+    #[error(
+        "{}: this backlog names no project, and the layout has several ({}); add \"project_id\": \"<one of them>\" to it",
+        path.display(),
+        candidates.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousProject {
+        /// The backlog.
+        path: PathBuf,
+        /// The projects it could belong to.
+        candidates: Vec<autopack_core::ids::ProjectId>,
+    },
     /// A value could not be serialised.
     #[error("{}: cannot serialise: {message}", path.display())]
     Serialize {

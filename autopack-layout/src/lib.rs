@@ -16,6 +16,7 @@
 //!   events, checkpoints that materialise the playbook views) and [`FsIssueLedger`], a
 //!   project ledger several processes can record into at once;
 //! - [`strategy`]: [`FsRulesetStore`] and [`FsStrategyStore`];
+//! - [`project`]: which files hold each project's issue ledger;
 //! - [`lease`]: [`FsRunLeases`], one writer per run (a lock the writer's process holds),
 //!   and the reclaiming of temporary files a dead writer left.
 //!
@@ -83,6 +84,7 @@ pub mod issues;
 pub mod journal;
 pub mod lease;
 pub mod paths;
+pub mod project;
 pub mod render;
 pub mod strategy;
 
