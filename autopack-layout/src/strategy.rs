@@ -54,6 +54,21 @@ impl FsRulesetStore {
             .join(format!("project_ruleset_{project}_v{version}.json"))
     }
 
+    /// The projects that have a ruleset in the layout (`project_ruleset_{id}.json`),
+    /// sorted.
+    ///
+    /// # Errors
+    /// [`LayoutError::Io`] when the layout cannot be listed.
+    pub fn projects(&self) -> Result<Vec<ProjectId>> {
+        let mut out: Vec<ProjectId> = list_names(self.root.dir())?
+            .iter()
+            .filter_map(|name| crate::paths::parse_ruleset_file_name(name))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     fn history(&self, project: &ProjectId) -> Result<Vec<u32>> {
         let dir = self.root.dir().join(RULESET_HISTORY_DIR);
         let prefix = format!("project_ruleset_{project}_v");

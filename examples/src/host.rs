@@ -381,19 +381,7 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
             }
         }
         None => {
-            let mut found = Vec::new();
-            if let Ok(entries) = std::fs::read_dir(root.dir()) {
-                for entry in entries.flatten() {
-                    if let Some(id) = entry
-                        .file_name()
-                        .to_str()
-                        .and_then(autopack::layout::paths::parse_ruleset_file_name)
-                    {
-                        found.push(id);
-                    }
-                }
-            }
-            found.sort();
+            let found = store.projects()?;
             let project = match found.as_slice() {
                 [one] => one.clone(),
                 [] => ProjectId::new(DEFAULT_PROJECT)?,
