@@ -192,15 +192,24 @@ fn check_project_file(v: &mut Validation, path: &Path, name: &str) {
         }
         return;
     }
-    match name {
-        autopack::layout::paths::BACKLOG_FILE => {
-            let _: Option<ProjectBacklog> = v.json(path);
-        }
-        "project_issue_journal.jsonl" => v.jsonl::<autopack::issues::JournalEntry>(path),
-        "project_issue_checkpoint.json" => {
-            let _: Option<serde_json::Value> = v.json(path);
-        }
-        _ => v.unchecked.push(path.to_owned()),
+    // Each project's ledger files: the unsuffixed ones, or suffixed `_{project_id}`
+    // (`autopack::layout::project`).
+    let ledger_file = |stem: &str, ext: &str| {
+        name.strip_prefix(stem).and_then(|rest| rest.strip_suffix(ext)).is_some_and(|mid| {
+            mid.is_empty()
+                || mid
+                    .strip_prefix('_')
+                    .is_some_and(|id| autopack::core::ids::ProjectId::new(id).is_ok())
+        })
+    };
+    if ledger_file("project_issue_backlog", ".json") {
+        let _: Option<ProjectBacklog> = v.json(path);
+    } else if ledger_file("project_issue_journal", ".jsonl") {
+        v.jsonl::<autopack::issues::JournalEntry>(path);
+    } else if ledger_file("project_issue_checkpoint", ".json") {
+        let _: Option<serde_json::Value> = v.json(path);
+    } else {
+        v.unchecked.push(path.to_owned());
     }
 }
 
