@@ -140,9 +140,12 @@ pub use branch::{
     AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
     IntegrationBranch, Role, SnapshotTag,
 };
-pub use gate::{Attempt, GateError, GateReport, GateVerdict, PreflightGate, SHELL_CANNOT_RUN};
+pub use gate::{
+    Attempt, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate, SHELL_CANNOT_RUN,
+};
 pub use policy::{
-    ChangeKind, ChangedPath, CheckError, CheckedPatch, PatchPolicy, PolicyViolation, SizeLimits,
+    ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy, PolicyViolation,
+    SizeLimits,
 };
 pub use promotion::{
     PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal,

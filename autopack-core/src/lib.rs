@@ -17,7 +17,8 @@
 //! - [`clock`]: time as an injectable dependency;
 //! - [`journal`]: the run journal (`RunStore`), where every Supervisor input is appended
 //!   before it is applied;
-//! - [`json`]: strict JSON reading with errors that name the source and the JSON path.
+//! - [`json`]: strict JSON reading with errors that name the source and the JSON path;
+//! - [`limits`]: the size limits of documents read from users and agents.
 //!
 //! This crate is pure: it performs no I/O beyond what a [`clock::SystemClock`] reads.
 
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod ids;
 pub mod journal;
 pub mod json;
+pub mod limits;
 pub mod lifecycle;
 pub mod message;
 pub mod plan;

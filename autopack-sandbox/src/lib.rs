@@ -105,7 +105,10 @@ pub struct Job {
     /// Written to the child's stdin from a thread (a child that never reads does not block
     /// the run); empty means stdin is `/dev/null`.
     pub stdin: Vec<u8>,
-    /// Wall-clock limit; the whole process tree is killed when it is reached.
+    /// Wall-clock limit; the whole process tree is killed when it is reached. A limit too
+    /// far away to be represented as an [`std::time::Instant`] (such as [`Duration::MAX`])
+    /// is no limit: the job runs until it ends. Hosts should range-check user input
+    /// before it gets here; this type only promises never to panic on it.
     pub timeout: Duration,
     /// What output to keep.
     pub output: OutputMode,

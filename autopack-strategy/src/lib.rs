@@ -91,7 +91,8 @@ pub mod testing;
 pub use backlog::{BacklogEntry, BacklogView};
 pub use compile::{CompileError, CompileOptions, compile, dry_run};
 pub use ruleset::{
-    AgingThresholds, CategoryRules, Ruleset, RulesetError, RulesetInvalid, ruleset_file_name,
+    AgingThresholds, CategoryRules, MAX_RULESET_BYTES, Ruleset, RulesetError, RulesetInvalid,
+    ruleset_file_name,
 };
 pub use store::{
     MemoryRulesetStore, MemoryStoreError, MemoryStrategyStore, RulesetStore, StrategyStore,
