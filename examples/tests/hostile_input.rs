@@ -568,7 +568,8 @@ fn a_patch_over_its_limit_is_a_failed_attempt_naming_the_rule_and_flag() {
     assert!(phases.contains("--max-patch-bytes"), "{phases}");
     let config = std::fs::read_to_string(repo.join(".autonomous_runs/big-patch/run_config.json"))
         .expect("run_config.json");
-    assert!(config.contains("\"max_patch_bytes\":20"), "{config}");
+    let config: serde_json::Value = serde_json::from_str(&config).expect("json");
+    assert_eq!(config["max_patch_bytes"], 20);
 }
 
 #[test]

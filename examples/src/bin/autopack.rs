@@ -182,25 +182,25 @@ struct RunArgs {
     #[arg(long, value_name = "BRANCH", default_value = "main")]
     base: String,
     /// Seconds an agent command may take (1 to 604800, 7 days).
-    #[arg(long, value_name = "SECS", default_value_t = 900, value_parser = secs())]
+    #[arg(long, value_name = "SECS", default_value_t = 900, allow_negative_numbers = true, value_parser = secs())]
     agent_timeout: u64,
     /// Largest agent stdout (and result file) accepted, in bytes (1 to 1 GiB).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT, value_parser = bytes())]
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT, allow_negative_numbers = true, value_parser = bytes())]
     max_output: usize,
     /// Seconds one CI attempt may take (1 to 604800, 7 days).
-    #[arg(long, value_name = "SECS", default_value_t = 1800, value_parser = secs())]
+    #[arg(long, value_name = "SECS", default_value_t = 1800, allow_negative_numbers = true, value_parser = secs())]
     ci_timeout: u64,
     /// Milliseconds before the second CI attempt, doubled before each later one (0 to
     /// 3600000, 1 hour; no wait is ever longer).
     #[arg(long, value_name = "MILLIS", default_value_t = 2000,
-          value_parser = RangedU64ValueParser::<u64>::new().range(0..=host::MAX_BACKOFF_MILLIS))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(0..=host::MAX_BACKOFF_MILLIS))]
     ci_backoff: u64,
     #[command(flatten)]
     limits: DocLimits,
     /// Largest patch accepted, in bytes (1 to 1 GiB); a longer one is a failed attempt
     /// (rule patch_too_large).
     #[arg(long, value_name = "BYTES", default_value_t = autopack::apply::MAX_PATCH_BYTES,
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
     max_patch_bytes: u64,
     /// Print no progress lines.
     #[arg(long)]
@@ -216,11 +216,11 @@ struct RunArgs {
 struct DocLimits {
     /// Largest plan file read, in bytes (1 to 1 GiB).
     #[arg(long, value_name = "BYTES", default_value_t = autopack::core::limits::MAX_PLAN_BYTES,
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
     max_plan_bytes: u64,
     /// Largest ruleset file read, in bytes (1 to 1 GiB).
     #[arg(long, value_name = "BYTES", default_value_t = autopack::strategy::MAX_RULESET_BYTES,
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
     max_ruleset_bytes: u64,
 }
 
@@ -291,7 +291,7 @@ enum PlanCommand {
         out: PathBuf,
         /// Largest plan file read, in bytes (1 to 1 GiB).
         #[arg(long, value_name = "BYTES", default_value_t = autopack::core::limits::MAX_PLAN_BYTES,
-              value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
         max_plan_bytes: u64,
     },
 }
@@ -326,7 +326,7 @@ enum ReportCommand {
         opts: ReportOpts,
         /// Keys per list (1 to 100000).
         #[arg(long, default_value_t = 10,
-              value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
         limit: usize,
     },
     /// Budget aborts: which tiers, which task_category:complexity slices dominated spend.
@@ -431,13 +431,18 @@ fn read_limited(path: &Path, limit: u64, what: &str, flag: &str) -> Result<Strin
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .with_context(|| format!("{}: cannot be read", path.display()))?;
-    let size = autopack::core::limits::len_u64(&bytes);
-    if size > limit {
+    let read = autopack::core::limits::len_u64(&bytes);
+    if read > limit {
+        // The file's own size when it has one (a pipe or device has none).
+        let known = std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file() && m.len() >= read)
+            .map(|m| m.len());
         let err = autopack::core::limits::TooLarge {
             source_name: path.display().to_string(),
             what: what.to_owned(),
-            size: limit,
-            at_least: true,
+            size: known.unwrap_or(read),
+            at_least: known.is_none(),
             limit,
         };
         return Err(too_large(&err, flag));
