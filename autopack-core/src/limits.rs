@@ -95,4 +95,26 @@ mod tests {
         };
         assert!(cut.to_string().contains("bytes or more"), "{cut}");
     }
+
+    #[test]
+    fn plans_over_the_limit_are_refused_unparsed() {
+        use crate::plan::{Plan, PlanError};
+        // Not even JSON: the size is checked first.
+        let err = Plan::from_json_limited("x".repeat(11).as_str(), "p.json", 10).unwrap_err();
+        let PlanError::TooLarge(t) = &err else {
+            panic!("{err}")
+        };
+        assert_eq!((t.size, t.limit, t.what.as_str()), (11, 10, "plan"));
+        assert!(err.problems().is_none());
+        let big = " ".repeat(usize::try_from(MAX_PLAN_BYTES).unwrap() + 1);
+        assert!(matches!(
+            Plan::from_json(&big, "p.json"),
+            Err(PlanError::TooLarge(_))
+        ));
+        // Within the limit it is parsed (and this one is not JSON).
+        assert!(matches!(
+            Plan::from_json_limited("x", "p.json", 10),
+            Err(PlanError::Json(_))
+        ));
+    }
 }
