@@ -6,7 +6,14 @@
 //!
 //! Exit codes: 0 success; 1 a negative answer (a run that ended `DONE_FAILED_*`, a run
 //! not eligible for promotion, a tree with problems); 2 an error (bad arguments, a file
-//! that cannot be read, an invalid plan or ruleset — named on stderr).
+//! that cannot be read, an invalid plan or ruleset, a flag out of range — named on
+//! stderr). Output never panics: a closed stdout or stderr (`autopack run … | head -1`)
+//! stops the printing, not the command.
+//!
+//! Every duration, size and count flag is range-checked by clap (timeouts 1 s to 7 days,
+//! the CI backoff at most 1 hour, byte limits 1 B to 1 GiB) with the ranges
+//! `RunConfig::validate` applies to `run_config.json`; plans and rulesets are read at most
+//! `--max-plan-bytes` / `--max-ruleset-bytes` bytes (the README's "Limits on input").
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
