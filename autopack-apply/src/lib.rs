@@ -148,8 +148,8 @@ pub use gate::{
     Attempt, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate, SHELL_CANNOT_RUN,
 };
 pub use policy::{
-    ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy, PolicyViolation,
-    SizeLimits,
+    ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy,
+    PolicyViolation, SizeLimits,
 };
 pub use promotion::{
     PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal,

@@ -381,7 +381,9 @@ impl CheckedPatch {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyViolation {
     /// The patch is longer than the policy's byte limit ([`MAX_PATCH_BYTES`] by default).
-    #[error("patch_too_large: the patch has {bytes} bytes, at most {max} allowed (raise the limit with --max-patch-bytes / PatchPolicy::with_max_patch_bytes)")]
+    #[error(
+        "patch_too_large: the patch has {bytes} bytes, at most {max} allowed (raise the limit with --max-patch-bytes / PatchPolicy::with_max_patch_bytes)"
+    )]
     PatchTooLarge {
         /// Its size.
         bytes: u64,

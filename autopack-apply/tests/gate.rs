@@ -234,7 +234,10 @@ fn huge_timeouts_and_backoffs_never_panic_or_sleep_for_ever() {
     assert_eq!(report.verdict, GateVerdict::Red);
     let slept = SLEPT.lock().unwrap().clone();
     assert_eq!(slept.len(), 39);
-    assert!(slept.iter().all(|d| *d == autopack_apply::MAX_BACKOFF), "{slept:?}");
+    assert!(
+        slept.iter().all(|d| *d == autopack_apply::MAX_BACKOFF),
+        "{slept:?}"
+    );
     let mut g = gate("false");
     g.backoff = Duration::from_millis(2000);
     assert_eq!(g.backoff_before(1), Duration::ZERO);

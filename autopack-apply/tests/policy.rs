@@ -471,7 +471,10 @@ fn rejects_patches_over_the_byte_limit_before_parsing_them() {
     // The default: 8 MiB, checked before the text is read (a NUL byte is not reached).
     let mut huge = new_file("src/new.rs");
     huge.push('\0');
-    huge.extend(std::iter::repeat_n('x', autopack_apply::MAX_PATCH_BYTES as usize));
+    huge.extend(std::iter::repeat_n(
+        'x',
+        autopack_apply::MAX_PATCH_BYTES as usize,
+    ));
     let v = violation(&tweak(), &fx, &branch, &huge);
     assert_eq!(v.rule(), "patch_too_large");
     assert!(v.to_string().contains("8388608"), "{v}");

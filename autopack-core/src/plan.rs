@@ -156,11 +156,7 @@ impl Plan {
     /// # Errors
     /// [`PlanError::TooLarge`] when `text` is longer than `max_bytes` (it is not parsed);
     /// otherwise as [`Plan::from_json`].
-    pub fn from_json_limited(
-        text: &str,
-        source: &str,
-        max_bytes: u64,
-    ) -> Result<Plan, PlanError> {
+    pub fn from_json_limited(text: &str, source: &str, max_bytes: u64) -> Result<Plan, PlanError> {
         crate::limits::check_size(
             crate::limits::len_u64(text.as_bytes()),
             max_bytes,

@@ -182,7 +182,11 @@ fn huge_timeouts_and_output_limits_never_panic() {
     // job runs to its end (it used to panic in the waiting loop).
     let dir = tempfile::tempdir().unwrap();
     let p = policy(dir.path(), Network::Allow);
-    for timeout in [Duration::MAX, Duration::from_secs(u64::MAX), Duration::from_secs(u64::MAX / 2)] {
+    for timeout in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_secs(u64::MAX / 2),
+    ] {
         let mut job = sh("echo out; echo err >&2", dir.path(), timeout);
         job.output = autopack_sandbox::OutputMode::Separate {
             stdout_limit: usize::MAX,

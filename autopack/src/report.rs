@@ -387,9 +387,9 @@ fn budget_abort(record: &RunRecord) -> BudgetAbort {
                 .auditor_attempts
                 .saturating_add(u32::try_from(audits.len()).unwrap_or(u32::MAX));
             // Agents report their own token counts: saturate rather than overflow.
-            auditor.auditor_tokens = audits
-                .iter()
-                .fold(auditor.auditor_tokens, |sum, a| sum.saturating_add(a.tokens));
+            auditor.auditor_tokens = audits.iter().fold(auditor.auditor_tokens, |sum, a| {
+                sum.saturating_add(a.tokens)
+            });
             if phase.state == PhaseState::Complete {
                 auditor.completed_after_audit += 1;
             }

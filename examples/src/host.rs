@@ -244,11 +244,41 @@ impl RunConfig {
     pub fn validate(&self) -> Result<(), RunConfigInvalid> {
         let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let checks: [(&'static str, u64, u64, u64, &'static str); 5] = [
-            ("agent_timeout_secs", self.agent_timeout_secs, 1, MAX_TIMEOUT_SECS, "seconds"),
-            ("max_output_bytes", as_u64(self.max_output_bytes), 1, MAX_BYTES_LIMIT, "bytes"),
-            ("ci_timeout_secs", self.ci_timeout_secs, 1, MAX_TIMEOUT_SECS, "seconds"),
-            ("ci_backoff_millis", self.ci_backoff_millis, 0, MAX_BACKOFF_MILLIS, "milliseconds"),
-            ("max_patch_bytes", self.max_patch_bytes, 1, MAX_BYTES_LIMIT, "bytes"),
+            (
+                "agent_timeout_secs",
+                self.agent_timeout_secs,
+                1,
+                MAX_TIMEOUT_SECS,
+                "seconds",
+            ),
+            (
+                "max_output_bytes",
+                as_u64(self.max_output_bytes),
+                1,
+                MAX_BYTES_LIMIT,
+                "bytes",
+            ),
+            (
+                "ci_timeout_secs",
+                self.ci_timeout_secs,
+                1,
+                MAX_TIMEOUT_SECS,
+                "seconds",
+            ),
+            (
+                "ci_backoff_millis",
+                self.ci_backoff_millis,
+                0,
+                MAX_BACKOFF_MILLIS,
+                "milliseconds",
+            ),
+            (
+                "max_patch_bytes",
+                self.max_patch_bytes,
+                1,
+                MAX_BYTES_LIMIT,
+                "bytes",
+            ),
         ];
         for (field, value, min, max, unit) in checks {
             if !(min..=max).contains(&value) {

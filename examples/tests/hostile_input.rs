@@ -122,7 +122,10 @@ fn run_args<'a>(
 }
 
 fn assert_no_run_started(repo: &Path, run_id: &str) {
-    let journal = repo.join(".autonomous_runs").join(run_id).join("journal.jsonl");
+    let journal = repo
+        .join(".autonomous_runs")
+        .join(run_id)
+        .join("journal.jsonl");
     assert!(!journal.exists(), "{} was written", journal.display());
 }
 
@@ -377,7 +380,11 @@ fn a_reader_that_stops_after_one_line_never_aborts_a_run() {
 
 #[test]
 fn closed_stdout_is_not_an_error_for_reports_and_help() {
-    for args in [&["--help"][..], &["schema", "plan"][..], &["run", "--help"][..]] {
+    for args in [
+        &["--help"][..],
+        &["schema", "plan"][..],
+        &["run", "--help"][..],
+    ] {
         let mut child = Command::new(BIN)
             .args(args)
             .stdout(Stdio::piped())
@@ -438,14 +445,7 @@ fn a_plan_over_its_limit_is_refused_naming_file_limit_and_flag() {
     std::fs::write(&plan, padded(&json, default + 1)).expect("plan");
     for args in [
         vec!["strategy", "dry-run", "--plan", s(&plan)],
-        vec![
-            "plan",
-            "split",
-            "--plan",
-            s(&plan),
-            "--out",
-            s(tmp.path()),
-        ],
+        vec!["plan", "split", "--plan", s(&plan), "--out", s(tmp.path())],
         vec![
             "run",
             "--plan",
@@ -479,17 +479,42 @@ fn a_plan_over_its_limit_is_refused_naming_file_limit_and_flag() {
     let small = tmp.path().join("small.json");
     std::fs::write(&small, padded(&json, json.len() + 10)).expect("plan");
     let limit = (json.len() + 10).to_string();
-    let out = autopack(&["strategy", "dry-run", "--plan", s(&small), "--max-plan-bytes", &limit]);
+    let out = autopack(&[
+        "strategy",
+        "dry-run",
+        "--plan",
+        s(&small),
+        "--max-plan-bytes",
+        &limit,
+    ]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
     let limit = (json.len() + 9).to_string();
-    let out = autopack(&["strategy", "dry-run", "--plan", s(&small), "--max-plan-bytes", &limit]);
+    let out = autopack(&[
+        "strategy",
+        "dry-run",
+        "--plan",
+        s(&small),
+        "--max-plan-bytes",
+        &limit,
+    ]);
     assert_eq!(code(&out), 2, "{:?}", text(&out));
     assert!(text(&out).1.contains(&limit), "{:?}", text(&out));
     // The limit itself is range-checked.
     for bad in ["0", "1073741825", "18446744073709551615"] {
-        let out = autopack(&["strategy", "dry-run", "--plan", s(&small), "--max-plan-bytes", bad]);
+        let out = autopack(&[
+            "strategy",
+            "dry-run",
+            "--plan",
+            s(&small),
+            "--max-plan-bytes",
+            bad,
+        ]);
         assert_eq!(code(&out), 2, "{bad}: {:?}", text(&out));
-        assert!(text(&out).1.contains("--max-plan-bytes"), "{:?}", text(&out));
+        assert!(
+            text(&out).1.contains("--max-plan-bytes"),
+            "{:?}",
+            text(&out)
+        );
     }
 }
 
@@ -501,7 +526,14 @@ fn a_ruleset_over_its_limit_is_refused_naming_file_limit_and_flag() {
     let project = autopack::core::ids::ProjectId::new("big").expect("id");
     let json = autopack::strategy::Ruleset::builtin(project).to_json();
     std::fs::write(&ruleset, padded(&json, 1024 * 1024 + 1)).expect("ruleset");
-    let out = autopack(&["strategy", "dry-run", "--plan", s(&plan), "--ruleset", s(&ruleset)]);
+    let out = autopack(&[
+        "strategy",
+        "dry-run",
+        "--plan",
+        s(&plan),
+        "--ruleset",
+        s(&ruleset),
+    ]);
     let (stdout, stderr) = text(&out);
     assert_eq!(code(&out), 2, "{stdout}\n{stderr}");
     assert!(stderr.contains("big-ruleset.json"), "{stderr}");

@@ -350,8 +350,8 @@ fn read_result_file(path: &Path, limit: usize) -> Result<Option<String>, String>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("wrote an unreadable result file: {e}")),
     }
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("wrote an unreadable result file: {e}"))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("wrote an unreadable result file: {e}"))?;
     let mut bytes = Vec::new();
     file.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut bytes)
