@@ -13,6 +13,10 @@ use autopack_core::vocabulary::CiProfile;
 /// they are environment errors, not red tests.
 pub const SHELL_CANNOT_RUN: [i32; 2] = [126, 127];
 
+/// The longest wait between two attempts: a doubled backoff stops growing here (and a
+/// `backoff` beyond it waits this long), so no input can make the gate sleep for ever.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60 * 60);
+
 /// The gate's configuration.
 #[derive(Debug, Clone)]
 pub struct PreflightGate {
@@ -22,10 +26,12 @@ pub struct PreflightGate {
     pub strict_command: String,
     /// Most attempts per gate run (default [`CI_MAX_ATTEMPTS`] = 3).
     pub max_attempts: u32,
-    /// Delay before the second attempt; doubled before each later one. Zero in tests.
+    /// Delay before the second attempt; doubled before each later one, each wait capped at
+    /// [`MAX_BACKOFF`] (the arithmetic saturates, it never overflows). Zero in tests.
     pub backoff: Duration,
     /// Wall-clock limit of one attempt; the attempt's whole process tree is killed when it
-    /// is reached.
+    /// is reached. A limit too far away to be represented (such as [`Duration::MAX`]) is
+    /// no limit at all (see [`Job::timeout`]); it never panics.
     pub timeout: Duration,
     /// Output tail kept per attempt: at most this many lines …
     pub tail_lines: usize,
@@ -89,6 +95,16 @@ impl PreflightGate {
         self
     }
 
+    /// The wait before attempt `n` (1-based; zero before the first): `backoff` × 2^(n−2),
+    /// saturating, at most [`MAX_BACKOFF`].
+    pub fn backoff_before(&self, n: u32) -> Duration {
+        if n < 2 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32.checked_shl(n - 2).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(MAX_BACKOFF)
+    }
+
     /// The command run for `profile`.
     pub fn command(&self, profile: CiProfile) -> &str {
         match profile {
@@ -120,8 +136,7 @@ impl PreflightGate {
                 break;
             }
             if n > 1 {
-                let factor = 1u32.checked_shl(n - 2).unwrap_or(u32::MAX);
-                (self.sleep)(self.backoff.saturating_mul(factor));
+                (self.sleep)(self.backoff_before(n));
             }
             let attempt =
                 self.attempt(workdir, &command, n)

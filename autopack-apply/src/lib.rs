@@ -9,7 +9,9 @@
 //!   [`IntegrationBranch::snapshot_tag`] creates idempotent annotated tags
 //!   `autonomous/{run}/tier-{tier}/phase-{phase}`; [`IntegrationBranch::status`] reports.
 //! - [`PatchPolicy`]: every SPEC §8 rule, each [`PolicyViolation`] naming the rule and the
-//!   path; the check also computes the resulting tree.
+//!   path; the check also computes the resulting tree. A patch longer than
+//!   [`MAX_PATCH_BYTES`] (8 MiB; [`PatchPolicy::with_max_patch_bytes`] raises it) is
+//!   refused unparsed as `patch_too_large`.
 //! - [`workspace`]: private workspaces, independent clones of the host at a commit (one
 //!   per role of a run, outside the host work tree) where agents and CI work, and the
 //!   change an agent leaves there read back as a git-format patch.
@@ -17,6 +19,8 @@
 //!   a baseline after every agent and CI attempt.
 //! - [`PreflightGate`]: runs the CI profile's command with retries, backoff and a timeout,
 //!   classifies green / flaky / red, and never starts an attempt the tier cannot pay for.
+//!   Its arithmetic never panics: a timeout too far away to be represented is no timeout,
+//!   the doubled backoff saturates and is capped at [`MAX_BACKOFF`] (1 hour).
 //! - [`eligibility`] and [`promote`]: the explicit host call that moves a protected branch.
 //!
 //! Invariant: HEAD, the index file, every work-tree file and every protected ref
@@ -141,9 +145,12 @@ pub use branch::{
     AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
     IntegrationBranch, Role, SnapshotTag,
 };
-pub use gate::{Attempt, GateError, GateReport, GateVerdict, PreflightGate, SHELL_CANNOT_RUN};
+pub use gate::{
+    Attempt, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate, SHELL_CANNOT_RUN,
+};
 pub use policy::{
-    ChangeKind, ChangedPath, CheckError, CheckedPatch, PatchPolicy, PolicyViolation, SizeLimits,
+    ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy,
+    PolicyViolation, SizeLimits,
 };
 pub use promotion::{
     PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal,

@@ -18,6 +18,11 @@ const MODE_COMMIT: i32 = 0o160000;
 const MODE_BLOB: i32 = 0o100644;
 const MODE_EXEC: i32 = 0o100755;
 
+/// Default largest patch, in bytes (8 MiB): a longer patch is refused
+/// ([`PolicyViolation::PatchTooLarge`]) before it is parsed. Raise it with
+/// [`PatchPolicy::with_max_patch_bytes`] (the `autopack` CLI: `--max-patch-bytes`).
+pub const MAX_PATCH_BYTES: u64 = 8 * autopack_core::limits::MIB;
+
 /// Size limits of one patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SizeLimits {
@@ -60,6 +65,7 @@ pub struct PatchPolicy {
     scope_set: Option<GlobSet>,
     protected_paths: Vec<String>,
     protected_set: GlobSet,
+    max_patch_bytes: u64,
 }
 
 impl PatchPolicy {
@@ -76,7 +82,20 @@ impl PatchPolicy {
             scope_set: None,
             protected_paths: Vec::new(),
             protected_set: GlobSet::empty(),
+            max_patch_bytes: MAX_PATCH_BYTES,
         }
+    }
+
+    /// Refuses patches longer than `bytes` (default [`MAX_PATCH_BYTES`]) with
+    /// [`PolicyViolation::PatchTooLarge`], before they are parsed.
+    pub fn with_max_patch_bytes(mut self, bytes: u64) -> PatchPolicy {
+        self.max_patch_bytes = bytes;
+        self
+    }
+
+    /// The largest patch accepted, in bytes.
+    pub fn max_patch_bytes(&self) -> u64 {
+        self.max_patch_bytes
     }
 
     /// Restricts every touched path to these globs (`*` stays within a directory, `**`
@@ -127,6 +146,15 @@ impl PatchPolicy {
         patch: &[u8],
     ) -> Result<CheckedPatch, CheckError> {
         let git = |op: &'static str| move |source| CheckError::Git { op, source };
+        // 0. Size, before anything reads the text.
+        let bytes = autopack_core::limits::len_u64(patch);
+        if bytes > self.max_patch_bytes {
+            return Err(PolicyViolation::PatchTooLarge {
+                bytes,
+                max: self.max_patch_bytes,
+            }
+            .into());
+        }
         // 1. Raw text rules (before libgit2, whose parser strips absolute paths).
         scan_raw(patch)?;
         // 2. Parse.
@@ -352,6 +380,16 @@ impl CheckedPatch {
 /// A rule a patch broke. Each names the rule (see [`PolicyViolation::rule`]) and the path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyViolation {
+    /// The patch is longer than the policy's byte limit ([`MAX_PATCH_BYTES`] by default).
+    #[error(
+        "patch_too_large: the patch has {bytes} bytes, at most {max} allowed (raise the limit with --max-patch-bytes / PatchPolicy::with_max_patch_bytes)"
+    )]
+    PatchTooLarge {
+        /// Its size.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
     /// The text is not a git-format diff (no `diff --git` header, or libgit2 cannot parse it).
     #[error("not_git_diff: the patch is not a git-format diff: {reason}")]
     NotGitDiff {
@@ -466,6 +504,7 @@ impl PolicyViolation {
     /// The rule's stable name (`absolute_path`, `outside_scope`, …), as used in messages.
     pub const fn rule(&self) -> &'static str {
         match self {
+            PolicyViolation::PatchTooLarge { .. } => "patch_too_large",
             PolicyViolation::NotGitDiff { .. } => "not_git_diff",
             PolicyViolation::AbsolutePath { .. } => "absolute_path",
             PolicyViolation::ParentComponent { .. } => "parent_component",

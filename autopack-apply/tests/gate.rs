@@ -204,3 +204,46 @@ fn a_confined_gate_writes_only_its_workdir() {
     assert!(dir.path().join("inside").exists());
     assert!(!outside.path().join("x").exists());
 }
+
+#[test]
+fn huge_timeouts_and_backoffs_never_panic_or_sleep_for_ever() {
+    use std::sync::Mutex;
+    static SLEPT: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
+    fn record(d: Duration) {
+        SLEPT.lock().unwrap().push(d);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // `--ci-timeout 18446744073709551615`: `Instant + Duration` used to overflow (a panic).
+    let mut g = gate("echo ok");
+    g.timeout = Duration::from_secs(u64::MAX);
+    assert_eq!(
+        g.run(dir.path(), CiProfile::Normal, 1).unwrap().verdict,
+        GateVerdict::Green
+    );
+    g.timeout = Duration::MAX;
+    assert_eq!(
+        g.run(dir.path(), CiProfile::Normal, 1).unwrap().verdict,
+        GateVerdict::Green
+    );
+    // A huge backoff, doubled over many attempts, saturates and is capped.
+    let mut g = gate("false");
+    g.backoff = Duration::MAX;
+    g.max_attempts = 40;
+    g.sleep = record;
+    let report = g.run(dir.path(), CiProfile::Normal, 40).unwrap();
+    assert_eq!(report.verdict, GateVerdict::Red);
+    let slept = SLEPT.lock().unwrap().clone();
+    assert_eq!(slept.len(), 39);
+    assert!(
+        slept.iter().all(|d| *d == autopack_apply::MAX_BACKOFF),
+        "{slept:?}"
+    );
+    let mut g = gate("false");
+    g.backoff = Duration::from_millis(2000);
+    assert_eq!(g.backoff_before(1), Duration::ZERO);
+    assert_eq!(g.backoff_before(2), Duration::from_secs(2));
+    assert_eq!(g.backoff_before(3), Duration::from_secs(4));
+    assert_eq!(g.backoff_before(u32::MAX), autopack_apply::MAX_BACKOFF);
+    g.max_attempts = u32::MAX;
+    assert_eq!(g.backoff_before(40), autopack_apply::MAX_BACKOFF);
+}

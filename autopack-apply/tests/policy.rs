@@ -451,3 +451,31 @@ fn rejects_declared_changes_that_change_nothing() {
         "{v:?}"
     );
 }
+
+#[test]
+fn rejects_patches_over_the_byte_limit_before_parsing_them() {
+    let fx = Fixture::new();
+    let branch = fx.branch("r1");
+    let patch = new_file("src/new.rs");
+    assert_eq!(tweak().max_patch_bytes(), autopack_apply::MAX_PATCH_BYTES);
+    let exact = tweak().with_max_patch_bytes(patch.len() as u64);
+    assert!(exact.check(&branch, patch.as_bytes()).is_ok());
+    let under = tweak().with_max_patch_bytes(patch.len() as u64 - 1);
+    assert_eq!(
+        violation(&under, &fx, &branch, &patch),
+        PolicyViolation::PatchTooLarge {
+            bytes: patch.len() as u64,
+            max: patch.len() as u64 - 1,
+        }
+    );
+    // The default: 8 MiB, checked before the text is read (a NUL byte is not reached).
+    let mut huge = new_file("src/new.rs");
+    huge.push('\0');
+    huge.extend(std::iter::repeat_n(
+        'x',
+        autopack_apply::MAX_PATCH_BYTES as usize,
+    ));
+    let v = violation(&tweak(), &fx, &branch, &huge);
+    assert_eq!(v.rule(), "patch_too_large");
+    assert!(v.to_string().contains("8388608"), "{v}");
+}

@@ -18,7 +18,8 @@
 //! - [`journal`]: the run journal (`RunStore`), where every Supervisor input is appended
 //!   before it is applied;
 //! - [`lease`]: one writer per run (`RunLeases` + memory);
-//! - [`json`]: strict JSON reading with errors that name the source and the JSON path.
+//! - [`json`]: strict JSON reading with errors that name the source and the JSON path;
+//! - [`limits`]: the size limits of documents read from users and agents.
 //!
 //! This crate is pure: it performs no I/O beyond what a [`clock::SystemClock`] reads.
 
@@ -29,6 +30,7 @@ pub mod journal;
 pub mod json;
 pub mod lease;
 pub mod lifecycle;
+pub mod limits;
 pub mod message;
 pub mod plan;
 pub mod record;

@@ -139,11 +139,30 @@ impl Plan {
     /// `crate::json::from_str::<Plan>` and pass it to [`split`], which checks everything
     /// else itself.
     ///
+    /// Documents over [`MAX_PLAN_BYTES`](crate::limits::MAX_PLAN_BYTES) are refused
+    /// unparsed; [`Plan::from_json_limited`] takes another limit.
+    ///
     /// # Errors
-    /// [`PlanError::Json`] when the text is not a plan document (the error names the JSON
+    /// [`PlanError::TooLarge`] over the size limit; [`PlanError::Json`] when the text is not a plan document (the error names the JSON
     /// path, e.g. `run.run_scope` for `"incremental"`); [`PlanError::Invalid`] with every
     /// problem when it is one but breaks the rules.
     pub fn from_json(text: &str, source: &str) -> Result<Plan, PlanError> {
+        Plan::from_json_limited(text, source, crate::limits::MAX_PLAN_BYTES)
+    }
+
+    /// As [`Plan::from_json`], with `max_bytes` instead of the default
+    /// [`MAX_PLAN_BYTES`](crate::limits::MAX_PLAN_BYTES) as the largest document read.
+    ///
+    /// # Errors
+    /// [`PlanError::TooLarge`] when `text` is longer than `max_bytes` (it is not parsed);
+    /// otherwise as [`Plan::from_json`].
+    pub fn from_json_limited(text: &str, source: &str, max_bytes: u64) -> Result<Plan, PlanError> {
+        crate::limits::check_size(
+            crate::limits::len_u64(text.as_bytes()),
+            max_bytes,
+            "plan",
+            source,
+        )?;
         let plan: Plan = crate::json::from_str(text, source)?;
         match plan.validate() {
             Ok(()) => Ok(plan),

@@ -96,13 +96,18 @@ impl FsRulesetStore {
         let Some(text) = fsio::read_text(path)? else {
             return Ok(None);
         };
-        match Ruleset::from_json(&text, &path.display().to_string()) {
+        // The layout's copies were size-checked when they came in (a host reads a user's
+        // ruleset with `Ruleset::from_json_limited` before saving it here): a raised limit
+        // must not make the saved copy unreadable.
+        match Ruleset::from_json_limited(&text, &path.display().to_string(), u64::MAX) {
             Ok(r) => Ok(Some(r)),
             Err(RulesetError::Json(e)) => Err(LayoutError::Json(e)),
-            Err(RulesetError::Invalid(e)) => Err(LayoutError::Invalid {
-                path: path.to_owned(),
-                message: e.to_string(),
-            }),
+            Err(e @ (RulesetError::Invalid(_) | RulesetError::TooLarge(_))) => {
+                Err(LayoutError::Invalid {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })
+            }
         }
     }
 

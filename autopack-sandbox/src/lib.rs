@@ -54,7 +54,10 @@
 //!   ([`JOB_TOKEN_VAR`]); all are killed when the job ends.
 //! - **Timeout**: output is read on threads; when the main process ends or the deadline
 //!   passes the tree is killed, readers get at most [`READER_GRACE`] more, and whatever was
-//!   read is returned. A grandchild holding stdout open cannot stretch the timeout.
+//!   read is returned. A grandchild holding stdout open cannot stretch the timeout. A
+//!   timeout too far away to be represented as an instant (`Duration::MAX`) is no
+//!   deadline rather than a panic; output limits of any size are safe (buffers grow with
+//!   what is read, never allocated up front).
 //!
 //! How: Landlock restricts the calling thread and what it spawns afterwards, so each run
 //! prepares a fresh thread that (optionally) unshares the PID namespace, enforces the
@@ -105,7 +108,10 @@ pub struct Job {
     /// Written to the child's stdin from a thread (a child that never reads does not block
     /// the run); empty means stdin is `/dev/null`.
     pub stdin: Vec<u8>,
-    /// Wall-clock limit; the whole process tree is killed when it is reached.
+    /// Wall-clock limit; the whole process tree is killed when it is reached. A limit too
+    /// far away to be represented as an [`std::time::Instant`] (such as [`Duration::MAX`])
+    /// is no limit: the job runs until it ends. Hosts should range-check user input
+    /// before it gets here; this type only promises never to panic on it.
     pub timeout: Duration,
     /// What output to keep.
     pub output: OutputMode,

@@ -195,7 +195,9 @@ pub(crate) fn run(sandbox: &Sandbox, job: &Job, policy: &Policy) -> Result<Finis
     }
     drop(done_tx);
 
-    let deadline = started + job.timeout;
+    // A timeout too long to be represented as an instant (`Duration::MAX`, years) can
+    // never be reached: the job then has no deadline rather than a panic.
+    let deadline = started.checked_add(job.timeout);
     let mut tracked: BTreeMap<u32, u64> = BTreeMap::new();
     let mut last_scan: Option<Instant> = None;
     let root = child.id();
@@ -209,14 +211,15 @@ pub(crate) fn run(sandbox: &Sandbox, job: &Job, policy: &Policy) -> Result<Finis
             Err(_) => break (None, false),
         }
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|deadline| now >= deadline) {
             break (None, true);
         }
         if !own_pid_namespace && last_scan.is_none_or(|t| now - t >= SCAN_INTERVAL) {
             tracked = crate::procfs::job_processes(Some(root), &marker, &tracked);
             last_scan = Some(now);
         }
-        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+        std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(5));
     };
     let status = if status.is_some() {

@@ -175,3 +175,32 @@ fn a_missing_program_or_cwd_is_a_start_error_naming_both() {
         .to_string();
     assert!(err.contains("gone"), "{err}");
 }
+
+#[test]
+fn huge_timeouts_and_output_limits_never_panic() {
+    // `Instant + Duration::MAX` overflows: such a timeout is no deadline at all, and the
+    // job runs to its end (it used to panic in the waiting loop).
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), Network::Allow);
+    for timeout in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_secs(u64::MAX / 2),
+    ] {
+        let mut job = sh("echo out; echo err >&2", dir.path(), timeout);
+        job.output = autopack_sandbox::OutputMode::Separate {
+            stdout_limit: usize::MAX,
+            stderr_tail: usize::MAX,
+        };
+        let done = Sandbox::off().run(&job, &p).unwrap();
+        assert_eq!(done.ended, Ended::Exited(0), "{timeout:?}");
+        assert_eq!(common::text(&done.stdout), "out\n");
+        assert!(!done.stdout_overflow);
+        assert_eq!(common::text(&done.stderr_tail), "err\n");
+        job.output = autopack_sandbox::OutputMode::Combined {
+            tail_bytes: usize::MAX,
+        };
+        let done = Sandbox::off().run(&job, &p).unwrap();
+        assert_eq!(done.ended, Ended::Exited(0));
+    }
+}

@@ -6,6 +6,8 @@
 //! (`project_implementation_strategy_v{N}.json`).
 //!
 //! - [`ruleset`]: the strict ruleset reader ([`Ruleset::from_json`]) with JSON-path errors;
+//!   documents over [`MAX_RULESET_BYTES`] (1 MiB) are refused unparsed
+//!   ([`Ruleset::from_json_limited`] takes a raised limit);
 //! - [`defaults`]: the one table of built-in category defaults;
 //! - [`backlog`]: the small view of the project backlog the engine needs;
 //! - [`compile()`] / [`dry_run`]: the pure engine (rules documented in [`compile`](mod@compile));
@@ -91,7 +93,8 @@ pub mod testing;
 pub use backlog::{BacklogEntry, BacklogView};
 pub use compile::{CompileError, CompileOptions, compile, dry_run};
 pub use ruleset::{
-    AgingThresholds, CategoryRules, Ruleset, RulesetError, RulesetInvalid, ruleset_file_name,
+    AgingThresholds, CategoryRules, MAX_RULESET_BYTES, Ruleset, RulesetError, RulesetInvalid,
+    ruleset_file_name,
 };
 pub use store::{
     MemoryRulesetStore, MemoryStoreError, MemoryStrategyStore, RulesetStore, StrategyStore,

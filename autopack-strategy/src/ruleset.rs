@@ -172,6 +172,9 @@ fn double_option<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(de).map(Some)
 }
 
+/// Default largest ruleset document, in bytes (1 MiB); see [`autopack_core::limits`].
+pub const MAX_RULESET_BYTES: u64 = autopack_core::limits::MIB;
+
 /// A ruleset that could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RulesetError {
@@ -181,6 +184,10 @@ pub enum RulesetError {
     /// A value out of range.
     #[error(transparent)]
     Invalid(#[from] RulesetInvalid),
+    /// A document larger than the ruleset size limit ([`MAX_RULESET_BYTES`] by default);
+    /// not parsed.
+    #[error(transparent)]
+    TooLarge(#[from] autopack_core::limits::TooLarge),
 }
 
 impl RulesetError {
@@ -189,6 +196,7 @@ impl RulesetError {
         match self {
             RulesetError::Json(e) => &e.path,
             RulesetError::Invalid(e) => &e.path,
+            RulesetError::TooLarge(_) => ".",
         }
     }
 }
@@ -233,11 +241,33 @@ impl Ruleset {
     }
 
     /// Reads and validates a ruleset; `source` (usually the file name) is named in errors.
+    /// Documents over [`MAX_RULESET_BYTES`] are refused unparsed
+    /// ([`Ruleset::from_json_limited`] takes another limit).
     ///
     /// # Errors
-    /// [`RulesetError::Json`] for syntax, type and unknown-field errors;
+    /// [`RulesetError::TooLarge`] over the size limit; [`RulesetError::Json`] for syntax, type and unknown-field errors;
     /// [`RulesetError::Invalid`] for out-of-range values.
     pub fn from_json(text: &str, source: &str) -> Result<Ruleset, RulesetError> {
+        Ruleset::from_json_limited(text, source, MAX_RULESET_BYTES)
+    }
+
+    /// As [`Ruleset::from_json`], with `max_bytes` instead of [`MAX_RULESET_BYTES`] as
+    /// the largest document read.
+    ///
+    /// # Errors
+    /// [`RulesetError::TooLarge`] when `text` is longer than `max_bytes` (it is not
+    /// parsed); otherwise as [`Ruleset::from_json`].
+    pub fn from_json_limited(
+        text: &str,
+        source: &str,
+        max_bytes: u64,
+    ) -> Result<Ruleset, RulesetError> {
+        autopack_core::limits::check_size(
+            autopack_core::limits::len_u64(text.as_bytes()),
+            max_bytes,
+            "ruleset",
+            source,
+        )?;
         let ruleset: Ruleset = json::from_str(text, source)?;
         ruleset.validate_named(source)?;
         Ok(ruleset)

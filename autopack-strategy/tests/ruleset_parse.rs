@@ -305,3 +305,24 @@ fn file_name_helper() {
         "project_ruleset_Autopack.json"
     );
 }
+
+#[test]
+fn rulesets_over_the_size_limit_are_refused_naming_file_and_limit() {
+    let mut text = FIXTURE.to_owned();
+    let limit = autopack_strategy::MAX_RULESET_BYTES as usize;
+    text.extend(std::iter::repeat_n(' ', limit + 1 - text.len()));
+    let err = Ruleset::from_json(&text, FILE).unwrap_err();
+    let RulesetError::TooLarge(t) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((t.size, t.limit), (limit as u64 + 1, limit as u64));
+    assert_eq!(err.path(), ".");
+    assert!(err.to_string().starts_with(FILE), "{err}");
+    assert!(err.to_string().contains("1048576"), "{err}");
+    // A raised limit reads it; a lowered one refuses the plain fixture.
+    Ruleset::from_json_limited(&text, FILE, 2 * limit as u64).unwrap();
+    assert!(matches!(
+        Ruleset::from_json_limited(FIXTURE, FILE, 10),
+        Err(RulesetError::TooLarge(_))
+    ));
+}

@@ -383,8 +383,13 @@ fn budget_abort(record: &RunRecord) -> BudgetAbort {
             .collect();
         if !audits.is_empty() {
             auditor.phases_audited += 1;
-            auditor.auditor_attempts += audits.len() as u32;
-            auditor.auditor_tokens += audits.iter().map(|a| a.tokens).sum::<u64>();
+            auditor.auditor_attempts = auditor
+                .auditor_attempts
+                .saturating_add(u32::try_from(audits.len()).unwrap_or(u32::MAX));
+            // Agents report their own token counts: saturate rather than overflow.
+            auditor.auditor_tokens = audits.iter().fold(auditor.auditor_tokens, |sum, a| {
+                sum.saturating_add(a.tokens)
+            });
             if phase.state == PhaseState::Complete {
                 auditor.completed_after_audit += 1;
             }

@@ -160,6 +160,7 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
         strict_test_cmd: sample::test_command(&state_dir, true),
         agent_timeout_secs: 60,
         max_output_bytes: autopack::host::DEFAULT_MAX_OUTPUT,
+        max_patch_bytes: autopack::apply::MAX_PATCH_BYTES,
         workspace_dir: None,
         ci_timeout_secs: 120,
         ci_backoff_millis: 100,

@@ -4,6 +4,7 @@
 //!
 //! Shared by the example run and the `autopack` binary.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +92,51 @@ pub struct RunConfig {
     /// How agents and CI are confined.
     #[serde(default)]
     pub sandbox: SandboxSettings,
+    /// Largest patch accepted, in bytes (default
+    /// [`MAX_PATCH_BYTES`](autopack::apply::MAX_PATCH_BYTES); `--max-patch-bytes`).
+    #[serde(default = "default_max_patch_bytes")]
+    pub max_patch_bytes: u64,
 }
+
+fn default_max_patch_bytes() -> u64 {
+    autopack::apply::MAX_PATCH_BYTES
+}
+
+/// Longest agent or CI timeout accepted, in seconds (7 days; at least 1 s).
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 60 * 60;
+/// Longest CI backoff accepted, in milliseconds (1 hour; 0 is allowed: no wait).
+pub const MAX_BACKOFF_MILLIS: u64 = 60 * 60 * 1000;
+/// Largest byte limit accepted for `--max-output` and the document size limits (1 GiB;
+/// at least 1 byte).
+pub const MAX_BYTES_LIMIT: u64 = autopack::core::limits::MAX_LIMIT_BYTES;
+
+/// A [`RunConfig`] value out of its range, naming the field (and, when read from a file,
+/// the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunConfigInvalid {
+    /// The field (`ci_timeout_secs`, …).
+    pub field: &'static str,
+    /// The value found.
+    pub value: u64,
+    /// The smallest value allowed.
+    pub min: u64,
+    /// The largest value allowed.
+    pub max: u64,
+    /// The unit (`seconds`, `milliseconds`, `bytes`).
+    pub unit: &'static str,
+}
+
+impl std::fmt::Display for RunConfigInvalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} is out of range ({}..={} {})",
+            self.field, self.value, self.min, self.max, self.unit
+        )
+    }
+}
+
+impl std::error::Error for RunConfigInvalid {}
 
 /// How a run's agents and CI commands are confined (`autopack run --no-sandbox`,
 /// `--pass-env`, `--sandbox-read`, `--agent-network`, `--ci-network`).
@@ -245,16 +290,79 @@ pub fn sandbox(root: &RunsRoot, run_id: &RunId, config: &RunConfig) -> Result<Sa
     // What a crashed process left running dies before anything new starts.
     let reaped = log.reap();
     if reaped > 0 {
-        eprintln!("killed {reaped} process(es) left running by an earlier process of run {run_id}");
+        // Ignored when stderr is closed: a message must never abort a run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "killed {reaped} process(es) left running by an earlier process of run {run_id}"
+        );
     }
     Ok(sandbox.with_log(Arc::new(log)))
 }
 
 impl RunConfig {
-    /// Reads `{run_id}/run_config.json`.
+    /// Checks every duration and size against its range (the same ranges as the flags of
+    /// `autopack run`): timeouts 1 s ..= [`MAX_TIMEOUT_SECS`], the CI backoff 0 ..=
+    /// [`MAX_BACKOFF_MILLIS`], byte limits 1 ..= [`MAX_BYTES_LIMIT`].
     ///
     /// # Errors
-    /// A missing or malformed file, named.
+    /// The first field out of range, named.
+    pub fn validate(&self) -> Result<(), RunConfigInvalid> {
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let checks: [(&'static str, u64, u64, u64, &'static str); 5] = [
+            (
+                "agent_timeout_secs",
+                self.agent_timeout_secs,
+                1,
+                MAX_TIMEOUT_SECS,
+                "seconds",
+            ),
+            (
+                "max_output_bytes",
+                as_u64(self.max_output_bytes),
+                1,
+                MAX_BYTES_LIMIT,
+                "bytes",
+            ),
+            (
+                "ci_timeout_secs",
+                self.ci_timeout_secs,
+                1,
+                MAX_TIMEOUT_SECS,
+                "seconds",
+            ),
+            (
+                "ci_backoff_millis",
+                self.ci_backoff_millis,
+                0,
+                MAX_BACKOFF_MILLIS,
+                "milliseconds",
+            ),
+            (
+                "max_patch_bytes",
+                self.max_patch_bytes,
+                1,
+                MAX_BYTES_LIMIT,
+                "bytes",
+            ),
+        ];
+        for (field, value, min, max, unit) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(RunConfigInvalid {
+                    field,
+                    value,
+                    min,
+                    max,
+                    unit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `{run_id}/run_config.json` and [validates](RunConfig::validate) it.
+    ///
+    /// # Errors
+    /// A missing or malformed file, or a value out of range, named with the file.
     pub fn load(root: &RunsRoot, run_id: &RunId) -> Result<RunConfig> {
         let path = root.run_dir(run_id).join(RUN_CONFIG_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
@@ -263,16 +371,22 @@ impl RunConfig {
                 path.display()
             )
         })?;
-        autopack::core::json::from_str(&text, path.display().to_string())
-            .map_err(|e| anyhow::anyhow!("{e}"))
+        let config: RunConfig = autopack::core::json::from_str(&text, path.display().to_string())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
     }
 
-    /// Writes `{run_id}/run_config.json`.
+    /// [Validates](RunConfig::validate) and writes `{run_id}/run_config.json`.
     ///
     /// # Errors
-    /// When the file cannot be written.
+    /// A value out of range (nothing is written), or the file cannot be written.
     pub fn save(&self, root: &RunsRoot, run_id: &RunId) -> Result<PathBuf> {
         let path = root.run_dir(run_id).join(RUN_CONFIG_FILE);
+        self.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         autopack::layout::fsio::write_json_atomic(&path, self)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
@@ -509,7 +623,8 @@ impl Wiring {
                 .with_context(|| format!("opening the workspaces of run {run_id}"))?,
         );
         Ok(Wiring {
-            applier: GitApplier::new(branch, config.signature()),
+            applier: GitApplier::new(branch, config.signature())
+                .with_max_patch_bytes(config.max_patch_bytes),
             verifier: GitVerifier::new(config.gate(sandbox), Arc::clone(&workspaces)),
             tripwire: GitTripwire::arm(repo, run_id)
                 .map_err(|e| anyhow::anyhow!("arming the tripwire on {}: {e}", repo.display()))?,
@@ -564,7 +679,8 @@ impl Wiring {
             let dir = workspaces.dir().to_owned();
             if let Err(e) = workspaces.remove() {
                 // A folder left behind is reclaimed by the next run; the run's result stands.
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "warning: could not remove the workspaces {}: {e}",
                     dir.display()
                 );

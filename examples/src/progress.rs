@@ -1,9 +1,13 @@
 //! Progress output: a line per state transition (run, tier and phase histories) and per
 //! action, and an `indicatif` progress bar over the phases (shown only when stdout is a
 //! terminal).
+//!
+//! A closed stdout (`autopack run … | head -1`) never aborts a run: the first line that
+//! cannot be written stops the printing, the run goes on and its result is in the
+//! artefacts and the exit code.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use autopack::core::record::RunRecord;
 use autopack::driver::Observer;
@@ -39,10 +43,21 @@ impl Progress {
         if self.print {
             match &self.bar {
                 Some(bar) => bar.println(&line),
-                None => println!("{line}"),
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        // Closed (or failing) stdout: no more progress, the run goes on.
+                        self.print = false;
+                    }
+                }
             }
         }
         self.lines.push(line);
+    }
+
+    /// Whether lines are still printed (false once stdout failed, or when created quiet).
+    pub fn printing(&self) -> bool {
+        self.print
     }
 
     /// Removes the progress bar (call when the run is over).

@@ -210,6 +210,9 @@ pub enum PlanError {
     /// `run_scope`…
     #[error(transparent)]
     Json(#[from] JsonError),
+    /// A document larger than the plan size limit (see [`crate::limits`]); not parsed.
+    #[error(transparent)]
+    TooLarge(#[from] crate::limits::TooLarge),
     /// A plan document that breaks the plan rules.
     #[error("{source_name}: {errors}")]
     Invalid {
@@ -224,7 +227,7 @@ impl PlanError {
     /// The validation problems, when the document parsed but broke the rules.
     pub fn problems(&self) -> Option<&[PlanProblem]> {
         match self {
-            PlanError::Json(_) => None,
+            PlanError::Json(_) | PlanError::TooLarge(_) => None,
             PlanError::Invalid { errors, .. } => Some(errors.problems()),
         }
     }

@@ -141,13 +141,20 @@ impl CommandAgent {
         self
     }
 
-    /// Sets the timeout.
+    /// Sets the timeout. A timeout too far away to be represented as an instant (such as
+    /// [`Duration::MAX`]) is no timeout: the attempt runs until it ends (the sandbox's
+    /// rule for [`Job::timeout`](autopack_sandbox::Job::timeout)); it never panics. Hosts
+    /// should range-check what users give (the `autopack` CLI allows at most 7 days).
     pub fn with_timeout(mut self, timeout: Duration) -> CommandAgent {
         self.timeout = timeout;
         self
     }
 
-    /// Sets the largest stdout accepted.
+    /// Sets the largest stdout accepted, and the largest result file
+    /// (`$AUTOPACK_RESULT_FILE`) read; more is a failed attempt. Any value is safe (the
+    /// output is read in chunks into a buffer that grows with what is printed, never
+    /// allocated up front); hosts should range-check what users give (the `autopack` CLI
+    /// allows at most 1 GiB).
     pub fn with_max_output(mut self, bytes: usize) -> CommandAgent {
         self.max_output = bytes;
         self
@@ -319,11 +326,9 @@ impl CommandAgent {
         if code != 0 {
             return Err(format!("exited with code {code}{stderr_tail}"));
         }
-        let written = match std::fs::read_to_string(&result_file) {
-            Ok(text) if !text.trim().is_empty() => Some((text, "$AUTOPACK_RESULT_FILE")),
-            Ok(_) => None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("wrote an unreadable result file: {e}")),
+        let written = match read_result_file(&result_file, self.max_output)? {
+            Some(text) if !text.trim().is_empty() => Some((text, "$AUTOPACK_RESULT_FILE")),
+            _ => None,
         };
         Ok(Said {
             written,
@@ -331,6 +336,34 @@ impl CommandAgent {
             report,
         })
     }
+}
+
+/// The result file an attempt wrote: `None` when it wrote none; an error when it is not a
+/// regular file (a FIFO would block the host, a symlink would make it read another file)
+/// or longer than `limit` bytes (the `--max-output` bound, as for stdout). At most
+/// `limit + 1` bytes are read.
+fn read_result_file(path: &Path, limit: usize) -> Result<Option<String>, String> {
+    use std::io::Read as _;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => {}
+        Ok(_) => return Err("wrote a result file that is not a regular file".to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("wrote an unreadable result file: {e}")),
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("wrote an unreadable result file: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("wrote an unreadable result file: {e}"))?;
+    if bytes.len() > limit {
+        return Err(format!(
+            "wrote a result file of more than {limit} bytes (the --max-output limit)"
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "wrote invalid UTF-8 in its result file".to_owned())
 }
 
 /// What one attempt needs besides the request JSON, for [`CommandAgent::attempt`].

@@ -28,6 +28,7 @@ pub struct GitApplier {
     branch: IntegrationBranch,
     signature: CommitSignature,
     candidates: HashMap<Oid, AppliedCommit>,
+    max_patch_bytes: u64,
 }
 
 impl GitApplier {
@@ -39,7 +40,16 @@ impl GitApplier {
             branch,
             signature,
             candidates: HashMap::new(),
+            max_patch_bytes: autopack_apply::MAX_PATCH_BYTES,
         }
+    }
+
+    /// Refuses patches longer than `bytes` (default
+    /// [`MAX_PATCH_BYTES`](autopack_apply::MAX_PATCH_BYTES)) with the rule
+    /// `patch_too_large`.
+    pub fn with_max_patch_bytes(mut self, bytes: u64) -> GitApplier {
+        self.max_patch_bytes = bytes;
+        self
     }
 
     /// The integration branch.
@@ -62,6 +72,7 @@ impl Applier for GitApplier {
             .clone()
             .unwrap_or(BuilderMode::Other("unknown".into()));
         let policy = PatchPolicy::for_mode(&mode)
+            .with_max_patch_bytes(self.max_patch_bytes)
             .scope(&request.scope)
             .map_err(|e| HostError::new(format!("phase {} scope: {e}", request.phase_id)))?;
         let checked = match policy.check(&self.branch, request.patch.as_bytes()) {

@@ -6,7 +6,14 @@
 //!
 //! Exit codes: 0 success; 1 a negative answer (a run that ended `DONE_FAILED_*`, a run
 //! not eligible for promotion, a tree with problems); 2 an error (bad arguments, a file
-//! that cannot be read, an invalid plan or ruleset — named on stderr).
+//! that cannot be read, an invalid plan or ruleset, a flag out of range — named on
+//! stderr). Output never panics: a closed stdout or stderr (`autopack run … | head -1`)
+//! stops the printing, not the command.
+//!
+//! Every duration, size and count flag is range-checked by clap (timeouts 1 s to 7 days,
+//! the CI backoff at most 1 hour, byte limits 1 B to 1 GiB) with the ranges
+//! `RunConfig::validate` applies to `run_config.json`; plans and rulesets are read at most
+//! `--max-plan-bytes` / `--max-ruleset-bytes` bytes (the README's "Limits on input").
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,7 +35,23 @@ use autopack::supervisor::AgentOutcome;
 use autopack_examples::host::{self, Agents, NetworkRule, RunConfig, SandboxSettings};
 use autopack_examples::progress::Progress;
 use autopack_examples::validate;
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
+
+/// `println!` that never panics: a closed or failing stdout (`autopack … | head -1`) is
+/// not an error; the command goes on and its exit code stands.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed or failing stderr.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// Governed autonomous runs: run plans with external-command agents, resume them, and
 /// inspect, validate and promote what they produced.
@@ -165,24 +188,57 @@ struct RunArgs {
     /// The branch the run starts from.
     #[arg(long, value_name = "BRANCH", default_value = "main")]
     base: String,
-    /// Seconds an agent command may take.
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    /// Seconds an agent command may take (1 to 604800, 7 days).
+    #[arg(long, value_name = "SECS", default_value_t = 900, allow_negative_numbers = true, value_parser = secs())]
     agent_timeout: u64,
-    /// Largest agent stdout accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT)]
+    /// Largest agent stdout (and result file) accepted, in bytes (1 to 1 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT, allow_negative_numbers = true, value_parser = bytes())]
     max_output: usize,
-    /// Seconds one CI attempt may take.
-    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    /// Seconds one CI attempt may take (1 to 604800, 7 days).
+    #[arg(long, value_name = "SECS", default_value_t = 1800, allow_negative_numbers = true, value_parser = secs())]
     ci_timeout: u64,
-    /// Milliseconds before the second CI attempt (doubled before each later one).
-    #[arg(long, value_name = "MILLIS", default_value_t = 2000)]
+    /// Milliseconds before the second CI attempt, doubled before each later one (0 to
+    /// 3600000, 1 hour; no wait is ever longer).
+    #[arg(long, value_name = "MILLIS", default_value_t = 2000,
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(0..=host::MAX_BACKOFF_MILLIS))]
     ci_backoff: u64,
+    #[command(flatten)]
+    limits: DocLimits,
+    /// Largest patch accepted, in bytes (1 to 1 GiB); a longer one is a failed attempt
+    /// (rule patch_too_large).
+    #[arg(long, value_name = "BYTES", default_value_t = autopack::apply::MAX_PATCH_BYTES,
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+    max_patch_bytes: u64,
     /// Print no progress lines.
     #[arg(long)]
     quiet: bool,
     /// Print the run's list entry as JSON at the end.
     #[arg(long)]
     json: bool,
+}
+
+/// The size limits of the documents a command reads (`--max-plan-bytes`,
+/// `--max-ruleset-bytes`).
+#[derive(Debug, Clone, Copy, Args)]
+struct DocLimits {
+    /// Largest plan file read, in bytes (1 to 1 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = autopack::core::limits::MAX_PLAN_BYTES,
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+    max_plan_bytes: u64,
+    /// Largest ruleset file read, in bytes (1 to 1 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = autopack::strategy::MAX_RULESET_BYTES,
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+    max_ruleset_bytes: u64,
+}
+
+/// Timeouts: 1 s to [`host::MAX_TIMEOUT_SECS`] (the range `RunConfig::validate` checks).
+fn secs() -> RangedU64ValueParser<u64> {
+    RangedU64ValueParser::<u64>::new().range(1..=host::MAX_TIMEOUT_SECS)
+}
+
+/// Byte limits: 1 to [`host::MAX_BYTES_LIMIT`].
+fn bytes() -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::<usize>::new().range(1..=host::MAX_BYTES_LIMIT)
 }
 
 /// `--agent-network` / `--ci-network`.
@@ -222,6 +278,8 @@ enum StrategyCommand {
         /// Print the strategy JSON (`project_implementation_strategy_vN.json`).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        limits: DocLimits,
     },
 }
 
@@ -238,6 +296,10 @@ enum PlanCommand {
         /// Where the parts are written (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Largest plan file read, in bytes (1 to 1 GiB).
+        #[arg(long, value_name = "BYTES", default_value_t = autopack::core::limits::MAX_PLAN_BYTES,
+              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+        max_plan_bytes: u64,
     },
 }
 
@@ -269,8 +331,9 @@ enum ReportCommand {
     Backlog {
         #[command(flatten)]
         opts: ReportOpts,
-        /// Keys per list.
-        #[arg(long, default_value_t = 10)]
+        /// Keys per list (1 to 100000).
+        #[arg(long, default_value_t = 10,
+              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
         limit: usize,
     },
     /// Budget aborts: which tiers, which task_category:complexity slices dominated spend.
@@ -320,7 +383,7 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            tell!("error: {err:#}");
             ExitCode::from(2)
         }
     }
@@ -339,8 +402,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             ruleset,
             backlog,
             json,
-        }) => cmd_dry_run(&plan, ruleset.as_deref(), backlog.as_deref(), json),
-        Command::Plan(PlanCommand::Split { plan, out }) => cmd_split(&plan, &out),
+            limits,
+        }) => cmd_dry_run(&plan, ruleset.as_deref(), backlog.as_deref(), json, limits),
+        Command::Plan(PlanCommand::Split {
+            plan,
+            out,
+            max_plan_bytes,
+        }) => cmd_split(&plan, &out, max_plan_bytes),
         Command::Report(report) => cmd_report(report),
         Command::Promote(args) => match args.check {
             Some(PromoteCheck::Check { run_id, repo, json }) => {
@@ -359,12 +427,70 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{}: cannot be read", path.display()))
 }
 
-fn read_plan(path: &Path) -> Result<Plan> {
-    Plan::from_json(&read(path)?, &path.display().to_string()).map_err(|e| anyhow!("{e}"))
+/// Reads at most `limit` bytes of `path` (one more, to tell that it is longer): a file
+/// over the limit is refused naming the file, the limit and `flag`, without being read
+/// whole.
+fn read_limited(path: &Path, limit: u64, what: &str, flag: &str) -> Result<String> {
+    use std::io::Read as _;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot be read", path.display()))?;
+    let read = autopack::core::limits::len_u64(&bytes);
+    if read > limit {
+        // The file's own size when it has one (a pipe or device has none).
+        let known = std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file() && m.len() >= read)
+            .map(|m| m.len());
+        let err = autopack::core::limits::TooLarge {
+            source_name: path.display().to_string(),
+            what: what.to_owned(),
+            size: known.unwrap_or(read),
+            at_least: known.is_none(),
+            limit,
+        };
+        return Err(too_large(&err, flag));
+    }
+    String::from_utf8(bytes).map_err(|e| anyhow!("{}: not valid UTF-8: {e}", path.display()))
 }
 
-fn read_ruleset(path: &Path) -> Result<Ruleset> {
-    Ruleset::from_json(&read(path)?, &path.display().to_string()).map_err(|e| anyhow!("{e}"))
+/// A document over its limit, with the flag that raises it.
+fn too_large(err: &autopack::core::limits::TooLarge, flag: &str) -> anyhow::Error {
+    anyhow!(
+        "{err}; raise the limit with {flag} BYTES (at most {})",
+        host::MAX_BYTES_LIMIT
+    )
+}
+
+fn read_plan(path: &Path, limit: u64) -> Result<Plan> {
+    let text = read_limited(path, limit, "plan", "--max-plan-bytes")?;
+    Plan::from_json_limited(&text, &path.display().to_string(), limit).map_err(|e| match e {
+        autopack::core::plan::PlanError::TooLarge(t) => too_large(&t, "--max-plan-bytes"),
+        e => anyhow!("{e}"),
+    })
+}
+
+fn read_ruleset(path: &Path, limit: u64) -> Result<Ruleset> {
+    let text = read_limited(path, limit, "ruleset", "--max-ruleset-bytes")?;
+    Ruleset::from_json_limited(&text, &path.display().to_string(), limit).map_err(|e| match e {
+        autopack::strategy::RulesetError::TooLarge(t) => too_large(&t, "--max-ruleset-bytes"),
+        e => anyhow!("{e}"),
+    })
+}
+
+/// The `autopack run` flag of a `run_config.json` field.
+fn flag_of(field: &str) -> &'static str {
+    match field {
+        "agent_timeout_secs" => "agent-timeout",
+        "max_output_bytes" => "max-output",
+        "ci_timeout_secs" => "ci-timeout",
+        "ci_backoff_millis" => "ci-backoff",
+        "max_patch_bytes" => "max-patch-bytes",
+        _ => "(unknown)",
+    }
 }
 
 fn run_id(text: &str) -> Result<RunId> {
@@ -413,18 +539,18 @@ impl Auditor for EscalatingAuditor {
 
 fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
     match outcome {
-        DriveOutcome::Finished(state) => println!("run {} ended {state}", record.run_id),
+        DriveOutcome::Finished(state) => say!("run {} ended {state}", record.run_id),
         DriveOutcome::AlreadyFinished(state) => {
-            println!(
+            say!(
                 "run {} had already finished in {state}; its artefacts are up to date with its journal, nothing to resume",
                 record.run_id
             )
         }
     }
     if let Some(failure) = &record.failure {
-        println!("reason: {}", failure.reason);
+        say!("reason: {}", failure.reason);
     }
-    println!(
+    say!(
         "artefacts: {}",
         host::runs_root(repo).run_dir(&record.run_id).display()
     );
@@ -473,8 +599,12 @@ fn with_agents<T>(
 // ----- run / resume -----
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode> {
-    let plan = read_plan(&args.plan)?;
-    let ruleset = args.ruleset.as_deref().map(read_ruleset).transpose()?;
+    let plan = read_plan(&args.plan, args.limits.max_plan_bytes)?;
+    let ruleset = args
+        .ruleset
+        .as_deref()
+        .map(|path| read_ruleset(path, args.limits.max_ruleset_bytes))
+        .transpose()?;
     let repo = args
         .repo
         .canonicalize()
@@ -494,6 +624,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         test_cmd: args.test_cmd.clone(),
         agent_timeout_secs: args.agent_timeout,
         max_output_bytes: args.max_output,
+        max_patch_bytes: args.max_patch_bytes,
         ci_timeout_secs: args.ci_timeout,
         ci_backoff_millis: args.ci_backoff,
         signature_seconds: chrono::Utc::now().timestamp(),
@@ -519,10 +650,14 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     if args.builder == "command" && args.builder_cmd.is_none() {
         bail!("--builder command (the default) needs --builder-cmd CMD");
     }
+    // The flags' ranges are those of the file; checked again before anything is written.
+    config
+        .validate()
+        .map_err(|e| anyhow!("{e} (the flag --{})", flag_of(e.field)))?;
     let sandbox = host::sandbox(&prepared.root, &run_id, &config)?;
     config.save(&prepared.root, &run_id)?;
     if !args.quiet {
-        println!("strategy: {}", prepared.strategy_path.display());
+        say!("strategy: {}", prepared.strategy_path.display());
     }
     let (outcome, record) = with_agents(&run_id, &config, &sandbox, args.quiet, |agents| {
         host::start(&repo, &plan, prepared, &config, &sandbox, agents)
@@ -562,7 +697,7 @@ fn cmd_resume(id: &str, repo: &Path, quiet: bool) -> Result<ExitCode> {
 /// Says on stderr what a dead writer of the run left and was cleaned up.
 fn report_reclaimed(writer: &host::RunWriter) {
     for line in &writer.reclaimed {
-        let _ = writeln!(std::io::stderr(), "{line}");
+        tell!("{line}");
     }
 }
 
@@ -573,9 +708,12 @@ fn cmd_dry_run(
     ruleset: Option<&Path>,
     backlog: Option<&Path>,
     json: bool,
+    limits: DocLimits,
 ) -> Result<ExitCode> {
-    let plan = read_plan(plan)?;
-    let ruleset = ruleset.map(read_ruleset).transpose()?;
+    let plan = read_plan(plan, limits.max_plan_bytes)?;
+    let ruleset = ruleset
+        .map(|path| read_ruleset(path, limits.max_ruleset_bytes))
+        .transpose()?;
     let backlog = match backlog {
         Some(path) => Some(
             BacklogView::from_project_backlog_json(&read(path)?, &path.display().to_string())
@@ -593,10 +731,10 @@ fn cmd_dry_run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_split(plan_path: &Path, out: &Path) -> Result<ExitCode> {
-    let plan: Plan =
-        autopack::core::json::from_str(&read(plan_path)?, plan_path.display().to_string())
-            .map_err(|e| anyhow!("{e}"))?;
+fn cmd_split(plan_path: &Path, out: &Path, max_plan_bytes: u64) -> Result<ExitCode> {
+    let text = read_limited(plan_path, max_plan_bytes, "plan", "--max-plan-bytes")?;
+    let plan: Plan = autopack::core::json::from_str(&text, plan_path.display().to_string())
+        .map_err(|e| anyhow!("{e}"))?;
     let parts = plan
         .split()
         .with_context(|| format!("{}: cannot be split", plan_path.display()))?;
@@ -608,7 +746,7 @@ fn cmd_split(plan_path: &Path, out: &Path) -> Result<ExitCode> {
         text.push('\n');
         std::fs::write(&path, text)
             .with_context(|| format!("{}: cannot be written", path.display()))?;
-        println!(
+        say!(
             "{}  ({} phases, {} tiers)",
             path.display(),
             part.phases.len(),
@@ -627,7 +765,7 @@ fn records(repo: &Path) -> Result<(Vec<RunRecord>, bool)> {
         match record {
             Ok(r) => ok.push(r),
             Err(e) => {
-                eprintln!("error: run {run}: {e:#}");
+                tell!("error: run {run}: {e:#}");
                 failed = true;
             }
         }
@@ -720,14 +858,14 @@ fn cmd_promote_check(id: &str, repo: &Path, json: bool) -> Result<ExitCode> {
             "reasons": reasons,
         }))?;
     } else if reasons.is_empty() {
-        println!("run {run} ({}) is eligible for promotion", record.state);
+        say!("run {run} ({}) is eligible for promotion", record.state);
     } else {
-        println!(
+        say!(
             "run {run} ({}) is not eligible for promotion:",
             record.state
         );
         for reason in &reasons {
-            println!("  - {reason}");
+            say!("  - {reason}");
         }
     }
     Ok(if reasons.is_empty() {
@@ -766,7 +904,7 @@ fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
         &opts,
     ) {
         Ok(p) => {
-            println!(
+            say!(
                 "promoted run {run}: {} {} → {}{}",
                 p.target_ref,
                 p.old_tip,
@@ -780,9 +918,9 @@ fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(autopack::apply::PromoteError::NotEligible { refusals, .. }) => {
-            eprintln!("error: run {run} is not eligible for promotion:");
+            tell!("error: run {run} is not eligible for promotion:");
             for r in refusals {
-                eprintln!("  - {r}");
+                tell!("  - {r}");
             }
             Ok(ExitCode::from(1))
         }
@@ -825,12 +963,12 @@ fn cmd_schema(name: Option<&str>, out_dir: Option<&Path>) -> Result<ExitCode> {
                 let path = dir.join(format!("{n}.schema.json"));
                 std::fs::write(&path, text)
                     .with_context(|| format!("{}: cannot be written", path.display()))?;
-                println!("{}", path.display());
+                say!("{}", path.display());
             }
         }
         None if name.is_none() => {
             for (n, _) in chosen {
-                println!("{n}");
+                say!("{n}");
             }
         }
         None => {
@@ -852,9 +990,9 @@ fn cmd_validate(repo: &Path, json: bool) -> Result<ExitCode> {
         print_json(&v)?;
     } else {
         for p in &v.problems {
-            eprintln!("{}: {}", p.file.display(), p.message);
+            tell!("{}: {}", p.file.display(), p.message);
         }
-        println!(
+        say!(
             "{}: {} file(s) checked, {} not known (skipped), {} problem(s)",
             root.display(),
             v.checked.len(),
