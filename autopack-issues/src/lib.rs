@@ -134,6 +134,7 @@
 //! per record there **1.72× and 1.67×** the cost at 10,000 — both goals met.
 
 mod aging;
+pub mod changes;
 mod ledger;
 mod model;
 mod store;
@@ -142,6 +143,7 @@ pub mod testing;
 mod time;
 
 pub use aging::{AgingReport, AgingThresholds, BacklogItem, BacklogView};
+pub use changes::ViewKey;
 pub use ledger::{
     IssueObservation, KeyAge, Ledger, LedgerError, LedgerSnapshot, LoadError, Novelty,
     RecordOutcome, ReportedIssue, ResolveOutcome, RunSnapshot, SeverityUpgrade, TopBy,
