@@ -178,10 +178,14 @@ mod tests {
     #[test]
     fn tracking_is_off_by_default_and_counts_when_on() {
         let mut ledger = Ledger::new(AgingThresholds::default());
-        ledger.record(&observation("r", "t", 0, "k"), chrono::Utc::now()).unwrap();
+        ledger
+            .record(&observation("r", "t", 0, "k"), chrono::Utc::now())
+            .unwrap();
         assert!(ledger.take_changes().is_empty());
         ledger.track_changes(true);
-        ledger.record(&observation("r", "t", 1, "k"), chrono::Utc::now()).unwrap();
+        ledger
+            .record(&observation("r", "t", 1, "k"), chrono::Utc::now())
+            .unwrap();
         let changes = ledger.take_changes();
         let run_id = RunId::new("r").unwrap();
         assert_eq!(

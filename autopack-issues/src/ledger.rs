@@ -914,13 +914,17 @@ impl Ledger {
             // file; an effective upgrade also shows in every other phase of the run that
             // lists the key.
             let upgraded = severity_upgrade.is_some();
-            changes.note_record(run_idx, slot, upgraded.then(|| {
-                run.phases
-                    .iter()
-                    .enumerate()
-                    .filter(|&(s, p)| s as Idx != slot && p.keys.contains_key(&key_idx))
-                    .map(|(s, _)| s as Idx)
-            }));
+            changes.note_record(
+                run_idx,
+                slot,
+                upgraded.then(|| {
+                    run.phases
+                        .iter()
+                        .enumerate()
+                        .filter(|&(s, p)| s as Idx != slot && p.keys.contains_key(&key_idx))
+                        .map(|(s, _)| s as Idx)
+                }),
+            );
         }
         let novelty = if new_in_project {
             Novelty::NewInProject

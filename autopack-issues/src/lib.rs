@@ -93,6 +93,13 @@
 //!   implementation's naive ISO form (as UTC). The first implementation's backlog loads
 //!   ([`Ledger::from_backlog`]); canonical output round-trips byte for byte.
 //!
+//! ## Views that follow changes
+//! [`Ledger::track_changes`] makes the ledger count, per materialised view
+//! ([`ViewKey`]: the backlog, a run's index, a phase's file), the changes that may alter
+//! it; [`Ledger::take_changes`] hands them over, so that a store rewrites only those
+//! views (`autopack-layout` does). Invariant (property test `tests/changes.rs`): every
+//! view whose content a change alters is reported. Off by default.
+//!
 //! ## Speed
 //! `cargo bench -p autopack-issues` (benches/record.rs) records 10 tiers × 10 phases,
 //! 10,000 distinct keys, about 30% repeats (no evidence refs), through the in-memory

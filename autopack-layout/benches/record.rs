@@ -84,7 +84,7 @@ impl Observations {
                     phase as u32,
                     &format!("issue_{key:08}"),
                 );
-                if (roll >> 40) % 50 == 0 {
+                if (roll >> 40).is_multiple_of(50) {
                     obs.issue.severity = Severity::Major;
                 }
                 obs
@@ -111,15 +111,13 @@ fn record_n(n: u64, mix: Mix, policy: FsyncPolicy, checkpoint_every: u64) -> Pas
     let mut in_checkpoints = Duration::ZERO;
     for i in 0..n {
         let obs = observations.observation(i);
-        ledger
-            .record(&obs, testing::at(i as i64))
-            .expect("record");
-        if (i + 1) % checkpoint_every == 0 {
+        ledger.record(&obs, testing::at(i as i64)).expect("record");
+        if (i + 1).is_multiple_of(checkpoint_every) {
             let t = Instant::now();
             ledger.checkpoint().expect("checkpoint");
             in_checkpoints += t.elapsed();
         }
-        if (i + 1) % slice == 0 {
+        if (i + 1).is_multiple_of(slice) {
             let now = Instant::now();
             slices.push(now - slice_start);
             slice_start = now;
@@ -199,7 +197,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.bench_function("record_500_fsync_every_entry", |b| {
-        b.iter(|| record_n(500, Mix::FirstImplementation, FsyncPolicy::EveryEntry, 1_000))
+        b.iter(|| {
+            record_n(
+                500,
+                Mix::FirstImplementation,
+                FsyncPolicy::EveryEntry,
+                1_000,
+            )
+        })
     });
     group.finish();
 }

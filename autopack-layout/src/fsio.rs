@@ -197,6 +197,46 @@ fn write_batch_staged(
     sync_dir(parent_of(&last_staged.target))
 }
 
+/// Writes several files, each atomically (a reader sees its old content or its new), with
+/// one fsync latency: the temporary files and `also_sync` (e.g. a journal) are fsynced
+/// together, then renamed over their targets in order. The directories are not fsynced:
+/// after a power loss some of the renames may be undone, each such file keeping its old
+/// content, never a mix. That suits files whose agreement is checked when they are read
+/// (the issue store's views against its manifest, both rebuilt from a journal when they
+/// disagree), where [`write_batch_atomic`]'s ordering would cost two more fsync rounds.
+///
+/// # Errors
+/// [`LayoutError::Io`] naming the file; on error the temporary files are removed.
+pub fn write_batch_renamed(
+    files: &[(PathBuf, Vec<u8>)],
+    also_sync: Option<(&File, &Path)>,
+) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    let result = (|| {
+        for (path, bytes) in files {
+            fail::step(path)?;
+            staged.push(Staged::new(path, bytes)?);
+        }
+        let mut to_sync: Vec<(&File, &Path)> = staged
+            .iter()
+            .map(|s| (&s.file, s.target.as_path()))
+            .collect();
+        to_sync.extend(also_sync);
+        sync_files_together(&to_sync)?;
+        for file in &staged {
+            fail::step(&file.target)?;
+            file.rename()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() && !fail::injected() {
+        for s in &staged {
+            let _ = fs::remove_file(&s.tmp);
+        }
+    }
+    result
+}
+
 /// Crash injection for tests: a write of [`write_batch_atomic`] fails at an armed step
 /// (each temporary file written and each rename is a step), as if the process died there.
 pub(crate) mod fail {

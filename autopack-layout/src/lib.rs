@@ -22,41 +22,44 @@
 //! parses and holds a committed state; a concurrency test has two processes record 10,000
 //! issues each into one backlog and finds all 20,000 (`tests/processes.rs`).
 //!
-//! # Performance (`cargo bench -p autopack-layout --bench record`)
-//! 100,000 issue records through [`FsIssueLedger`] (10 runs × 10 phases × 1,000 records,
-//! keys from a pool of 500), fsync at checkpoints, a checkpoint every 1,000 records.
-//! Measured on the shared 2-core development machine, alternating runs of the previous
-//! version ("before") and this one, because the machine's `fsync` latency swings by an
-//! order of magnitude with the other builds running on it:
+//! # Speed (`cargo bench -p autopack-layout --bench record`)
+//! The headline is the first implementation's issue mix, recorded through
+//! [`FsIssueLedger`]: 70% of the records are new keys, 30% repeat a key seen earlier (any
+//! earlier key, so most repeats land in earlier runs), 2% of the reports `major`; runs of
+//! 10,000 records, each of 4 tiers × 5 phases; fsync at checkpoints
+//! ([`FsyncPolicy::AtCheckpoints`]), a checkpoint every 1,000 records. "Durable
+//! records/s" counts every record made durable by the checkpoints, checkpoints included.
+//! `AUTOPACK_BENCH_N=1000000` runs the million. Measured on the shared 2-core
+//! development machine with three other builds running (load average 6–8, an `fdatasync`
+//! of the journal alone ≈ 3.5 ms: 270 records/s with fsync on every entry).
 //!
-//! | conditions (100,000 records)                | before          | now             |
-//! |---------------------------------------------|-----------------|-----------------|
-//! | quiet disk (an `fdatasync` ≈ 0.25 ms)       | 24,300–27,800/s | 30,300–32,400/s |
-//! | busy disk (an `fdatasync` ≈ 2–3 ms)         | 12,600–16,000/s | 19,100–25,400/s |
-//! | the 100 checkpoints, busy disk              | 4.5–5.2 s       | 2.7–3.1 s       |
-//! | per record outside checkpoints, quiet disk  | ≈ 21 µs         | ≈ 12–17 µs      |
+//! | records   | version                    | µs per record, by tenth of the run                     | durable records/s |
+//! |-----------|----------------------------|--------------------------------------------------------|-------------------|
+//! | 100,000   | before (full views)        | 209, 1,108, 1,545, 1,805, 1,399, 2,648, 3,508, 4,223, 4,596, 3,265 | 411 (243 s; 233 s in checkpoints) |
+//! | 100,000   | incremental views          | 31.9, 39.2, 46.4, 44.2, 54.6, 42.2, 64.6, 50.8, 43.2, 39.2 | 21,900 (4.6 s; 3.0 s in checkpoints) |
+//! | 1,000,000 | incremental views          | TENTHS_1M | RATE_1M |
 //!
-//! Under heavy CPU contention everything is slower: with a build of this crate's tests
-//! running alongside (load ≈ 8) a first cut of this version made ≈ 7,100/s (the previous
-//! version was not measured under the same load). Cost per record by tenth of the run (quiet): 22.8, 22.7, 23.2,
-//! 23.4, 24.4, 25.5, 25.7, 26.5, 25.6, 26.1 µs: flat in N (the slight rise is the
-//! checkpoint manifest and views growing with the number of runs and phases, not with
-//! the number of records), where the first implementation grew linearly.
+//! The previous version rebuilt every view and hashed every byte at each checkpoint, so
+//! the cost per record grew with the ledger (15.6× from the first tenth to the last at
+//! 100,000; the million was not run: hours). Now a checkpoint rewrites only the views
+//! that changed, and a large one (more than [`issues::SMALL_VIEW`] entries) only once
+//! half of it changed: the cost per record stays flat — the **goal of at most 2× from the
+//! first tenth to the last holds** at both sizes (the tenths swing with the neighbours'
+//! load and with when the backlog's rewrites fall). The **goal of 50,000 durable
+//! records/s is not met on this loaded machine**: a checkpoint averages ≈ 30 ms, of which
+//! ≈ 10–15 ms is the one fsync round (journal and new files together, where there were
+//! three rounds) and the rest the rewrites (≈ 300 KB of phase files per checkpoint, and
+//! the amortised backlog and run index rewrites, ≈ 2 entries serialised per record);
+//! outside checkpoints a record costs ≈ 15 µs of contended CPU (one `flock`, `lseek`,
+//! `write` and unlock, the ledger update, serialisation into a reused buffer). Next
+//! steps: serialise the large views straight from the ledger's tables (no intermediate
+//! `BTreeMap` of cloned entries), and write phase files less often than every checkpoint.
 //!
-//! What a checkpoint costs: the journal and the views' temporary files are fsynced
-//! together, the views renamed and each directory touched fsynced once (together), then
-//! the manifest renamed and its directory fsynced: three sequential fsync latencies where
-//! there were nine ([`fsio::write_batch_atomic`]). A record is one `flock`, one `lseek`
-//! (when the journal still ends where this process left it, nothing is read back), one
-//! `write` and one unlock, plus the ledger update and serialisation into a reused buffer.
-//! - With fsync on every entry (2,000 records, one `fdatasync` each): ≈ 3,900–4,100
-//!   records/s with a quiet disk (before: 2,000–3,900/s), 370–530/s with a busy one
-//!   (before: 330–350/s): bound by the disk, as it must be.
-//!
-//! The 20,000 records/s goal is met with margin when the disk is quiet, and in most runs
-//! when it is busy (19,100–25,400/s); the checkpoint is then fsync-bound (three rounds
-//! are the minimum that keeps the manifest the commit point), the rest is ≈ 12–45 µs per
-//! record depending on CPU contention.
+//! The older bench (keys from a pool of 500, `AUTOPACK_BENCH_POOL=1`) hid the growth: its
+//! views never grow past 500 keys. Its figures from the previous version, measured then
+//! (not re-measured for this one): 24,300–27,800 records/s before and 30,300–32,400/s
+//! after that version's changes with a quiet disk, 12,600–16,000/s and 19,100–25,400/s
+//! with a busy one.
 //!
 //! ```
 //! use autopack_core::ids::RunId;

@@ -126,7 +126,9 @@ fn a_truncated_or_corrupt_view_is_rebuilt_from_the_journal_and_reported() {
             "backlog" | "missing" => root.backlog(),
             "index" => root.run_issue_index(&run),
             "phase" => root.phase_issues(&run, 0, &phase),
-            _ => root.dir().join(autopack_layout::issues::ISSUE_CHECKPOINT_FILE),
+            _ => root
+                .dir()
+                .join(autopack_layout::issues::ISSUE_CHECKPOINT_FILE),
         };
         let intact = std::fs::read_to_string(&path).unwrap();
         if damaged == "missing" {
@@ -177,7 +179,10 @@ fn a_journal_corrupt_before_its_end_is_an_error_naming_the_line_and_repair_can_c
     let text = std::fs::read_to_string(&journal).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4);
-    let damaged = format!("{}\n{}\n{{\"seq\":3,\"ev\n{}\n", lines[0], lines[1], lines[3]);
+    let damaged = format!(
+        "{}\n{}\n{{\"seq\":3,\"ev\n{}\n",
+        lines[0], lines[1], lines[3]
+    );
     std::fs::write(&journal, &damaged).unwrap();
 
     let err = FsIssueLedger::open(
@@ -240,8 +245,7 @@ fn thresholds_follow_the_run_that_opens_the_ledger() {
     let key = autopack_core::ids::IssueKey::new("k1").unwrap();
     // A normal run sees a minor key in one tier and checkpoints: open.
     let normal = AgingThresholds::for_profile(SafetyProfile::Normal);
-    let mut ledger =
-        FsIssueLedger::open(root.clone(), normal, FsyncPolicy::AtCheckpoints).unwrap();
+    let mut ledger = FsIssueLedger::open(root.clone(), normal, FsyncPolicy::AtCheckpoints).unwrap();
     ledger
         .record(
             &testing::observation("run-1", "t1", 0, "k1"),
@@ -257,15 +261,24 @@ fn thresholds_follow_the_run_that_opens_the_ledger() {
     let mut ledger =
         FsIssueLedger::open(root.clone(), critical, FsyncPolicy::AtCheckpoints).unwrap();
     assert_eq!(ledger.ledger().thresholds(), critical);
-    assert_eq!(ledger.ledger().status(&key), Some(IssueStatus::NeedsCleanup));
+    assert_eq!(
+        ledger.ledger().status(&key),
+        Some(IssueStatus::NeedsCleanup)
+    );
     ledger.checkpoint().unwrap();
     let on_disk: ProjectBacklog = fsio::read_json(&root.backlog()).unwrap().unwrap();
-    assert_eq!(on_disk.issues_by_key[&key].status, IssueStatus::NeedsCleanup);
+    assert_eq!(
+        on_disk.issues_by_key[&key].status,
+        IssueStatus::NeedsCleanup
+    );
     // Journaled: a reader that keeps the thresholds sees the same.
     let reader =
         FsIssueLedger::open_keeping_thresholds(root.clone(), FsyncPolicy::AtCheckpoints).unwrap();
     assert_eq!(reader.ledger().thresholds(), critical);
-    assert_eq!(reader.ledger().status(&key), Some(IssueStatus::NeedsCleanup));
+    assert_eq!(
+        reader.ledger().status(&key),
+        Some(IssueStatus::NeedsCleanup)
+    );
     // Opening again with the same thresholds journals nothing.
     let journal = root.dir().join(autopack_layout::issues::ISSUE_JOURNAL_FILE);
     let lines = std::fs::read_to_string(&journal).unwrap().lines().count();

@@ -45,6 +45,8 @@ pub struct FsIssueLedger {
     store: FsIssueStore,
     views: ViewTable,
     repairs: Vec<RepairNote>,
+    /// Length and modification time of the manifest as this process last wrote it.
+    manifest_seen: Option<FileIdentity>,
 }
 
 /// An error of [`FsIssueLedger`].
@@ -63,7 +65,7 @@ pub enum IssueLedgerError {
         seq: u64,
         /// Why it does not apply.
         #[source]
-        error: LedgerError,
+        error: Box<LedgerError>,
     },
     /// The base checkpoint could not be loaded into a ledger.
     #[error("issue checkpoint: {0}")]
@@ -133,6 +135,7 @@ impl FsIssueLedger {
             store,
             views: ViewTable::default(),
             repairs: Vec::new(),
+            manifest_seen: None,
         };
         let rebuild_all = rebuild_all || this.note_manifest(&loaded.manifest);
         if let Some(manifest) = loaded.manifest.current() {
@@ -221,7 +224,7 @@ impl FsIssueLedger {
                 .map_err(|error| IssueLedgerError::Replay {
                     path: journal_path.clone(),
                     seq: entry.seq,
-                    error,
+                    error: Box::new(error),
                 })?;
         }
         self.attribute(prev);
@@ -312,7 +315,7 @@ impl FsIssueLedger {
                 replay_error.get_or_insert(IssueLedgerError::Replay {
                     path: journal_path.clone(),
                     seq: entry.seq,
-                    error,
+                    error: Box::new(error),
                 });
             }
             Ok(())
@@ -429,7 +432,7 @@ impl FsIssueLedger {
                         replay_error.get_or_insert(IssueLedgerError::Replay {
                             path: path.clone(),
                             seq: entry.seq,
-                            error,
+                            error: Box::new(error),
                         });
                     }
                 }
@@ -516,8 +519,18 @@ impl FsIssueLedger {
             manifest.views.insert(rel.clone(), stamp.clone());
         }
         let manifest_path = self.store.manifest_path();
-        let text = pretty_json(&manifest, &manifest_path)?;
-        fsio::write_batch_atomic(&files, (&manifest_path, &text), also_sync)?;
+        // The manifest names every view of the project: pretty while it is short.
+        let text = if manifest.views.len() <= views::PRETTY_MAX_ENTRIES {
+            pretty_json(&manifest, &manifest_path)?
+        } else {
+            super::compact_json(&manifest, &manifest_path)?
+        };
+        // One fsync round: every file is checked against the manifest when the ledger is
+        // opened and rebuilt from the journal when they disagree, so a power loss that
+        // undoes some renames (no directory fsync) costs a rebuild, never a wrong view.
+        files.push((manifest_path.clone(), text));
+        fsio::write_batch_renamed(&files, also_sync)?;
+        self.manifest_seen = file_identity(&manifest_path);
         for (rel, stamp) in stamps {
             if let Some(state) = self.views.views.get_mut(&rel) {
                 state.stamp = Some(stamp);
@@ -532,6 +545,13 @@ impl FsIssueLedger {
     /// When another process committed since this one did, takes the newer stamps of its
     /// manifest: the views it wrote need not be written again.
     fn adopt_manifest_on_disk(&mut self) -> Result<()> {
+        // Still the file this process wrote (same inode, length and time; every atomic
+        // write makes a new inode): nothing to adopt, and
+        // no need to parse a manifest that grows with the project's runs.
+        let now = file_identity(&self.store.manifest_path());
+        if now.is_some() && now == self.manifest_seen {
+            return Ok(());
+        }
         let on_disk = self.store.read_manifest()?;
         let Some(theirs) = on_disk.current() else {
             return Ok(());
@@ -546,12 +566,26 @@ impl FsIssueLedger {
                 pending: 0,
                 force: false,
             });
-            if !state.force && state.stamp.as_ref().is_none_or(|s| s.through < stamp.through) {
+            if !state.force
+                && state
+                    .stamp
+                    .as_ref()
+                    .is_none_or(|s| s.through < stamp.through)
+            {
                 state.stamp = Some(stamp.clone());
             }
         }
         Ok(())
     }
+}
+
+/// A file's device, inode, length and modification time.
+type FileIdentity = (u64, u64, u64, Option<std::time::SystemTime>);
+
+fn file_identity(path: &Path) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.modified().ok()))
 }
 
 /// What is wrong with a view file, compared with its stamp (`None`: nothing).

@@ -22,11 +22,15 @@
 //!   ledger, by fewer than half of its entries and only when it holds more than
 //!   [`SMALL_VIEW`] entries; [`FsIssueLedger::checkpoint_all`] brings every view up to
 //!   date (a host calls it at the end of a run).
-//! - `project_issue_checkpoint.json`, the manifest (the commit point, written atomically
-//!   after the views it names): the last sequence number a checkpoint accounted for and,
-//!   for every view file, the sequence number it is current through, its length and a
-//!   64-bit hash of its content. Hashes are computed over what is written, never over the
-//!   files that stay.
+//! - `project_issue_checkpoint.json`, the manifest (renamed into place after the views it
+//!   names): the last sequence number a checkpoint accounted for and, for every view file,
+//!   the sequence number it is current through, its length and a 64-bit hash of its
+//!   content. Hashes are computed over what is written, never over the files that stay.
+//!   A checkpoint fsyncs the journal and the new files' temporaries together (one fsync
+//!   latency), then renames them; directories are not fsynced, because a power loss that
+//!   undoes some renames leaves whole old files that disagree with the manifest, and
+//!   those are rebuilt from the journal on the next open
+//!   ([`fsio::write_batch_renamed`]).
 //!
 //! # Opening, crashes and repair
 //! [`FsIssueLedger::open`] reads the base and the journal and replays it, then checks
@@ -504,10 +508,11 @@ impl FsIssueStore {
     /// Writes `checkpoint` as the base, every view of its snapshot that differs from the
     /// file the manifest names, and the manifest (the caller holds the lock).
     fn save_snapshot(&self, checkpoint: &Checkpoint, journal_len: u64) -> Result<()> {
-        let ledger = Ledger::from_snapshot(&checkpoint.snapshot).map_err(|e| LayoutError::Invalid {
-            path: self.base_path(),
-            message: e.to_string(),
-        })?;
+        let ledger =
+            Ledger::from_snapshot(&checkpoint.snapshot).map_err(|e| LayoutError::Invalid {
+                path: self.base_path(),
+                message: e.to_string(),
+            })?;
         let previous = self.read_manifest()?;
         let previous = previous.current();
         let mut manifest = Manifest::empty(checkpoint.snapshot.aging_thresholds);

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::ledger::{FsIssueLedger, IssueLedgerError};
 use super::ISSUE_JOURNAL_FILE;
+use super::ledger::{FsIssueLedger, IssueLedgerError};
 use crate::error::LayoutError;
 use crate::fsio::{self, FileLock};
 use crate::journal::{FsyncPolicy, read_journal};

@@ -189,7 +189,13 @@ proptest! {
 fn scenario() -> Vec<Op> {
     let mut ops = Vec::new();
     for i in 0..40u16 {
-        ops.push(Op::Record((i / 20) as u8, ((i / 5) % 2) as u8, (i % 2) as u8, i % 13, i % 17 == 0));
+        ops.push(Op::Record(
+            (i / 20) as u8,
+            ((i / 5) % 2) as u8,
+            (i % 2) as u8,
+            i % 13,
+            i % 17 == 0,
+        ));
         if i % 7 == 6 {
             ops.push(Op::Checkpoint);
         }

@@ -22,7 +22,7 @@ use crate::error::{LayoutError, Result};
 use crate::paths::RunsRoot;
 
 /// Views of at most this many entries are rewritten at every checkpoint that changed them.
-pub const SMALL_VIEW: usize = 1024;
+pub const SMALL_VIEW: usize = 256;
 
 /// A larger view is rewritten once its pending changes reach this fraction of its entries
 /// (`numerator / denominator`).
@@ -30,7 +30,7 @@ pub const REWRITE_FRACTION: (u64, u64) = (1, 2);
 
 /// Views of more entries than this are written as compact JSON (one line), smaller ones
 /// pretty-printed as before.
-pub const PRETTY_MAX_ENTRIES: usize = SMALL_VIEW;
+pub const PRETTY_MAX_ENTRIES: usize = 64;
 
 #[cfg(test)]
 thread_local! {
