@@ -8,7 +8,7 @@
 //! ([`PhaseIssueFile`], [`RunIssueIndex`], [`ProjectBacklog`]) are materialised from that
 //! state on demand. The ledger is pure: it takes data (and the current time) and returns
 //! data. [`IssueStore`] keeps it (a journal plus checkpoints); [`MemoryIssueStore`] is the
-//! in-memory implementation and [`testing`] (feature `testing`) the conformance suite.
+//! in-memory implementation and `testing` (feature `testing`) the conformance suite.
 //!
 //! ```
 //! use autopack_core::ids::{IssueKey, PhaseId, RunId, TierId};

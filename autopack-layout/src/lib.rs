@@ -33,20 +33,26 @@
 //! development machine with three other builds running (load average 6–8, an `fdatasync`
 //! of the journal alone ≈ 3.5 ms: 270 records/s with fsync on every entry).
 //!
-//! | records   | version                    | µs per record, by tenth of the run                     | durable records/s |
-//! |-----------|----------------------------|--------------------------------------------------------|-------------------|
-//! | 100,000   | before (full views)        | 209, 1,108, 1,545, 1,805, 1,399, 2,648, 3,508, 4,223, 4,596, 3,265 | 411 (243 s; 233 s in checkpoints) |
-//! | 100,000   | incremental views          | 31.9, 39.2, 46.4, 44.2, 54.6, 42.2, 64.6, 50.8, 43.2, 39.2 | 21,900 (4.6 s; 3.0 s in checkpoints) |
-//! | 1,000,000 | incremental views          | TENTHS_1M | RATE_1M |
+//! | records   | version                 | µs per record, by tenth of the run                                  | durable records/s                    |
+//! |-----------|-------------------------|---------------------------------------------------------------------|--------------------------------------|
+//! | 100,000   | before (full views)     | 209, 1,108, 1,545, 1,805, 1,399, 2,648, 3,508, 4,223, 4,596, 3,265   | 411 (243 s, 233 s in checkpoints)    |
+//! | 100,000   | incremental views       | 41.2, 47.6, 53.7, 41.0, 60.5, 40.6, 72.3, 38.9, 43.5, 41.2          | 20,800 (4.8 s, 3.2 s in checkpoints) |
+//! | 1,000,000 | incremental views       | 44.6, 47.7, 53.6, 66.2, 50.2, 75.8, 57.1, 49.0, 78.2, 53.4          | 17,400 (57.6 s, 41.0 s in checkpoints) |
+//!
+//! (An earlier cut of this version, which re-read and pretty-printed the manifest at every
+//! checkpoint: 21,900/s at 100,000, and 14,200/s at 1,000,000 with tenths from 46.6 to
+//! 105.5 µs.)
 //!
 //! The previous version rebuilt every view and hashed every byte at each checkpoint, so
 //! the cost per record grew with the ledger (15.6× from the first tenth to the last at
 //! 100,000; the million was not run: hours). Now a checkpoint rewrites only the views
 //! that changed, and a large one (more than [`issues::SMALL_VIEW`] entries) only once
 //! half of it changed: the cost per record stays flat — the **goal of at most 2× from the
-//! first tenth to the last holds** at both sizes (the tenths swing with the neighbours'
-//! load and with when the backlog's rewrites fall). The **goal of 50,000 durable
-//! records/s is not met on this loaded machine**: a checkpoint averages ≈ 30 ms, of which
+//! first tenth to the last holds** at both sizes (last/first 1.00× and 1.20×; the widest
+//! tenth is 1.75× the first at 1,000,000: the tenths swing with the neighbours' load and
+//! with when the backlog's rewrites fall). The **goal of 50,000 durable
+//! records/s is not met on this loaded machine** (17,400–20,800/s): a checkpoint averages
+//! ≈ 30–40 ms, of which
 //! ≈ 10–15 ms is the one fsync round (journal and new files together, where there were
 //! three rounds) and the rest the rewrites (≈ 300 KB of phase files per checkpoint, and
 //! the amortised backlog and run index rewrites, ≈ 2 entries serialised per record);

@@ -3,13 +3,15 @@
 //!
 //! Rewriting a view costs its size, so a checkpoint rewrites a view only when it changed,
 //! and a large view only once its pending changes reach [`REWRITE_FRACTION`] of its
-//! entries ([`ViewTable::due`]): the cost per change stays bounded (about
+//! entries: the cost per change stays bounded (about
 //! `1 / REWRITE_FRACTION` entries serialised per change, whatever the size of the view),
 //! and a large view on disk lags the ledger by fewer than that fraction of its entries.
 //! The manifest records through which sequence number each view is current. Views of at
 //! most [`SMALL_VIEW`] entries (phase files, the index of a short run, a young backlog)
-//! are rewritten at every checkpoint that changed them, and are written pretty-printed;
-//! larger ones compact.
+//! are rewritten at every checkpoint that changed them. Views of at most
+//! [`PRETTY_MAX_ENTRIES`] entries are written pretty-printed, as before; larger ones as
+//! compact JSON (one line, about half the bytes), which every JSON reader of the first
+//! implementation's files reads alike.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
