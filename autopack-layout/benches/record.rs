@@ -95,6 +95,9 @@ impl Observations {
 
 struct Pass {
     total: Duration,
+    /// Opening the ledger again afterwards (the whole journal is replayed, every view
+    /// checked).
+    reopen: Duration,
     in_checkpoints: Duration,
     slices: Vec<Duration>,
 }
@@ -124,8 +127,16 @@ fn record_n(n: u64, mix: Mix, policy: FsyncPolicy, checkpoint_every: u64) -> Pas
         }
     }
     ledger.checkpoint().expect("final checkpoint");
+    let total = start.elapsed();
+    drop(ledger);
+    let t = Instant::now();
+    let root = RunsRoot::new(dir.path().join(".autonomous_runs"));
+    let reopened = FsIssueLedger::open(root, AgingThresholds::default(), policy).expect("reopen");
+    let reopen = t.elapsed();
+    std::hint::black_box(reopened.ledger().len());
     Pass {
-        total: start.elapsed(),
+        total,
+        reopen,
         in_checkpoints,
         slices,
     }
@@ -138,6 +149,7 @@ fn report(label: &str, n: u64, pass: &Pass) {
         pass.in_checkpoints.as_secs_f64(),
         n as f64 / pass.total.as_secs_f64()
     );
+    println!("  reopening afterwards: {:.2} s", pass.reopen.as_secs_f64());
     let slice = (n / 10).max(1) as f64;
     let per: Vec<String> = pass
         .slices
