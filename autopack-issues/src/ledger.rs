@@ -570,6 +570,8 @@ pub struct Ledger {
     run_ids: Interner<RunId>,
     tier_ids: Interner<TierId>,
     runs: Map<Idx, RunState>,
+    /// Views changed since the last [`Ledger::take_changes`], when tracking is on.
+    pub(crate) changes: Option<Box<crate::changes::Changes>>,
 }
 
 impl Ledger {
@@ -607,8 +609,64 @@ impl Ledger {
                 newly.push(entry.key.clone());
             }
         }
+        if let Some(changes) = &mut self.changes {
+            changes.backlog += newly.len() as u64;
+        }
         newly.sort();
         newly
+    }
+
+    /// Whether [`Ledger::set_thresholds`] with `thresholds` would change anything: other
+    /// thresholds, or an open minor key that has reached them (a status kept as an
+    /// imported file wrote it, say).
+    pub fn would_set_thresholds_change(&self, thresholds: AgingThresholds) -> bool {
+        thresholds != self.thresholds
+            || self.entries.iter().any(|e| {
+                e.status == IssueStatus::Open
+                    && e.base_severity == Severity::Minor
+                    && thresholds.reached(e.age_in_runs, e.age_in_tiers)
+            })
+    }
+
+    pub(crate) fn run_name(&self, run: Idx) -> &RunId {
+        self.run_ids.name(run)
+    }
+
+    /// The `(phase_index, phase_id)` of a run's phase slot.
+    pub(crate) fn phase_of_slot(&self, run: Idx, slot: Idx) -> Option<(u32, &PhaseId)> {
+        let phase = self.runs.get(&run)?.phases.get(slot as usize)?;
+        Some((phase.phase_index, &phase.id))
+    }
+
+    /// Distinct keys of a run (0 for a run the ledger does not hold).
+    pub fn run_key_count(&self, run_id: &RunId) -> usize {
+        self.run(run_id).map_or(0, |r| r.keys.len())
+    }
+
+    /// Distinct keys of a phase of a run (0 when the run recorded nothing in it).
+    pub fn phase_key_count(&self, run_id: &RunId, phase_id: &PhaseId) -> usize {
+        self.run(run_id)
+            .and_then(|r| {
+                r.phase_slots
+                    .get(phase_id.as_str())
+                    .map(|&s| r.phases[s as usize].keys.cells.len())
+            })
+            .unwrap_or(0)
+    }
+
+    /// The phases a run recorded something in, by phase index then id.
+    pub fn phases_of(&self, run_id: &RunId) -> Vec<(u32, PhaseId)> {
+        let mut out: Vec<(u32, PhaseId)> = self
+            .run(run_id)
+            .map(|r| {
+                r.phases
+                    .iter()
+                    .map(|p| (p.phase_index, p.id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// Checks `obs` against what the ledger holds without changing anything.
@@ -851,6 +909,23 @@ impl Ledger {
             newly_needs_cleanup = status_before != IssueStatus::NeedsCleanup;
         }
 
+        if let Some(changes) = &mut self.changes {
+            // The record changes the backlog entry, the run's index entry and the phase's
+            // file; an effective upgrade also shows in every other phase of the run that
+            // lists the key.
+            let upgraded = severity_upgrade.is_some();
+            changes.note_record(
+                run_idx,
+                slot,
+                upgraded.then(|| {
+                    run.phases
+                        .iter()
+                        .enumerate()
+                        .filter(|&(s, p)| s as Idx != slot && p.keys.contains_key(&key_idx))
+                        .map(|(s, _)| s as Idx)
+                }),
+            );
+        }
         let novelty = if new_in_project {
             Novelty::NewInProject
         } else if new_in_run {
@@ -893,6 +968,9 @@ impl Ledger {
             return Ok(ResolveOutcome::AlreadyResolved);
         }
         entry.status = IssueStatus::Resolved;
+        if let Some(changes) = &mut self.changes {
+            changes.backlog += 1;
+        }
         Ok(ResolveOutcome::Resolved)
     }
 

@@ -94,7 +94,7 @@ pub struct StoredIssues {
 }
 
 /// Where a ledger is kept. Implementations: [`MemoryIssueStore`]; the filesystem adapter
-/// of `autopack-layout`. [`crate::testing`] (feature `testing`) checks an implementation
+/// of `autopack-layout`. `crate::testing` (feature `testing`) checks an implementation
 /// against this contract.
 ///
 /// Contract:

@@ -25,41 +25,54 @@
 //! parses and holds a committed state; a concurrency test has two processes record 10,000
 //! issues each into one backlog and finds all 20,000 (`tests/processes.rs`).
 //!
-//! # Performance (`cargo bench -p autopack-layout --bench record`)
-//! 100,000 issue records through [`FsIssueLedger`] (10 runs × 10 phases × 1,000 records,
-//! keys from a pool of 500), fsync at checkpoints, a checkpoint every 1,000 records.
-//! Measured on the shared 2-core development machine, alternating runs of the previous
-//! version ("before") and this one, because the machine's `fsync` latency swings by an
-//! order of magnitude with the other builds running on it:
+//! # Speed (`cargo bench -p autopack-layout --bench record`)
+//! The headline is the first implementation's issue mix, recorded through
+//! [`FsIssueLedger`]: 70% of the records are new keys, 30% repeat a key seen earlier (any
+//! earlier key, so most repeats land in earlier runs), 2% of the reports `major`; runs of
+//! 10,000 records, each of 4 tiers × 5 phases; fsync at checkpoints
+//! ([`FsyncPolicy::AtCheckpoints`]), a checkpoint every 1,000 records. "Durable
+//! records/s" counts every record made durable by the checkpoints, checkpoints included.
+//! `AUTOPACK_BENCH_N=1000000` runs the million. Measured on the shared 2-core
+//! development machine with three other builds running (load average 6–8, an `fdatasync`
+//! of the journal alone ≈ 3.5 ms: 270 records/s with fsync on every entry).
 //!
-//! | conditions (100,000 records)                | before          | now             |
-//! |---------------------------------------------|-----------------|-----------------|
-//! | quiet disk (an `fdatasync` ≈ 0.25 ms)       | 24,300–27,800/s | 30,300–32,400/s |
-//! | busy disk (an `fdatasync` ≈ 2–3 ms)         | 12,600–16,000/s | 19,100–25,400/s |
-//! | the 100 checkpoints, busy disk              | 4.5–5.2 s       | 2.7–3.1 s       |
-//! | per record outside checkpoints, quiet disk  | ≈ 21 µs         | ≈ 12–17 µs      |
+//! | records   | version                 | µs per record, by tenth of the run                                  | durable records/s                    |
+//! |-----------|-------------------------|---------------------------------------------------------------------|--------------------------------------|
+//! | 100,000   | before (full views)     | 209, 1,108, 1,545, 1,805, 1,399, 2,648, 3,508, 4,223, 4,596, 3,265   | 411 (243 s, 233 s in checkpoints)    |
+//! | 100,000   | incremental views       | 41.2, 47.6, 53.7, 41.0, 60.5, 40.6, 72.3, 38.9, 43.5, 41.2          | 20,800 (4.8 s, 3.2 s in checkpoints) |
+//! | 1,000,000 | incremental views       | 44.6, 47.7, 53.6, 66.2, 50.2, 75.8, 57.1, 49.0, 78.2, 53.4          | 17,400 (57.6 s, 41.0 s in checkpoints) |
+//! | 1,000,000 | same, another run       | 35.9, 26.1, 39.5, 61.4, 52.2, 69.9, 45.6, 50.2, 82.0, 59.4          | 19,100 (52.2 s, 36.4 s in checkpoints) |
 //!
-//! Under heavy CPU contention everything is slower: with a build of this crate's tests
-//! running alongside (load ≈ 8) a first cut of this version made ≈ 7,100/s (the previous
-//! version was not measured under the same load). Cost per record by tenth of the run (quiet): 22.8, 22.7, 23.2,
-//! 23.4, 24.4, 25.5, 25.7, 26.5, 25.6, 26.1 µs: flat in N (the slight rise is the
-//! checkpoint manifest and views growing with the number of runs and phases, not with
-//! the number of records), where the first implementation grew linearly.
+//! (An earlier cut of this version, which re-read and pretty-printed the manifest at every
+//! checkpoint: 21,900/s at 100,000, and 14,200/s at 1,000,000 with tenths from 46.6 to
+//! 105.5 µs.)
 //!
-//! What a checkpoint costs: the journal and the views' temporary files are fsynced
-//! together, the views renamed and each directory touched fsynced once (together), then
-//! the manifest renamed and its directory fsynced: three sequential fsync latencies where
-//! there were nine ([`fsio::write_batch_atomic`]). A record is one `flock`, one `lseek`
-//! (when the journal still ends where this process left it, nothing is read back), one
-//! `write` and one unlock, plus the ledger update and serialisation into a reused buffer.
-//! - With fsync on every entry (2,000 records, one `fdatasync` each): ≈ 3,900–4,100
-//!   records/s with a quiet disk (before: 2,000–3,900/s), 370–530/s with a busy one
-//!   (before: 330–350/s): bound by the disk, as it must be.
+//! The previous version rebuilt every view and hashed every byte at each checkpoint, so
+//! the cost per record grew with the ledger (15.6× from the first tenth to the last at
+//! 100,000; the million was not run: hours). Now a checkpoint rewrites only the views
+//! that changed, and a large one (more than [`issues::SMALL_VIEW`] entries) only once
+//! half of it changed: the cost per record stays flat — the **goal of at most 2× from the
+//! first tenth to the last holds** at both sizes (last/first 1.00× at 100,000, 1.20× and
+//! 1.66× at 1,000,000), but not for every tenth in every run: the widest tenth was 1.75×
+//! and 2.28× the first in the two runs at 1,000,000 (the tenths swing with the
+//! neighbours' load and with when the backlog's rewrites, up to 700,000 entries, fall).
+//! Reopening the ledger of 1,000,000 records takes 8.4 s: the whole journal is replayed
+//! and every view file read and hashed (no rebasing of the base checkpoint yet). The **goal of 50,000 durable
+//! records/s is not met on this loaded machine** (17,400–20,800/s): a checkpoint averages
+//! ≈ 30–40 ms, of which
+//! ≈ 10–15 ms is the one fsync round (journal and new files together, where there were
+//! three rounds) and the rest the rewrites (≈ 300 KB of phase files per checkpoint, and
+//! the amortised backlog and run index rewrites, ≈ 2 entries serialised per record);
+//! outside checkpoints a record costs ≈ 15 µs of contended CPU (one `flock`, `lseek`,
+//! `write` and unlock, the ledger update, serialisation into a reused buffer). Next
+//! steps: serialise the large views straight from the ledger's tables (no intermediate
+//! `BTreeMap` of cloned entries), and write phase files less often than every checkpoint.
 //!
-//! The 20,000 records/s goal is met with margin when the disk is quiet, and in most runs
-//! when it is busy (19,100–25,400/s); the checkpoint is then fsync-bound (three rounds
-//! are the minimum that keeps the manifest the commit point), the rest is ≈ 12–45 µs per
-//! record depending on CPU contention.
+//! The older bench (keys from a pool of 500, `AUTOPACK_BENCH_POOL=1`) hid the growth: its
+//! views never grow past 500 keys. Its figures from the previous version, measured then
+//! (not re-measured for this one): 24,300–27,800 records/s before and 30,300–32,400/s
+//! after that version's changes with a quiet disk, 12,600–16,000/s and 19,100–25,400/s
+//! with a busy one.
 //!
 //! ```
 //! use autopack_core::ids::RunId;
