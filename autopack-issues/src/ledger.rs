@@ -585,8 +585,18 @@ impl Ledger {
 
     /// Names the project in the backlog view.
     pub fn with_project(mut self, project_id: ProjectId) -> Ledger {
-        self.project_id = Some(project_id);
+        self.set_project(project_id);
         self
+    }
+
+    /// The project whose keys these are, when known.
+    pub fn project(&self) -> Option<&ProjectId> {
+        self.project_id.as_ref()
+    }
+
+    /// Names the project whose keys these are (the backlog view records it).
+    pub fn set_project(&mut self, project_id: ProjectId) {
+        self.project_id = Some(project_id);
     }
 
     /// The thresholds used when recording.

@@ -38,12 +38,14 @@ use crate::paths::RunsRoot;
 /// The files of one project's issue ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerFiles {
-    /// The project.
-    pub project: ProjectId,
+    /// The project (`None`: the unsuffixed files, whoever owns them).
+    pub project: Option<ProjectId>,
     /// The event journal.
     pub journal: PathBuf,
     /// The checkpoint manifest.
     pub manifest: PathBuf,
+    /// The base checkpoint the journal continues (an import, a migration).
+    pub base: PathBuf,
     /// The materialised backlog.
     pub backlog: PathBuf,
     /// Where a backlog to import into a new ledger is looked for (the first
@@ -53,11 +55,12 @@ pub struct LedgerFiles {
 
 impl LedgerFiles {
     /// The unsuffixed files of SPEC §10.
-    pub fn unsuffixed(root: &RunsRoot, project: ProjectId) -> LedgerFiles {
+    pub fn unsuffixed(root: &RunsRoot, project: Option<ProjectId>) -> LedgerFiles {
         LedgerFiles {
             project,
             journal: root.dir().join(crate::issues::ISSUE_JOURNAL_FILE),
             manifest: root.dir().join(crate::issues::ISSUE_CHECKPOINT_FILE),
+            base: root.dir().join(crate::issues::ISSUE_BASE_FILE),
             backlog: root.backlog(),
             import_from: root.backlog_candidates(),
         }
@@ -75,9 +78,12 @@ impl LedgerFiles {
             manifest: root
                 .dir()
                 .join(format!("project_issue_checkpoint_{project}.json")),
+            base: root
+                .dir()
+                .join(format!("project_issue_base_{project}.json")),
             import_from: vec![backlog.clone()],
             backlog,
-            project,
+            project: Some(project),
         }
     }
 
@@ -104,12 +110,13 @@ pub fn ledger_files(
     project: &ProjectId,
     projects: &[ProjectId],
 ) -> Result<LedgerFiles> {
-    let unsuffixed = LedgerFiles::unsuffixed(root, project.clone());
+    let unsuffixed = LedgerFiles::unsuffixed(root, Some(project.clone()));
     let Some((path, owner)) = fsio::read_json_first::<Owner>(&unsuffixed.import_from)? else {
         // No backlog yet. A ledger journal or manifest without one is the unsuffixed
         // files' owner before its first checkpoint: only the layout's only project can be
         // that owner, as a second project needs a ruleset of its own first.
-        let started = unsuffixed.journal.exists() || unsuffixed.manifest.exists();
+        let started =
+            unsuffixed.journal.exists() || unsuffixed.manifest.exists() || unsuffixed.base.exists();
         let others: Vec<ProjectId> = projects.iter().filter(|p| *p != project).cloned().collect();
         return Ok(if started && !others.is_empty() {
             LedgerFiles::suffixed(root, project.clone())

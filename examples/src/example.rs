@@ -9,9 +9,7 @@ use autopack::core::lifecycle::RunState;
 use autopack::core::message::AuditReason;
 use autopack::core::record::RunRecord;
 use autopack::driver::DriveOutcome;
-use autopack::host::FsArtefacts;
-use autopack::issues::AgingThresholds;
-use autopack::layout::{FsyncPolicy, RunsRoot};
+use autopack::layout::RunsRoot;
 
 use crate::agents::{ScriptedAuditor, ScriptedBuilder};
 use crate::host::{self, Agents, RunConfig, SandboxSettings};
@@ -224,12 +222,8 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
 /// # Errors
 /// When the project ledger cannot be read.
 pub fn reports_text(root: &RunsRoot, record: &RunRecord) -> Result<String> {
-    let artefacts = FsArtefacts::open(
-        root.clone(),
-        AgingThresholds::default(),
-        FsyncPolicy::AtCheckpoints,
-    )
-    .map_err(|e| anyhow::anyhow!("reading the project ledger: {e}"))?;
+    let project = autopack::core::ids::ProjectId::new(PROJECT_ID)?;
+    let artefacts = host::project_artefacts(root, &project, None)?;
     let mut out = String::new();
     let _ = writeln!(out, "== Runs ==\n{}", autopack::report::run_list([record]));
     let _ = writeln!(

@@ -545,13 +545,7 @@ pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Pre
         .safety_profile
         .unwrap_or(ruleset.default_safety_profile);
     let thresholds = autopack::aging_thresholds(&ruleset.aging_thresholds(profile));
-    let artefacts = FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "opening the project ledger in {}: {e}",
-                root.dir().display()
-            )
-        })?;
+    let artefacts = project_artefacts(&root, &ruleset.project_id, Some(thresholds))?;
     let backlog = artefacts.ledger().backlog();
     let view = autopack::backlog_view(&backlog);
     let strategy = autopack::strategy::compile(&ruleset, &view, plan, &CompileOptions::default())
@@ -778,8 +772,43 @@ fn resume_artefacts(root: &RunsRoot, run_id: &RunId) -> Result<FsArtefacts> {
         .load_latest(run_id)?
         .with_context(|| format!("run {run_id} has no saved strategy"))?;
     let thresholds = autopack::aging_thresholds(&strategy.aging_thresholds);
-    FsArtefacts::open(root.clone(), thresholds, FsyncPolicy::AtCheckpoints)
-        .map_err(|e| anyhow::anyhow!("opening the project ledger: {e}"))
+    project_artefacts(root, &strategy.project_id, Some(thresholds))
+}
+
+/// The artefact writer over `project`'s ledger (keyed by project; `None` thresholds keep
+/// the ledger's own). Views found damaged and rebuilt from the journal are reported on
+/// stderr.
+///
+/// # Errors
+/// The ledger cannot be read, or a backlog naming no project could be several projects'.
+pub fn project_artefacts(
+    root: &RunsRoot,
+    project: &ProjectId,
+    thresholds: Option<autopack::issues::AgingThresholds>,
+) -> Result<FsArtefacts> {
+    let projects = FsRulesetStore::new(root.clone()).projects()?;
+    let mut artefacts = FsArtefacts::open_project(
+        root.clone(),
+        project,
+        &projects,
+        thresholds,
+        FsyncPolicy::AtCheckpoints,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "opening the issue ledger of project {project} in {}: {e}",
+            root.dir().display()
+        )
+    })?;
+    for note in artefacts.take_repairs() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "warning: {}: {}",
+            note.path.display(),
+            note.problem
+        );
+    }
+    Ok(artefacts)
 }
 
 /// Brings the artefacts of a finished run up to its journal (what a crash after its last

@@ -195,12 +195,14 @@ fn check_project_file(v: &mut Validation, path: &Path, name: &str) {
     // Each project's ledger files: the unsuffixed ones, or suffixed `_{project_id}`
     // (`autopack::layout::project`).
     let ledger_file = |stem: &str, ext: &str| {
-        name.strip_prefix(stem).and_then(|rest| rest.strip_suffix(ext)).is_some_and(|mid| {
-            mid.is_empty()
-                || mid
-                    .strip_prefix('_')
-                    .is_some_and(|id| autopack::core::ids::ProjectId::new(id).is_ok())
-        })
+        name.strip_prefix(stem)
+            .and_then(|rest| rest.strip_suffix(ext))
+            .is_some_and(|mid| {
+                mid.is_empty()
+                    || mid
+                        .strip_prefix('_')
+                        .is_some_and(|id| autopack::core::ids::ProjectId::new(id).is_ok())
+            })
     };
     if ledger_file("project_issue_backlog", ".json") {
         let _: Option<ProjectBacklog> = v.json(path);

@@ -36,8 +36,14 @@ printf '%s' "$req" | {good} | sed "s/}}\$/,\"suggested_issues\":[{{\"issue_key\"
 }
 
 fn start_run(dir: &Path, repo: &Path) -> Child {
-    let plan = write_plan(dir, RUN);
-    Command::new(BIN)
+    start(dir, repo, RUN, &[]).spawn().expect("autopack starts")
+}
+
+/// `autopack run` of run `run_id` (the two-tier plan) with the issue-reporting Builder.
+fn start(dir: &Path, repo: &Path, run_id: &str, extra: &[&str]) -> Command {
+    let plan = write_plan(dir, run_id);
+    let mut command = Command::new(BIN);
+    command
         .args([
             "run",
             "--plan",
@@ -52,10 +58,10 @@ fn start_run(dir: &Path, repo: &Path) -> Child {
             "--no-sandbox",
             "--quiet",
         ])
+        .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("autopack starts")
+        .stderr(Stdio::null());
+    command
 }
 
 fn journal(repo: &Path) -> PathBuf {
@@ -304,4 +310,111 @@ fn resuming_a_finished_run_rebuilds_what_was_lost() {
     assert_eq!(std::fs::read_to_string(&summary).unwrap(), kept);
     assert!(phase_file.is_file());
     assert_eq!(outcome(&repo), want);
+}
+
+fn ruleset(dir: &Path, project: &str) -> PathBuf {
+    let ruleset = autopack::strategy::Ruleset::builtin(
+        autopack::core::ids::ProjectId::new(project).unwrap(),
+    );
+    let path = dir.join(format!("{project}.ruleset.json"));
+    std::fs::write(&path, ruleset.to_json()).unwrap();
+    path
+}
+
+#[test]
+fn one_projects_runs_never_read_or_age_anothers_keys() {
+    let (tmp, repo) = repo();
+    let root = repo.join(".autonomous_runs");
+    let alpha = ruleset(tmp.path(), "alpha");
+    let beta = ruleset(tmp.path(), "beta");
+    let status = start(tmp.path(), &repo, "alpha-1", &["--ruleset", s(&alpha)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let alpha_backlog = std::fs::read_to_string(root.join("project_issue_backlog.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&alpha_backlog).unwrap();
+    assert_eq!(parsed["project_id"], "alpha");
+    assert_eq!(parsed["issues_by_key"]["k-shared"]["age_in_runs"], 1);
+    // Project beta sees the same keys in its own ledger; alpha's is untouched.
+    let status = start(tmp.path(), &repo, "beta-1", &["--ruleset", s(&beta)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(root.join("project_issue_backlog.json")).unwrap(),
+        alpha_backlog
+    );
+    let beta_backlog = json(&root.join("project_issue_backlog_beta.json"));
+    assert_eq!(beta_backlog["project_id"], "beta");
+    assert_eq!(beta_backlog["issues_by_key"]["k-shared"]["age_in_runs"], 1);
+    assert!(root.join("project_issue_journal_beta.jsonl").is_file());
+    // A second run of alpha ages alpha's key only.
+    let status = start(tmp.path(), &repo, "alpha-2", &["--ruleset", s(&alpha)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let alpha_now = json(&root.join("project_issue_backlog.json"));
+    assert_eq!(alpha_now["issues_by_key"]["k-shared"]["age_in_runs"], 2);
+    let beta_now = json(&root.join("project_issue_backlog_beta.json"));
+    assert_eq!(beta_now["issues_by_key"]["k-shared"]["age_in_runs"], 1);
+    // With two projects, a run must say which.
+    let out = start(tmp.path(), &repo, "who-1", &[])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_ne!(code(&out), 0);
+    assert!(
+        text(&out).1.contains("several projects (alpha, beta)"),
+        "{:?}",
+        text(&out)
+    );
+    assert!(!root.join("who-1").join("journal.jsonl").exists());
+    let out = autopack(&["validate", "--repo", s(&repo)]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+}
+
+#[test]
+fn a_backlog_naming_no_project_is_the_only_projects_or_an_error_naming_the_candidates() {
+    let (tmp, repo) = repo();
+    let root = repo.join(".autonomous_runs");
+    std::fs::create_dir_all(&root).unwrap();
+    // The first implementation's backlog (no project id), in its position above the root.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/first-implementation/project_issue_backlog.json");
+    let legacy = std::fs::read_to_string(&fixture).unwrap();
+    std::fs::write(repo.join("project_issue_backlog.json"), &legacy).unwrap();
+    let alpha = ruleset(tmp.path(), "alpha");
+    let beta = ruleset(tmp.path(), "beta");
+    // Two projects' rulesets in the layout: whose the backlog is cannot be told.
+    std::fs::write(
+        root.join("project_ruleset_beta.json"),
+        std::fs::read_to_string(&beta).unwrap(),
+    )
+    .unwrap();
+    let out = start(tmp.path(), &repo, "alpha-1", &["--ruleset", s(&alpha)])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_ne!(code(&out), 0);
+    let err = text(&out).1;
+    assert!(
+        err.contains("names no project") && err.contains("alpha, beta"),
+        "{err}"
+    );
+    // With beta's ruleset gone, the backlog is alpha's: imported and claimed.
+    std::fs::remove_file(root.join("project_ruleset_beta.json")).unwrap();
+    std::fs::remove_dir_all(root.join("alpha-1")).ok();
+    let status = start(tmp.path(), &repo, "alpha-2", &["--ruleset", s(&alpha)])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let backlog = json(&root.join("project_issue_backlog.json"));
+    assert_eq!(backlog["project_id"], "alpha");
+    let legacy: serde_json::Value = serde_json::from_str(&legacy).unwrap();
+    for key in legacy["issues_by_key"].as_object().unwrap().keys() {
+        assert!(
+            backlog["issues_by_key"].get(key).is_some(),
+            "{key} imported"
+        );
+    }
 }

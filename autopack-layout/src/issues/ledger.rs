@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use autopack_core::ids::IssueKey;
 use autopack_issues::{
     AgingThresholds, IssueObservation, JournalEntry, Ledger, LedgerError, LedgerEvent,
-    RecordOutcome, ResolveOutcome,
+    RecordOutcome, ResolveOutcome, ViewKey,
 };
 use chrono::{DateTime, Utc};
 
@@ -19,6 +19,7 @@ use crate::error::{LayoutError, Result};
 use crate::fsio::{self, FileLock};
 use crate::journal::FsyncPolicy;
 use crate::paths::RunsRoot;
+use crate::project::LedgerFiles;
 
 /// A project issue ledger kept in an [`FsIssueStore`], safe to share between processes:
 /// before every change and every checkpoint it applies, under the journal lock, the events
@@ -115,16 +116,40 @@ impl FsIssueLedger {
         root: RunsRoot,
         policy: FsyncPolicy,
     ) -> Result<FsIssueLedger, IssueLedgerError> {
-        FsIssueLedger::open_with(root, policy, false)
+        let files = LedgerFiles::unsuffixed(&root, None);
+        FsIssueLedger::open_with(root, files, policy, false)
+    }
+
+    /// Opens one project's ledger (its files from [`crate::project::ledger_files`]) and
+    /// makes it use `thresholds`, as [`FsIssueLedger::open`] (`None`: keeps the ledger's,
+    /// for readers such as reports). A ledger that did not name
+    /// its project yet (the first implementation's backlog) is claimed: its backlog is
+    /// rewritten with `project_id`.
+    ///
+    /// # Errors
+    /// As [`FsIssueLedger::open`]; a backlog of another project is
+    /// [`LayoutError::Invalid`].
+    pub fn open_project(
+        root: RunsRoot,
+        files: LedgerFiles,
+        thresholds: Option<AgingThresholds>,
+        policy: FsyncPolicy,
+    ) -> Result<FsIssueLedger, IssueLedgerError> {
+        let mut ledger = FsIssueLedger::open_with(root, files, policy, false)?;
+        if let Some(thresholds) = thresholds {
+            ledger.set_thresholds(thresholds)?;
+        }
+        Ok(ledger)
     }
 
     /// Opens the ledger; `rebuild_all` rewrites every view from the journal at once.
     pub(crate) fn open_with(
         root: RunsRoot,
+        files: LedgerFiles,
         policy: FsyncPolicy,
         rebuild_all: bool,
     ) -> Result<FsIssueLedger, IssueLedgerError> {
-        let store = FsIssueStore::new(root, policy);
+        let store = FsIssueStore::with_files(root, files, policy);
         let _lock = FileLock::acquire(&store.journal_path())?;
         let loaded = store.load_all()?;
         let mut this = FsIssueLedger {
@@ -155,9 +180,31 @@ impl FsIssueLedger {
         // Every view the ledger holds gets its key (views the manifest does not name are
         // then written at the next checkpoint).
         for view in this.ledger.views() {
-            this.views.entry(this.store.root(), view);
+            this.views
+                .entry(this.store.root(), this.store.files(), view);
         }
         this.verify_views(loaded.last_seq)?;
+        if let Some(project) = this.store.files().project.clone() {
+            match this.ledger.project() {
+                Some(owner) if owner != &project => {
+                    return Err(LayoutError::Invalid {
+                        path: this.store.files().backlog.clone(),
+                        message: format!(
+                            "project_id: the ledger belongs to project {owner}, not {project}"
+                        ),
+                    }
+                    .into());
+                }
+                Some(_) => {}
+                None => {
+                    // Claimed: the backlog names its project from now on.
+                    this.ledger.set_project(project);
+                    let root = this.store.root().clone();
+                    let files = this.store.files().clone();
+                    this.views.entry(&root, &files, ViewKey::Backlog).force = true;
+                }
+            }
+        }
         if rebuild_all {
             for state in this.views.views.values_mut() {
                 state.force = state.key.is_some();
@@ -237,7 +284,7 @@ impl FsIssueLedger {
         let changes = self.ledger.take_changes();
         let root = self.store.root().clone();
         for (view, n) in changes {
-            let state = self.views.entry(&root, view);
+            let state = self.views.entry(&root, self.store.files(), view);
             if state.stamp.as_ref().is_none_or(|s| s.through <= after) {
                 state.pending = state.pending.saturating_add(n);
             }
@@ -298,7 +345,8 @@ impl FsIssueLedger {
     /// the number of changes each lacks; empty after [`FsIssueLedger::checkpoint_all`].
     pub fn lagging_views(&mut self) -> Vec<(PathBuf, u64)> {
         let root = self.store.root().clone();
-        self.views.note_changes(&root, self.ledger.take_changes());
+        self.views
+            .note_changes(&root, self.store.files(), self.ledger.take_changes());
         self.views
             .lagging()
             .into_iter()
@@ -448,7 +496,8 @@ impl FsIssueLedger {
                 return j.sync();
             }
             let root = self.store.root().clone();
-            self.views.note_changes(&root, self.ledger.take_changes());
+            self.views
+                .note_changes(&root, self.store.files(), self.ledger.take_changes());
             // The journal is synced together with the views' temporary files, before the
             // manifest that covers it is renamed into place.
             let wrote = self.commit(last_seq, len, j.unsynced(), due)?;

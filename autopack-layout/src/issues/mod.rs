@@ -86,10 +86,11 @@ use crate::error::{LayoutError, Result};
 use crate::fsio::{self, FileLock};
 use crate::journal::{FsyncPolicy, JournalFile, read_journal};
 use crate::paths::RunsRoot;
+use crate::project::LedgerFiles;
 
 pub use ledger::{FsIssueLedger, IssueLedgerError};
 use manifest::{Base, Manifest, ManifestRead, ManifestV1, fnv64};
-pub use repair::{JournalCut, RepairNote, RepairOptions, RepairReport, repair};
+pub use repair::{JournalCut, RepairNote, RepairOptions, RepairReport, repair, repair_files};
 pub use views::SMALL_VIEW;
 
 /// File name of the issue journal.
@@ -126,7 +127,9 @@ pub struct FsIssueStore {
     root: RunsRoot,
     policy: FsyncPolicy,
     journal: Option<JournalFile>,
-    /// `root/project_issue_journal.jsonl`, computed once.
+    /// The project's ledger files.
+    files: LedgerFiles,
+    /// `files.journal`, kept apart for the hot append path.
     journal_path: PathBuf,
     /// Reused for serialising events.
     event_buf: Vec<u8>,
@@ -169,10 +172,18 @@ fn pretty_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<Vec<u8>> {
 }
 
 impl FsIssueStore {
-    /// A store under `root` with the given fsync policy.
+    /// A store of the unsuffixed ledger files under `root` (SPEC §10's names) with the
+    /// given fsync policy.
     pub fn new(root: RunsRoot, policy: FsyncPolicy) -> FsIssueStore {
-        let journal_path = root.dir().join(ISSUE_JOURNAL_FILE);
+        let files = LedgerFiles::unsuffixed(&root, None);
+        FsIssueStore::with_files(root, files, policy)
+    }
+
+    /// A store of one project's ledger files ([`crate::project::ledger_files`]).
+    pub fn with_files(root: RunsRoot, files: LedgerFiles, policy: FsyncPolicy) -> FsIssueStore {
+        let journal_path = files.journal.clone();
         FsIssueStore {
+            files,
             root,
             policy,
             journal: None,
@@ -187,19 +198,25 @@ impl FsIssueStore {
         &self.root
     }
 
-    /// `.autonomous_runs/project_issue_journal.jsonl`.
+    /// The ledger's files.
+    pub fn files(&self) -> &LedgerFiles {
+        &self.files
+    }
+
+    /// The journal (`.autonomous_runs/project_issue_journal.jsonl` for the unsuffixed
+    /// files).
     pub fn journal_path(&self) -> PathBuf {
         self.journal_path.clone()
     }
 
-    /// `.autonomous_runs/project_issue_checkpoint.json`.
+    /// The checkpoint manifest (`project_issue_checkpoint.json`).
     pub fn manifest_path(&self) -> PathBuf {
-        self.root.dir().join(ISSUE_CHECKPOINT_FILE)
+        self.files.manifest.clone()
     }
 
-    /// `.autonomous_runs/project_issue_base.json`.
+    /// The base checkpoint (`project_issue_base.json`).
     pub fn base_path(&self) -> PathBuf {
-        self.root.dir().join(ISSUE_BASE_FILE)
+        self.files.base.clone()
     }
 
     /// A torn journal tail cut since the last call, if any.
@@ -391,7 +408,7 @@ impl FsIssueStore {
     /// becomes the base (through 0) and is written canonically.
     fn import_backlog(&self) -> Result<Option<Base>> {
         let Some((path, backlog)) =
-            fsio::read_json_first::<ProjectBacklog>(&self.root.backlog_candidates())?
+            fsio::read_json_first::<ProjectBacklog>(&self.files.import_from)?
         else {
             return Ok(None);
         };
@@ -407,7 +424,7 @@ impl FsIssueStore {
             snapshot: ledger.snapshot(),
         };
         let mut manifest = Manifest::empty(ledger.thresholds());
-        let backlog_path = self.root.backlog();
+        let backlog_path = self.files.backlog.clone();
         let text = views::view_text(&ledger, &ViewKey::Backlog, &backlog_path)?.unwrap_or_default();
         manifest.views.insert(
             views::rel(&self.root, &backlog_path),
@@ -521,7 +538,7 @@ impl FsIssueStore {
         let base_path = self.base_path();
         let mut files = vec![(base_path.clone(), compact_json(checkpoint, &base_path)?)];
         for view in ledger.views() {
-            let path = views::view_path(&self.root, &view);
+            let path = views::view_path(&self.root, &self.files, &view);
             let Some(text) = views::view_text(&ledger, &view, &path)? else {
                 continue;
             };

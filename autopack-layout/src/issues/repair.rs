@@ -6,12 +6,12 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
-use super::ISSUE_JOURNAL_FILE;
 use super::ledger::{FsIssueLedger, IssueLedgerError};
 use crate::error::LayoutError;
 use crate::fsio::{self, FileLock};
 use crate::journal::{FsyncPolicy, read_journal};
 use crate::paths::RunsRoot;
+use crate::project::LedgerFiles;
 
 /// A file found damaged and rebuilt (or left, when it could not be).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,19 @@ pub struct JournalCut {
 /// # Errors
 /// [`IssueLedgerError`] naming the file (and line) that could not be read or written.
 pub fn repair(root: &RunsRoot, options: &RepairOptions) -> Result<RepairReport, IssueLedgerError> {
-    let journal_path = root.dir().join(ISSUE_JOURNAL_FILE);
+    repair_files(root, &LedgerFiles::unsuffixed(root, None), options)
+}
+
+/// [`repair`] of one project's ledger files ([`crate::project::ledger_files`]).
+///
+/// # Errors
+/// As [`repair`].
+pub fn repair_files(
+    root: &RunsRoot,
+    files: &LedgerFiles,
+    options: &RepairOptions,
+) -> Result<RepairReport, IssueLedgerError> {
+    let journal_path = files.journal.clone();
     let mut cut = None;
     {
         let _lock = FileLock::acquire(&journal_path)?;
@@ -95,7 +107,12 @@ pub fn repair(root: &RunsRoot, options: &RepairOptions) -> Result<RepairReport, 
             Err(e) => return Err(e.into()),
         }
     }
-    let mut ledger = match FsIssueLedger::open_with(root.clone(), FsyncPolicy::EveryEntry, true) {
+    let mut ledger = match FsIssueLedger::open_with(
+        root.clone(),
+        files.clone(),
+        FsyncPolicy::EveryEntry,
+        true,
+    ) {
         Ok(ledger) => ledger,
         // An entry that parses but does not replay is damage too.
         Err(IssueLedgerError::Replay { seq, .. }) if options.truncate_corrupt_journal => {
@@ -104,7 +121,7 @@ pub fn repair(root: &RunsRoot, options: &RepairOptions) -> Result<RepairReport, 
                 let _lock = FileLock::acquire(&journal_path)?;
                 cut = Some(cut_journal(&journal_path, line, options.now)?);
             }
-            FsIssueLedger::open_with(root.clone(), FsyncPolicy::EveryEntry, true)?
+            FsIssueLedger::open_with(root.clone(), files.clone(), FsyncPolicy::EveryEntry, true)?
         }
         Err(e) => return Err(e),
     };

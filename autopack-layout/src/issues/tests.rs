@@ -56,7 +56,11 @@ fn views_of(ledger: &Ledger, root: &RunsRoot) -> BTreeMap<String, serde_json::Va
                     run_id, phase_id, ..
                 } => serde_json::to_value(ledger.phase_issue_file(run_id, phase_id)?).unwrap(),
             };
-            Some((super::views::rel(root, &view_path(root, &view)), value))
+            let files = crate::project::LedgerFiles::unsuffixed(root, None);
+            Some((
+                super::views::rel(root, &view_path(root, &files, &view)),
+                value,
+            ))
         })
         .collect()
 }

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::manifest::{ViewStamp, hash64};
 use crate::error::{LayoutError, Result};
 use crate::paths::RunsRoot;
+use crate::project::LedgerFiles;
 
 /// Views of at most this many entries are rewritten at every checkpoint that changed them.
 pub const SMALL_VIEW: usize = 256;
@@ -49,10 +50,10 @@ fn small_view() -> usize {
     SMALL_VIEW
 }
 
-/// The file of a view.
-pub(crate) fn view_path(root: &RunsRoot, view: &ViewKey) -> PathBuf {
+/// The file of a view: the project's backlog (`files`), or a run's file under `root`.
+pub(crate) fn view_path(root: &RunsRoot, files: &LedgerFiles, view: &ViewKey) -> PathBuf {
     match view {
-        ViewKey::Backlog => root.backlog(),
+        ViewKey::Backlog => files.backlog.clone(),
         ViewKey::RunIndex { run_id } => root.run_issue_index(run_id),
         ViewKey::PhaseFile {
             run_id,
@@ -124,8 +125,13 @@ pub(crate) struct ViewTable {
 
 impl ViewTable {
     /// The state of `view`, created (unwritten) when new.
-    pub(crate) fn entry(&mut self, root: &RunsRoot, view: ViewKey) -> &mut ViewState {
-        let rel = rel(root, &view_path(root, &view));
+    pub(crate) fn entry(
+        &mut self,
+        root: &RunsRoot,
+        files: &LedgerFiles,
+        view: ViewKey,
+    ) -> &mut ViewState {
+        let rel = rel(root, &view_path(root, files, &view));
         let state = self.views.entry(rel).or_insert_with(|| ViewState {
             key: None,
             stamp: None,
@@ -139,9 +145,14 @@ impl ViewTable {
     }
 
     /// Adds the ledger's change counts to the pending changes of each view.
-    pub(crate) fn note_changes(&mut self, root: &RunsRoot, changes: Vec<(ViewKey, u64)>) {
+    pub(crate) fn note_changes(
+        &mut self,
+        root: &RunsRoot,
+        files: &LedgerFiles,
+        changes: Vec<(ViewKey, u64)>,
+    ) {
         for (view, n) in changes {
-            let state = self.entry(root, view);
+            let state = self.entry(root, files, view);
             state.pending = state.pending.saturating_add(n);
         }
     }

@@ -5,6 +5,8 @@ use autopack_core::record::{PhaseRecord, RunRecord};
 use autopack_core::vocabulary::IssueState;
 use autopack_issues::{AgingThresholds, IssueObservation, Ledger, PhaseIssueFile, RunIssueIndex};
 use autopack_layout::fsio::write_atomic;
+use autopack_core::ids::ProjectId;
+use autopack_layout::project::ledger_files;
 use autopack_layout::{FsIssueLedger, FsyncPolicy, RunsRoot, write_run_artefacts};
 use chrono::{DateTime, Utc};
 
@@ -21,7 +23,8 @@ pub struct FsArtefacts {
 }
 
 impl FsArtefacts {
-    /// Opens the project ledger under `root` (a new one with `thresholds` if none exists).
+    /// Opens the layout's unsuffixed project ledger under `root`, using the run's
+    /// `thresholds`.
     ///
     /// # Errors
     /// A [`HostError`] naming the file that could not be read.
@@ -33,6 +36,32 @@ impl FsArtefacts {
         let ledger =
             FsIssueLedger::open(root.clone(), thresholds, policy).map_err(HostError::new)?;
         Ok(FsArtefacts { root, ledger })
+    }
+
+    /// Opens the ledger of `project` under `root` (the ledger is keyed by project:
+    /// `autopack_layout::project`), using the run's `thresholds` (`None`: the ledger's
+    /// own, for readers); `projects` are the layout's projects, which decide whose a
+    /// backlog naming no project is.
+    ///
+    /// # Errors
+    /// A [`HostError`] naming the file that could not be read, or the projects a backlog
+    /// naming none could belong to.
+    pub fn open_project(
+        root: RunsRoot,
+        project: &ProjectId,
+        projects: &[ProjectId],
+        thresholds: Option<AgingThresholds>,
+        policy: FsyncPolicy,
+    ) -> Result<FsArtefacts, HostError> {
+        let files = ledger_files(&root, project, projects).map_err(HostError::new)?;
+        let ledger = FsIssueLedger::open_project(root.clone(), files, thresholds, policy)
+            .map_err(HostError::new)?;
+        Ok(FsArtefacts { root, ledger })
+    }
+
+    /// What was found damaged and rebuilt from the journal when the ledger was opened.
+    pub fn take_repairs(&mut self) -> Vec<autopack_layout::issues::RepairNote> {
+        self.ledger.take_repairs()
     }
 
     /// The project ledger as of this process's last change.
@@ -159,7 +188,7 @@ impl Artefacts for FsArtefacts {
                 .record(&issue.observation, issue.at)
                 .map_err(HostError::new)?;
         }
-        self.ledger.checkpoint().map_err(HostError::new)?;
+        self.ledger.checkpoint_all().map_err(HostError::new)?;
         for phase in record.phases() {
             if record.state.is_terminal() || phase.state.is_terminal() {
                 self.ensure_phase_file(record, phase)?;
