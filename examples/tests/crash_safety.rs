@@ -313,9 +313,8 @@ fn resuming_a_finished_run_rebuilds_what_was_lost() {
 }
 
 fn ruleset(dir: &Path, project: &str) -> PathBuf {
-    let ruleset = autopack::strategy::Ruleset::builtin(
-        autopack::core::ids::ProjectId::new(project).unwrap(),
-    );
+    let ruleset =
+        autopack::strategy::Ruleset::builtin(autopack::core::ids::ProjectId::new(project).unwrap());
     let path = dir.join(format!("{project}.ruleset.json"));
     std::fs::write(&path, ruleset.to_json()).unwrap();
     path
@@ -381,8 +380,12 @@ fn a_backlog_naming_no_project_is_the_only_projects_or_an_error_naming_the_candi
     // The first implementation's backlog (no project id), in its position above the root.
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/fixtures/first-implementation/project_issue_backlog.json");
-    let legacy = std::fs::read_to_string(&fixture).unwrap();
-    std::fs::write(repo.join("project_issue_backlog.json"), &legacy).unwrap();
+    let mut legacy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+    // It names its project (`TestProject`), whose it stays; older files name none.
+    assert_eq!(legacy["project_id"], "TestProject");
+    legacy.as_object_mut().unwrap().remove("project_id");
+    std::fs::write(repo.join("project_issue_backlog.json"), legacy.to_string()).unwrap();
     let alpha = ruleset(tmp.path(), "alpha");
     let beta = ruleset(tmp.path(), "beta");
     // Two projects' rulesets in the layout: whose the backlog is cannot be told.
@@ -410,7 +413,6 @@ fn a_backlog_naming_no_project_is_the_only_projects_or_an_error_naming_the_candi
     assert!(status.success());
     let backlog = json(&root.join("project_issue_backlog.json"));
     assert_eq!(backlog["project_id"], "alpha");
-    let legacy: serde_json::Value = serde_json::from_str(&legacy).unwrap();
     for key in legacy["issues_by_key"].as_object().unwrap().keys() {
         assert!(
             backlog["issues_by_key"].get(key).is_some(),

@@ -1,11 +1,11 @@
 //! Artefacts on disk: the `.autonomous_runs/` layout of SPEC §10 through
 //! `autopack-layout`.
 
+use autopack_core::ids::ProjectId;
 use autopack_core::record::{PhaseRecord, RunRecord};
 use autopack_core::vocabulary::IssueState;
 use autopack_issues::{AgingThresholds, IssueObservation, Ledger, PhaseIssueFile, RunIssueIndex};
 use autopack_layout::fsio::write_atomic;
-use autopack_core::ids::ProjectId;
 use autopack_layout::project::ledger_files;
 use autopack_layout::{FsIssueLedger, FsyncPolicy, RunsRoot, write_run_artefacts};
 use chrono::{DateTime, Utc};
