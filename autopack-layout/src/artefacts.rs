@@ -169,7 +169,9 @@ fn write_items(root: &RunsRoot, run: &RunRecord, items: &[Item]) -> Result<Writt
             continue;
         };
         fsio::write_batch_atomic(&files, (&last_path, &last_bytes), None)?;
-        written.files.extend(files.into_iter().map(|(path, _)| path));
+        written
+            .files
+            .extend(files.into_iter().map(|(path, _)| path));
         written.files.push(last_path);
     }
     if incident.is_some() {

@@ -675,7 +675,11 @@ fn selected_artefacts_are_the_renderings_of_what_was_selected_and_nothing_else()
     );
     // Nothing else: the other tier and phases were not written.
     let other = &run.tiers[0].phases[0];
-    assert!(!root.phase_summary(&run.run_id, other.phase_index, &other.phase_id).exists());
+    assert!(
+        !root
+            .phase_summary(&run.run_id, other.phase_index, &other.phase_id)
+            .exists()
+    );
     let later = &run.tiers[1];
     assert!(
         !root
@@ -686,8 +690,14 @@ fn selected_artefacts_are_the_renderings_of_what_was_selected_and_nothing_else()
     // A position outside the run is refused, naming the run summary; nothing is written.
     let empty = RunsRoot::new(dir.path().join("other"));
     for selection in [
-        artefacts::Selection { tiers: vec![7], phases: vec![] },
-        artefacts::Selection { tiers: vec![], phases: vec![(0, 99)] },
+        artefacts::Selection {
+            tiers: vec![7],
+            phases: vec![],
+        },
+        artefacts::Selection {
+            tiers: vec![],
+            phases: vec![(0, 99)],
+        },
     ] {
         let err = artefacts::write_selected_artefacts(&empty, &run, &selection).unwrap_err();
         let text = err.to_string();
@@ -700,7 +710,10 @@ fn selected_artefacts_are_the_renderings_of_what_was_selected_and_nothing_else()
     let written = artefacts::write_incident_pack(&pack, &run).unwrap();
     assert_eq!(
         written.files,
-        vec![pack.incident_json(&run.run_id), pack.incident_markdown(&run.run_id)]
+        vec![
+            pack.incident_json(&run.run_id),
+            pack.incident_markdown(&run.run_id)
+        ]
     );
     assert!(!pack.run_summary(&run.run_id).exists());
     let none = artefacts::write_incident_pack(&pack, &success_record()).unwrap();

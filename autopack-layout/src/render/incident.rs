@@ -9,9 +9,7 @@ use autopack_core::budget::{
 use autopack_core::ids::{PhaseId, RunId, TierId};
 use autopack_core::lifecycle::{Cleanliness, PhaseState, RunFailure, RunState, TierState};
 use autopack_core::record::{AttemptRecord, CiRecord, RunRecord, StateChange};
-use autopack_core::vocabulary::{
-    Complexity, DebtStatus, RunScope, SafetyProfile, TaskCategory,
-};
+use autopack_core::vocabulary::{Complexity, DebtStatus, RunScope, SafetyProfile, TaskCategory};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -408,4 +406,3 @@ pub fn incident_markdown(incident: &Incident) -> String {
     );
     out
 }
-

@@ -112,4 +112,3 @@ pub fn phase_summary(run: &RunRecord, phase: &PhaseRecord) -> String {
     history_table(&mut out, &phase.history);
     out
 }
-

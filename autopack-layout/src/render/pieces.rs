@@ -24,7 +24,11 @@ pub(super) fn row(out: &mut String, key: &str, value: &str) {
     let _ = writeln!(out, "| {key} | {value} |");
 }
 
-pub(super) fn timing_rows(out: &mut String, started: Option<DateTime<Utc>>, finished: Option<DateTime<Utc>>) {
+pub(super) fn timing_rows(
+    out: &mut String,
+    started: Option<DateTime<Utc>>,
+    finished: Option<DateTime<Utc>>,
+) {
     row(
         out,
         "Started",
@@ -387,7 +391,6 @@ pub(super) fn int(n: impl Into<u128>) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,4 +407,3 @@ mod tests {
         assert_eq!(duration(chrono::TimeDelta::seconds(5)), "5s");
     }
 }
-

@@ -148,4 +148,3 @@ pub fn run_summary(run: &RunRecord) -> String {
     history_table(&mut out, &run.history);
     out
 }
-

@@ -10,8 +10,10 @@ use crate::paths;
 
 /// `tiers/tier_{idx:02}_{name}.md` for `tier` of `run`.
 pub fn tier_summary(run: &RunRecord, tier: &TierRecord) -> String {
-    let mut out =
-        String::with_capacity(summary_capacity(0, tier.phases.len().min(SUMMARY_PHASE_ROWS)));
+    let mut out = String::with_capacity(summary_capacity(
+        0,
+        tier.phases.len().min(SUMMARY_PHASE_ROWS),
+    ));
     let _ = writeln!(
         out,
         "# Tier {:02}: {} (`{}`)\n",
@@ -77,4 +79,3 @@ pub fn tier_summary(run: &RunRecord, tier: &TierRecord) -> String {
     history_table(&mut out, &tier.history);
     out
 }
-

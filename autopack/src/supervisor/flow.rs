@@ -18,7 +18,7 @@ use autopack_core::vocabulary::{IssueCategory, IssueSource, RunScope, SafetyProf
 use autopack_issues::{IssueObservation, ReportedIssue};
 
 use super::io::{
-    Action, AgentOutcome, Checkpoint, CiReport, CiRequest, PatchRequest, SnapshotRequest,
+    Action, AgentOutcome, Changed, Checkpoint, CiReport, CiRequest, PatchRequest, SnapshotRequest,
 };
 use super::{At, AttemptFailure, AuditPurpose, Candidate, Ctx, Pending, Step, SupervisorError};
 
@@ -385,7 +385,10 @@ impl Ctx<'_> {
         self.run_event(RunEvent::CiGreen, at)?;
         self.phase_event(at_, PhaseEvent::CiGreen, at)?;
         let phase_id = self.phase(at_).phase_id.clone();
-        self.emit(Action::Checkpoint(Checkpoint::Phase { phase_id }));
+        self.emit(Action::Checkpoint(Checkpoint::Phase {
+            phase_id,
+            changed: Changed::default(),
+        }));
         self.a.current = None;
         self.advance(at)
     }
@@ -761,6 +764,7 @@ impl Ctx<'_> {
         self.refresh_issue_counts(at_);
         self.emit(Action::Checkpoint(Checkpoint::Phase {
             phase_id: phase_id.clone(),
+            changed: Changed::default(),
         }));
         self.block_tier(at_.tier, format!("phase {phase_id} failed: {reason}"), at)?;
         self.a.current = None;
@@ -799,7 +803,10 @@ impl Ctx<'_> {
         }
         self.skip_queued(tier, "its tier was blocked", at)?;
         let tier_id = self.a.record.tiers[tier].tier_id.clone();
-        self.emit(Action::Checkpoint(Checkpoint::Tier { tier_id }));
+        self.emit(Action::Checkpoint(Checkpoint::Tier {
+            tier_id,
+            changed: Changed::default(),
+        }));
         Ok(())
     }
 
@@ -834,7 +841,10 @@ impl Ctx<'_> {
             TierEvent::CompleteNotClean
         };
         self.tier_event(tier, event, at)?;
-        self.emit(Action::Checkpoint(Checkpoint::Tier { tier_id }));
+        self.emit(Action::Checkpoint(Checkpoint::Tier {
+            tier_id,
+            changed: Changed::default(),
+        }));
         Ok(true)
     }
 
@@ -880,6 +890,7 @@ impl Ctx<'_> {
                 self.refresh_issue_counts(at_);
                 self.emit(Action::Checkpoint(Checkpoint::Phase {
                     phase_id: phase_id.clone(),
+                    changed: Changed::default(),
                 }));
                 failing = Some((self.phase(at_).tier_id.clone(), phase_id));
             }
@@ -904,7 +915,10 @@ impl Ctx<'_> {
                 };
                 self.tier_event(tier, event, at)?;
                 let tier_id = self.a.record.tiers[tier].tier_id.clone();
-                self.emit(Action::Checkpoint(Checkpoint::Tier { tier_id }));
+                self.emit(Action::Checkpoint(Checkpoint::Tier {
+                    tier_id,
+                    changed: Changed::default(),
+                }));
             } else {
                 self.block_tier(tier, format!("the run ended: {reason}"), at)?;
             }
