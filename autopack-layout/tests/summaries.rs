@@ -719,3 +719,37 @@ fn selected_artefacts_are_the_renderings_of_what_was_selected_and_nothing_else()
     let none = artefacts::write_incident_pack(&pack, &success_record()).unwrap();
     assert_eq!(none, artefacts::WrittenArtefacts::default());
 }
+
+#[test]
+fn a_long_state_history_shows_its_first_and_last_entries() {
+    let mut run = success_record();
+    let first = run.history[0].clone();
+    run.history = (0..2_000)
+        .map(|i| StateChange {
+            state: if i % 2 == 0 {
+                RunState::PhaseExecution
+            } else {
+                RunState::SnapshotCreated
+            },
+            at: first.at + chrono::TimeDelta::seconds(i),
+        })
+        .collect();
+    let summary = render::run_summary(&run);
+    let rows = summary
+        .lines()
+        .skip_while(|l| *l != "## State history")
+        .filter(|l| l.starts_with("| "))
+        .count();
+    // The header, 100 + 400 entries and the line between them.
+    assert_eq!(rows, 1 + render::HISTORY_HEAD + render::HISTORY_TAIL + 1);
+    assert!(summary.contains("| … | 1,500 state changes (#101 to #1600) not shown | | |"));
+    assert!(summary.contains("| 100 | `SNAPSHOT_CREATED` | 2025-11-23T10:01:39Z | 1s |"));
+    assert!(summary.contains("| 1601 | `PHASE_EXECUTION` |"));
+    assert!(summary.contains("| 2000 | `SNAPSHOT_CREATED` | 2025-11-23T10:33:19Z | — |"));
+    assert!(!summary.contains("| 101 |"));
+    // At the limit, every entry.
+    run.history.truncate(render::SUMMARY_HISTORY_ROWS);
+    let summary = render::run_summary(&run);
+    assert!(summary.contains("| 1000 | "));
+    assert!(!summary.contains("not shown"));
+}

@@ -14,6 +14,13 @@
 //!   phases, and the state history with timestamps.
 //! - tier summaries: state, cleanliness, timings, tier budgets used against caps, breaches,
 //!   the blocked reason, the tier's phases, the state history.
+//! - in both, a table of more than [`SUMMARY_PHASE_ROWS`] phases becomes their counts by
+//!   state and the phases neither complete nor queued (in progress, failed, skipped; the
+//!   first [`SUMMARY_PHASE_ROWS`]), each linking to its phase summary: the size of a
+//!   summary, and so the cost of a checkpoint, stays bounded in a 100,000-phase run;
+//!   likewise a state history of more than [`SUMMARY_HISTORY_ROWS`] entries (the run
+//!   enters several states per phase) shows its first [`HISTORY_HEAD`] and last
+//!   [`HISTORY_TAIL`] entries.
 //! - phase summaries: state, category, complexity, builder mode, commit and snapshot tag,
 //!   failure reason, attempts and CI runs against their caps, tokens against the incident
 //!   cap, distinct issue counts, every attempt with its reason, every CI run, the state
@@ -38,6 +45,6 @@ pub use incident::{
     incident_json, incident_markdown,
 };
 pub use phase::phase_summary;
-pub use pieces::SUMMARY_PHASE_ROWS;
+pub use pieces::{HISTORY_HEAD, HISTORY_TAIL, SUMMARY_HISTORY_ROWS, SUMMARY_PHASE_ROWS};
 pub use run::run_summary;
 pub use tier::tier_summary;

@@ -70,6 +70,15 @@ pub(super) fn duration(d: chrono::TimeDelta) -> String {
     }
 }
 
+/// A state history of more than this many entries (a run of many phases enters several
+/// states per phase) shows its first [`HISTORY_HEAD`] and last [`HISTORY_TAIL`] entries;
+/// the run's journal holds every input.
+pub const SUMMARY_HISTORY_ROWS: usize = 1_000;
+/// Entries shown from the start of a long history.
+pub const HISTORY_HEAD: usize = 100;
+/// Entries shown from the end of a long history.
+pub const HISTORY_TAIL: usize = 400;
+
 pub(super) fn history_table<S: std::fmt::Display>(out: &mut String, history: &[StateChange<S>]) {
     if history.is_empty() {
         let _ = writeln!(out, "No state changes recorded.");
@@ -77,7 +86,8 @@ pub(super) fn history_table<S: std::fmt::Display>(out: &mut String, history: &[S
     }
     let _ = writeln!(out, "| # | State | At | Time in state |");
     let _ = writeln!(out, "|---:|---|---|---|");
-    for (i, change) in history.iter().enumerate() {
+    let row = |out: &mut String, i: usize| {
+        let change = &history[i];
         let spent = history
             .get(i + 1)
             .map_or_else(|| "—".to_owned(), |next| duration(next.at - change.at));
@@ -88,7 +98,21 @@ pub(super) fn history_table<S: std::fmt::Display>(out: &mut String, history: &[S
             change.state,
             ts(&change.at)
         );
+    };
+    if history.len() <= SUMMARY_HISTORY_ROWS {
+        (0..history.len()).for_each(|i| row(out, i));
+        return;
     }
+    let tail = history.len() - HISTORY_TAIL;
+    (0..HISTORY_HEAD).for_each(|i| row(out, i));
+    let _ = writeln!(
+        out,
+        "| … | {} state changes (#{} to #{}) not shown | | |",
+        int((tail - HISTORY_HEAD) as u64),
+        HISTORY_HEAD + 1,
+        tail
+    );
+    (tail..history.len()).for_each(|i| row(out, i));
 }
 
 pub(super) fn status(used: u128, cap: u128) -> &'static str {
