@@ -145,7 +145,7 @@ impl Run {
     /// Answers actions until a phase checkpoint is polled; returns the time spent
     /// performing checkpoints (`perform`: all of them; otherwise none is performed and
     /// the whole call is a setup step).
-    fn to_next_phase_checkpoint(&mut self, perform: bool) -> StdDuration {
+    fn drive_to_next_phase_checkpoint(&mut self, perform: bool) -> StdDuration {
         let mut spent = StdDuration::ZERO;
         while let Some(action) = self.sup.poll_action() {
             self.at += Duration::seconds(1);
@@ -245,7 +245,7 @@ fn bench_checkpoint(c: &mut Criterion) {
     // (on a busy disk 100,000 files take minutes); the measured checkpoints do not depend
     // on it.
     let first = std::env::var_os("CHECKPOINT_BENCH_FIRST").is_some() || phases <= 10_000;
-    let spent = run.to_next_phase_checkpoint(first);
+    let spent = run.drive_to_next_phase_checkpoint(first);
     if first {
         eprintln!(
             "checkpoint/{phases}: the first checkpoint (every file of the run) took {:.3} s",
@@ -254,7 +254,7 @@ fn bench_checkpoint(c: &mut Criterion) {
     }
     // To the middle of the run, without writing.
     for _ in 1..phases / 2 {
-        run.to_next_phase_checkpoint(false);
+        run.drive_to_next_phase_checkpoint(false);
     }
     let mut group = c.benchmark_group("checkpoint");
     group.sample_size(10);
@@ -262,7 +262,7 @@ fn bench_checkpoint(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut spent = StdDuration::ZERO;
             for _ in 0..iters {
-                spent += run.to_next_phase_checkpoint(true);
+                spent += run.drive_to_next_phase_checkpoint(true);
             }
             spent
         });

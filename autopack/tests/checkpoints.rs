@@ -81,7 +81,7 @@ impl Twin {
             .checkpoint(&checkpoint, record, ledger)
             .unwrap();
         self.checkpoints += 1;
-        if (last || self.checkpoints % self.every == 0) && self.difference.is_none() {
+        if (last || self.checkpoints.is_multiple_of(self.every)) && self.difference.is_none() {
             write_run_artefacts(&self.full, record).unwrap();
             let run = &record.run_id;
             let (a, b) = (
@@ -279,7 +279,7 @@ fn a_successful_run_with_issues_writes_what_a_full_rewrite_writes() {
         builder: Box::new(|r| {
             *calls.borrow_mut() += 1;
             let mut out = success(r, 20_000);
-            if *calls.borrow() % 3 == 0
+            if calls.borrow().is_multiple_of(3)
                 && let AgentOutcome::Returned(res) = &mut out
             {
                 res.suggested_issues.push(issue("k-minor", Severity::Minor));
