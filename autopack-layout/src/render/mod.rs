@@ -1,5 +1,6 @@
-//! Pure rendering of a [`RunRecord`]: run, tier and phase summaries (Markdown a person
-//! reads after the run) and the incident pack of a failed run.
+//! Pure rendering of a [`RunRecord`](autopack_core::record::RunRecord): run, tier and
+//! phase summaries (Markdown a person reads after the run) and the incident pack of a
+//! failed run.
 //!
 //! Every function here is a pure function of its arguments (no clock, no filesystem), so
 //! the same record always renders to the same bytes; [`crate::artefacts`] writes the
