@@ -18,7 +18,7 @@ use autopack_core::vocabulary::{IssueCategory, IssueSource, RunScope, SafetyProf
 use autopack_issues::{IssueObservation, ReportedIssue};
 
 use super::io::{
-    Action, AgentOutcome, Changed, Checkpoint, CiReport, CiRequest, PatchRequest, SnapshotRequest,
+    Action, AgentOutcome, Checkpoint, CiReport, CiRequest, PatchRequest, SnapshotRequest,
 };
 use super::{At, AttemptFailure, AuditPurpose, Candidate, Ctx, Pending, Step, SupervisorError};
 
@@ -385,10 +385,7 @@ impl Ctx<'_> {
         self.run_event(RunEvent::CiGreen, at)?;
         self.phase_event(at_, PhaseEvent::CiGreen, at)?;
         let phase_id = self.phase(at_).phase_id.clone();
-        self.emit(Action::Checkpoint(Checkpoint::Phase {
-            phase_id,
-            changed: Changed::default(),
-        }));
+        self.emit(Action::Checkpoint(Checkpoint::phase(phase_id)));
         self.a.current = None;
         self.advance(at)
     }
@@ -762,10 +759,7 @@ impl Ctx<'_> {
         self.phase_event(at_, PhaseEvent::Fail, at)?;
         self.a.record.tiers[at_.tier].phases[at_.phase].failure_reason = Some(reason.clone());
         self.refresh_issue_counts(at_);
-        self.emit(Action::Checkpoint(Checkpoint::Phase {
-            phase_id: phase_id.clone(),
-            changed: Changed::default(),
-        }));
+        self.emit(Action::Checkpoint(Checkpoint::phase(phase_id.clone())));
         self.block_tier(at_.tier, format!("phase {phase_id} failed: {reason}"), at)?;
         self.a.current = None;
         self.a.pending = None;
@@ -803,10 +797,7 @@ impl Ctx<'_> {
         }
         self.skip_queued(tier, "its tier was blocked", at)?;
         let tier_id = self.a.record.tiers[tier].tier_id.clone();
-        self.emit(Action::Checkpoint(Checkpoint::Tier {
-            tier_id,
-            changed: Changed::default(),
-        }));
+        self.emit(Action::Checkpoint(Checkpoint::tier(tier_id)));
         Ok(())
     }
 
@@ -841,10 +832,7 @@ impl Ctx<'_> {
             TierEvent::CompleteNotClean
         };
         self.tier_event(tier, event, at)?;
-        self.emit(Action::Checkpoint(Checkpoint::Tier {
-            tier_id,
-            changed: Changed::default(),
-        }));
+        self.emit(Action::Checkpoint(Checkpoint::tier(tier_id)));
         Ok(true)
     }
 
@@ -888,10 +876,7 @@ impl Ctx<'_> {
                 self.a.record.tiers[at_.tier].phases[at_.phase].failure_reason =
                     Some(format!("run ended: {reason}"));
                 self.refresh_issue_counts(at_);
-                self.emit(Action::Checkpoint(Checkpoint::Phase {
-                    phase_id: phase_id.clone(),
-                    changed: Changed::default(),
-                }));
+                self.emit(Action::Checkpoint(Checkpoint::phase(phase_id.clone())));
                 failing = Some((self.phase(at_).tier_id.clone(), phase_id));
             }
         }
@@ -915,10 +900,7 @@ impl Ctx<'_> {
                 };
                 self.tier_event(tier, event, at)?;
                 let tier_id = self.a.record.tiers[tier].tier_id.clone();
-                self.emit(Action::Checkpoint(Checkpoint::Tier {
-                    tier_id,
-                    changed: Changed::default(),
-                }));
+                self.emit(Action::Checkpoint(Checkpoint::tier(tier_id)));
             } else {
                 self.block_tier(tier, format!("the run ended: {reason}"), at)?;
             }

@@ -292,6 +292,23 @@ pub enum Checkpoint {
 }
 
 impl Checkpoint {
+    /// A phase checkpoint; what changed is filled in when the emitting input has been
+    /// applied.
+    pub(crate) fn phase(phase_id: PhaseId) -> Checkpoint {
+        Checkpoint::Phase {
+            phase_id,
+            changed: Changed::default(),
+        }
+    }
+
+    /// A tier checkpoint; what changed is filled in as for [`Checkpoint::phase`].
+    pub(crate) fn tier(tier_id: TierId) -> Checkpoint {
+        Checkpoint::Tier {
+            tier_id,
+            changed: Changed::default(),
+        }
+    }
+
     /// What changed since the previous checkpoint; `None` for [`Checkpoint::Run`], after
     /// which everything is to be written.
     pub fn changed(&self) -> Option<&Changed> {
