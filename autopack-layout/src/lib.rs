@@ -11,7 +11,9 @@
 //!   repair, and [`FsRunStore`], the filesystem `RunStore`;
 //! - [`render`]: pure Markdown/JSON rendering of run, tier and phase summaries and the
 //!   incident pack from a [`RunRecord`](autopack_core::record::RunRecord);
-//! - [`artefacts`]: writing those renderings atomically into the layout;
+//! - [`artefacts`]: writing those renderings atomically into the layout: everything, or
+//!   (at a checkpoint that knows what changed) the run summary and the tier and phase
+//!   summaries selected;
 //! - [`issues`]: [`FsIssueStore`] (the filesystem `IssueStore`: a JSONL journal of ledger
 //!   events, checkpoints that materialise the playbook views) and [`FsIssueLedger`], a
 //!   project ledger several processes can record into at once;
@@ -101,7 +103,9 @@ pub mod project;
 pub mod render;
 pub mod strategy;
 
-pub use artefacts::{WrittenArtefacts, write_run_artefacts};
+pub use artefacts::{
+    Selection, WrittenArtefacts, write_incident_pack, write_run_artefacts, write_selected_artefacts,
+};
 pub use error::LayoutError;
 pub use issues::{FsIssueLedger, FsIssueStore};
 pub use journal::{FsRunStore, FsyncPolicy};

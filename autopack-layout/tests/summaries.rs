@@ -596,3 +596,160 @@ fn a_corrupt_incident_is_an_error_naming_the_file() {
     assert!(err.starts_with(&path.display().to_string()), "{err}");
     assert!(err.contains("line "), "{err}");
 }
+
+/// The success record with its first tier grown to `phases` phases: the first `done`
+/// complete, one failed, two skipped and one executing after them, the rest queued.
+fn huge_record(phases: u32, done: u32) -> RunRecord {
+    let mut run = success_record();
+    run.state = RunState::PhaseExecution;
+    let tier = &mut run.tiers[0];
+    tier.state = TierState::Running;
+    tier.phases = (0..phases)
+        .map(|i| {
+            let mut p = green_phase(&format!("h{i}"), i, "t1", &format!("Step {i}"), 0);
+            if i >= done {
+                p.state = match i - done {
+                    0 => PhaseState::Failed,
+                    1 | 2 => PhaseState::Skipped,
+                    3 => PhaseState::Executing,
+                    _ => PhaseState::Queued,
+                };
+            }
+            p
+        })
+        .collect();
+    let offset = phases;
+    for (i, p) in run.tiers[1].phases.iter_mut().enumerate() {
+        p.phase_index = offset + i as u32;
+    }
+    run
+}
+
+#[test]
+fn huge_runs_list_only_the_phases_neither_complete_nor_queued() {
+    let run = huge_record(1_500, 700);
+    let summary = render::run_summary(&run);
+    let tier = render::tier_summary(&run, &run.tiers[0]);
+    // Bounded: counts and four rows, not 1,500.
+    assert!(summary.len() < 16 * 1024, "{} bytes", summary.len());
+    assert!(tier.len() < 16 * 1024, "{} bytes", tier.len());
+    insta::assert_snapshot!("huge_run_summary", summary);
+    insta::assert_snapshot!("huge_tier_t1", tier);
+    // The small tier is listed whole, as before.
+    assert!(render::tier_summary(&run, &run.tiers[1]).contains("| 1500 | `p3` |"));
+    // At the limit a summary is still a full list.
+    let run = huge_record(render::SUMMARY_PHASE_ROWS as u32 - 2, 500);
+    let summary = render::run_summary(&run);
+    assert!(summary.contains("[phase_00_h0.md](phases/phase_00_h0.md)"));
+    assert!(!summary.contains("this table lists only"));
+}
+
+#[test]
+fn selected_artefacts_are_the_renderings_of_what_was_selected_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = RunsRoot::new(dir.path().join(".autonomous_runs"));
+    let run = failed_record();
+    let selection = artefacts::Selection {
+        tiers: vec![],
+        phases: vec![(0, 1), (0, 1)],
+    };
+    let written = artefacts::write_selected_artefacts(&root, &run, &selection).unwrap();
+    let phase = &run.tiers[0].phases[1];
+    let tier = &run.tiers[0];
+    let want = vec![
+        root.incident_json(&run.run_id),
+        root.incident_markdown(&run.run_id),
+        root.phase_summary(&run.run_id, phase.phase_index, &phase.phase_id),
+        root.tier_summary(&run.run_id, tier.tier_index, &tier.tier_id, &tier.name),
+        root.run_summary(&run.run_id),
+    ];
+    assert_eq!(written.files, want);
+    assert_eq!(written.incident, Some(root.incident_json(&run.run_id)));
+    assert_eq!(
+        std::fs::read_to_string(&want[2]).unwrap(),
+        render::phase_summary(&run, phase)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&want[3]).unwrap(),
+        render::tier_summary(&run, tier)
+    );
+    // Nothing else: the other tier and phases were not written.
+    let other = &run.tiers[0].phases[0];
+    assert!(
+        !root
+            .phase_summary(&run.run_id, other.phase_index, &other.phase_id)
+            .exists()
+    );
+    let later = &run.tiers[1];
+    assert!(
+        !root
+            .tier_summary(&run.run_id, later.tier_index, &later.tier_id, &later.name)
+            .exists()
+    );
+
+    // A position outside the run is refused, naming the run summary; nothing is written.
+    let empty = RunsRoot::new(dir.path().join("other"));
+    for selection in [
+        artefacts::Selection {
+            tiers: vec![7],
+            phases: vec![],
+        },
+        artefacts::Selection {
+            tiers: vec![],
+            phases: vec![(0, 99)],
+        },
+    ] {
+        let err = artefacts::write_selected_artefacts(&empty, &run, &selection).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("run_summary.md"), "{text}");
+        assert!(!empty.run_summary(&run.run_id).exists());
+    }
+
+    // The incident pack alone.
+    let pack = RunsRoot::new(dir.path().join("pack"));
+    let written = artefacts::write_incident_pack(&pack, &run).unwrap();
+    assert_eq!(
+        written.files,
+        vec![
+            pack.incident_json(&run.run_id),
+            pack.incident_markdown(&run.run_id)
+        ]
+    );
+    assert!(!pack.run_summary(&run.run_id).exists());
+    let none = artefacts::write_incident_pack(&pack, &success_record()).unwrap();
+    assert_eq!(none, artefacts::WrittenArtefacts::default());
+}
+
+#[test]
+fn a_long_state_history_shows_its_first_and_last_entries() {
+    let mut run = success_record();
+    let first = run.history[0].clone();
+    run.history = (0..2_000)
+        .map(|i| StateChange {
+            state: if i % 2 == 0 {
+                RunState::PhaseExecution
+            } else {
+                RunState::SnapshotCreated
+            },
+            at: first.at + chrono::TimeDelta::seconds(i),
+        })
+        .collect();
+    let summary = render::run_summary(&run);
+    let rows = summary
+        .lines()
+        .skip_while(|l| *l != "## State history")
+        .filter(|l| l.starts_with("| "))
+        .count();
+    // The header, 100 + 400 entries and the line between them.
+    assert_eq!(rows, 1 + render::HISTORY_HEAD + render::HISTORY_TAIL + 1);
+    assert!(summary.contains("| … | 1,500 state changes (#101 to #1600) not shown | | |"));
+    assert!(summary.contains("| 100 | `SNAPSHOT_CREATED` | 2025-11-23T10:01:39Z | 1s |"));
+    assert!(summary.contains("| 1601 | `PHASE_EXECUTION` |"));
+    assert!(summary.contains("| 2000 | `SNAPSHOT_CREATED` | 2025-11-23T10:33:19Z | — |"));
+    assert!(!summary.contains("| 101 |"));
+    // At the limit, every entry.
+    run.history.truncate(render::SUMMARY_HISTORY_ROWS);
+    let summary = render::run_summary(&run);
+    assert!(summary.contains("| 1000 | "));
+    assert!(!summary.contains("not shown"));
+}

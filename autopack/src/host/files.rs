@@ -7,16 +7,21 @@ use autopack_core::vocabulary::IssueState;
 use autopack_issues::{AgingThresholds, IssueObservation, Ledger, PhaseIssueFile, RunIssueIndex};
 use autopack_layout::fsio::write_atomic;
 use autopack_layout::project::ledger_files;
-use autopack_layout::{FsIssueLedger, FsyncPolicy, RunsRoot, write_run_artefacts};
+use autopack_layout::{
+    FsIssueLedger, FsyncPolicy, RunsRoot, Selection, write_incident_pack, write_run_artefacts,
+    write_selected_artefacts,
+};
 use chrono::{DateTime, Utc};
 
 use crate::driver::{Artefacts, HostError, RecordedIssue};
-use crate::supervisor::Checkpoint;
+use crate::supervisor::{Checkpoint, PhasePosition};
 
 /// Writes a run's artefacts into `.autonomous_runs/`: issues go to the project's durable
 /// ledger as they are recorded (a journal, safe for several processes); at each checkpoint
 /// the playbook views (phase issue files, run issue index, project backlog) are
-/// materialised and the Markdown summaries rewritten; a failed run gets its incident pack.
+/// materialised and the Markdown summaries of what changed since the previous checkpoint
+/// rewritten (the run summary always; everything at the first checkpoint and at the end of
+/// the run); a failed run gets its incident pack.
 pub struct FsArtefacts {
     root: RunsRoot,
     ledger: FsIssueLedger,
@@ -131,13 +136,27 @@ impl Artefacts for FsArtefacts {
         record: &RunRecord,
         _ledger: &Ledger,
     ) -> Result<(), HostError> {
-        self.ledger.checkpoint().map_err(HostError::new)?;
+        // At the run's end every view is brought up to date; before, a large view may lag
+        // by up to half its entries (the ledger's rewrite policy), the journal being the
+        // truth.
+        match checkpoint {
+            Checkpoint::Run => self.ledger.checkpoint_all(),
+            _ => self.ledger.checkpoint(),
+        }
+        .map_err(HostError::new)?;
         // The ledger materialises views of what was recorded; SPEC §10 wants a phase issue
         // file per phase and a run issue index per run, so ended phases and runs without
         // issues get empty ones.
         match checkpoint {
-            Checkpoint::Phase { phase_id } => {
-                if let Some(phase) = record.phases().find(|p| &p.phase_id == phase_id) {
+            Checkpoint::Phase { phase_id, changed } => {
+                // The phase that ended changed since the last checkpoint: look there first.
+                let phase = changed
+                    .phases
+                    .iter()
+                    .filter_map(|at| position(record, *at))
+                    .find(|p| &p.phase_id == phase_id)
+                    .or_else(|| record.phases().find(|p| &p.phase_id == phase_id));
+                if let Some(phase) = phase {
                     self.ensure_phase_file(record, phase)?;
                 }
             }
@@ -149,12 +168,35 @@ impl Artefacts for FsArtefacts {
                 self.ensure_run_index(record)?;
             }
         }
-        write_run_artefacts(&self.root, record).map_err(HostError::new)?;
+        // Only what changed since the previous checkpoint is written again (and the run
+        // summary); the first checkpoint of a Supervisor and the end of the run write all.
+        match checkpoint.changed() {
+            Some(changed) if !changed.everything => {
+                let mut selection = Selection {
+                    tiers: changed.tiers.iter().map(|&t| t as usize).collect(),
+                    phases: changed
+                        .phases
+                        .iter()
+                        .map(|at| (at.tier as usize, at.phase as usize))
+                        .collect(),
+                };
+                if let Checkpoint::Tier { tier_id, .. } = checkpoint
+                    && let Some(t) = record.tiers.iter().position(|t| &t.tier_id == tier_id)
+                {
+                    selection.tiers.push(t);
+                }
+                write_selected_artefacts(&self.root, record, &selection).map_err(HostError::new)?;
+            }
+            _ => {
+                write_run_artefacts(&self.root, record).map_err(HostError::new)?;
+            }
+        }
         Ok(())
     }
 
     fn incident(&mut self, record: &RunRecord, _ledger: &Ledger) -> Result<(), HostError> {
-        write_run_artefacts(&self.root, record).map_err(HostError::new)?;
+        // The summaries are written at the checkpoints (the run's own comes right after).
+        write_incident_pack(&self.root, record).map_err(HostError::new)?;
         Ok(())
     }
 
@@ -200,4 +242,13 @@ impl Artefacts for FsArtefacts {
         write_run_artefacts(&self.root, record).map_err(HostError::new)?;
         Ok(())
     }
+}
+
+/// The phase at `at` in `record`.
+fn position(record: &RunRecord, at: PhasePosition) -> Option<&PhaseRecord> {
+    record
+        .tiers
+        .get(at.tier as usize)?
+        .phases
+        .get(at.phase as usize)
 }

@@ -385,7 +385,7 @@ impl Ctx<'_> {
         self.run_event(RunEvent::CiGreen, at)?;
         self.phase_event(at_, PhaseEvent::CiGreen, at)?;
         let phase_id = self.phase(at_).phase_id.clone();
-        self.emit(Action::Checkpoint(Checkpoint::Phase { phase_id }));
+        self.emit(Action::Checkpoint(Checkpoint::phase(phase_id)));
         self.a.current = None;
         self.advance(at)
     }
@@ -759,9 +759,7 @@ impl Ctx<'_> {
         self.phase_event(at_, PhaseEvent::Fail, at)?;
         self.a.record.tiers[at_.tier].phases[at_.phase].failure_reason = Some(reason.clone());
         self.refresh_issue_counts(at_);
-        self.emit(Action::Checkpoint(Checkpoint::Phase {
-            phase_id: phase_id.clone(),
-        }));
+        self.emit(Action::Checkpoint(Checkpoint::phase(phase_id.clone())));
         self.block_tier(at_.tier, format!("phase {phase_id} failed: {reason}"), at)?;
         self.a.current = None;
         self.a.pending = None;
@@ -799,7 +797,7 @@ impl Ctx<'_> {
         }
         self.skip_queued(tier, "its tier was blocked", at)?;
         let tier_id = self.a.record.tiers[tier].tier_id.clone();
-        self.emit(Action::Checkpoint(Checkpoint::Tier { tier_id }));
+        self.emit(Action::Checkpoint(Checkpoint::tier(tier_id)));
         Ok(())
     }
 
@@ -834,7 +832,7 @@ impl Ctx<'_> {
             TierEvent::CompleteNotClean
         };
         self.tier_event(tier, event, at)?;
-        self.emit(Action::Checkpoint(Checkpoint::Tier { tier_id }));
+        self.emit(Action::Checkpoint(Checkpoint::tier(tier_id)));
         Ok(true)
     }
 
@@ -878,9 +876,7 @@ impl Ctx<'_> {
                 self.a.record.tiers[at_.tier].phases[at_.phase].failure_reason =
                     Some(format!("run ended: {reason}"));
                 self.refresh_issue_counts(at_);
-                self.emit(Action::Checkpoint(Checkpoint::Phase {
-                    phase_id: phase_id.clone(),
-                }));
+                self.emit(Action::Checkpoint(Checkpoint::phase(phase_id.clone())));
                 failing = Some((self.phase(at_).tier_id.clone(), phase_id));
             }
         }
@@ -904,7 +900,7 @@ impl Ctx<'_> {
                 };
                 self.tier_event(tier, event, at)?;
                 let tier_id = self.a.record.tiers[tier].tier_id.clone();
-                self.emit(Action::Checkpoint(Checkpoint::Tier { tier_id }));
+                self.emit(Action::Checkpoint(Checkpoint::tier(tier_id)));
             } else {
                 self.block_tier(tier, format!("the run ended: {reason}"), at)?;
             }

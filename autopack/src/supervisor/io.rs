@@ -264,21 +264,131 @@ pub struct SnapshotRequest {
 }
 
 /// A point at which the host should materialise views and summaries.
+///
+/// A phase or tier checkpoint says what of the [`RunRecord`](autopack_core::record::RunRecord)
+/// changed since the previous checkpoint the Supervisor handed out ([`Changed`]), so a
+/// host can write only the summaries that changed; a run checkpoint asks for everything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum Checkpoint {
-    /// A phase ended (complete, failed or skipped).
+    /// A phase ended (complete or failed).
     Phase {
         /// The phase.
         phase_id: PhaseId,
+        /// What changed since the previous checkpoint.
+        #[serde(default)]
+        changed: Changed,
     },
-    /// A tier ended.
+    /// A tier ended (complete, not clean or blocked).
     Tier {
         /// The tier.
         tier_id: TierId,
+        /// What changed since the previous checkpoint.
+        #[serde(default)]
+        changed: Changed,
     },
-    /// The run ended.
+    /// The run ended: everything may have changed.
     Run,
+}
+
+impl Checkpoint {
+    /// A phase checkpoint; what changed is filled in when the emitting input has been
+    /// applied.
+    pub(crate) fn phase(phase_id: PhaseId) -> Checkpoint {
+        Checkpoint::Phase {
+            phase_id,
+            changed: Changed::default(),
+        }
+    }
+
+    /// A tier checkpoint; what changed is filled in as for [`Checkpoint::phase`].
+    pub(crate) fn tier(tier_id: TierId) -> Checkpoint {
+        Checkpoint::Tier {
+            tier_id,
+            changed: Changed::default(),
+        }
+    }
+
+    /// What changed since the previous checkpoint; `None` for [`Checkpoint::Run`], after
+    /// which everything is to be written.
+    pub fn changed(&self) -> Option<&Changed> {
+        match self {
+            Checkpoint::Phase { changed, .. } | Checkpoint::Tier { changed, .. } => Some(changed),
+            Checkpoint::Run => None,
+        }
+    }
+}
+
+/// The position of a phase in a [`RunRecord`](autopack_core::record::RunRecord): its
+/// tier's index in `tiers` and its own in that tier's `phases`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct PhasePosition {
+    /// Index in `RunRecord::tiers`.
+    pub tier: u32,
+    /// Index in `TierRecord::phases`.
+    pub phase: u32,
+}
+
+/// What of the run record changed between two checkpoints: the host's state after the
+/// previous checkpoint plus these tiers and phases (and the run's own fields, which every
+/// checkpoint rewrites) is the state now.
+///
+/// The set is taken when the input that emitted the checkpoint has been applied, so it
+/// holds for a host that performs the checkpoint before it feeds the next input (as
+/// [`Driver`](crate::driver::Driver) does). When several checkpoints come from one input
+/// the first carries the changes and the others nothing more. `everything` is set on the
+/// first checkpoint of a Supervisor (a new run, or the first after a replay): nothing of
+/// the run is known to be written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Changed {
+    /// Anything may have changed: write everything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub everything: bool,
+    /// Tiers whose record changed (their own fields or one of their phases), ascending, as
+    /// indices in `RunRecord::tiers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<u32>,
+    /// Phases whose record changed, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhasePosition>,
+}
+
+impl Changed {
+    /// Everything may have changed.
+    pub fn everything() -> Changed {
+        Changed {
+            everything: true,
+            ..Changed::default()
+        }
+    }
+
+    /// Notes a change of the phase at `position` (O(1); duplicates are removed when the
+    /// set is handed out).
+    pub(crate) fn phase(&mut self, position: PhasePosition) {
+        if !self.everything && self.phases.last() != Some(&position) {
+            self.phases.push(position);
+        }
+        self.tier(position.tier);
+    }
+
+    /// Notes a change of the tier at index `tier`.
+    pub(crate) fn tier(&mut self, tier: u32) {
+        if !self.everything && self.tiers.last() != Some(&tier) {
+            self.tiers.push(tier);
+        }
+    }
+
+    /// Sorted and without duplicates.
+    pub(crate) fn normalised(mut self) -> Changed {
+        self.tiers.sort_unstable();
+        self.tiers.dedup();
+        self.phases.sort_unstable();
+        self.phases.dedup();
+        self
+    }
 }
 
 /// Something the Supervisor asks the host to do. Actions that expect an answer

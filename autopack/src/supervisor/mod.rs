@@ -54,7 +54,8 @@ use autopack_core::vocabulary::SafetyProfile;
 use autopack_issues::Ledger;
 
 pub use io::{
-    Action, AgentOutcome, Checkpoint, CiReport, CiRequest, Input, PatchRequest, SnapshotRequest,
+    Action, AgentOutcome, Changed, Checkpoint, CiReport, CiRequest, Input, PatchRequest,
+    PhasePosition, SnapshotRequest,
 };
 
 use frozen::{FrozenPhase, FrozenRun};
@@ -190,11 +191,20 @@ struct PhaseWork {
     last_ci: Option<CiFailure>,
 }
 
-/// Position of a phase in the frozen run.
+/// Position of a phase in the frozen run (and in the record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct At {
     tier: usize,
     phase: usize,
+}
+
+impl At {
+    fn position(self) -> PhasePosition {
+        PhasePosition {
+            tier: u32::try_from(self.tier).unwrap_or(u32::MAX),
+            phase: u32::try_from(self.phase).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +219,8 @@ struct Active {
     next: At,
     pending: Option<Pending>,
     config: SupervisorConfig,
+    /// What of `record` changed since the last checkpoint handed out.
+    changed: Changed,
 }
 
 /// The deterministic, sans-IO Supervisor of one run.
@@ -277,6 +289,7 @@ impl Supervisor {
             a: &mut replay,
             actions: &mut actions,
             quiet: false,
+            first_checkpoint: None,
         };
         ctx.reissue_pending();
         actions.pop_front()
@@ -341,6 +354,7 @@ impl Supervisor {
             a: active,
             actions: &mut self.actions,
             quiet,
+            first_checkpoint: None,
         };
         if let Err(err) = ctx.on_input(input) {
             // Only a lifecycle bug gets here, possibly half-way through an input: refuse
@@ -348,6 +362,7 @@ impl Supervisor {
             self.poisoned = Some(err.to_string());
             return Err(err);
         }
+        ctx.hand_over_changes();
         Ok(())
     }
 
@@ -381,8 +396,11 @@ impl Supervisor {
             a: active,
             actions: &mut self.actions,
             quiet: false,
+            first_checkpoint: None,
         };
-        ctx.begin(at)
+        ctx.begin(at)?;
+        ctx.hand_over_changes();
+        Ok(())
     }
 }
 
@@ -443,6 +461,8 @@ struct Ctx<'a> {
     actions: &'a mut VecDeque<Action>,
     /// Replaying a journal: actions are not made (the state changes all the same).
     quiet: bool,
+    /// Where in `actions` the first checkpoint emitted by this input is.
+    first_checkpoint: Option<usize>,
 }
 
 type Step = Result<(), SupervisorError>;
@@ -460,6 +480,7 @@ impl Ctx<'_> {
     }
 
     fn tier_event(&mut self, tier: usize, event: TierEvent, at: DateTime<Utc>) -> Step {
+        self.a.changed.tier(u32::try_from(tier).unwrap_or(u32::MAX));
         let record = &mut self.a.record.tiers[tier];
         let before = record.state;
         record.state.apply(event)?;
@@ -470,6 +491,7 @@ impl Ctx<'_> {
     }
 
     fn phase_event(&mut self, at_: At, event: PhaseEvent, at: DateTime<Utc>) -> Step {
+        self.a.changed.phase(at_.position());
         let record = &mut self.a.record.tiers[at_.tier].phases[at_.phase];
         let before = record.state;
         record.state.apply(event)?;
@@ -500,7 +522,26 @@ impl Ctx<'_> {
         // A replay still says what it recorded: a crash may have kept those issues from
         // the host's durable ledger (`Artefacts::recover`).
         if !self.quiet || matches!(action, Action::RecordIssues { .. }) {
+            if matches!(action, Action::Checkpoint(_)) && self.first_checkpoint.is_none() {
+                self.first_checkpoint = Some(self.actions.len());
+            }
             self.actions.push_back(action);
+        }
+    }
+
+    /// After an input: the first checkpoint it emitted gets what changed since the last
+    /// checkpoint handed out, up to the end of the input (what the record holds when the
+    /// host performs it). Replaying, nothing is handed out, so the changes accumulate.
+    fn hand_over_changes(&mut self) {
+        let Some(index) = self.first_checkpoint.take() else {
+            return;
+        };
+        let changed = std::mem::take(&mut self.a.changed).normalised();
+        if let Some(Action::Checkpoint(
+            Checkpoint::Phase { changed: slot, .. } | Checkpoint::Tier { changed: slot, .. },
+        )) = self.actions.get_mut(index)
+        {
+            *slot = changed;
         }
     }
 
@@ -521,6 +562,10 @@ impl Ctx<'_> {
 
     fn on_input(&mut self, input: Input) -> Step {
         let at = input.at();
+        // An input changes the phase being executed (and its tier), if any.
+        if let Some(current) = self.current() {
+            self.a.changed.phase(current.position());
+        }
         self.a.record.usage.elapsed_minutes = minutes_between(self.a.started_at, at);
         // The duration budget acts on every input, whatever it answers.
         let time_only = matches!(input, Input::Tick { .. });
@@ -607,6 +652,7 @@ impl Ctx<'_> {
         tier: usize,
         at: DateTime<Utc>,
     ) -> Result<bool, SupervisorError> {
+        self.a.changed.tier(u32::try_from(tier).unwrap_or(u32::MAX));
         let record = &mut self.a.record.tiers[tier];
         let breaches = record.caps.check(&record.usage);
         for breach in &breaches {

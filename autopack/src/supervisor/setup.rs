@@ -15,7 +15,7 @@ use autopack_issues::{Ledger, ProjectBacklog};
 use autopack_strategy::{PhaseStrategy, Strategy};
 
 use super::frozen::{FrozenPhase, FrozenRun, FrozenTier};
-use super::{Active, At, SupervisorConfig, SupervisorError};
+use super::{Active, At, Changed, SupervisorConfig, SupervisorError};
 
 pub(super) fn start(
     at: DateTime<Utc>,
@@ -38,6 +38,7 @@ pub(super) fn start(
         next: At { tier: 0, phase: 0 },
         pending: None,
         config,
+        changed: Changed::everything(),
     })
 }
 
