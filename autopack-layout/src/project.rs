@@ -91,6 +91,13 @@ impl LedgerFiles {
     pub fn is_unsuffixed(&self, root: &RunsRoot) -> bool {
         self.backlog == root.backlog()
     }
+
+    /// Whether any of the files exists.
+    pub fn exists(&self) -> bool {
+        [&self.journal, &self.manifest, &self.base, &self.backlog]
+            .iter()
+            .any(|p| p.exists())
+    }
 }
 
 /// The project a backlog file names, read without keeping its entries.
@@ -111,7 +118,42 @@ pub fn ledger_files(
     projects: &[ProjectId],
 ) -> Result<LedgerFiles> {
     let unsuffixed = LedgerFiles::unsuffixed(root, Some(project.clone()));
-    let Some((path, owner)) = fsio::read_json_first::<Owner>(&unsuffixed.import_from)? else {
+    let suffixed = LedgerFiles::suffixed(root, project.clone());
+    if suffixed.exists() {
+        return Ok(suffixed);
+    }
+    let owner = match fsio::read_json_first::<Owner>(&unsuffixed.import_from) {
+        Ok(owner) => owner,
+        // A damaged backlog does not say whose it is (the store rebuilds it from the
+        // journal): it is the one project of the layout without files of its own.
+        Err(err @ (LayoutError::Json(_) | LayoutError::Invalid { .. })) => {
+            let mut candidates: Vec<ProjectId> = projects
+                .iter()
+                .chain(std::iter::once(project))
+                .filter(|p| !LedgerFiles::suffixed(root, (*p).clone()).exists())
+                .cloned()
+                .collect();
+            candidates.sort();
+            candidates.dedup();
+            return if candidates == [project.clone()] {
+                Ok(unsuffixed)
+            } else {
+                Err(LayoutError::Invalid {
+                    path: unsuffixed.backlog.clone(),
+                    message: format!(
+                        "damaged, and whose it is cannot be told (one of {}): {err}",
+                        candidates
+                            .iter()
+                            .map(ProjectId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            };
+        }
+        Err(err) => return Err(err),
+    };
+    let Some((path, owner)) = owner else {
         // No backlog yet. A ledger journal or manifest without one is the unsuffixed
         // files' owner before its first checkpoint: only the layout's only project can be
         // that owner, as a second project needs a ruleset of its own first.
@@ -119,14 +161,14 @@ pub fn ledger_files(
             unsuffixed.journal.exists() || unsuffixed.manifest.exists() || unsuffixed.base.exists();
         let others: Vec<ProjectId> = projects.iter().filter(|p| *p != project).cloned().collect();
         return Ok(if started && !others.is_empty() {
-            LedgerFiles::suffixed(root, project.clone())
+            suffixed
         } else {
             unsuffixed
         });
     };
     match owner.project_id {
         Some(owner) if &owner == project => Ok(unsuffixed),
-        Some(_) => Ok(LedgerFiles::suffixed(root, project.clone())),
+        Some(_) => Ok(suffixed),
         None => {
             let mut candidates: Vec<ProjectId> = projects.to_vec();
             if !candidates.contains(project) {
@@ -203,6 +245,20 @@ mod tests {
         );
         // A run of a project without a ruleset in the layout is a candidate too.
         assert!(ledger_files(&root, &b, std::slice::from_ref(&a)).is_err());
+    }
+
+    #[test]
+    fn a_damaged_backlog_is_the_project_without_files_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RunsRoot::new(dir.path());
+        let (a, b) = (id("alpha"), id("beta"));
+        std::fs::write(root.backlog(), "{\"project_id\": \"al").unwrap();
+        let both = [a.clone(), b.clone()];
+        let err = ledger_files(&root, &a, &both).unwrap_err().to_string();
+        assert!(err.contains("alpha, beta"), "{err}");
+        std::fs::write(LedgerFiles::suffixed(&root, b.clone()).journal, "").unwrap();
+        assert!(ledger_files(&root, &a, &both).unwrap().is_unsuffixed(&root));
+        assert!(!ledger_files(&root, &b, &both).unwrap().is_unsuffixed(&root));
     }
 
     #[test]

@@ -420,3 +420,59 @@ fn a_backlog_naming_no_project_is_the_only_projects_or_an_error_naming_the_candi
         );
     }
 }
+
+#[test]
+fn a_truncated_backlog_is_rebuilt_from_the_journal_and_repair_cuts_a_corrupt_journal() {
+    let (tmp, repo) = repo();
+    assert!(start_run(tmp.path(), &repo).wait().unwrap().success());
+    let root = repo.join(".autonomous_runs");
+    let backlog = root.join("project_issue_backlog.json");
+    let whole = std::fs::read_to_string(&backlog).unwrap();
+    // Truncated: a later run is not blocked, it rebuilds the file and says so.
+    std::fs::write(&backlog, &whole[..whole.len() / 2]).unwrap();
+    let out = start(tmp.path(), &repo, "after-truncation", &[])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("project_issue_backlog.json"),
+        "the warning names the file: {:?}",
+        text(&out)
+    );
+    let rebuilt = json(&backlog);
+    assert_eq!(rebuilt["issues_by_key"]["k-shared"]["age_in_runs"], 2);
+    // `autopack repair` does the same on demand.
+    std::fs::write(&backlog, "{\"issues_by_key\": ").unwrap();
+    let out = autopack(&["repair", "--repo", s(&repo)]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert!(text(&out).0.contains("rebuilt"), "{:?}", text(&out));
+    assert_eq!(json(&backlog), rebuilt);
+    // A journal corrupt in the middle: named, and cut only when asked.
+    let journal = root.join("project_issue_journal.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines.len() > 3);
+    let mut damaged = lines.clone();
+    damaged[2] = "{not json".into();
+    std::fs::write(&journal, damaged.join("\n") + "\n").unwrap();
+    let out = autopack(&["repair", "--repo", s(&repo)]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        text(&out).1.contains("line 3") && text(&out).1.contains("--truncate-corrupt-journal"),
+        "{:?}",
+        text(&out)
+    );
+    let out = autopack(&["repair", "--repo", s(&repo), "--truncate-corrupt-journal"]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert!(text(&out).0.contains("at line 3"), "{:?}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        2
+    );
+    let out = autopack(&["validate", "--repo", s(&repo)]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+}

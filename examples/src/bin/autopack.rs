@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use autopack::apply::{CommitSignature, PromoteMode, PromoteOptions};
-use autopack::core::ids::RunId;
+use autopack::core::ids::{ProjectId, RunId};
 use autopack::core::lifecycle::RunState;
 use autopack::core::message::{AuditorRecommendation, AuditorRequest, AuditorResult};
 use autopack::core::plan::Plan;
@@ -112,6 +112,22 @@ enum Command {
         /// Write `{name}.schema.json` files into DIR instead of printing.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Rebuild a project's issue views (backlog, run indexes, phase files) from its ledger
+    /// journal.
+    #[command(
+        after_help = "A view file that is truncated, corrupt, missing or foreign is rebuilt on its own whenever a run opens the ledger (with a warning naming it); `repair` rebuilds them all now and says what it found. A corrupt line in the middle of the journal itself stops it with the file and line named; --truncate-corrupt-journal then cuts the journal at that line, after copying the line and all after it to project_issue_journal…jsonl.corrupt-{time} (the events in it are lost from the ledger; the copy is kept for a person to read).\n\nExamples:\n  autopack repair --repo .\n  autopack repair --repo . --project myproj --truncate-corrupt-journal"
+    )]
+    Repair {
+        /// The repository.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        /// The project (default: the layout's only one).
+        #[arg(long, value_name = "ID")]
+        project: Option<String>,
+        /// Cut a journal corrupt in the middle at its first bad line (backed up first).
+        #[arg(long)]
+        truncate_corrupt_journal: bool,
     },
     /// Check a `.autonomous_runs/` tree (also one written by the first implementation).
     #[command(
@@ -418,7 +434,63 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         },
         Command::Schema { name, out } => cmd_schema(name.as_deref(), out.as_deref()),
         Command::Validate { repo, json } => cmd_validate(&repo, json),
+        Command::Repair {
+            repo,
+            project,
+            truncate_corrupt_journal,
+        } => cmd_repair(&repo, project.as_deref(), truncate_corrupt_journal),
     }
+}
+
+fn cmd_repair(repo: &Path, project: Option<&str>, truncate: bool) -> Result<ExitCode> {
+    let root = host::runs_root(repo);
+    let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
+    let project = match project {
+        Some(id) => ProjectId::new(id)?,
+        None => match projects.as_slice() {
+            [one] => one.clone(),
+            [] => ProjectId::new(host::DEFAULT_PROJECT)?,
+            several => bail!(
+                "{} has several projects ({}); say which with --project",
+                root.dir().display(),
+                several
+                    .iter()
+                    .map(ProjectId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    };
+    let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
+    let options = autopack::layout::issues::RepairOptions {
+        truncate_corrupt_journal: truncate,
+        now: chrono::Utc::now(),
+    };
+    let report = autopack::layout::issues::repair_files(&root, &files, &options)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| {
+            format!(
+                "repairing the issue ledger of project {project} (run again with --truncate-corrupt-journal to cut a journal corrupt in the middle)"
+            )
+        })?;
+    for note in &report.notes {
+        say!("rebuilt {}: {}", note.path.display(), note.problem);
+    }
+    if let Some(cut) = &report.journal_cut {
+        say!(
+            "cut {} at line {} ({} bytes kept in {})",
+            files.journal.display(),
+            cut.line,
+            cut.bytes,
+            cut.backup.display()
+        );
+    }
+    say!(
+        "project {project}: {} issue view(s) written from {}",
+        report.views,
+        files.journal.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 // ----- helpers -----
