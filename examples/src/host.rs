@@ -495,20 +495,7 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
             }
         }
         None => {
-            let found = store.projects()?;
-            let project = match found.as_slice() {
-                [one] => one.clone(),
-                [] => ProjectId::new(DEFAULT_PROJECT)?,
-                several => bail!(
-                    "{} has rulesets of several projects ({}); say which with --ruleset",
-                    root.dir().display(),
-                    several
-                        .iter()
-                        .map(ProjectId::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
+            let project = only_project(root, "--ruleset")?;
             match store.load_latest(&project)? {
                 Some(r) => r,
                 None => {
@@ -521,6 +508,28 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
     };
     let path = root.ruleset(&ruleset.project_id);
     Ok((ruleset, path))
+}
+
+/// The layout's only project (`default` in a layout without rulesets). Several are an
+/// error naming them and `flag`, the option that picks one: never a guess.
+///
+/// # Errors
+/// Several projects, or a layout that cannot be listed.
+pub fn only_project(root: &RunsRoot, flag: &str) -> Result<ProjectId> {
+    let found = FsRulesetStore::new(root.clone()).projects()?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Ok(ProjectId::new(DEFAULT_PROJECT)?),
+        several => bail!(
+            "{} has rulesets of several projects ({}); say which with {flag}",
+            root.dir().display(),
+            several
+                .iter()
+                .map(ProjectId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Compiles and saves the strategy of `plan` against the project ledger of `repo`.

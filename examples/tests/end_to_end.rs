@@ -14,14 +14,6 @@ use autopack_examples::sample::main_tip;
 mod common;
 use common::*;
 
-fn read_dir_text(dir: &Path) -> String {
-    let mut out = String::new();
-    for entry in std::fs::read_dir(dir).expect("dir") {
-        out.push_str(&std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default());
-    }
-    out
-}
-
 // ----- the example run -----
 
 #[test]

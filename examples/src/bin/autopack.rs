@@ -447,19 +447,7 @@ fn cmd_repair(repo: &Path, project: Option<&str>, truncate: bool) -> Result<Exit
     let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
     let project = match project {
         Some(id) => ProjectId::new(id)?,
-        None => match projects.as_slice() {
-            [one] => one.clone(),
-            [] => ProjectId::new(host::DEFAULT_PROJECT)?,
-            several => bail!(
-                "{} has several projects ({}); say which with --project",
-                root.dir().display(),
-                several
-                    .iter()
-                    .map(ProjectId::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
+        None => host::only_project(&root, "--project")?,
     };
     let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
     let options = autopack::layout::issues::RepairOptions {
