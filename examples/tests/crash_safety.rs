@@ -356,6 +356,22 @@ fn one_projects_runs_never_read_or_age_anothers_keys() {
     assert_eq!(alpha_now["issues_by_key"]["k-shared"]["age_in_runs"], 2);
     let beta_now = json(&root.join("project_issue_backlog_beta.json"));
     assert_eq!(beta_now["issues_by_key"]["k-shared"]["age_in_runs"], 1);
+    // Each project's backlog report reads its own ledger.
+    let out = autopack(&[
+        "report",
+        "backlog",
+        "--repo",
+        s(&repo),
+        "--project",
+        "beta",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let report: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert!(report.to_string().contains("k-shared"), "{report}");
+    let out = autopack(&["report", "backlog", "--repo", s(&repo)]);
+    assert_ne!(code(&out), 0);
+    assert!(text(&out).1.contains("--project"), "{:?}", text(&out));
     // With two projects, a run must say which.
     let out = start(tmp.path(), &repo, "who-1", &[])
         .stderr(Stdio::piped())

@@ -343,10 +343,15 @@ enum ReportCommand {
         opts: ReportOpts,
     },
     /// The project backlog's top keys by runs, tiers and occurrences, with age.
-    #[command(after_help = "Example:\n  autopack report backlog --repo . --limit 20")]
+    #[command(
+        after_help = "Each project has its own backlog; --project picks one (default: the layout's only project).\n\nExample:\n  autopack report backlog --repo . --limit 20\n  autopack report backlog --repo . --project myproj"
+    )]
     Backlog {
         #[command(flatten)]
         opts: ReportOpts,
+        /// The project (default: the layout's only one).
+        #[arg(long, value_name = "ID")]
+        project: Option<String>,
         /// Keys per list (1 to 100000).
         #[arg(long, default_value_t = 10,
               allow_negative_numbers = true, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
@@ -860,9 +865,19 @@ fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ReportCommand::Backlog { opts, limit } => {
+        ReportCommand::Backlog {
+            opts,
+            project,
+            limit,
+        } => {
             let root = host::runs_root(&opts.repo);
-            let path = root.backlog_candidates().into_iter().find(|p| p.is_file());
+            let project = match project {
+                Some(id) => ProjectId::new(&id)?,
+                None => host::only_project(&root, "--project")?,
+            };
+            let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
+            let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
+            let path = files.import_from.into_iter().find(|p| p.is_file());
             let backlog = match &path {
                 Some(path) => ProjectBacklog::from_json(&read(path)?, &path.display().to_string())
                     .map_err(|e| anyhow!("{e}"))?,
