@@ -178,8 +178,24 @@ impl Workspaces {
     ///
     /// # Errors
     /// [`WorkspaceError::InsideHost`] when `parent` lies inside the host work tree,
-    /// [`WorkspaceError::Busy`] when another process holds the lock, I/O and git errors.
+    /// [`WorkspaceError::Busy`] when another process holds the lock for more than 30 s
+    /// (a reclaimer holds it only while it removes a dead run's folder), I/O and git
+    /// errors.
     pub fn open(host: &Path, run_id: &RunId, parent: &Path) -> Result<Workspaces, WorkspaceError> {
+        Workspaces::open_waiting(host, run_id, parent, RECLAIM_WAIT)
+    }
+
+    /// [`Workspaces::open`], waiting at most `wait` for the folder's lock (which another
+    /// run's [`Workspaces::reclaim_stale`] may hold for a moment).
+    ///
+    /// # Errors
+    /// As [`Workspaces::open`].
+    pub fn open_waiting(
+        host: &Path,
+        run_id: &RunId,
+        parent: &Path,
+        wait: std::time::Duration,
+    ) -> Result<Workspaces, WorkspaceError> {
         let repo = Repository::open(host).map_err(git("open host repository", host))?;
         let host_tree = repo
             .workdir()
@@ -206,16 +222,26 @@ impl Workspaces {
             .write(true)
             .open(&lock_path)
             .map_err(io("open workspace lock", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(WorkspaceError::Busy {
-                    dir,
-                    lock: lock_path,
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(io("lock workspaces", &lock_path)(e));
+        // Another run's `reclaim_stale` may hold the lock for a moment while it removes
+        // this folder (left by a writer of this run that died): wait for it. A live
+        // writer of this run is kept out by the run's lease, so a lock held longer is a
+        // process that outlived its run.
+        let waited = std::time::Instant::now();
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if waited.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(WorkspaceError::Busy {
+                        dir,
+                        lock: lock_path,
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io("lock workspaces", &lock_path)(e));
+                }
             }
         }
         std::fs::create_dir_all(&dir).map_err(io("create workspace folder", &dir))?;
@@ -327,14 +353,18 @@ impl Workspaces {
                 continue;
             };
             if lock.try_lock().is_ok() {
+                // The lock file stays: removing it while another process waits on it
+                // would let that process and a third one lock two different files.
                 remove_dir(&path)?;
-                let _ = std::fs::remove_file(&lock_path);
                 removed.push(path);
             }
         }
         Ok(removed)
     }
 }
+
+/// How long [`Workspaces::open`] waits for a reclaimer that holds the folder's lock.
+const RECLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn lock_path(dir: &Path) -> PathBuf {
     let mut name = dir.file_name().unwrap_or_default().to_owned();

@@ -266,7 +266,12 @@ fn workspaces_inside_the_host_work_tree_or_in_use_are_refused() {
     let parent = tempfile::tempdir().unwrap();
     let held = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
     assert!(matches!(
-        Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()),
+        Workspaces::open_waiting(
+            h.repo.workdir().unwrap(),
+            &run,
+            parent.path(),
+            std::time::Duration::from_millis(50)
+        ),
         Err(WorkspaceError::Busy { .. })
     ));
     // A held folder is not reclaimed; a released one is.
@@ -274,4 +279,31 @@ fn workspaces_inside_the_host_work_tree_or_in_use_are_refused() {
     let dir = held.dir().to_owned();
     drop(held);
     assert_eq!(Workspaces::reclaim_stale(parent.path()).unwrap(), vec![dir]);
+    // A run that opens its folder while a reclaimer holds the lock waits for it.
+    let reclaimer = std::fs::File::options()
+        .write(true)
+        .open(
+            parent
+                .path()
+                .join(format!("{}.lock", held_name(parent.path()))),
+        )
+        .unwrap();
+    reclaimer.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(reclaimer);
+    });
+    let reopened = Workspaces::open(h.repo.workdir().unwrap(), &run, parent.path()).unwrap();
+    release.join().unwrap();
+    assert!(reopened.dir().is_dir());
+}
+
+/// The name of the one workspace folder's lock under `parent`, without `.lock`.
+fn held_name(parent: &std::path::Path) -> String {
+    std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .find_map(|n| n.strip_suffix(".lock").map(str::to_owned))
+        .unwrap()
 }
