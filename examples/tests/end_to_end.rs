@@ -161,7 +161,7 @@ fn run_report_promote_validate_and_resume_a_run() {
     assert!(
         std::fs::read_to_string(&config)
             .expect("run_config.json")
-            .contains("builder.sh")
+            .contains(&serde_json::to_string(&builder).expect("a string"))
     );
 
     // A second run with the same id is refused, naming it.
