@@ -168,41 +168,6 @@ fn drive_twin(
             continue;
         }
         let input = match &action {
-            Action::DispatchBuilder(r) => Some(Input::BuilderFinished {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                attempt: r.attempt,
-                outcome: (script.builder)(r),
-            }),
-            Action::RequestAudit(r) => Some(Input::AuditorFinished {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                attempt: r.attempt,
-                outcome: (script.auditor)(r),
-            }),
-            Action::ApplyPatch(r) => Some(match (script.gate)(r) {
-                Ok(commit) => Input::PatchApplied {
-                    at: now,
-                    phase_id: r.phase_id.clone(),
-                    commit,
-                },
-                Err((rule, message)) => Input::PatchRejected {
-                    at: now,
-                    phase_id: r.phase_id.clone(),
-                    rule,
-                    message,
-                },
-            }),
-            Action::RunCi(r) => Some(Input::CiFinished {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                report: (script.ci)(r),
-            }),
-            Action::CreateSnapshot(r) => Some(Input::SnapshotCreated {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                tag: r.tag.clone(),
-            }),
             Action::Checkpoint(checkpoint) => {
                 let last = matches!(checkpoint, Checkpoint::Run);
                 twin.checkpoint(checkpoint.clone(), sup, last);
@@ -218,7 +183,7 @@ fn drive_twin(
                     .unwrap();
                 None
             }
-            Action::Finished { .. } => None,
+            other => script.answer(other, now),
         };
         if let Some(input) = input {
             inputs.push(input.clone());

@@ -168,6 +168,53 @@ pub struct Script<'a> {
     pub step: Duration,
 }
 
+impl Script<'_> {
+    /// The script's answer to `action` at `now`; `None` for actions that need none.
+    pub fn answer(&mut self, action: &Action, now: DateTime<Utc>) -> Option<Input> {
+        match action {
+            Action::DispatchBuilder(r) => Some(Input::BuilderFinished {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                attempt: r.attempt,
+                outcome: (self.builder)(r),
+            }),
+            Action::RequestAudit(r) => Some(Input::AuditorFinished {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                attempt: r.attempt,
+                outcome: (self.auditor)(r),
+            }),
+            Action::ApplyPatch(r) => Some(match (self.gate)(r) {
+                Ok(commit) => Input::PatchApplied {
+                    at: now,
+                    phase_id: r.phase_id.clone(),
+                    commit,
+                },
+                Err((rule, message)) => Input::PatchRejected {
+                    at: now,
+                    phase_id: r.phase_id.clone(),
+                    rule,
+                    message,
+                },
+            }),
+            Action::RunCi(r) => Some(Input::CiFinished {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                report: (self.ci)(r),
+            }),
+            Action::CreateSnapshot(r) => Some(Input::SnapshotCreated {
+                at: now,
+                phase_id: r.phase_id.clone(),
+                tag: r.tag.clone(),
+            }),
+            Action::Checkpoint(_)
+            | Action::RecordIssues { .. }
+            | Action::WriteIncidentPack
+            | Action::Finished { .. } => None,
+        }
+    }
+}
+
 impl Default for Script<'_> {
     fn default() -> Self {
         Script {
@@ -235,47 +282,7 @@ pub fn drive_from(
     while let Some(action) = sup.poll_action() {
         actions.push(action.clone());
         now += script.step;
-        let input = match &action {
-            Action::DispatchBuilder(r) => Some(Input::BuilderFinished {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                attempt: r.attempt,
-                outcome: (script.builder)(r),
-            }),
-            Action::RequestAudit(r) => Some(Input::AuditorFinished {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                attempt: r.attempt,
-                outcome: (script.auditor)(r),
-            }),
-            Action::ApplyPatch(r) => Some(match (script.gate)(r) {
-                Ok(commit) => Input::PatchApplied {
-                    at: now,
-                    phase_id: r.phase_id.clone(),
-                    commit,
-                },
-                Err((rule, message)) => Input::PatchRejected {
-                    at: now,
-                    phase_id: r.phase_id.clone(),
-                    rule,
-                    message,
-                },
-            }),
-            Action::RunCi(r) => Some(Input::CiFinished {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                report: (script.ci)(r),
-            }),
-            Action::CreateSnapshot(r) => Some(Input::SnapshotCreated {
-                at: now,
-                phase_id: r.phase_id.clone(),
-                tag: r.tag.clone(),
-            }),
-            Action::Checkpoint(_)
-            | Action::RecordIssues { .. }
-            | Action::WriteIncidentPack
-            | Action::Finished { .. } => None,
-        };
+        let input = script.answer(&action, now);
         if let Some(input) = input {
             inputs.push(input.clone());
             sup.handle(input).expect("input accepted");
