@@ -317,14 +317,13 @@ impl<'a, S: RunStore> Driver<'a, S> {
         // Validate before journaling, so a refused start leaves no journal behind.
         let mut supervisor = Supervisor::new();
         supervisor.start_with(start.clone(), config)?;
-        let config_entry = JournalEntry::Config(config);
         match journal_begun(store, &run_id)? {
             Begun::Started => return Err(DriverError::RunExists(run_id)),
             // A start that crashed between its two lines is started again: the
             // configuration is not written twice.
             Begun::Configured(existing) if existing == config => {}
             Begun::Configured(_) | Begun::Empty => {
-                journal::append(store, &run_id, &config_entry)?;
+                journal::append(store, &run_id, &JournalEntry::Config(config))?;
             }
         }
         journal::append(store, &run_id, &JournalEntry::Input(start))?;
@@ -373,41 +372,39 @@ impl<'a, S: RunStore> Driver<'a, S> {
             supervisor,
             recorded,
         } = replayed;
-        if let (Some(record), Some(ledger)) = (supervisor.record(), supervisor.ledger()) {
-            let recovered = host.artefacts.recover(record, ledger, &recorded);
-            drop(recorded);
-            if let Err(err) = recovered {
-                if supervisor.is_finished() {
-                    return Err(DriverError::Artefacts(err));
-                }
-                // The run can still be told: it ends as any run whose artefacts fail.
-                let mut driver = Driver {
-                    supervisor,
-                    run_id: run_id.clone(),
-                    store,
-                    host,
-                };
-                let input = Input::EnvironmentFailed {
-                    at: driver.host.clock.now(),
-                    reason: format!("repairing the artefacts after a crash: {err}"),
-                };
-                driver.submit(input)?;
-                let state = driver.pump()?;
-                return Ok((DriveOutcome::Finished(state), driver.supervisor));
-            }
-        }
-        if supervisor.is_finished() {
-            let state = supervisor.state();
-            return Ok((DriveOutcome::AlreadyFinished(state), supervisor));
-        }
         let mut driver = Driver {
             supervisor,
             run_id: run_id.clone(),
             store,
             host,
         };
-        if let Some(action) = driver.supervisor.outstanding() {
-            driver.perform(action)?;
+        let recovered = match (driver.supervisor.record(), driver.supervisor.ledger()) {
+            (Some(record), Some(ledger)) => {
+                driver.host.artefacts.recover(record, ledger, &recorded)
+            }
+            _ => Ok(()),
+        };
+        drop(recorded);
+        let finished = driver.supervisor.is_finished();
+        match recovered {
+            Err(err) if finished => return Err(DriverError::Artefacts(err)),
+            // The run can still be told: it ends as any run whose artefacts fail.
+            Err(err) => {
+                let input = Input::EnvironmentFailed {
+                    at: driver.host.clock.now(),
+                    reason: format!("repairing the artefacts after a crash: {err}"),
+                };
+                driver.submit(input)?;
+            }
+            Ok(()) if finished => {
+                let state = driver.supervisor.state();
+                return Ok((DriveOutcome::AlreadyFinished(state), driver.supervisor));
+            }
+            Ok(()) => {
+                if let Some(action) = driver.supervisor.outstanding() {
+                    driver.perform(action)?;
+                }
+            }
         }
         let state = driver.pump()?;
         Ok((DriveOutcome::Finished(state), driver.supervisor))
