@@ -12,6 +12,8 @@
 //!   detection;
 //! - [`plan`]: the plan document, its validation and the splitter;
 //! - [`message`]: what Builders and Auditors are sent and send back;
+//! - [`patch_rules`]: what a patch may do (limits per builder mode, path limits, protected
+//!   paths) and why one may be held for an Auditor;
 //! - [`record`]: the record of a run (states with timestamps, usage, attempts, CI runs),
 //!   as plain data for summaries, reports and promotion;
 //! - [`clock`]: time as an injectable dependency;
@@ -32,6 +34,7 @@ pub mod lease;
 pub mod lifecycle;
 pub mod limits;
 pub mod message;
+pub mod patch_rules;
 pub mod plan;
 pub mod record;
 pub mod schema;

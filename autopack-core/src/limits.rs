@@ -27,6 +27,9 @@
 /// One mebibyte.
 pub const MIB: u64 = 1 << 20;
 
+/// One kibibyte.
+pub const KIB: u64 = 1 << 10;
+
 /// Default largest plan document, in bytes (16 MiB).
 pub const MAX_PLAN_BYTES: u64 = 16 * MIB;
 
