@@ -123,6 +123,17 @@ impl Default for PathLimits {
     }
 }
 
+/// Compiles one path glob the way every Autopack path rule reads it (scopes, protected
+/// paths): `*` and `?` stay within a directory, `**` crosses directories.
+///
+/// # Errors
+/// globset's error, naming what is wrong with the pattern.
+pub fn path_glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+}
+
 /// What touching a protected path does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

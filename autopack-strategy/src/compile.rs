@@ -650,6 +650,7 @@ pub fn compile(
         inserted_phases: inserted_specs,
         effective_severity_upgrades: upgrades,
         diagnostics,
+        patch_policy: ruleset.patch_policy.settings(),
     })
 }
 

@@ -84,6 +84,7 @@
 pub mod backlog;
 pub mod compile;
 pub mod defaults;
+pub mod patch_policy;
 pub mod ruleset;
 pub mod store;
 pub mod strategy;
@@ -92,6 +93,7 @@ pub mod testing;
 
 pub use backlog::{BacklogEntry, BacklogView};
 pub use compile::{CompileError, CompileOptions, compile, dry_run};
+pub use patch_policy::{PatchPolicyRules, PatchPolicySettings};
 pub use ruleset::{
     AgingThresholds, CategoryRules, MAX_RULESET_BYTES, Ruleset, RulesetError, RulesetInvalid,
     ruleset_file_name,

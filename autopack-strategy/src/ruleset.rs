@@ -25,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::defaults;
+use crate::patch_policy::PatchPolicyRules;
 
 /// A project ruleset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -59,6 +60,14 @@ pub struct Ruleset {
     /// Longest a run may take, in minutes (default 120).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_max_duration_minutes: Option<u32>,
+    /// What a patch may do: builder-mode limits, protected paths, symlinks, path lengths
+    /// (SPEC §13); left out, the built-in policy.
+    #[serde(default, skip_serializing_if = "is_default_policy")]
+    pub patch_policy: PatchPolicyRules,
+}
+
+fn is_default_policy(rules: &PatchPolicyRules) -> bool {
+    *rules == PatchPolicyRules::default()
 }
 
 fn default_version() -> String {
@@ -237,6 +246,7 @@ impl Ruleset {
             run_token_cap: None,
             run_max_phases: None,
             run_max_duration_minutes: None,
+            patch_policy: PatchPolicyRules::default(),
         }
     }
 
@@ -372,6 +382,9 @@ impl Ruleset {
                 "must be at least 1".into(),
             ));
         }
+        self.patch_policy
+            .validate()
+            .map_err(|(path, message)| err(path, message))?;
         Ok(())
     }
 

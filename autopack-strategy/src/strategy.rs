@@ -21,6 +21,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::patch_policy::PatchPolicySettings;
 use crate::ruleset::AgingThresholds;
 
 /// A compiled strategy.
@@ -61,6 +62,10 @@ pub struct Strategy {
     pub effective_severity_upgrades: Vec<SeverityUpgrade>,
     /// What the engine noticed, sorted.
     pub diagnostics: Vec<Diagnostic>,
+    /// What a patch may do in this run (the ruleset's `patch_policy`, resolved). A
+    /// strategy written before the field existed reads as the built-in policy.
+    #[serde(default)]
+    pub patch_policy: PatchPolicySettings,
 }
 
 /// The budgets of one tier (SPEC §6 formulas).
