@@ -57,7 +57,7 @@ pub struct PatchPolicyRules {
 
 /// The patch policy a strategy freezes for its run. The host adds the test runner
 /// scripts its CI commands name to `protected_paths` (they are not known to the ruleset).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchPolicySettings {
     /// Protected paths, in rule order (the first match decides).

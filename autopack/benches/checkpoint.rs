@@ -188,6 +188,7 @@ impl Run {
                     at,
                     phase_id: r.phase_id,
                     commit: format!("c{}", self.builds),
+                    holds: vec![],
                 },
                 Action::RunCi(r) => Input::CiFinished {
                     at,
@@ -197,6 +198,9 @@ impl Run {
                         attempts: 1,
                         failing_tests: vec![],
                         output_tail: String::new(),
+                        known_failures: vec![],
+                        flaky_tests: vec![],
+                        baseline: None,
                     },
                 },
                 Action::CreateSnapshot(r) => Input::SnapshotCreated {

@@ -126,6 +126,7 @@ fn drive(start: Input, keep: bool) -> Vec<Input> {
                 at,
                 phase_id: r.phase_id,
                 commit: "c".into(),
+                holds: vec![],
             },
             Action::RunCi(r) => Input::CiFinished {
                 at,
@@ -135,6 +136,9 @@ fn drive(start: Input, keep: bool) -> Vec<Input> {
                     attempts: 1,
                     failing_tests: vec![],
                     output_tail: String::new(),
+                    known_failures: vec![],
+                    flaky_tests: vec![],
+                    baseline: None,
                 },
             },
             Action::CreateSnapshot(r) => Input::SnapshotCreated {

@@ -59,6 +59,8 @@ pub enum ApplyOutcome {
     Applied {
         /// The candidate commit.
         commit: String,
+        /// Why it may go on only after an Auditor `approve` (empty for most patches).
+        holds: Vec<autopack_core::patch_rules::PatchHold>,
     },
     /// The policy rejected it.
     Rejected {
@@ -441,10 +443,11 @@ impl<'a, S: RunStore> Driver<'a, S> {
                 })
             }
             Action::ApplyPatch(request) => Some(match self.host.applier.apply(request) {
-                Ok(ApplyOutcome::Applied { commit }) => Input::PatchApplied {
+                Ok(ApplyOutcome::Applied { commit, holds }) => Input::PatchApplied {
                     at: self.host.clock.now(),
                     phase_id: request.phase_id.clone(),
                     commit,
+                    holds,
                 },
                 Ok(ApplyOutcome::Rejected { rule, message }) => Input::PatchRejected {
                     at: self.host.clock.now(),
@@ -847,6 +850,7 @@ mod tests {
                     at,
                     phase_id: r.phase_id,
                     commit: "c".into(),
+                    holds: vec![],
                 },
                 Action::RunCi(r) => Input::CiFinished {
                     at,
@@ -856,6 +860,9 @@ mod tests {
                         attempts: 1,
                         failing_tests: vec![],
                         output_tail: String::new(),
+                        known_failures: vec![],
+                        flaky_tests: vec![],
+                        baseline: None,
                     },
                 },
                 Action::CreateSnapshot(r) => Input::SnapshotCreated {

@@ -299,12 +299,18 @@ fn retries_an_auditor_revise_red_and_flaky_ci_write_what_a_full_rewrite_writes()
                     attempts: r.max_attempts.min(2),
                     failing_tests: vec![],
                     output_tail: String::new(),
+                    known_failures: vec![],
+                    flaky_tests: vec![],
+                    baseline: None,
                 },
                 4 => CiReport {
                     verdict: CiVerdict::Red,
                     attempts: 1,
                     failing_tests: vec!["t::x".into()],
                     output_tail: "boom".into(),
+                    known_failures: vec![],
+                    flaky_tests: vec![],
+                    baseline: None,
                 },
                 _ => green(r),
             }
@@ -584,6 +590,9 @@ fn random_script(tape: Tape) -> Script<'static> {
                     vec![]
                 },
                 output_tail: String::new(),
+                known_failures: vec![],
+                flaky_tests: vec![],
+                baseline: None,
             }
         }),
         step: chrono::Duration::seconds(7),

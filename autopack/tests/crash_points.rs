@@ -286,18 +286,27 @@ impl Verifier for Ci {
                 attempts: 1,
                 failing_tests: vec!["tests::more".into()],
                 output_tail: "test tests::more ... FAILED".into(),
+                known_failures: vec![],
+                flaky_tests: vec![],
+                baseline: None,
             },
             "p4" => CiReport {
                 verdict: CiVerdict::Flaky,
                 attempts: 2.min(r.max_attempts),
                 failing_tests: vec![],
                 output_tail: "passed on retry".into(),
+                known_failures: vec![],
+                flaky_tests: vec![],
+                baseline: None,
             },
             _ => CiReport {
                 verdict: CiVerdict::Green,
                 attempts: 1,
                 failing_tests: vec![],
                 output_tail: "ok".into(),
+                known_failures: vec![],
+                flaky_tests: vec![],
+                baseline: None,
             },
         };
         self.steps.step(|| format!("after {}", name()));

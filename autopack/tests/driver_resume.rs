@@ -49,7 +49,10 @@ impl Applier for Repo {
     fn apply(&mut self, r: &PatchRequest) -> Result<ApplyOutcome, HostError> {
         let commit = format!("c-{}-{}", r.phase_id, r.attempt);
         self.applied.push(commit.clone());
-        Ok(ApplyOutcome::Applied { commit })
+        Ok(ApplyOutcome::Applied {
+            commit,
+            holds: vec![],
+        })
     }
 
     fn snapshot(&mut self, r: &SnapshotRequest) -> Result<(), HostError> {
@@ -74,6 +77,9 @@ impl Verifier for Ci {
             attempts: 1,
             failing_tests: vec![],
             output_tail: String::new(),
+            known_failures: vec![],
+            flaky_tests: vec![],
+            baseline: None,
         })
     }
 }

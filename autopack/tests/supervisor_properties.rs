@@ -171,6 +171,9 @@ fn random_script(tape: Tape) -> Script<'static> {
                     vec![]
                 },
                 output_tail: String::new(),
+                known_failures: vec![],
+                flaky_tests: vec![],
+                baseline: None,
             }
         }),
         step: chrono::Duration::seconds(5),

@@ -106,6 +106,9 @@ fn flaky_ci_is_recorded_as_a_minor_ci_issue_and_the_phase_completes() {
                     attempts: 2,
                     failing_tests: vec!["t::flaky".into()],
                     output_tail: String::new(),
+                    known_failures: vec![],
+                    flaky_tests: vec![],
+                    baseline: None,
                 }
             } else {
                 green(r)
@@ -543,6 +546,9 @@ fn gate_rejections_and_red_ci_are_failed_attempts() {
                     attempts: 1,
                     failing_tests: vec!["t::a".into()],
                     output_tail: "assertion failed".into(),
+                    known_failures: vec![],
+                    flaky_tests: vec![],
+                    baseline: None,
                 }
             } else {
                 green(r)
@@ -727,6 +733,9 @@ fn a_tier_that_has_used_its_ci_run_cap_cannot_verify_another_patch() {
             attempts: r.max_attempts,
             failing_tests: vec![],
             output_tail: String::new(),
+            known_failures: vec![],
+            flaky_tests: vec![],
+            baseline: None,
         }),
         ..Script::default()
     };
@@ -751,6 +760,9 @@ fn green_report() -> CiReport {
         attempts: 1,
         failing_tests: vec![],
         output_tail: String::new(),
+        known_failures: vec![],
+        flaky_tests: vec![],
+        baseline: None,
     }
 }
 

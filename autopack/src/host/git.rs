@@ -106,7 +106,10 @@ impl Applier for GitApplier {
             .map_err(HostError::new)?;
         let commit = candidate.commit.to_string();
         self.candidates.insert(candidate.commit, candidate);
-        Ok(ApplyOutcome::Applied { commit })
+        Ok(ApplyOutcome::Applied {
+            commit,
+            holds: vec![],
+        })
     }
 
     fn snapshot(&mut self, request: &SnapshotRequest) -> Result<(), HostError> {
@@ -179,6 +182,9 @@ impl Verifier for GitVerifier {
             attempts: report.ci_runs_used,
             failing_tests: failing_tests(&output_tail),
             output_tail,
+            known_failures: vec![],
+            flaky_tests: vec![],
+            baseline: None,
         })
     }
 }

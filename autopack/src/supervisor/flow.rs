@@ -11,10 +11,13 @@ use autopack_core::message::{
     AuditReason, AuditorRecommendation, AuditorResult, BuilderResult, BuilderStatus, CiFailure,
     SuggestedIssue,
 };
+use autopack_core::patch_rules::PatchHold;
 use autopack_core::record::{
     AttemptOutcome, AttemptRecord, AttemptRole, CiRecord, CiVerdict, FailureRecord,
 };
-use autopack_core::vocabulary::{IssueCategory, IssueSource, RunScope, SafetyProfile, Severity};
+use autopack_core::vocabulary::{
+    BuilderMode, CiProfile, IssueCategory, IssueSource, RunScope, SafetyProfile, Severity,
+};
 use autopack_issues::{IssueObservation, ReportedIssue};
 
 use super::io::{
@@ -183,6 +186,12 @@ impl Ctx<'_> {
             patch,
             scope: p.scope.clone(),
             builder_mode: p.builder_mode.clone(),
+            limits: self.a.run.patch_policy.limits_for(
+                p.builder_mode
+                    .as_ref()
+                    .unwrap_or(&BuilderMode::Other(String::new())),
+            ),
+            policy: self.a.run.patch_policy.clone(),
         };
         self.a.pending = Some(Pending::Apply);
         self.emit(Action::ApplyPatch(request));
@@ -190,7 +199,12 @@ impl Ctx<'_> {
 
     // ----- gate -----
 
-    pub(super) fn on_patch_applied(&mut self, commit: String, at: DateTime<Utc>) -> Step {
+    pub(super) fn on_patch_applied(
+        &mut self,
+        commit: String,
+        holds: Vec<PatchHold>,
+        at: DateTime<Utc>,
+    ) -> Step {
         let Some(at_) = self.current() else {
             return Ok(());
         };
@@ -203,15 +217,37 @@ impl Ctx<'_> {
             attempt,
             patch,
         });
-        let needs_approval = (self.phase(at_).needs_approval() || self.work().needs_review)
+        if !holds.is_empty() {
+            // SPEC §13: a held patch is recorded, and test-integrity risk makes this
+            // candidate's CI strict whatever the phase's category says.
+            let issues = hold_issues(&self.phase(at_).phase_id, &holds);
+            if !self.record_issues(at_, &issues, at)? {
+                return Ok(());
+            }
+            self.work().strict_ci |= holds.iter().any(PatchHold::is_test_integrity);
+        }
+        let held = !holds.is_empty();
+        let needs_approval = (self.phase(at_).needs_approval() || self.work().needs_review || held)
             && role == AttemptRole::Builder
             && !self.work().approved;
         if needs_approval {
             if self.auditor_attempts_left(at_) {
-                let failures = self.work().feedback.clone();
+                let mut failures = self.work().feedback.clone();
+                failures.extend(holds.iter().map(ToString::to_string));
                 return self.request_audit(AuditPurpose::Approval, failures);
             }
-            let reason = "the patch needs an Auditor approve (high-risk phase without auto_apply, or the Builder asked for review) and the phase has no Auditor attempts".to_owned();
+            let reason = if held {
+                format!(
+                    "the patch needs an Auditor approve ({}) and the phase has no Auditor attempts",
+                    holds
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            } else {
+                "the patch needs an Auditor approve (high-risk phase without auto_apply, or the Builder asked for review) and the phase has no Auditor attempts".to_owned()
+            };
             return self.fail_phase(reason, at);
         }
         self.gate_passed(at_, at)
@@ -244,13 +280,15 @@ impl Ctx<'_> {
         }
         let tier = &self.a.record.tiers[at_.tier];
         let remaining = tier.caps.ci_runs_remaining(&tier.usage);
+        let profile = self.ci_profile(at_);
+        let baseline = self.a.ci_baselines.get(&profile).cloned();
         let p = self.phase(at_);
         let wanted = p.ci_max_retries.saturating_add(1);
         let request = CiRequest {
             run_id: self.a.run.run_id.clone(),
             tier_id: p.tier_id.clone(),
             phase_id: p.phase_id.clone(),
-            profile: p.ci_profile,
+            profile,
             commit: self
                 .a
                 .current
@@ -259,6 +297,7 @@ impl Ctx<'_> {
                 .map(|c| c.commit.clone())
                 .unwrap_or_default(),
             max_attempts: wanted.min(remaining).max(1),
+            baseline,
         };
         self.a.pending = Some(Pending::Ci);
         self.emit(Action::RunCi(request));
@@ -270,8 +309,16 @@ impl Ctx<'_> {
         let Some(at_) = self.current() else {
             return Ok(());
         };
-        let profile = self.phase(at_).ci_profile;
+        let profile = self.ci_profile(at_);
         let attempts = report.attempts;
+        if let Some(baseline) = &report.baseline
+            && baseline.profile == profile
+        {
+            self.a
+                .ci_baselines
+                .entry(profile)
+                .or_insert_with(|| baseline.clone());
+        }
         {
             let phase = &mut self.a.record.tiers[at_.tier].phases[at_.phase];
             phase.usage.ci_runs = phase.usage.ci_runs.saturating_add(attempts);
@@ -288,14 +335,15 @@ impl Ctx<'_> {
         tracing::info!(target: "autopack::ci", run_id = %self.a.run.run_id, phase_id = %self.phase(at_).phase_id, verdict = ?report.verdict, attempts, "CI finished");
         match report.verdict {
             CiVerdict::Green | CiVerdict::Flaky => {
-                if report.verdict == CiVerdict::Flaky {
-                    let issues: Vec<SuggestedIssue> =
-                        flaky_issue(&self.phase(at_).phase_id, &report)
-                            .into_iter()
-                            .collect();
-                    if !self.record_issues(at_, &issues, at)? {
-                        return Ok(());
-                    }
+                let phase_id = &self.phase(at_).phase_id;
+                let issues: Vec<SuggestedIssue> = (report.verdict == CiVerdict::Flaky)
+                    .then(|| flaky_issue(phase_id, &report))
+                    .flatten()
+                    .into_iter()
+                    .chain(known_failures_issue(phase_id, profile, &report))
+                    .collect();
+                if !self.record_issues(at_, &issues, at)? {
+                    return Ok(());
                 }
                 if !self.check_budgets(at_, at)? {
                     return Ok(());
@@ -411,6 +459,7 @@ impl Ctx<'_> {
         work.candidate = None;
         work.needs_review = false;
         work.approved = false;
+        work.strict_ci = false;
         work.attempt_tokens = 0;
         work.failure_streak.push(failure.signature.clone());
         work.feedback.push(failure.reason.clone());
@@ -606,6 +655,7 @@ impl Ctx<'_> {
         work.candidate = None;
         work.needs_review = false;
         work.approved = false;
+        work.strict_ci = false;
         if !notes.is_empty() {
             work.feedback.push(format!("Auditor: {notes}"));
         }
@@ -968,12 +1018,82 @@ fn flaky_issue(
         source: IssueSource::Ci,
         category: IssueCategory::new("ci_flaky").ok()?,
         expected_fail: false,
-        evidence_refs: report.failing_tests.clone(),
+        evidence_refs: if report.flaky_tests.is_empty() {
+            report.failing_tests.clone()
+        } else {
+            report.flaky_tests.clone()
+        },
         description: format!(
-            "CI was red, then green with no change, in {} attempts",
-            report.attempts
+            "CI was red, then green with no change, in {} attempts{}",
+            report.attempts,
+            list_suffix("; flaky: ", &report.flaky_tests)
         ),
     })
+}
+
+/// Tests that fail on the base commit as well: not the Builder's failure, but work the
+/// project still owes (SPEC §13).
+fn known_failures_issue(
+    phase_id: &autopack_core::ids::PhaseId,
+    profile: CiProfile,
+    report: &CiReport,
+) -> Option<SuggestedIssue> {
+    if report.known_failures.is_empty() {
+        return None;
+    }
+    let key = IssueKey::new(format!("ci_preexisting_failures__{phase_id}"))
+        .or_else(|_| IssueKey::new("ci_preexisting_failures"))
+        .ok()?;
+    Some(SuggestedIssue {
+        issue_key: key,
+        severity: Severity::Minor,
+        source: IssueSource::Ci,
+        category: IssueCategory::new("ci_preexisting_failure").ok()?,
+        expected_fail: true,
+        evidence_refs: report.known_failures.clone(),
+        description: format!(
+            "{} test(s) fail under {profile} CI on the base commit as well",
+            report.known_failures.len()
+        ),
+    })
+}
+
+/// One issue per kind of hold on a patch: `test_integrity` (the tests it weakens) and
+/// `protected_path` (the paths that needed an approve), evidence the paths.
+fn hold_issues(phase_id: &autopack_core::ids::PhaseId, holds: &[PatchHold]) -> Vec<SuggestedIssue> {
+    let mut out = Vec::new();
+    for (category, test_integrity) in [("test_integrity", true), ("protected_path", false)] {
+        let of_kind: Vec<&PatchHold> = holds
+            .iter()
+            .filter(|h| h.is_test_integrity() == test_integrity)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        let (Ok(key), Ok(category_id)) = (
+            IssueKey::new(format!("{category}__{phase_id}")).or_else(|_| IssueKey::new(category)),
+            IssueCategory::new(category),
+        ) else {
+            continue;
+        };
+        let mut paths: Vec<String> = of_kind.iter().map(|h| h.path().to_owned()).collect();
+        paths.sort();
+        paths.dedup();
+        out.push(SuggestedIssue {
+            issue_key: key,
+            severity: Severity::Minor,
+            source: IssueSource::StaticCheck,
+            category: category_id,
+            expected_fail: false,
+            evidence_refs: paths,
+            description: of_kind
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    out
 }
 
 fn describe_builder_failure(result: &BuilderResult) -> String {

@@ -53,6 +53,8 @@ pub(crate) struct FrozenRun {
     pub(crate) caps: RunCaps,
     pub(crate) aging: AgingThresholds,
     pub(crate) tiers: Vec<FrozenTier>,
+    /// What a patch may do in this run.
+    pub(crate) patch_policy: autopack_strategy::PatchPolicySettings,
 }
 
 impl FrozenRun {

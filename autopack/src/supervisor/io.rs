@@ -12,11 +12,12 @@ use autopack_core::clock::timestamp;
 use autopack_core::ids::{PhaseId, RunId, TierId};
 use autopack_core::lifecycle::RunState;
 use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
+use autopack_core::patch_rules::{PatchHold, PatchLimits};
 use autopack_core::plan::Plan;
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::{BuilderMode, CiProfile};
 use autopack_issues::{IssueObservation, ProjectBacklog};
-use autopack_strategy::Strategy;
+use autopack_strategy::{PatchPolicySettings, Strategy};
 
 /// What an agent (Builder or Auditor) call produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -42,12 +43,37 @@ pub struct CiReport {
     pub verdict: CiVerdict,
     /// Attempts run (each counts against the tier's `ci_run_cap`).
     pub attempts: u32,
-    /// Failing tests named by the last red attempt, when the host can tell.
+    /// Failing tests named by the last red attempt, when the host can tell: exact ids
+    /// from JUnit reports (only the failures the baseline does not hold), else names read
+    /// from the output.
     #[serde(default)]
     pub failing_tests: Vec<String>,
     /// The tail of the last attempt's output.
     #[serde(default)]
     pub output_tail: String,
+    /// Tests that failed but fail on the base commit too (the run's baseline): they do
+    /// not fail the attempt and are recorded as an issue instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_failures: Vec<String>,
+    /// Tests that failed in one attempt and passed in a later one with no change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaky_tests: Vec<String>,
+    /// The baseline this CI run computed (when the request carried none and the profile
+    /// reads JUnit reports); the Supervisor keeps it for the rest of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<CiBaseline>,
+}
+
+/// The tests that fail on a run's base commit under one CI profile, computed once per run
+/// and journaled with the [`CiReport`] that brought it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CiBaseline {
+    /// The profile whose command ran.
+    pub profile: CiProfile,
+    /// The base commit it ran on.
+    pub commit: String,
+    /// Failing test ids, sorted.
+    pub failing_tests: Vec<String>,
 }
 
 /// An input to the Supervisor. Every input carries the time the host read from its clock.
@@ -104,6 +130,10 @@ pub enum Input {
         phase_id: PhaseId,
         /// The candidate commit.
         commit: String,
+        /// Why the patch may go on only after an Auditor `approve` (protected paths whose
+        /// rule says so, test-integrity findings); empty for most patches.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        holds: Vec<PatchHold>,
     },
     /// The gate rejected the patch.
     PatchRejected {
@@ -226,8 +256,12 @@ pub struct PatchRequest {
     pub patch: String,
     /// Path globs the patch must stay inside (empty: anywhere).
     pub scope: Vec<String>,
-    /// The phase's builder mode, which sets the size limits.
+    /// The phase's builder mode.
     pub builder_mode: Option<BuilderMode>,
+    /// The size limits of that mode, with the ruleset's overrides.
+    pub limits: PatchLimits,
+    /// The run's frozen patch policy (protected paths, symlinks, path lengths).
+    pub policy: PatchPolicySettings,
 }
 
 /// A CI run to perform on a candidate commit.
@@ -246,6 +280,11 @@ pub struct CiRequest {
     /// Attempts the gate may make: the phase's retries, never more than the tier's
     /// remaining `ci_run_cap` can pay for.
     pub max_attempts: u32,
+    /// The run's baseline for this profile, once a CI run computed it (`None` before:
+    /// a host that reads JUnit reports computes it and returns it in
+    /// [`CiReport::baseline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<CiBaseline>,
 }
 
 /// A candidate to make permanent: move `autonomous/{run_id}` to it and tag it.

@@ -36,7 +36,7 @@ mod frozen;
 mod io;
 mod setup;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -50,12 +50,12 @@ use autopack_core::lifecycle::{
 use autopack_core::message::{AuditReason, AuditorRequest, BuilderRequest, CiFailure};
 use autopack_core::plan::PlanErrors;
 use autopack_core::record::{AttemptRole, RunRecord, StateChange};
-use autopack_core::vocabulary::SafetyProfile;
+use autopack_core::vocabulary::{CiProfile, SafetyProfile};
 use autopack_issues::Ledger;
 
 pub use io::{
-    Action, AgentOutcome, Changed, Checkpoint, CiReport, CiRequest, Input, PatchRequest,
-    PhasePosition, SnapshotRequest,
+    Action, AgentOutcome, Changed, Checkpoint, CiBaseline, CiReport, CiRequest, Input,
+    PatchRequest, PhasePosition, SnapshotRequest,
 };
 
 use frozen::{FrozenPhase, FrozenRun};
@@ -183,6 +183,9 @@ struct PhaseWork {
     candidate: Option<Candidate>,
     needs_review: bool,
     approved: bool,
+    /// The candidate's CI runs `strict` whatever the phase's profile (a test-integrity
+    /// hold, SPEC §13).
+    strict_ci: bool,
     /// Tokens of the attempt whose patch is in the gate or CI.
     attempt_tokens: u64,
     /// The last patch a Builder sent for this phase.
@@ -221,6 +224,8 @@ struct Active {
     config: SupervisorConfig,
     /// What of `record` changed since the last checkpoint handed out.
     changed: Changed,
+    /// The base commit's failing tests per CI profile, once a CI run brought them.
+    ci_baselines: BTreeMap<CiProfile, CiBaseline>,
 }
 
 /// The deterministic, sans-IO Supervisor of one run.
@@ -505,6 +510,15 @@ impl Ctx<'_> {
         &self.a.run.tiers[at.tier].phases[at.phase]
     }
 
+    /// The CI profile of the phase's current candidate: the phase's, or `strict` when the
+    /// candidate carries a test-integrity hold.
+    fn ci_profile(&self, at: At) -> CiProfile {
+        match &self.a.current {
+            Some((_, work)) if work.strict_ci => CiProfile::Strict,
+            _ => self.phase(at).ci_profile,
+        }
+    }
+
     fn current(&self) -> Option<At> {
         self.a.current.as_ref().map(|(at, _)| *at)
     }
@@ -612,9 +626,9 @@ impl Ctx<'_> {
                 };
                 self.on_auditor(attempt, purpose, outcome, at)
             }
-            Input::PatchApplied { commit, .. } => {
+            Input::PatchApplied { commit, holds, .. } => {
                 self.a.pending = None;
-                self.on_patch_applied(commit, at)
+                self.on_patch_applied(commit, holds, at)
             }
             Input::PatchRejected { rule, message, .. } => {
                 self.a.pending = None;

@@ -39,6 +39,7 @@ pub(super) fn start(
         pending: None,
         config,
         changed: Changed::everything(),
+        ci_baselines: std::collections::BTreeMap::new(),
     })
 }
 
@@ -163,6 +164,7 @@ pub(super) fn freeze(
         safety_profile: strategy.safety_profile,
         run_scope: strategy.run_scope,
         strategy_version: strategy.version,
+        patch_policy: strategy.patch_policy.clone(),
         caps: RunCaps {
             token_cap: strategy.run_token_cap,
             max_phases: strategy.run_max_phases,

@@ -9,6 +9,7 @@ use autopack_core::message::{
     AuditorRecommendation, AuditorRequest, AuditorResult, BuilderRequest, BuilderResult,
     BuilderStatus, SuggestedIssue,
 };
+use autopack_core::patch_rules::PatchHold;
 use autopack_core::plan::{PhaseSpec, Plan, RunSpec, TierSpec};
 use autopack_core::record::CiVerdict;
 use autopack_core::vocabulary::{
@@ -150,6 +151,9 @@ pub fn green(req: &CiRequest) -> CiReport {
         attempts: 1,
         failing_tests: Vec::new(),
         output_tail: String::new(),
+        known_failures: vec![],
+        flaky_tests: vec![],
+        baseline: None,
     }
 }
 
@@ -157,6 +161,7 @@ type BuilderFn<'a> = Box<dyn FnMut(&BuilderRequest) -> AgentOutcome<BuilderResul
 type AuditorFn<'a> = Box<dyn FnMut(&AuditorRequest) -> AgentOutcome<AuditorResult> + 'a>;
 type GateFn<'a> = Box<dyn FnMut(&PatchRequest) -> Result<String, (String, String)> + 'a>;
 type CiFn<'a> = Box<dyn FnMut(&CiRequest) -> CiReport + 'a>;
+type HoldsFn<'a> = Box<dyn FnMut(&PatchRequest) -> Vec<PatchHold> + 'a>;
 
 /// Scripted behaviour of everything around the Supervisor.
 pub struct Script<'a> {
@@ -164,6 +169,8 @@ pub struct Script<'a> {
     pub auditor: AuditorFn<'a>,
     pub gate: GateFn<'a>,
     pub ci: CiFn<'a>,
+    /// The holds the gate puts on a patch it accepts (none by default).
+    pub holds: HoldsFn<'a>,
     /// Time each answer takes.
     pub step: Duration,
 }
@@ -189,6 +196,7 @@ impl Script<'_> {
                     at: now,
                     phase_id: r.phase_id.clone(),
                     commit,
+                    holds: (self.holds)(r),
                 },
                 Err((rule, message)) => Input::PatchRejected {
                     at: now,
@@ -222,6 +230,7 @@ impl Default for Script<'_> {
             auditor: Box::new(|r| audit(r, AuditorRecommendation::Approve)),
             gate: Box::new(|r| Ok(format!("commit-{}-{}", r.phase_id, r.attempt))),
             ci: Box::new(green),
+            holds: Box::new(|_| Vec::new()),
             step: Duration::seconds(30),
         }
     }
