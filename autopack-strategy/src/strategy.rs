@@ -784,6 +784,7 @@ impl fmt::Display for Strategy {
                 writeln!(f)?;
             }
         }
+        self.render_patch_policy(f)?;
         if !self.effective_severity_upgrades.is_empty() {
             writeln!(f)?;
             writeln!(
@@ -811,6 +812,60 @@ impl fmt::Display for Strategy {
             for d in &self.diagnostics {
                 writeln!(f, "  {d}")?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Strategy {
+    /// The patch policy section of the text form: the limits of every builder mode a
+    /// phase uses, the path limits, symlinks and the protected paths.
+    fn render_patch_policy(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let policy = &self.patch_policy;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "patch policy: paths ≤ {} bytes, components ≤ {} bytes, symlinks {}",
+            policy.path_limits.max_path_bytes,
+            policy.path_limits.max_component_bytes,
+            if policy.allow_symlinks {
+                "allowed"
+            } else {
+                "refused"
+            }
+        )?;
+        let mut modes: Vec<&BuilderMode> =
+            self.phase_strategies.values().map(|p| &p.builder_mode).collect();
+        modes.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        modes.dedup();
+        for mode in modes {
+            let l = policy.limits_for(mode);
+            writeln!(
+                f,
+                "  {mode}: {} files, {} changed lines, {} patch bytes, {} bytes per line, {} bytes per file{}",
+                l.max_files,
+                l.max_changed_lines,
+                l.max_patch_bytes,
+                l.max_line_bytes,
+                l.max_file_bytes,
+                if policy.builder_mode_limits.contains_key(mode.as_str()) {
+                    " (ruleset)"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        writeln!(
+            f,
+            "  protected ({} rules, plus the test runner scripts the CI commands name):",
+            policy.protected_paths.len()
+        )?;
+        for rule in &policy.protected_paths {
+            let action = match rule.action {
+                autopack_core::patch_rules::ProtectedAction::Refuse => "refuse",
+                autopack_core::patch_rules::ProtectedAction::AuditorApprove => "auditor_approve",
+            };
+            writeln!(f, "    {} {action}", rule.pattern)?;
         }
         Ok(())
     }
