@@ -159,6 +159,8 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
         agent_timeout_secs: 60,
         max_output_bytes: autopack::host::DEFAULT_MAX_OUTPUT,
         max_patch_bytes: autopack::apply::MAX_PATCH_BYTES,
+        junit: Vec::new(),
+        strict_junit: Vec::new(),
         workspace_dir: None,
         ci_timeout_secs: 120,
         ci_backoff_millis: 100,

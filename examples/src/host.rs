@@ -96,6 +96,13 @@ pub struct RunConfig {
     /// [`MAX_PATCH_BYTES`](autopack::apply::MAX_PATCH_BYTES); `--max-patch-bytes`).
     #[serde(default = "default_max_patch_bytes")]
     pub max_patch_bytes: u64,
+    /// JUnit XML reports the `normal` profile's command writes (globs in the checkout,
+    /// `--junit`); empty: CI is judged by exit codes alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub junit: Vec<String>,
+    /// The `strict` profile's reports (`--strict-junit`; default `--junit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strict_junit: Vec<String>,
 }
 
 fn default_max_patch_bytes() -> u64 {
@@ -392,6 +399,16 @@ impl RunConfig {
         Ok(path)
     }
 
+    /// The CI commands of both profiles (the test runner scripts they name are protected
+    /// paths).
+    pub fn ci_commands(&self) -> Vec<String> {
+        let mut commands = vec![self.test_cmd.clone()];
+        if self.strict_test_cmd != self.test_cmd {
+            commands.push(self.strict_test_cmd.clone());
+        }
+        commands
+    }
+
     fn gate(&self, sandbox: &Sandbox) -> PreflightGate {
         let mut gate = PreflightGate::new(self.test_cmd.clone(), self.strict_test_cmd.clone())
             .with_sandbox(
@@ -399,6 +416,8 @@ impl RunConfig {
                 self.sandbox.ci_network.network(),
                 self.sandbox.read.clone(),
             );
+        gate.normal_junit = self.junit.clone();
+        gate.strict_junit = self.strict_junit.clone();
         gate.timeout = Duration::from_secs(self.ci_timeout_secs);
         gate.backoff = Duration::from_millis(self.ci_backoff_millis);
         gate.env.pass = self.sandbox.pass_env.clone();
@@ -626,9 +645,15 @@ impl Wiring {
                 .with_context(|| format!("opening the workspaces of run {run_id}"))?,
         );
         Ok(Wiring {
+            verifier: GitVerifier::new(config.gate(sandbox), Arc::clone(&workspaces)).with_base(
+                branch
+                    .status()
+                    .with_context(|| format!("reading the integration branch of run {run_id}"))?
+                    .base,
+            ),
             applier: GitApplier::new(branch, config.signature())
-                .with_max_patch_bytes(config.max_patch_bytes),
-            verifier: GitVerifier::new(config.gate(sandbox), Arc::clone(&workspaces)),
+                .with_max_patch_bytes(config.max_patch_bytes)
+                .with_ci_commands(config.ci_commands()),
             tripwire: GitTripwire::arm(repo, run_id)
                 .map_err(|e| anyhow::anyhow!("arming the tripwire on {}: {e}", repo.display()))?,
             workspaces,

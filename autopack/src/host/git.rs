@@ -10,14 +10,16 @@ use autopack_apply::workspace::{Slot, Workspaces};
 use autopack_core::ids::RunId;
 
 use autopack_apply::{
-    AppliedCommit, CheckError, CommitInfo, CommitSignature, GateVerdict, IntegrationBranch, Oid,
-    PatchPolicy, PreflightGate, Role,
+    AppliedCommit, Baseline, CheckError, CommitInfo, CommitSignature, GateError, GateVerdict,
+    IntegrationBranch, Oid, PreflightGate, Role,
 };
+
+use super::patch_gate::{PatchGate, check_on_branch};
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::BuilderMode;
 
 use crate::driver::{Applier, ApplyOutcome, HostError, Tripwire, Verifier};
-use crate::supervisor::{CiReport, CiRequest, PatchRequest, SnapshotRequest};
+use crate::supervisor::{CiBaseline, CiReport, CiRequest, PatchRequest, SnapshotRequest};
 
 /// Applies patches to a run's integration branch through the patch policy, as candidate
 /// commits that the branch takes only after green CI.
@@ -29,6 +31,7 @@ pub struct GitApplier {
     signature: CommitSignature,
     candidates: HashMap<Oid, AppliedCommit>,
     max_patch_bytes: u64,
+    ci_commands: Vec<String>,
 }
 
 impl GitApplier {
@@ -41,12 +44,20 @@ impl GitApplier {
             signature,
             candidates: HashMap::new(),
             max_patch_bytes: autopack_apply::MAX_PATCH_BYTES,
+            ci_commands: Vec::new(),
         }
+    }
+
+    /// Protects the test runner scripts these CI commands name (the run's test commands),
+    /// as [`PatchGate::protected_paths`] says.
+    pub fn with_ci_commands(mut self, commands: Vec<String>) -> GitApplier {
+        self.ci_commands = commands;
+        self
     }
 
     /// Refuses patches longer than `bytes` (default
     /// [`MAX_PATCH_BYTES`](autopack_apply::MAX_PATCH_BYTES)) with the rule
-    /// `patch_too_large`.
+    /// `patch_too_large`, whatever the builder mode allows.
     pub fn with_max_patch_bytes(mut self, bytes: u64) -> GitApplier {
         self.max_patch_bytes = bytes;
         self
@@ -71,11 +82,17 @@ impl Applier for GitApplier {
             .builder_mode
             .clone()
             .unwrap_or(BuilderMode::Other("unknown".into()));
-        let policy = PatchPolicy::for_mode(&mode)
-            .with_max_patch_bytes(self.max_patch_bytes)
-            .scope(&request.scope)
-            .map_err(|e| HostError::new(format!("phase {} scope: {e}", request.phase_id)))?;
-        let checked = match policy.check(&self.branch, request.patch.as_bytes()) {
+        let gate = PatchGate {
+            builder_mode: &mode,
+            limits: request.limits,
+            settings: &request.policy,
+            scope: request.scope.clone(),
+            ci_commands: self.ci_commands.clone(),
+            max_patch_bytes: self.max_patch_bytes,
+        };
+        let checked = check_on_branch(&self.branch, request.patch.as_bytes(), &gate)
+            .map_err(|e| HostError::new(format!("phase {} patch policy: {e}", request.phase_id)))?;
+        let checked = match checked {
             Ok(checked) => checked,
             Err(CheckError::Violation(violation)) => {
                 return Ok(ApplyOutcome::Rejected {
@@ -108,7 +125,7 @@ impl Applier for GitApplier {
         self.candidates.insert(candidate.commit, candidate);
         Ok(ApplyOutcome::Applied {
             commit,
-            holds: vec![],
+            holds: checked.holds().to_vec(),
         })
     }
 
@@ -136,15 +153,71 @@ impl Applier for GitApplier {
 /// clone outside the host work tree, reset to the candidate before every CI run (untracked
 /// and ignored files removed, so each run starts from the candidate alone). Nothing the
 /// test command does there can move a ref of the host repository.
+///
+/// When the gate reads JUnit reports for a profile and the run has a base commit
+/// ([`GitVerifier::with_base`]), the first CI run of that profile first runs the command
+/// on the base commit: the tests failing there are the run's *baseline*, returned in
+/// [`CiReport::baseline`] (the Supervisor journals it and sends it with every later
+/// request), and they fail no attempt.
 pub struct GitVerifier {
     gate: PreflightGate,
     workspaces: Arc<Workspaces>,
+    base: Option<Oid>,
 }
 
 impl GitVerifier {
     /// Verifies candidates with `gate`, in the CI slot of `workspaces`.
     pub fn new(gate: PreflightGate, workspaces: Arc<Workspaces>) -> GitVerifier {
-        GitVerifier { gate, workspaces }
+        GitVerifier {
+            gate,
+            workspaces,
+            base: None,
+        }
+    }
+
+    /// Computes the baseline on `base`, the commit the run's integration branch started
+    /// from.
+    pub fn with_base(mut self, base: Oid) -> GitVerifier {
+        self.base = Some(base);
+        self
+    }
+
+    /// The baseline of `request`'s profile: the journaled one it carries, else computed
+    /// now on the base commit (returned as the second value so the Supervisor keeps it).
+    fn baseline(
+        &mut self,
+        request: &CiRequest,
+    ) -> Result<(Option<Baseline>, Option<CiBaseline>), HostError> {
+        if let Some(kept) = &request.baseline {
+            let failing = kept.failing_tests.iter().cloned().collect();
+            return Ok((Some(Baseline { failing }), None));
+        }
+        let Some(base) = self.base else {
+            return Ok((None, None));
+        };
+        if self.gate.junit(request.profile).is_empty() {
+            return Ok((None, None));
+        }
+        let workspace = self
+            .workspaces
+            .checkout(Slot::Ci, base, &[])
+            .map_err(HostError::new)?;
+        let baseline = match self.gate.baseline(workspace.path(), request.profile) {
+            Ok(found) => found.unwrap_or_default(),
+            // Unreadable base reports: no baseline, every failure counts (and the run
+            // does not try again: the empty baseline is journaled).
+            Err(GateError::Report { error, .. }) => {
+                tracing::warn!(target: "autopack::ci", run_id = %request.run_id, %error, "the base commit's JUnit reports cannot be read; every failing test counts");
+                Baseline::default()
+            }
+            Err(err) => return Err(HostError::new(err)),
+        };
+        let journaled = CiBaseline {
+            profile: request.profile,
+            commit: base.to_string(),
+            failing_tests: baseline.failing.iter().cloned().collect(),
+        };
+        Ok((Some(baseline), Some(journaled)))
     }
 }
 
@@ -156,13 +229,19 @@ impl Verifier for GitVerifier {
                 request.phase_id, request.commit
             ))
         })?;
+        let (baseline, computed) = self.baseline(request)?;
         let workspace = self
             .workspaces
             .checkout(Slot::Ci, oid, &[])
             .map_err(HostError::new)?;
         let report = self
             .gate
-            .run(workspace.path(), request.profile, request.max_attempts)
+            .run_with_baseline(
+                workspace.path(),
+                request.profile,
+                request.max_attempts,
+                baseline.as_ref(),
+            )
             .map_err(HostError::new)?;
         let verdict = match report.verdict {
             GateVerdict::Green => CiVerdict::Green,
@@ -177,14 +256,22 @@ impl Verifier for GitVerifier {
             .or(report.attempts.last())
             .map(|a| a.output_tail.clone())
             .unwrap_or_default();
+        let read_reports = report.attempts.iter().any(|a| a.tests.is_some());
+        // Exact ids from the reports (only the failures the baseline does not hold);
+        // without reports, names read from the output.
+        let failing_tests = if read_reports {
+            report.new_failures.iter().cloned().collect()
+        } else {
+            failing_tests(&output_tail)
+        };
         Ok(CiReport {
             verdict,
             attempts: report.ci_runs_used,
-            failing_tests: failing_tests(&output_tail),
+            failing_tests,
             output_tail,
-            known_failures: vec![],
-            flaky_tests: vec![],
-            baseline: None,
+            known_failures: report.known_failures.iter().cloned().collect(),
+            flaky_tests: report.flaky_tests.iter().cloned().collect(),
+            baseline: computed,
         })
     }
 }

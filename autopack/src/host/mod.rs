@@ -7,12 +7,14 @@
 mod command;
 mod files;
 mod git;
+mod patch_gate;
 mod preset;
 mod workspace;
 
 pub use command::{AGENT_ENV, CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
 pub use files::FsArtefacts;
 pub use git::{GitApplier, GitTripwire, GitVerifier};
+pub use patch_gate::{PatchCheckError, PatchGate, PatchVerdict, Refusal, check_patch};
 pub use preset::{
     AgentPreset, AgentReport, AgentRole, Invocation, MAX_PROMPT_BYTES, PresetError, StdinUse,
     UnknownPreset, auditor_prompt, builder_prompt, result_json_in,
