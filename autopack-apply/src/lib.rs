@@ -133,6 +133,7 @@
 
 mod branch;
 mod gate;
+pub mod junit;
 mod loose;
 mod policy;
 mod promotion;
