@@ -670,7 +670,10 @@ mod tests {
                </testsuite><testsuite><testcase name="t5"/></testsuite></testsuites>"#,
         );
         let ids: Vec<&str> = r.tests.keys().map(String::as_str).collect();
-        assert_eq!(ids, ["a.b::t1", "inner::t4", "outer::t2", "outer::t3", "t5"]);
+        assert_eq!(
+            ids,
+            ["a.b::t1", "inner::t4", "outer::t2", "outer::t3", "t5"]
+        );
     }
 
     #[test]
@@ -765,7 +768,10 @@ mod tests {
         .unwrap();
         assert_eq!(g.roots, [PathBuf::from("reports"), PathBuf::from("target")]);
         assert!(g.set.is_match("reports/a.xml"));
-        assert!(!g.set.is_match("reports/sub/a.xml"), "`*` stays in a directory");
+        assert!(
+            !g.set.is_match("reports/sub/a.xml"),
+            "`*` stays in a directory"
+        );
         assert!(g.set.is_match("target/a/b/c.xml"));
     }
 }

@@ -147,8 +147,10 @@ pub use branch::{
     IntegrationBranch, Role, SnapshotTag,
 };
 pub use gate::{
-    Attempt, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate, SHELL_CANNOT_RUN,
+    Attempt, Classification, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate,
+    SHELL_CANNOT_RUN, classify,
 };
+pub use junit::{Baseline, JunitError, Outcome, TestResult, TestResults};
 pub use policy::{
     ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy,
     PolicyViolation, SizeLimits,
