@@ -115,7 +115,9 @@ pub struct TestResult {
     /// Surefire's `<flakyFailure>` / `<flakyError>` on a passing test).
     pub flaky: bool,
     /// The failure's or error's `message` attribute, else its text, trimmed, at most
-    /// [`MAX_MESSAGE_BYTES`]; `None` for passing and skipped tests.
+    /// [`MAX_MESSAGE_BYTES`]; `None` for passing and skipped tests. (junit-parser 1.7 drops
+    /// entity references such as `&apos;` from element text and joins the pieces with
+    /// newlines; attributes are unescaped whole. For display, never for ids.)
     pub message: Option<String>,
 }
 
