@@ -547,16 +547,44 @@ pub fn collect(workspace: &Path, globs: &[String]) -> Result<TestResults, JunitE
 /// its target untouched; directories are left), so that the next attempt cannot be judged
 /// by an earlier attempt's report. Returns how many were removed.
 ///
+/// A symlinked directory on a glob's literal prefix is removed too (the link only).
+///
 /// # Errors
-/// A bad glob, a symlinked directory on a glob's literal prefix, or a file that cannot be
-/// removed.
+/// A bad glob, or a file or link that cannot be removed.
 pub fn remove_reports(workspace: &Path, globs: &[String]) -> Result<usize, JunitError> {
     if globs.is_empty() {
         return Ok(0);
     }
     let matcher = ReportGlobs::new(globs)?;
     let mut removed = 0;
-    for (rel, _) in matcher.find(workspace)? {
+    // A symlinked directory on a literal prefix (the command made `reports` a link) is
+    // removed itself, its target untouched: the next attempt starts without it. Each pass
+    // removes one link of a prefix's components, so the passes are bounded.
+    let most_passes = matcher
+        .roots
+        .iter()
+        .map(|r| r.components().count())
+        .sum::<usize>()
+        + 1;
+    let mut found = None;
+    for _ in 0..most_passes {
+        match matcher.find(workspace) {
+            Ok(f) => {
+                found = Some(f);
+                break;
+            }
+            Err(JunitError::Symlink { file }) => {
+                std::fs::remove_file(workspace.join(&file)).map_err(|e| io_error(&file, &e))?;
+                removed += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let found = match found {
+        Some(f) => f,
+        None => matcher.find(workspace)?,
+    };
+    for (rel, _) in found {
         match std::fs::remove_file(workspace.join(&rel)) {
             Ok(()) => removed += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

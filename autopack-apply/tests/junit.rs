@@ -526,6 +526,43 @@ fn a_symlinked_report_is_refused_and_its_target_never_judges() {
 }
 
 #[test]
+fn a_symlinked_report_directory_is_refused_and_removed_before_a_retry() {
+    let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write(
+        outside.path(),
+        "junit.xml",
+        &report(&[("t.a::known", "fail")]),
+    );
+    let baseline = Baseline {
+        failing: set(&["t.a::known"]),
+    };
+    // `ln -s` fails (and says so) when `reports` is still there from the last attempt.
+    write(
+        dir.path(),
+        "ci.sh",
+        &format!(
+            "ln -s {} reports || exit 3; exit 1\n",
+            outside.path().display()
+        ),
+    );
+    let report = gate()
+        .run_with_baseline(dir.path(), CiProfile::Normal, 6, Some(&baseline))
+        .unwrap();
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert_eq!(report.attempts.len(), 3);
+    for a in &report.attempts {
+        assert_eq!(a.exit_code, Some(1), "{a:?}");
+        assert_eq!(
+            a.report_error,
+            Some(JunitError::Symlink {
+                file: "reports".into()
+            })
+        );
+    }
+    assert!(outside.path().join("junit.xml").exists());
+}
+
+#[test]
 fn a_stale_report_never_judges_a_later_attempt() {
     let dir = tempfile::tempdir().unwrap();
     // Left by an earlier run: would make the attempt green under the baseline.
