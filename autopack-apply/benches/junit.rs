@@ -42,7 +42,7 @@ fn report() -> String {
                 r#"        <testcase name="{name}" classname="{suite}" timestamp="2026-12-01T14:10:12.665+00:00" time="0.{:03}">"#,
                 n % 1000
             ));
-            if n % 33 == 0 {
+            if n.is_multiple_of(33) {
                 xml.push_str(&format!(
                     r#"
             <failure message="assertion failed: left == right" type="test failure">thread &apos;{name}&apos; panicked at src/module_{m}.rs:{line}:9:
@@ -70,7 +70,7 @@ assertion `left == right` failed: values differ
                     line = 10 + t,
                     r = n + 1
                 ));
-            } else if n % 10 == 0 {
+            } else if n.is_multiple_of(10) {
                 xml.push_str(&format!(
                     "\n            <system-out>running 1 test\ntest {name} ... ok\n</system-out>\n        "
                 ));
