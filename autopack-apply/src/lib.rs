@@ -21,6 +21,16 @@
 //!   classifies green / flaky / red, and never starts an attempt the tier cannot pay for.
 //!   Its arithmetic never panics: a timeout too far away to be represented is no timeout,
 //!   the doubled backoff saturates and is capped at [`MAX_BACKOFF`] (1 hour).
+//! - The JUnit gate ([`junit`], SPEC §13): with report globs per profile
+//!   ([`PreflightGate::normal_junit`], [`PreflightGate::strict_junit`]) each attempt reads
+//!   the JUnit XML its command wrote (pytest, cargo-nextest, Jest, go-junit-report, Maven
+//!   Surefire; earlier reports removed first; no symlink followed; 64 MiB a file) into
+//!   stable test ids. [`PreflightGate::baseline`] runs the command on the base and keeps
+//!   its failing tests; [`PreflightGate::run_with_baseline`] then passes an attempt whose
+//!   only failures are in the baseline, and reports exact failing, new, known and
+//!   per-test flaky tests. The classification is one pure function, [`classify`].
+//!   Parsing a 10,000-test report takes 16–18 ms (`benches/junit.rs`, criterion, shared
+//!   2-core machine; 19–24 ms read from a file).
 //! - [`eligibility`] and [`promote`]: the explicit host call that moves a protected branch.
 //!
 //! Invariant: HEAD, the index file, every work-tree file and every protected ref
@@ -133,6 +143,7 @@
 
 mod branch;
 mod gate;
+pub mod junit;
 mod loose;
 mod policy;
 mod promotion;
@@ -146,8 +157,10 @@ pub use branch::{
     IntegrationBranch, Role, SnapshotTag,
 };
 pub use gate::{
-    Attempt, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate, SHELL_CANNOT_RUN,
+    Attempt, Classification, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate,
+    SHELL_CANNOT_RUN, classify,
 };
+pub use junit::{Baseline, JunitError, Outcome, TestResult, TestResults};
 pub use policy::{
     ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy,
     PolicyViolation, SizeLimits,

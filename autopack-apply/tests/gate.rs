@@ -247,3 +247,70 @@ fn huge_timeouts_and_backoffs_never_panic_or_sleep_for_ever() {
     g.max_attempts = u32::MAX;
     assert_eq!(g.backoff_before(40), autopack_apply::MAX_BACKOFF);
 }
+
+#[test]
+fn without_junit_globs_reports_are_neither_read_nor_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = r#"<testsuite name="s"><testcase name="t"><failure/></testcase></testsuite>"#;
+    std::fs::write(dir.path().join("junit.xml"), xml).unwrap();
+    let report = gate("test -e junit.xml")
+        .run(dir.path(), CiProfile::Normal, 6)
+        .unwrap();
+    assert_eq!(report.verdict, GateVerdict::Green);
+    assert!(report.attempts[0].tests.is_none() && report.attempts[0].report_error.is_none());
+    assert!(report.failing_tests.is_empty() && report.flaky_tests.is_empty());
+    assert!(report.new_failures.is_empty() && report.known_failures.is_empty());
+    assert_eq!(
+        gate("true")
+            .baseline(dir.path(), CiProfile::Normal)
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn junit_globs_are_per_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = r#"printf '<testsuite name="s"><testcase name="t"><failure/></testcase></testsuite>' > junit.xml; exit 1"#;
+    let mut g = gate(write);
+    g.max_attempts = 1;
+    g.strict_junit = vec!["junit.xml".into()];
+    let normal = g.run(dir.path(), CiProfile::Normal, 1).unwrap();
+    assert!(normal.attempts[0].tests.is_none());
+    let strict = g.run(dir.path(), CiProfile::Strict, 1).unwrap();
+    assert_eq!(
+        strict
+            .failing_tests
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["s::t"]
+    );
+    // With that failure in the baseline, the strict run passes on its report.
+    let baseline = g.baseline(dir.path(), CiProfile::Strict).unwrap().unwrap();
+    let strict = g
+        .run_with_baseline(dir.path(), CiProfile::Strict, 1, Some(&baseline))
+        .unwrap();
+    assert_eq!(strict.verdict, GateVerdict::Green);
+    assert_eq!(
+        strict
+            .known_failures
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["s::t"]
+    );
+    // A bad glob is an error before any attempt runs.
+    g.strict_junit = vec!["../junit.xml".into()];
+    let err = g.run(dir.path(), CiProfile::Strict, 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GateError::Report {
+                ci_runs_charged: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
