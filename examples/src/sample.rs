@@ -2,8 +2,9 @@
 //! are shell scripts, created as a git repository with git2 (no `git` binary needed).
 //!
 //! `run_tests.sh` runs every `tests/test_*.sh` (and, with `--strict`, every
-//! `tests/strict_*.sh` too) with `sh`, and prints TAP lines (`ok 1 - tests/x.sh`,
-//! `not ok 2 - tests/y.sh`) that the preflight gate reads failing test names from.
+//! `tests/strict_*.sh` too) with `sh`, prints TAP lines (`ok 1 - tests/x.sh`,
+//! `not ok 2 - tests/y.sh`) and writes a JUnit report (`junit.xml`) that the preflight gate
+//! reads the failing tests from.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,12 +21,14 @@ pub const HELLO: &str = "#!/bin/sh\n# Prints a greeting.\necho \"hello\"\n";
 /// The test runner (POSIX sh).
 pub const RUN_TESTS: &str = r#"#!/bin/sh
 # Runs the greeter's tests: every tests/test_*.sh, and with --strict every
-# tests/strict_*.sh too. Prints TAP lines; exits 1 when any test fails.
+# tests/strict_*.sh too. Prints TAP lines and writes junit.xml (one testcase per
+# test file, named by its path); exits 1 when any test fails.
 cd "$(dirname "$0")" || exit 2
 strict=no
 [ "${1:-}" = "--strict" ] && strict=yes
 n=0
 failed=0
+cases=""
 for t in tests/test_*.sh tests/strict_*.sh; do
     [ -f "$t" ] || continue
     case "$t" in
@@ -34,15 +37,26 @@ for t in tests/test_*.sh tests/strict_*.sh; do
     n=$((n + 1))
     if out=$(sh "$t" 2>&1); then
         echo "ok $n - $t"
+        cases="$cases<testcase name=\"$t\"/>"
     else
         echo "not ok $n - $t"
         printf '%s\n' "$out" | sed 's/^/# /'
         failed=$((failed + 1))
+        text=$(printf '%s' "$out" | sed 's/&/\&amp;/g; s/</\&lt;/g; s/>/\&gt;/g')
+        cases="$cases<testcase name=\"$t\"><failure message=\"failed\">$text</failure></testcase>"
     fi
 done
 echo "1..$n"
+printf '<?xml version="1.0" encoding="UTF-8"?>\n<testsuites tests="%s" failures="%s"><testsuite tests="%s" failures="%s">%s</testsuite></testsuites>\n' \
+    "$n" "$failed" "$n" "$failed" "$cases" > junit.xml
 [ "$failed" -eq 0 ]
 "#;
+
+/// The JUnit report `run_tests.sh` writes (the example run's `--junit`).
+pub const JUNIT_REPORT: &str = "junit.xml";
+
+/// `.gitignore` as committed on `main`: the test report is never part of a change.
+pub const GITIGNORE: &str = "junit.xml\n";
 
 /// `tests/test_hello.sh` as committed on `main`.
 pub const TEST_HELLO: &str = "#!/bin/sh\nout=$(sh src/hello.sh)\n[ \"$out\" = \"hello\" ] || { echo \"expected 'hello', got '$out'\"; exit 1; }\n";
@@ -93,7 +107,8 @@ pub fn create_sample_repo(dir: &Path) -> Result<SampleRepo> {
     opts.initial_head("main");
     let repo =
         Repository::init_opts(dir, &opts).with_context(|| format!("git init {}", dir.display()))?;
-    let files: [(&str, &str); 4] = [
+    let files: [(&str, &str); 5] = [
+        (".gitignore", GITIGNORE),
         ("README.md", README),
         ("run_tests.sh", RUN_TESTS),
         ("src/hello.sh", HELLO),
