@@ -141,6 +141,10 @@ pub mod refs;
 pub mod tripwire;
 pub mod workspace;
 
+/// Re-exported: the limits, protected paths and holds a [`PatchPolicy`] takes and gives.
+pub use autopack_core::patch_rules::{
+    PatchHold, PatchLimits, PathLimits, ProtectedAction, ProtectedPath, TestIntegrityFinding,
+};
 pub use branch::{
     AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
     IntegrationBranch, Role, SnapshotTag,
@@ -150,7 +154,7 @@ pub use gate::{
 };
 pub use policy::{
     ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy,
-    PolicyViolation, SizeLimits,
+    PolicyViolation, SymlinkChange, is_test_path,
 };
 pub use promotion::{
     PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal,
