@@ -240,8 +240,14 @@ impl PatchPolicy {
         let mut changes = Vec::new();
         let mut holds = Vec::new();
         let mut declared = BTreeSet::new();
+        // Paths an earlier delta deletes: git writes a type change (a link becoming a
+        // file) as a deletion and an addition of the same path.
+        let mut deleted = BTreeSet::new();
         for delta in diff.deltas() {
-            let change = self.check_delta(&delta, base_tree, &mut trees, &mut holds)?;
+            let change = self.check_delta(&delta, base_tree, &mut trees, &deleted, &mut holds)?;
+            if change.kind == ChangeKind::Deleted {
+                deleted.insert(change.path.clone());
+            }
             declared.insert(change.path.clone());
             if let Some(old) = &change.old_path {
                 declared.insert(old.clone());
@@ -291,6 +297,7 @@ impl PatchPolicy {
         delta: &git2::DiffDelta<'_>,
         base: Oid,
         trees: &mut Trees<'_>,
+        deleted: &BTreeSet<String>,
         holds: &mut Vec<PatchHold>,
     ) -> Result<ChangedPath, PolicyViolation> {
         let new_path = delta.new_file().path().map(path_string).transpose()?;
@@ -373,6 +380,7 @@ impl PatchPolicy {
             delta.status(),
             Delta::Added | Delta::Renamed | Delta::Copied
         ) && base_new.is_some()
+            && !deleted.contains(&path)
         {
             return Err(PolicyViolation::DoesNotApply {
                 path,

@@ -175,15 +175,15 @@ pub(crate) fn findings(changes: &[(&ChangedPath, &FileLines)]) -> Vec<PatchHold>
             ),
             _ => {}
         }
-        if may_hold_tests(&change.path) {
-            if let Some(marker) = lines.added.iter().find_map(|l| skip_marker(l)) {
-                hold(
-                    &change.path,
-                    TestIntegrityFinding::SkipMarker {
-                        marker: marker.to_owned(),
-                    },
-                );
-            }
+        if may_hold_tests(&change.path)
+            && let Some(marker) = lines.added.iter().find_map(|l| skip_marker(l))
+        {
+            hold(
+                &change.path,
+                TestIntegrityFinding::SkipMarker {
+                    marker: marker.to_owned(),
+                },
+            );
         }
         if is_test_path(source) || is_test_path(&change.path) {
             let removed = lines.removed.iter().filter(|l| is_assertion(l)).count();
