@@ -351,7 +351,9 @@ impl PatchPolicy {
                 base_new.map(|(_, m)| m),
             )
         {
-            let at = if base_old.is_some_and(|(_, m)| m == MODE_LINK) {
+            let at = if change != SymlinkChange::Created
+                && base_old.is_some_and(|(_, m)| m == MODE_LINK)
+            {
                 source
             } else {
                 &path

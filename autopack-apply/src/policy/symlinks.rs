@@ -29,8 +29,13 @@ pub(super) fn symlink_change(
         Delta::Added | Delta::Renamed | Delta::Copied if declared_new_mode == MODE_LINK => {
             Some(SymlinkChange::Created)
         }
-        // A rename or copy of a tracked symlink to a regular file is a retype.
-        Delta::Renamed | Delta::Copied if was_link => Some(SymlinkChange::Retyped),
+        // A rename or copy of a tracked symlink keeps its mode unless the header changes
+        // it: a new link at the new path, or a retype.
+        Delta::Renamed | Delta::Copied if was_link => Some(if declared_new_mode == 0 {
+            SymlinkChange::Created
+        } else {
+            SymlinkChange::Retyped
+        }),
         _ if was_link => Some(
             if declared_new_mode == MODE_LINK || declared_new_mode == 0 {
                 SymlinkChange::Edited
