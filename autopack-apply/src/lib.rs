@@ -152,6 +152,10 @@ pub mod refs;
 pub mod tripwire;
 pub mod workspace;
 
+/// Re-exported: the limits, protected paths and holds a [`PatchPolicy`] takes and gives.
+pub use autopack_core::patch_rules::{
+    PatchHold, PatchLimits, PathLimits, ProtectedAction, ProtectedPath, TestIntegrityFinding,
+};
 pub use branch::{
     AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
     IntegrationBranch, Role, SnapshotTag,
@@ -163,7 +167,7 @@ pub use gate::{
 pub use junit::{Baseline, JunitError, Outcome, TestResult, TestResults};
 pub use policy::{
     ChangeKind, ChangedPath, CheckError, CheckedPatch, MAX_PATCH_BYTES, PatchPolicy,
-    PolicyViolation, SizeLimits,
+    PolicyViolation, SymlinkChange, is_test_path,
 };
 pub use promotion::{
     PromoteError, PromoteMode, PromoteOptions, Promotion, PromotionRecord, PromotionRefusal,

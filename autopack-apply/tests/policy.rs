@@ -3,7 +3,10 @@
 
 mod common;
 
-use autopack_apply::{ChangeKind, IntegrationBranch, PatchPolicy, PolicyViolation, SizeLimits};
+use autopack_apply::{
+    ChangeKind, IntegrationBranch, PatchLimits, PatchPolicy, PolicyViolation, ProtectedPath,
+    SymlinkChange,
+};
 use autopack_core::vocabulary::BuilderMode;
 use common::{Fixture, Snapshot};
 
@@ -259,14 +262,16 @@ fn rejects_new_symlinks_and_mode_changes_to_symlinks() {
     assert_eq!(
         violation(&tweak(), &fx, &branch, new_link),
         PolicyViolation::Symlink {
-            path: "evil".into()
+            path: "evil".into(),
+            change: SymlinkChange::Created
         }
     );
     let mode_change = "diff --git a/README b/README\nold mode 100644\nnew mode 120000\n";
     assert_eq!(
         violation(&tweak(), &fx, &branch, mode_change),
         PolicyViolation::Symlink {
-            path: "README".into()
+            path: "README".into(),
+            change: SymlinkChange::Retyped
         }
     );
 }
@@ -363,7 +368,9 @@ fn rejects_paths_outside_the_scope_and_protected_paths() {
         violation(&shallow, &fx, &branch, &new_file("src/a/b.rs")),
         PolicyViolation::OutsideScope { .. }
     ));
-    let protected = tweak().protected_paths(&[".github/**"]).unwrap();
+    let protected = tweak()
+        .protect(&[ProtectedPath::refuse(".github/**")])
+        .unwrap();
     assert_eq!(
         violation(
             &protected,
@@ -403,13 +410,14 @@ fn rejects_patches_over_the_size_limits() {
             path: "big".into()
         }
     );
-    let roomy = PatchPolicy::with_limits(SizeLimits {
+    let roomy = PatchPolicy::with_limits(PatchLimits {
         max_files: 3,
         max_changed_lines: 1000,
+        ..PatchLimits::for_mode(&BuilderMode::TweakLight)
     });
     assert!(roomy.check(&branch, big.as_bytes()).is_ok());
     assert!(roomy.check(&branch, three.as_bytes()).is_ok());
-    assert_eq!(SizeLimits::for_mode(&BuilderMode::TweakLight).max_files, 2);
+    assert_eq!(PatchLimits::for_mode(&BuilderMode::TweakLight).max_files, 2);
 }
 
 #[test]
@@ -457,7 +465,7 @@ fn rejects_patches_over_the_byte_limit_before_parsing_them() {
     let fx = Fixture::new();
     let branch = fx.branch("r1");
     let patch = new_file("src/new.rs");
-    assert_eq!(tweak().max_patch_bytes(), autopack_apply::MAX_PATCH_BYTES);
+    assert_eq!(tweak().max_patch_bytes(), 64 * 1024);
     let exact = tweak().with_max_patch_bytes(patch.len() as u64);
     assert!(exact.check(&branch, patch.as_bytes()).is_ok());
     let under = tweak().with_max_patch_bytes(patch.len() as u64 - 1);
@@ -466,16 +474,16 @@ fn rejects_patches_over_the_byte_limit_before_parsing_them() {
         PolicyViolation::PatchTooLarge {
             bytes: patch.len() as u64,
             max: patch.len() as u64 - 1,
+            mode: Some("tweak_light".into()),
         }
     );
-    // The default: 8 MiB, checked before the text is read (a NUL byte is not reached).
+    // The mode's default (64 KiB under tweak_light), checked before the text is read (a
+    // NUL byte is not reached).
     let mut huge = new_file("src/new.rs");
     huge.push('\0');
-    huge.extend(std::iter::repeat_n(
-        'x',
-        autopack_apply::MAX_PATCH_BYTES as usize,
-    ));
+    huge.extend(std::iter::repeat_n('x', 64 * 1024));
     let v = violation(&tweak(), &fx, &branch, &huge);
     assert_eq!(v.rule(), "patch_too_large");
-    assert!(v.to_string().contains("8388608"), "{v}");
+    assert!(v.to_string().contains("65536"), "{v}");
+    assert!(v.to_string().contains("tweak_light"), "{v}");
 }

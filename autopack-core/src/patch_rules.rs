@@ -228,13 +228,12 @@ pub fn runner_scripts(command: &str) -> Vec<String> {
         ".toml", ".cfg", ".ini", ".yml", ".yaml", ".json",
     ];
     let mut out = Vec::new();
-    let mut words = command
+    let words = command
         .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'))
         .filter(|w| !w.is_empty())
-        .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
-        .peekable();
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\''));
     let mut previous = "";
-    while let Some(word) = words.next() {
+    for word in words {
         let path = word.strip_prefix("./").unwrap_or(word);
         let named_file = matches!(previous, "-f" | "--file" | "--makefile" | "-c" | "--config");
         previous = word;

@@ -554,6 +554,10 @@ fn copy_missing(
 /// Checks `commit` out over everything in the work tree (a new clone, or no record of the
 /// last checkout).
 fn full_checkout(repo: &Repository, path: &Path, commit: Oid) -> Result<(), WorkspaceError> {
+    // Whatever a link in the work tree points at, libgit2 may write through it (a tracked
+    // link becoming a file is opened and truncated, not replaced); the checkout recreates
+    // the commit's links.
+    remove_links_under(path, path)?;
     repo.set_head_detached(commit)
         .map_err(git("detach HEAD", path))?;
     let mut checkout = CheckoutBuilder::new();
@@ -572,6 +576,57 @@ fn full_checkout(repo: &Repository, path: &Path, commit: Oid) -> Result<(), Work
         .read_tree(&tree)
         .and_then(|()| index.write())
         .map_err(git("write index", path))
+}
+
+/// Removes the links on the way to `rel` under `root` (its directories and the path
+/// itself, never following one), recording each removed link's path in `removed`.
+fn remove_links_on(
+    root: &Path,
+    rel: &[u8],
+    removed: &mut Vec<Vec<u8>>,
+) -> Result<(), WorkspaceError> {
+    let mut end = 0;
+    loop {
+        let next = rel[end..]
+            .iter()
+            .position(|b| *b == b'/')
+            .map_or(rel.len(), |i| end + i);
+        let prefix = &rel[..next];
+        let full = root.join(std::ffi::OsStr::from_bytes(prefix));
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::remove_file(&full).map_err(io("remove a link", &full))?;
+                removed.push(prefix.to_vec());
+                return Ok(());
+            }
+            Ok(meta) if meta.is_dir() && next < rel.len() => end = next + 1,
+            // A file or nothing: nothing below it can be reached through a link.
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Removes every link in the work tree under `dir` (not `.git`), never following one.
+fn remove_links_under(root: &Path, dir: &Path) -> Result<(), WorkspaceError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("list work tree", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io("list work tree", dir))?;
+        let full = entry.path();
+        if dir == root && entry.file_name() == ".git" {
+            continue;
+        }
+        let kind = entry.file_type().map_err(io("list work tree", &full))?;
+        if kind.is_symlink() {
+            std::fs::remove_file(&full).map_err(io("remove a link", &full))?;
+        } else if kind.is_dir() {
+            remove_links_under(root, &full)?;
+        }
+    }
+    Ok(())
 }
 
 /// Brings a reused work tree from `previous` (as the kept index records it) to `commit`,
@@ -618,6 +673,19 @@ fn reset(
     }
     paths.sort();
     paths.dedup();
+    // Never write through a link: every link on the way to a path that changes is removed
+    // first (libgit2 opens a tracked link that becomes a file and writes through it, and a
+    // directory an agent replaced by a link would take the new files). A removed link is
+    // checked out again, so one the commit keeps comes back as the commit has it.
+    let mut removed = Vec::new();
+    for p in &paths {
+        remove_links_on(path, p, &mut removed)?;
+    }
+    if !removed.is_empty() {
+        paths.extend(removed);
+        paths.sort();
+        paths.dedup();
+    }
     // The agent may have rewritten the workspace's index: libgit2 starts from the kept one.
     let index_file = repo.path().join("index");
     std::fs::copy(index_path, &index_file).map_err(io("restore index", &index_file))?;
