@@ -18,6 +18,9 @@ use autopack_core::patch_rules::default_protected_paths;
 use autopack_core::vocabulary::BuilderMode;
 use common::{Fixture, Snapshot};
 
+/// The longest line `tweak_light` allows (the one table's value).
+const TWEAK_LINE: usize = 2_000;
+
 /// The common fixture plus what the corpus attacks: a CI workflow, a runner script, a test
 /// file, git attribute and ignore files, and `filelink` -> `README` (a tracked symlink to a
 /// file), committed on `main` with the checkout updated.
@@ -199,7 +202,7 @@ fn corpus() -> Vec<Case> {
     fifty_mb.push(b'\n');
     let long_line = format!(
         "diff --git a/src/long.rs b/src/long.rs\nnew file mode 100644\n--- /dev/null\n+++ b/src/long.rs\n@@ -0,0 +1 @@\n+{}\n",
-        "z".repeat(1_001)
+        "z".repeat(TWEAK_LINE + 1)
     );
     let lines: String = (0..100).map(|i| format!("+line {i:04}\n")).collect();
     let big_file = format!(
@@ -580,14 +583,14 @@ fn size_refusals_name_the_limit_the_size_and_the_mode() {
     let tweak = PatchPolicy::for_mode(&BuilderMode::TweakLight);
     let long_line = format!(
         "diff --git a/src/long.rs b/src/long.rs\nnew file mode 100644\n--- /dev/null\n+++ b/src/long.rs\n@@ -0,0 +1 @@\n+{}\n",
-        "z".repeat(1_001)
+        "z".repeat(TWEAK_LINE + 1)
     );
     assert_eq!(
         refusal(&tweak, &fx, &branch, long_line.as_bytes()),
         PolicyViolation::LineTooLong {
             path: "src/long.rs".into(),
-            bytes: 1_001,
-            max: 1_000,
+            bytes: TWEAK_LINE as u64 + 1,
+            max: TWEAK_LINE as u64,
             mode: Some("tweak_light".into()),
         }
     );

@@ -534,8 +534,26 @@ impl Tape {
 }
 
 fn random_script(tape: Tape) -> Script<'static> {
-    let (tb, ta, tg, tc) = (tape.clone(), tape.clone(), tape.clone(), tape);
+    let (tb, ta, tg, th, tc) = (
+        tape.clone(),
+        tape.clone(),
+        tape.clone(),
+        tape.clone(),
+        tape,
+    );
     Script {
+        // A held patch records an issue in the middle of a phase: the checkpoint after it
+        // must still match a full rewrite.
+        holds: Box::new(move |r| {
+            if th.next() % 6 == 0 {
+                vec![autopack_core::patch_rules::PatchHold::TestIntegrity {
+                    path: format!("tests/{}.rs", r.phase_id),
+                    finding: autopack_core::patch_rules::TestIntegrityFinding::DeletedTest,
+                }]
+            } else {
+                Vec::new()
+            }
+        }),
         builder: Box::new(move |r| {
             let b = tb.next();
             match b % 8 {

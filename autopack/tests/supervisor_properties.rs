@@ -90,8 +90,27 @@ impl Tape {
 }
 
 fn random_script(tape: Tape) -> Script<'static> {
-    let (tb, ta, tg, tc) = (tape.clone(), tape.clone(), tape.clone(), tape);
+    let (tb, ta, tg, th, tc) = (
+        tape.clone(),
+        tape.clone(),
+        tape.clone(),
+        tape.clone(),
+        tape,
+    );
     Script {
+        // Some accepted patches are held (a test-integrity finding or a protected path
+        // that needs an approve): the run must still end, whatever follows.
+        holds: Box::new(move |r| match th.next() % 8 {
+            0 => vec![autopack_core::patch_rules::PatchHold::TestIntegrity {
+                path: format!("tests/{}.rs", r.phase_id),
+                finding: autopack_core::patch_rules::TestIntegrityFinding::DeletedTest,
+            }],
+            1 => vec![autopack_core::patch_rules::PatchHold::ProtectedPath {
+                path: "docs/adr/1.md".into(),
+                pattern: "docs/adr/**".into(),
+            }],
+            _ => Vec::new(),
+        }),
         builder: Box::new(move |r| {
             let b = tb.next();
             match b % 10 {

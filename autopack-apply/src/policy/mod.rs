@@ -86,6 +86,13 @@ impl PatchPolicy {
         }
     }
 
+    /// Replaces the size limits, keeping the builder mode named in refusals (a mode's
+    /// limits with a ruleset's overrides).
+    pub fn limited_to(mut self, limits: PatchLimits) -> PatchPolicy {
+        self.limits = limits;
+        self
+    }
+
     /// Replaces the path length limits.
     pub fn with_path_limits(mut self, limits: PathLimits) -> PatchPolicy {
         self.path_limits = limits;
