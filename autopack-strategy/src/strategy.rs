@@ -834,8 +834,11 @@ impl Strategy {
                 "refused"
             }
         )?;
-        let mut modes: Vec<&BuilderMode> =
-            self.phase_strategies.values().map(|p| &p.builder_mode).collect();
+        let mut modes: Vec<&BuilderMode> = self
+            .phase_strategies
+            .values()
+            .map(|p| &p.builder_mode)
+            .collect();
         modes.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         modes.dedup();
         for mode in modes {

@@ -534,13 +534,7 @@ impl Tape {
 }
 
 fn random_script(tape: Tape) -> Script<'static> {
-    let (tb, ta, tg, th, tc) = (
-        tape.clone(),
-        tape.clone(),
-        tape.clone(),
-        tape.clone(),
-        tape,
-    );
+    let (tb, ta, tg, th, tc) = (tape.clone(), tape.clone(), tape.clone(), tape.clone(), tape);
     Script {
         // A held patch records an issue in the middle of a phase: the checkpoint after it
         // must still match a full rewrite.

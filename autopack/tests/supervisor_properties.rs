@@ -90,13 +90,7 @@ impl Tape {
 }
 
 fn random_script(tape: Tape) -> Script<'static> {
-    let (tb, ta, tg, th, tc) = (
-        tape.clone(),
-        tape.clone(),
-        tape.clone(),
-        tape.clone(),
-        tape,
-    );
+    let (tb, ta, tg, th, tc) = (tape.clone(), tape.clone(), tape.clone(), tape.clone(), tape);
     Script {
         // Some accepted patches are held (a test-integrity finding or a protected path
         // that needs an approve): the run must still end, whatever follows.

@@ -50,7 +50,11 @@ fn an_accepted_patch_exits_0_and_writes_nothing() {
     let (code, stdout, stderr) = check(&repo, &patch, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("accepted: 1 file(s), +1 -0"), "{stdout}");
-    assert_eq!(git_dir_snapshot(&repo), before, "the repository is untouched");
+    assert_eq!(
+        git_dir_snapshot(&repo),
+        before,
+        "the repository is untouched"
+    );
     assert!(!repo.join("notes").exists());
 }
 
@@ -64,7 +68,10 @@ fn refusals_exit_1_and_name_the_rule_and_the_path() {
     );
     let (code, stdout, _) = check(&repo, &workflow, &[]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("protected_path") && stdout.contains(".github/workflows/ci.yml"), "{stdout}");
+    assert!(
+        stdout.contains("protected_path") && stdout.contains(".github/workflows/ci.yml"),
+        "{stdout}"
+    );
 
     // The runner script a CI command names is protected as in a run.
     let runner = write(
@@ -78,7 +85,10 @@ fn refusals_exit_1_and_name_the_rule_and_the_path() {
     );
     let (code, stdout, _) = check(&repo, &runner, &["--test-cmd", "sh run_tests.sh"]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("protected_path") && stdout.contains("run_tests.sh"), "{stdout}");
+    assert!(
+        stdout.contains("protected_path") && stdout.contains("run_tests.sh"),
+        "{stdout}"
+    );
 
     // Scope and mode limits, as JSON.
     let (code, stdout, _) = check(
@@ -103,7 +113,10 @@ fn refusals_exit_1_and_name_the_rule_and_the_path() {
     assert_eq!(code, 1, "{stdout}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(json["rule"], "line_too_long", "{json}");
-    assert!(json["message"].as_str().unwrap().contains("tweak_light"), "{json}");
+    assert!(
+        json["message"].as_str().unwrap().contains("tweak_light"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -120,11 +133,15 @@ fn holds_are_listed_and_a_ruleset_sets_the_policy() {
         ),
     );
     let (code, stdout, stderr) = check(&repo, &skip, &["--json"]);
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["holds"][0]["kind"], "test_integrity", "{json}");
     assert_eq!(json["holds"][0]["path"], "tests/test_hello.sh", "{json}");
-    assert_eq!(json["holds"][0]["finding"]["finding"], "deleted_test", "{json}");
+    assert_eq!(
+        json["holds"][0]["finding"]["finding"], "deleted_test",
+        "{json}"
+    );
 
     // A ruleset that lets docs/adr/** through with an approve, and refuses notes/**.
     let ruleset = write(
@@ -142,8 +159,15 @@ fn holds_are_listed_and_a_ruleset_sets_the_policy() {
     );
     let (code, stdout, _) = check(&repo, &adr, &["--ruleset", &ruleset]);
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("needs an Auditor approve") && stdout.contains("docs/adr/**"), "{stdout}");
-    let (code, stdout, _) = check(&repo, &write(dir.path(), "n.diff", NEW_NOTE), &["--ruleset", &ruleset]);
+    assert!(
+        stdout.contains("needs an Auditor approve") && stdout.contains("docs/adr/**"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = check(
+        &repo,
+        &write(dir.path(), "n.diff", NEW_NOTE),
+        &["--ruleset", &ruleset],
+    );
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("notes/**"), "{stdout}");
 }
@@ -158,7 +182,11 @@ fn bad_input_is_an_error_naming_what_is_wrong() {
     let (code, _, stderr) = check(&repo, s(&dir.path().join("missing.diff")), &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("missing.diff"), "{stderr}");
-    let bad = write(dir.path(), "bad.json", r#"{"project_id": "p", "patch_policy": {"max_path_bytes": 0}}"#);
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        r#"{"project_id": "p", "patch_policy": {"max_path_bytes": 0}}"#,
+    );
     let (code, _, stderr) = check(&repo, &patch, &["--ruleset", &bad]);
     assert_eq!(code, 2);
     assert!(stderr.contains("patch_policy.max_path_bytes"), "{stderr}");

@@ -873,10 +873,18 @@ fn cmd_patch_check(args: &PatchCheckArgs) -> Result<ExitCode> {
         .context("reading the patch from standard input")?;
         bytes
     } else {
-        read_limited(&args.patch, args.max_patch_bytes, "patch", "--max-patch-bytes")?.into_bytes()
+        read_limited(
+            &args.patch,
+            args.max_patch_bytes,
+            "patch",
+            "--max-patch-bytes",
+        )?
+        .into_bytes()
     };
     let settings = match &args.ruleset {
-        Some(path) => read_ruleset(path, args.max_ruleset_bytes)?.patch_policy.settings(),
+        Some(path) => read_ruleset(path, args.max_ruleset_bytes)?
+            .patch_policy
+            .settings(),
         None => autopack::strategy::PatchPolicySettings::default(),
     };
     let mode = autopack::core::vocabulary::BuilderMode::parse(&args.mode)
