@@ -115,6 +115,9 @@ pub(super) fn apply_spliced(
                 .into());
             }
             // A gitlink's commit is usually absent; apply then fails as it would on disk.
+            // (The repository is not added as an alternate of the scratch store: every
+            // write there would then look for the object on disk first, rescanning the
+            // pack directory on each miss.)
             if let Ok(object) = odb.read(id) {
                 scratch_odb
                     .write(object.kind(), object.data())
