@@ -46,7 +46,8 @@ impl GitApplier {
 
     /// Refuses patches longer than `bytes` (default
     /// [`MAX_PATCH_BYTES`](autopack_apply::MAX_PATCH_BYTES)) with the rule
-    /// `patch_too_large`.
+    /// `patch_too_large`: a ceiling over each builder mode's own byte limit
+    /// (`PatchLimits::max_patch_bytes`), which it may narrow but not widen.
     pub fn with_max_patch_bytes(mut self, bytes: u64) -> GitApplier {
         self.max_patch_bytes = bytes;
         self
@@ -71,8 +72,12 @@ impl Applier for GitApplier {
             .builder_mode
             .clone()
             .unwrap_or(BuilderMode::Other("unknown".into()));
-        let policy = PatchPolicy::for_mode(&mode)
-            .with_max_patch_bytes(self.max_patch_bytes)
+        let policy = PatchPolicy::for_mode(&mode);
+        // The host's limit is a ceiling: it narrows the builder mode's byte limit, never
+        // widens it.
+        let max_patch_bytes = policy.max_patch_bytes().min(self.max_patch_bytes);
+        let policy = policy
+            .with_max_patch_bytes(max_patch_bytes)
             .scope(&request.scope)
             .map_err(|e| HostError::new(format!("phase {} scope: {e}", request.phase_id)))?;
         let checked = match policy.check(&self.branch, request.patch.as_bytes()) {
