@@ -16,6 +16,7 @@
 //! [`PatchPolicy::check`] and [`PatchPolicy::check_at`] run this one path; they differ
 //! only in where the base comes from and whether the new objects are written.
 
+mod direct;
 mod limits;
 mod lines;
 mod paths;
