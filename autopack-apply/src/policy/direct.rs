@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use git2::{Delta, Diff, DiffLineType, ObjectType, Odb, Oid, Patch};
+use git2::{Delta, Diff, DiffLineType, ObjectType, Odb, Oid};
+
+use super::lines::FileLines;
 
 use super::tree::{MODE_BLOB, MODE_EXEC};
 
@@ -25,6 +27,7 @@ pub(super) type PostImage = (BTreeMap<String, (Oid, i32)>, HashMap<Oid, Vec<u8>>
 pub(super) fn apply(
     odb: &Odb<'_>,
     diff: &Diff<'_>,
+    files: &[FileLines],
     before: &BTreeMap<String, (Oid, i32)>,
 ) -> Result<Option<PostImage>, git2::Error> {
     let mut after = before.clone();
@@ -65,10 +68,10 @@ pub(super) fn apply(
             }
             _ => return Ok(None),
         };
-        let Some(patch) = Patch::from_diff(diff, i)? else {
+        let Some(file) = files.get(i) else {
             return Ok(None);
         };
-        let Some(post) = apply_hunks(&pre_bytes, &patch)? else {
+        let Some(post) = apply_hunks(&pre_bytes, file) else {
             return Ok(None);
         };
         if delta.status() == Delta::Deleted {
@@ -90,19 +93,18 @@ pub(super) fn apply(
 /// hunk's preimage lines differ from the file there, a hunk is out of order, or its
 /// headers disagree with each other (libgit2 places hunks by their new-side line, which a
 /// consistent patch makes the same place).
-fn apply_hunks(pre: &[u8], patch: &Patch<'_>) -> Result<Option<Vec<u8>>, git2::Error> {
+fn apply_hunks(pre: &[u8], file: &FileLines) -> Option<Vec<u8>> {
     let lines: Vec<&[u8]> = pre.split_inclusive(|b| *b == b'\n').collect();
     let mut out = Vec::with_capacity(pre.len() + 256);
     let mut at = 0usize;
     let mut offset: i64 = 0;
-    for h in 0..patch.num_hunks() {
-        let (hunk, count) = patch.hunk(h)?;
-        let (old_start, old_lines) = (hunk.old_start() as usize, hunk.old_lines() as usize);
-        let new_start = hunk.new_start() as i64;
+    for hunk in &file.hunks {
+        let (old_start, old_lines) = (hunk.old_start as usize, hunk.old_lines as usize);
+        let new_start = i64::from(hunk.new_start);
         let start = if old_lines == 0 {
             // Only the whole of an empty file; a pure insertion elsewhere is libgit2's.
             if old_start != 0 || !lines.is_empty() {
-                return Ok(None);
+                return None;
             }
             0
         } else {
@@ -110,17 +112,16 @@ fn apply_hunks(pre: &[u8], patch: &Patch<'_>) -> Result<Option<Vec<u8>>, git2::E
         };
         // libgit2 places the hunk at its new-side line in the file as patched so far.
         if (new_start.max(1) - 1) != start as i64 + offset || start < at {
-            return Ok(None);
+            return None;
         }
         let mut pre_img: Vec<Vec<u8>> = Vec::new();
         let mut post_img: Vec<Vec<u8>> = Vec::new();
         // Where the last line went (preimage, postimage): a "no newline" marker strips
         // that line's newline wherever it is.
         let mut last = (false, false);
-        for l in 0..count {
-            let line = patch.line_in_hunk(h, l)?;
-            let text = line.content().to_vec();
-            match line.origin_value() {
+        for (origin, text) in &hunk.lines {
+            let text = text.clone();
+            match origin {
                 DiffLineType::Context => {
                     pre_img.push(text.clone());
                     post_img.push(text);
@@ -144,7 +145,7 @@ fn apply_hunks(pre: &[u8], patch: &Patch<'_>) -> Result<Option<Vec<u8>>, git2::E
                         }
                     }
                 }
-                _ => return Ok(None),
+                _ => return None,
             }
         }
         if pre_img.len() != old_lines
@@ -154,7 +155,7 @@ fn apply_hunks(pre: &[u8], patch: &Patch<'_>) -> Result<Option<Vec<u8>>, git2::E
                 .zip(&pre_img)
                 .any(|(have, want)| *have != want.as_slice())
         {
-            return Ok(None);
+            return None;
         }
         for line in &lines[at..start] {
             out.extend_from_slice(line);
@@ -168,7 +169,7 @@ fn apply_hunks(pre: &[u8], patch: &Patch<'_>) -> Result<Option<Vec<u8>>, git2::E
     for line in &lines[at..] {
         out.extend_from_slice(line);
     }
-    Ok(Some(out))
+    Some(out)
 }
 
 #[cfg(test)]
@@ -260,7 +261,8 @@ mod tests {
             }
             let theirs = super::super::splice::with_libgit2(&odb, &parsed, &declared, &before)
                 .expect("libgit2 applies a diff of the two trees");
-            let ours = apply(&odb, &parsed, &before).unwrap();
+            let files = crate::policy::lines::file_lines(&parsed).unwrap();
+            let ours = apply(&odb, &parsed, &files, &before).unwrap();
             prop_assert!(ours.is_some(), "a plain diff of edits is the direct apply's:\n{}", String::from_utf8_lossy(&text));
             let (ours, data) = ours.unwrap();
             prop_assert_eq!(&ours, &theirs.0, "{}", String::from_utf8_lossy(&text));
@@ -285,7 +287,8 @@ mod tests {
         let odb = repo.odb().unwrap();
         let run = |patch: &str| {
             let diff = Diff::from_buffer(patch.as_bytes()).unwrap();
-            apply(&odb, &diff, &before).unwrap()
+            let files = crate::policy::lines::file_lines(&diff).unwrap();
+            apply(&odb, &diff, &files, &before).unwrap()
         };
         // Exact: taken.
         let exact = run("diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -2,2 +2,2 @@\n b\n-c\n+C\n");

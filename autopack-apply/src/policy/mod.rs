@@ -279,6 +279,7 @@ impl PatchPolicy {
             &mut trees,
             base_tree,
             &diff,
+            &lines,
             &declared,
             &rules,
         )?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use git2::{Config, Diff, Index, IndexEntry, IndexTime, ObjectType, Odb, Oid, Repository};
 
+use super::lines::FileLines;
 use super::tree::{
     MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, RawEntry, Trees, git_order, parse_tree,
 };
@@ -80,6 +81,7 @@ pub(super) fn apply_spliced(
     trees: &mut Trees<'_>,
     base: Oid,
     diff: &Diff<'_>,
+    files: &[FileLines],
     declared: &BTreeSet<String>,
     rules: &PostImageRules<'_>,
 ) -> Result<Oid, CheckError> {
@@ -101,7 +103,7 @@ pub(super) fn apply_spliced(
         }
     }
     let (after, post_data) =
-        match direct::apply(&odb, diff, &before).map_err(git("read preimage"))? {
+        match direct::apply(&odb, diff, files, &before).map_err(git("read preimage"))? {
             Some(done) => done,
             None => with_libgit2(&odb, diff, declared, &before)?,
         };
