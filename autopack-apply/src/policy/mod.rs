@@ -278,9 +278,11 @@ impl PatchPolicy {
             target.writer,
             &mut trees,
             base_tree,
-            &diff,
-            &lines,
-            &declared,
+            &splice::Parsed {
+                diff: &diff,
+                files: &lines,
+                declared: &declared,
+            },
             &rules,
         )?;
         Ok(CheckedPatch {

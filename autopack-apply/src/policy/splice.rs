@@ -71,6 +71,13 @@ pub(super) struct PostImageRules<'a> {
     pub(super) mode: Option<&'a str>,
 }
 
+/// The parsed patch: libgit2's diff, each file's hunks, and the paths it declares.
+pub(super) struct Parsed<'a> {
+    pub(super) diff: &'a Diff<'a>,
+    pub(super) files: &'a [FileLines],
+    pub(super) declared: &'a BTreeSet<String>,
+}
+
 /// Applies `diff` to `base` (declared paths only) and splices the result into the base's
 /// trees; returns the new root tree. With a `writer`, the post-image blobs and new trees
 /// are written as loose objects; without one (a dry check) nothing is written anywhere and
@@ -80,11 +87,10 @@ pub(super) fn apply_spliced(
     writer: Option<&LooseWriter>,
     trees: &mut Trees<'_>,
     base: Oid,
-    diff: &Diff<'_>,
-    files: &[FileLines],
-    declared: &BTreeSet<String>,
+    patch: &Parsed<'_>,
     rules: &PostImageRules<'_>,
 ) -> Result<Oid, CheckError> {
+    let (diff, files, declared) = (patch.diff, patch.files, patch.declared);
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
     let odb = repo.odb().map_err(git("object store"))?;
     // Preimage of every declared path present in the base.
