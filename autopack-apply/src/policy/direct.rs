@@ -49,8 +49,12 @@ pub(super) fn apply(
         let pre = before.get(path).copied();
         let (pre_bytes, mode) = match (delta.status(), pre) {
             (Delta::Modified, Some((id, mode))) if mode == MODE_BLOB || mode == MODE_EXEC => {
-                // A mode change (the header names another mode) is libgit2's to apply.
-                if declared_mode != 0 && declared_mode != mode {
+                // A mode change (the header names another mode) is libgit2's to apply; so
+                // is an executable file under a header naming no mode, which libgit2 makes
+                // 100644 (a quirk kept as it was: the direct apply changes no outcome).
+                if (declared_mode != 0 && declared_mode != mode)
+                    || (declared_mode == 0 && mode != MODE_BLOB)
+                {
                     return Ok(None);
                 }
                 let object = odb.read(id)?;
@@ -304,5 +308,26 @@ mod tests {
         assert!(
             run("diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -2,2 +7,2 @@\n b\n-c\n+C\n").is_none()
         );
+    }
+
+    #[test]
+    fn a_patch_without_index_lines_keeps_the_mode_libgit2_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let odb = repo.odb().unwrap();
+        for mode in [MODE_EXEC, MODE_BLOB] {
+            let id = repo.blob(b"#!/bin/sh\necho hi\n").unwrap();
+            let before = BTreeMap::from([("run.sh".to_owned(), (id, mode))]);
+            let declared = BTreeSet::from(["run.sh".to_owned()]);
+            let patch = "diff --git a/run.sh b/run.sh\n--- a/run.sh\n+++ b/run.sh\n@@ -1,2 +1,2 @@\n #!/bin/sh\n-echo hi\n+echo bye\n";
+            let diff = Diff::from_buffer(patch.as_bytes()).unwrap();
+            let files = crate::policy::lines::file_lines(&diff).unwrap();
+            let theirs =
+                super::super::splice::with_libgit2(&odb, &diff, &declared, &before).unwrap();
+            match apply(&odb, &diff, &files, &before).unwrap() {
+                Some((ours, _)) => assert_eq!(ours, theirs.0, "mode {mode:o}"),
+                None => assert_eq!(mode, MODE_EXEC, "declined only for the executable"),
+            }
+        }
     }
 }
