@@ -212,3 +212,6 @@ pub use refs::{PatternError, ProtectedRefs};
 
 /// Re-exported so callers can name object ids without depending on git2.
 pub use git2::Oid;
+/// Re-exported for [`PatchPolicy::check_at`], which checks against any repository opened
+/// with it (`Repository::open`), without depending on git2.
+pub use git2::Repository;
