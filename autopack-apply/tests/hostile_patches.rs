@@ -779,3 +779,26 @@ fn a_dry_check_writes_nothing_and_gives_the_tree_a_real_check_gives() {
     );
     assert!(repo.find_tree(real.tree()).is_ok());
 }
+
+#[test]
+fn a_dry_check_on_something_that_is_not_a_commit_is_an_error_not_a_panic() {
+    let fx = fixture();
+    let repo = fx.repo();
+    let policy = PatchPolicy::for_mode(&BuilderMode::TweakLight);
+    let patch = edit("README", "hello", "bye");
+    let blob = repo.blob(b"not a commit\n").unwrap();
+    let err = policy
+        .check_at(&repo, blob, patch.as_bytes())
+        .expect_err("a blob is no base");
+    assert!(err.violation().is_none(), "{err}");
+    assert!(err.to_string().contains("read base tree"), "{err}");
+    // A patch over the limit is refused before the base is even looked at.
+    let tiny = PatchPolicy::for_mode(&BuilderMode::TweakLight).with_max_patch_bytes(4);
+    let err = tiny
+        .check_at(&repo, blob, patch.as_bytes())
+        .expect_err("too large");
+    assert_eq!(
+        err.violation().map(PolicyViolation::rule),
+        Some("patch_too_large")
+    );
+}

@@ -16,6 +16,7 @@
 //! [`PatchPolicy::check`] and [`PatchPolicy::check_at`] run this one path; they differ
 //! only in where the base comes from and whether the new objects are written.
 
+mod direct;
 mod limits;
 mod lines;
 mod paths;
@@ -284,8 +285,11 @@ impl PatchPolicy {
             target.writer,
             &mut trees,
             base_tree,
-            &diff,
-            &declared,
+            &splice::Parsed {
+                diff: &diff,
+                files: &lines,
+                declared: &declared,
+            },
             &rules,
         )?;
         Ok(CheckedPatch {

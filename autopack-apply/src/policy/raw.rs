@@ -9,15 +9,28 @@ use super::paths::check_path;
 
 struct RawScan<'a> {
     limits: &'a PathLimits,
+    /// Paths already checked: each file names its path three or four times.
+    checked: std::collections::HashSet<String>,
     section: String,
     /// Remaining (old, new) lines of the current hunk; `None` outside hunks.
     hunk: Option<(u64, u64)>,
     saw_diff_git: bool,
 }
 
+impl RawScan<'_> {
+    fn check(&mut self, path: &str) -> Result<(), PolicyViolation> {
+        if !self.checked.contains(path) {
+            check_path(path, self.limits)?;
+            self.checked.insert(path.to_owned());
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn scan_raw(patch: &[u8], limits: &PathLimits) -> Result<(), PolicyViolation> {
     let mut st = RawScan {
         limits,
+        checked: std::collections::HashSet::new(),
         section: String::new(),
         hunk: None,
         saw_diff_git: false,
@@ -73,7 +86,7 @@ fn scan_header_line(st: &mut RawScan<'_>, line: &str) -> Result<(), PolicyViolat
         let (a, b) = split_diff_git(rest);
         for (p, prefix) in [(a, "a/"), (b, "b/")] {
             let p = unquote(&p);
-            check_path(p.strip_prefix(prefix).unwrap_or(&p), st.limits)?;
+            st.check(p.strip_prefix(prefix).unwrap_or(&p))?;
         }
         if rest.contains(" /") || rest.contains(" b//") || rest.contains(" \"/") {
             return Err(PolicyViolation::AbsolutePath {
@@ -96,13 +109,13 @@ fn scan_header_line(st: &mut RawScan<'_>, line: &str) -> Result<(), PolicyViolat
         if p.starts_with('/') || stripped.starts_with('/') {
             return Err(PolicyViolation::AbsolutePath { path: p.clone() });
         }
-        check_path(stripped, st.limits)?;
+        st.check(stripped)?;
     } else if let Some(rest) = ["rename from ", "rename to ", "copy from ", "copy to "]
         .iter()
         .find_map(|k| line.strip_prefix(k))
     {
         let p = unquote(rest);
-        check_path(&p, st.limits)?;
+        st.check(&p)?;
     } else if line.starts_with("GIT binary patch") || line.starts_with("Binary files ") {
         return Err(PolicyViolation::Binary {
             path: st.section.clone(),

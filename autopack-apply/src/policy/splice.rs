@@ -2,15 +2,16 @@
 //! apply in memory, then a splice of the results into the base's trees. The cost grows
 //! with the patch and the depth of its paths, not with the size of the repository.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use git2::{Config, Diff, Index, IndexEntry, IndexTime, ObjectType, Odb, Oid, Repository};
 
+use super::lines::FileLines;
 use super::tree::{
     MODE_BLOB, MODE_EXEC, MODE_LINK, MODE_TREE, RawEntry, Trees, git_order, parse_tree,
 };
-use super::{CheckError, PolicyViolation, SymlinkChange};
+use super::{CheckError, PolicyViolation, SymlinkChange, direct};
 use crate::loose::LooseWriter;
 
 /// An entry of a tree being rebuilt: kept from the base (its bytes are copied) or new.
@@ -70,6 +71,13 @@ pub(super) struct PostImageRules<'a> {
     pub(super) mode: Option<&'a str>,
 }
 
+/// The parsed patch: libgit2's diff, each file's hunks, and the paths it declares.
+pub(super) struct Parsed<'a> {
+    pub(super) diff: &'a Diff<'a>,
+    pub(super) files: &'a [FileLines],
+    pub(super) declared: &'a BTreeSet<String>,
+}
+
 /// Applies `diff` to `base` (declared paths only) and splices the result into the base's
 /// trees; returns the new root tree. With a `writer`, the post-image blobs and new trees
 /// are written as loose objects; without one (a dry check) nothing is written anywhere and
@@ -79,31 +87,14 @@ pub(super) fn apply_spliced(
     writer: Option<&LooseWriter>,
     trees: &mut Trees<'_>,
     base: Oid,
-    diff: &Diff<'_>,
-    declared: &BTreeSet<String>,
+    patch: &Parsed<'_>,
     rules: &PostImageRules<'_>,
 ) -> Result<Oid, CheckError> {
+    let (diff, files, declared) = (patch.diff, patch.files, patch.declared);
     let git = |op: &'static str| move |source| CheckError::Git { op, source };
-    let first = declared.iter().next().cloned().unwrap_or_default();
-    // The scratch tree, libgit2's apply and the post-image blobs live in a repository whose
-    // only object store is in memory; only the blobs and trees the new tree keeps are then
-    // written to the repository, each once (creating a file in `.git/objects` costs more
-    // than all the rest of a small patch's work).
-    let scratch = Repository::from_odb(Odb::new().map_err(git("scratch object store"))?)
-        .map_err(git("scratch repository"))?;
-    // An empty configuration: nothing read from disk, and the user's settings (case
-    // folding, file modes) cannot change how a patch applies to trees.
-    scratch
-        .set_config(&Config::new().map_err(git("scratch configuration"))?)
-        .map_err(git("scratch configuration"))?;
-    let scratch_odb = scratch.odb().map_err(git("scratch object store"))?;
-    scratch_odb
-        .add_new_mempack_backend(1)
-        .map_err(git("scratch object store"))?;
     let odb = repo.odb().map_err(git("object store"))?;
     // Preimage of every declared path present in the base.
     let mut before: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
-    let mut scratch_index = Index::new().map_err(git("new index"))?;
     for path in declared {
         if let Some((id, mode)) = trees.entry(base, path) {
             if mode == MODE_TREE {
@@ -114,49 +105,19 @@ pub(super) fn apply_spliced(
                 }
                 .into());
             }
-            // A gitlink's commit is usually absent; apply then fails as it would on disk.
-            if let Ok(object) = odb.read(id) {
-                scratch_odb
-                    .write(object.kind(), object.data())
-                    .map_err(git("copy preimage"))?;
-            }
             before.insert(path.clone(), (id, mode));
-            scratch_index
-                .add(&index_entry(path, id, mode))
-                .map_err(git("scratch index"))?;
         }
     }
-    let scratch_tree_id = scratch_index
-        .write_tree_to(&scratch)
-        .map_err(git("write scratch tree"))?;
-    let scratch_tree = scratch
-        .find_tree(scratch_tree_id)
-        .map_err(git("read scratch tree"))?;
-    let post = scratch
-        .apply_to_tree(&scratch_tree, diff, None)
-        .map_err(|e| PolicyViolation::DoesNotApply {
-            path: declared
-                .iter()
-                .find(|p| e.message().contains(p.as_str()))
-                .cloned()
-                .unwrap_or_else(|| first.clone()),
-            reason: e.message().to_owned(),
-        })?;
-    // Post-image of the declared paths; anything else in the result is undeclared.
-    let mut after: BTreeMap<String, (Oid, i32)> = BTreeMap::new();
-    for entry in post.iter() {
-        let path = String::from_utf8_lossy(&entry.path).into_owned();
-        let mode = entry.mode as i32;
-        if !declared.contains(&path) {
-            return Err(PolicyViolation::TreeMismatch {
-                path,
-                reason: "changed but not declared".into(),
-            }
-            .into());
-        }
+    let (after, post_data) =
+        match direct::apply(&odb, diff, files, &before).map_err(git("read preimage"))? {
+            Some(done) => done,
+            None => with_libgit2(&odb, diff, declared, &before)?,
+        };
+    for (path, (id, mode)) in &after {
+        let (path, mode) = (path.clone(), *mode);
         if mode == MODE_LINK && !rules.allow_symlinks {
             // The delta checks see every symlink a header declares; this is the last word
-            // on what libgit2 actually produced.
+            // on what the apply actually produced.
             return Err(PolicyViolation::Symlink {
                 path,
                 change: SymlinkChange::Created,
@@ -170,11 +131,12 @@ pub(super) fn apply_spliced(
             }
             .into());
         }
-        // The post-image size, read from the in-memory object's header.
-        let (bytes, _) = scratch_odb
-            .read_header(entry.id)
-            .map_err(git("read post-image"))?;
-        let bytes = bytes as u64;
+        // The post-image size: new content is in memory; a blob the patch only moves is
+        // the base's.
+        let bytes = match post_data.get(id) {
+            Some(data) => data.len() as u64,
+            None => odb.read_header(*id).map_err(git("read post-image"))?.0 as u64,
+        };
         if bytes > rules.max_file_bytes {
             return Err(PolicyViolation::FileTooLarge {
                 path,
@@ -184,7 +146,6 @@ pub(super) fn apply_spliced(
             }
             .into());
         }
-        after.insert(path, (entry.id, mode));
     }
     let mut edits: BTreeMap<String, Option<(Oid, i32)>> = BTreeMap::new();
     for path in declared {
@@ -221,10 +182,12 @@ pub(super) fn apply_spliced(
     };
     if let Some(loose) = writer {
         for id in blobs {
-            let object = scratch_odb.read(id).map_err(git("read post-image"))?;
-            loose
-                .write_hashed(&odb, id, ObjectType::Blob, object.data())
-                .map_err(io)?;
+            // A blob the patch only moves (a rename) is the base's and already stored.
+            if let Some(data) = post_data.get(&id) {
+                loose
+                    .write_hashed(&odb, id, ObjectType::Blob, data)
+                    .map_err(io)?;
+            }
         }
     }
     for (id, bytes) in new_trees {
@@ -238,6 +201,81 @@ pub(super) fn apply_spliced(
         trees.cache.put(id, Arc::new(bytes));
     }
     Ok(root)
+}
+
+/// libgit2's apply, on a scratch tree holding only the declared paths in a repository
+/// whose only object store is in memory: the post-image of every declared path that
+/// stays, and the bytes of the blobs the apply made.
+pub(super) fn with_libgit2(
+    odb: &Odb<'_>,
+    diff: &Diff<'_>,
+    declared: &BTreeSet<String>,
+    before: &BTreeMap<String, (Oid, i32)>,
+) -> Result<direct::PostImage, CheckError> {
+    let git = |op: &'static str| move |source| CheckError::Git { op, source };
+    let first = declared.iter().next().cloned().unwrap_or_default();
+    let scratch = Repository::from_odb(Odb::new().map_err(git("scratch object store"))?)
+        .map_err(git("scratch repository"))?;
+    // An empty configuration: nothing read from disk, and the user's settings (case
+    // folding, file modes) cannot change how a patch applies to trees.
+    scratch
+        .set_config(&Config::new().map_err(git("scratch configuration"))?)
+        .map_err(git("scratch configuration"))?;
+    let scratch_odb = scratch.odb().map_err(git("scratch object store"))?;
+    scratch_odb
+        .add_new_mempack_backend(1)
+        .map_err(git("scratch object store"))?;
+    let mut scratch_index = Index::new().map_err(git("new index"))?;
+    for (path, (id, mode)) in before {
+        // A gitlink's commit is usually absent; apply then fails as it would on disk.
+        // (The repository is not added as an alternate of the scratch store: every write
+        // there would then look for the object on disk first, rescanning the pack
+        // directory on each miss.)
+        if let Ok(object) = odb.read(*id) {
+            scratch_odb
+                .write(object.kind(), object.data())
+                .map_err(git("copy preimage"))?;
+        }
+        scratch_index
+            .add(&index_entry(path, *id, *mode))
+            .map_err(git("scratch index"))?;
+    }
+    let scratch_tree_id = scratch_index
+        .write_tree_to(&scratch)
+        .map_err(git("write scratch tree"))?;
+    let scratch_tree = scratch
+        .find_tree(scratch_tree_id)
+        .map_err(git("read scratch tree"))?;
+    let post = scratch
+        .apply_to_tree(&scratch_tree, diff, None)
+        .map_err(|e| PolicyViolation::DoesNotApply {
+            path: declared
+                .iter()
+                .find(|p| e.message().contains(p.as_str()))
+                .cloned()
+                .unwrap_or_else(|| first.clone()),
+            reason: e.message().to_owned(),
+        })?;
+    // Post-image of the declared paths; anything else in the result is undeclared.
+    let mut after = BTreeMap::new();
+    let mut data = HashMap::new();
+    for entry in post.iter() {
+        let path = String::from_utf8_lossy(&entry.path).into_owned();
+        if !declared.contains(&path) {
+            return Err(PolicyViolation::TreeMismatch {
+                path,
+                reason: "changed but not declared".into(),
+            }
+            .into());
+        }
+        if before.get(&path).map(|(id, _)| *id) != Some(entry.id)
+            && let Ok(object) = scratch_odb.read(entry.id)
+        {
+            data.insert(entry.id, object.data().to_vec());
+        }
+        after.insert(path, (entry.id, entry.mode as i32));
+    }
+    Ok((after, data))
 }
 
 fn index_entry(path: &str, id: Oid, mode: i32) -> IndexEntry {

@@ -68,11 +68,20 @@ impl TreeCache {
 pub(crate) struct Trees<'r> {
     pub(super) odb: Odb<'r>,
     pub(super) cache: &'r TreeCache,
+    /// The entries of each tree looked into by [`Trees::entry`] during this check, by
+    /// name: a large patch asks about the same few directories thousands of times (each
+    /// file's parents for symlinks, its old and new path), and a scan of a directory's
+    /// raw entries per question cost more than all the other per-file rules.
+    index: HashMap<Oid, HashMap<Vec<u8>, (Oid, i32)>>,
 }
 
 impl<'r> Trees<'r> {
     pub(crate) fn new(odb: Odb<'r>, cache: &'r TreeCache) -> Trees<'r> {
-        Trees { odb, cache }
+        Trees {
+            odb,
+            cache,
+            index: HashMap::new(),
+        }
     }
 
     pub(super) fn raw(&mut self, id: Oid) -> Result<Arc<Vec<u8>>, git2::Error> {
@@ -94,18 +103,23 @@ impl<'r> Trees<'r> {
         let mut tree = root;
         let mut comps = path.split('/').peekable();
         while let Some(comp) = comps.next() {
-            let bytes = self.raw(tree).ok()?;
-            let found = parse_tree(&bytes)
-                .ok()?
-                .into_iter()
-                .find(|e| e.name == comp.as_bytes())?;
-            if comps.peek().is_none() {
-                return Some((found.id, found.mode));
+            if !self.index.contains_key(&tree) {
+                let bytes = self.raw(tree).ok()?;
+                let entries = parse_tree(&bytes)
+                    .ok()?
+                    .into_iter()
+                    .map(|e| (e.name.to_vec(), (e.id, e.mode)))
+                    .collect();
+                self.index.insert(tree, entries);
             }
-            if found.mode != MODE_TREE {
+            let found = *self.index.get(&tree)?.get(comp.as_bytes())?;
+            if comps.peek().is_none() {
+                return Some(found);
+            }
+            if found.1 != MODE_TREE {
                 return None;
             }
-            tree = found.id;
+            tree = found.0;
         }
         None
     }

@@ -57,7 +57,8 @@ impl GitApplier {
 
     /// Refuses patches longer than `bytes` (default
     /// [`MAX_PATCH_BYTES`](autopack_apply::MAX_PATCH_BYTES)) with the rule
-    /// `patch_too_large`, whatever the builder mode allows.
+    /// `patch_too_large`: a ceiling over each builder mode's own byte limit
+    /// (`PatchLimits::max_patch_bytes`), which it may narrow but not widen.
     pub fn with_max_patch_bytes(mut self, bytes: u64) -> GitApplier {
         self.max_patch_bytes = bytes;
         self

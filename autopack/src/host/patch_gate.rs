@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use autopack_apply::{CheckError, CheckedPatch, PatchPolicy, PatternError};
+use autopack_apply::{CheckError, CheckedPatch, PatchPolicy, PatternError, Repository};
 use autopack_core::patch_rules::{
     PatchHold, PatchLimits, ProtectedPath, path_glob, runner_scripts,
 };
@@ -83,7 +83,7 @@ impl<'a> PatchGate<'a> {
     /// ruleset can hold `run_tests.sh` for an approve instead).
     pub fn protected_paths(&self) -> Vec<ProtectedPath> {
         let mut rules = self.settings.protected_paths.clone();
-        let globs: Vec<globset::GlobMatcher> = rules
+        let globs: Vec<_> = rules
             .iter()
             .filter_map(|r| path_glob(&r.pattern).ok().map(|g| g.compile_matcher()))
             .collect();
@@ -176,24 +176,22 @@ impl PatchVerdict {
 #[derive(Debug, thiserror::Error)]
 pub enum PatchCheckError {
     /// The repository cannot be opened.
-    #[error("{repo}: not a git repository: {source}")]
+    #[error("{repo}: not a git repository: {reason}")]
     Repository {
         /// The path given.
         repo: String,
-        /// libgit2's error.
-        #[source]
-        source: git2::Error,
+        /// libgit2's message.
+        reason: String,
     },
     /// The base revision does not name a commit.
-    #[error("{repo}: --base {base:?} is not a commit: {source}")]
+    #[error("{repo}: --base {base:?} is not a commit: {reason}")]
     Base {
         /// The repository.
         repo: String,
         /// The revision given.
         base: String,
-        /// libgit2's error.
-        #[source]
-        source: git2::Error,
+        /// libgit2's message.
+        reason: String,
     },
     /// A scope or protected glob does not compile.
     #[error(transparent)]
@@ -215,17 +213,17 @@ pub fn check_patch(
     patch: &[u8],
     gate: &PatchGate<'_>,
 ) -> Result<PatchVerdict, PatchCheckError> {
-    let git = git2::Repository::open(repo).map_err(|source| PatchCheckError::Repository {
+    let git = Repository::open(repo).map_err(|e| PatchCheckError::Repository {
         repo: repo.display().to_string(),
-        source,
+        reason: e.message().to_owned(),
     })?;
     let commit = git
         .revparse_single(base)
         .and_then(|o| o.peel_to_commit())
-        .map_err(|source| PatchCheckError::Base {
+        .map_err(|e| PatchCheckError::Base {
             repo: repo.display().to_string(),
             base: base.to_owned(),
-            source,
+            reason: e.message().to_owned(),
         })?;
     let policy = gate.policy()?;
     PatchVerdict::of(policy.check_at(&git, commit.id(), patch)).map_err(PatchCheckError::Check)
