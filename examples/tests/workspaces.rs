@@ -521,3 +521,280 @@ fn the_tripwire_ends_a_run_whose_agent_moved_a_host_ref_behind_a_weaker_sandbox(
     // The second phase never ran.
     assert!(f.on_branch("tripped", "x.txt").is_none());
 }
+
+/// An Auditor that approves (and says what it was shown on stderr).
+fn approving_auditor(f: &Fixture) -> String {
+    let script = f.script(
+        "approve.sh",
+        "#!/bin/sh\nreq=$(cat)\nphase=$(printf '%s' \"$req\" | sed -n 's/.*\"phase_id\":\"\\([^\"]*\\)\".*/\\1/p')\nprintf '{\"phase_id\":\"%s\",\"recommendation\":\"approve\",\"confidence\":0.9}\\n' \"$phase\"\n",
+    );
+    format!("sh {}", s(&script))
+}
+
+/// The issue files of a run, concatenated.
+fn issue_files(f: &Fixture, run_id: &str) -> String {
+    read_issue_dir(&f.repo.join(".autonomous_runs").join(run_id).join("issues"))
+}
+
+fn read_issue_dir(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).expect("issues") {
+        out.push_str(&std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default());
+    }
+    out
+}
+
+#[test]
+fn a_builder_that_weakens_the_tests_is_refused_or_held_for_the_auditor() {
+    // Turning the runner script into `exit 0`, or editing CI configuration: refused on
+    // every attempt, so the phase fails and nothing reaches the branch.
+    for (run_id, body, path) in [
+        (
+            "runner",
+            "#!/bin/sh\nprintf '#!/bin/sh\\nexit 0\\n' > run_tests.sh\n",
+            "run_tests.sh",
+        ),
+        (
+            "workflow",
+            "#!/bin/sh\nmkdir -p .github/workflows\necho 'on: push' > .github/workflows/ci.yml\n",
+            ".github/workflows/ci.yml",
+        ),
+    ] {
+        let f = fixture();
+        let builder = f.script("tamper.sh", body);
+        let builder_cmd = format!("sh {}", s(&builder));
+        let out = f.run(
+            run_id,
+            1,
+            &[
+                "--builder-cmd",
+                &builder_cmd,
+                "--test-cmd",
+                "sh run_tests.sh",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{run_id}: {}", text(&out));
+        let phases = f.phase_files(run_id);
+        assert!(
+            phases.contains("protected_path") && phases.contains(path),
+            "{run_id}: {phases}"
+        );
+        assert_eq!(f.commits_ahead(run_id), 0, "{run_id}");
+    }
+
+    // Deleting a test: held, so the Auditor is asked, CI runs strict, and an issue is
+    // recorded; with the Auditor's approve the patch lands.
+    let f = fixture();
+    let builder = f.script(
+        "delete-test.sh",
+        "#!/bin/sh\nrm tests/test_hello.sh\necho 'gone' >> NOTES.md\n",
+    );
+    let builder_cmd = format!("sh {}", s(&builder));
+    let auditor_cmd = approving_auditor(&f);
+    let out = f.run(
+        "held",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--auditor-cmd",
+            &auditor_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+            "--strict-test-cmd",
+            "sh run_tests.sh --strict",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let issues = issue_files(&f, "held");
+    assert!(
+        issues.contains("test_integrity__p1") && issues.contains("tests/test_hello.sh"),
+        "{issues}"
+    );
+    assert!(f.on_branch("held", "tests/test_hello.sh").is_none());
+    let journal = std::fs::read_to_string(f.repo.join(".autonomous_runs/held/journal.jsonl"))
+        .expect("journal");
+    assert!(
+        journal.contains("\"deleted_test\""),
+        "the hold is journaled"
+    );
+    assert!(
+        journal.contains("\"auditor_finished\""),
+        "the Auditor was asked"
+    );
+    let summary = f.phase_files("held");
+    assert!(summary.contains("strict"), "CI ran strict: {summary}");
+
+    // Without an Auditor the held patch fails its phase, naming the hold.
+    let f = fixture();
+    let builder = f.script("delete-test.sh", "#!/bin/sh\nrm tests/test_hello.sh\n");
+    let builder_cmd = format!("sh {}", s(&builder));
+    let out = f.run(
+        "unheld",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(f.commits_ahead("unheld"), 0);
+}
+
+#[test]
+fn a_retyped_symlink_never_writes_through_to_the_file_it_pointed_at() {
+    let f = fixture();
+    // A tracked symlink to a file outside the repository, committed on main.
+    let outside = f._tmp.path().join("outside.txt");
+    std::fs::write(&outside, "precious\n").expect("outside");
+    {
+        let git = git2::Repository::open(&f.repo).expect("repo");
+        std::os::unix::fs::symlink(&outside, f.repo.join("link")).expect("symlink");
+        let mut index = git.index().expect("index");
+        index.add_path(Path::new("link")).expect("add");
+        index.write().expect("index written");
+        let tree = git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        let parent = git.head().expect("head").peel_to_commit().expect("commit");
+        git.commit(Some("HEAD"), &sig, &sig, "a link", &tree, &[&parent])
+            .expect("commit");
+    }
+    // The Builder replaces the link with a file in its workspace.
+    let builder = f.script(
+        "retype.sh",
+        "#!/bin/sh\nrm link\necho 'overwritten' > link\n",
+    );
+    let builder_cmd = format!("sh {}", s(&builder));
+    // Refused by default (rule symlink)...
+    let out = f.run(
+        "retype",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let phases = f.phase_files("retype");
+    assert!(
+        phases.contains("gate rejected the patch (symlink)"),
+        "{phases}"
+    );
+    // ...and where the ruleset allows it, CI's checkout removes the link instead of
+    // writing through it.
+    let ruleset = f.script(
+        "ruleset.json",
+        r#"{"project_id": "default", "patch_policy": {"allow_symlinks": true}}"#,
+    );
+    let out = f.run(
+        "retype-allowed",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+            "--ruleset",
+            s(&ruleset),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        f.on_branch("retype-allowed", "link").as_deref(),
+        Some("overwritten\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&outside).expect("outside"),
+        "precious\n"
+    );
+}
+
+#[test]
+fn tests_that_fail_on_the_base_fail_no_attempt_with_junit() {
+    let f = fixture();
+    // main has a failing test; the phase adds notes only.
+    {
+        let git = git2::Repository::open(&f.repo).expect("repo");
+        std::fs::write(
+            f.repo.join("tests/test_broken.sh"),
+            "#!/bin/sh\necho broken; exit 1\n",
+        )
+        .expect("test");
+        let mut index = git.index().expect("index");
+        index
+            .add_path(Path::new("tests/test_broken.sh"))
+            .expect("add");
+        index.write().expect("index written");
+        let tree = git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        let parent = git.head().expect("head").peel_to_commit().expect("commit");
+        git.commit(Some("HEAD"), &sig, &sig, "a broken test", &tree, &[&parent])
+            .expect("commit");
+    }
+    let builder = f.script(
+        "notes.sh",
+        "#!/bin/sh\necho \"phase $AUTOPACK_PHASE_ID\" >> NOTES.md\n",
+    );
+    let builder_cmd = format!("sh {}", s(&builder));
+    // Without JUnit the base's failure fails every attempt...
+    let out = f.run(
+        "exit-codes",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // ...with it, only new failures count, and the old one is recorded.
+    let out = f.run(
+        "junit",
+        1,
+        &[
+            "--builder-cmd",
+            &builder_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+            "--junit",
+            "junit.xml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let issues = issue_files(&f, "junit");
+    assert!(
+        issues.contains("ci_preexisting_failures__p1") && issues.contains("tests/test_broken.sh"),
+        "{issues}"
+    );
+    // A Builder that breaks another test fails with that test's exact name.
+    let breaker = f.script("break.sh", "#!/bin/sh\necho 'echo bye' > src/hello.sh\n");
+    let breaker_cmd = format!("sh {}", s(&breaker));
+    let out = f.run(
+        "breaks",
+        1,
+        &[
+            "--builder-cmd",
+            &breaker_cmd,
+            "--test-cmd",
+            "sh run_tests.sh",
+            "--junit",
+            "junit.xml",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let phases = f.phase_files("breaks");
+    assert!(phases.contains("failing: tests/test_hello.sh"), "{phases}");
+    assert!(
+        !phases.contains("failing: tests/test_broken.sh"),
+        "{phases}"
+    );
+}
