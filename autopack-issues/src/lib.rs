@@ -101,49 +101,11 @@
 //! view whose content a change alters is reported. Off by default.
 //!
 //! ## Speed
-//! `cargo bench -p autopack-issues` (benches/record.rs) records 10 tiers × 10 phases,
-//! 10,000 distinct keys, about 30% repeats (no evidence refs), through the in-memory
-//! ledger, timed in wall time (`record`) and in the thread's CPU time (`record_cpu`, from
-//! `/proc/thread-self/schedstat`). `AUTOPACK_BENCH_CPU=1 cargo bench -p autopack-issues
-//! --bench record` prints the on-CPU cost per record of the recording loop alone (median
-//! of windows of 25 fresh ledgers at 10,000 records, one ledger at 1,000,000) and the
-//! ratio of the two.
-//!
-//! Phase-level keys are kept compact: a 12-byte hot cell per (phase, key) (severity,
-//! source, `expected_fail`, a `u32` occurrence count) in the phase's table, with the rare
-//! extras (another category, evidence, a count past `u32::MAX − 1`) in a side table; the
-//! run-level entry is 48 bytes instead of 72. At 1,000,000 records the phase tables hold
-//! 700,000 keys in about 11 MB instead of about 27 MB. Measured on the shared 2-core VM,
-//! old and new binaries alternated, 5 windows each (median per run; range over 4 runs):
-//!
-//! | load avg | build            | 10,000: ns/record | 1,000,000: ns/record (M/s)  | ratio     |
-//! |----------|------------------|-------------------|-----------------------------|-----------|
-//! | 4–5      | before           | 311–621           | 554–1,001 (1.00–1.81)       | 1.6–2.0×  |
-//! | 4–5      | compact cells    | 313–417           | 489–678 (1.47–2.05)         | 1.2–2.1×  |
-//! | 7–8      | before           | 420–711           | 757–1,131 (0.88–1.32)       | 1.1–2.5×  |
-//! | 7–8      | compact cells    | 338–624           | 759–986 (1.01–1.32)         | 1.4–2.9×  |
-//!
-//! The windows of one run spread by ±30% and the neighbours' load changes from run to run,
-//! so these ranges overlap; the stable figures are callgrind's (`--cache-sim=yes`, last
-//! level set to the 1 MiB L2): 892 instructions per record at 1,000,000 (1,550 at
-//! 10,000, where most records create a key) both before and after, and L2 misses per
-//! record at 1,000,000 down from 9.4 to 8.6. The goals (≥ 1 M records/s on one core at
-//! 1,000,000; cost per record there within 2× of the cost at 10,000) hold at moderate
-//! load but **not reliably** at a load average of 7–8, where nearly every one of the ~8
-//! cache misses of a record (key map and key string, backlog entry, run entry, phase
-//! table, key category) goes to memory. Next steps: intern key categories (one miss
-//! fewer on a key's first record in a phase), and a key table that stores indices and
-//! compares against the backlog entry (no second copy of each key string).
-//!
-//! Change tracking ([`Ledger::track_changes`], off by default) costs the untracked ledger
-//! one branch per change: `AUTOPACK_BENCH_CPU=1`, before and after it was added, back to
-//! back at a load average of 3–5: 400 and 243 ns/record at 10,000, 487 and 494 ns/record
-//! at 1,000,000 (within the noise of one run).
-//!
-//! On a quiet machine (load average < 2, nothing else building), after ids and issue
-//! categories became shared strings in `autopack-core`, two consecutive runs of
-//! `AUTOPACK_BENCH_CPU=1`: **1.58 and 2.87 M records/s** at 1,000,000 records, and a cost
-//! per record there **1.72× and 1.67×** the cost at 10,000 — both goals met.
+//! Recording into the in-memory ledger (`benches/record.rs`), on a quiet machine:
+//! **1.58 and 2.87 M records/s** at 1,000,000 records, a cost per record there **1.72× and
+//! 1.67×** the cost at 10,000 — both goals (≥ 1 M records/s; within 2×) met, though not
+//! reliably at a load average of 7–8.
+//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
 
 mod aging;
 pub mod changes;

@@ -27,58 +27,13 @@
 //! parses and holds a committed state; a concurrency test has two processes record 10,000
 //! issues each into one backlog and finds all 20,000 (`tests/processes.rs`).
 //!
-//! # Speed (`cargo bench -p autopack-layout --bench record`)
-//! The headline is the first implementation's issue mix, recorded through
-//! [`FsIssueLedger`]: 70% of the records are new keys, 30% repeat a key seen earlier (any
-//! earlier key, so most repeats land in earlier runs), 2% of the reports `major`; runs of
-//! 10,000 records, each of 4 tiers × 5 phases; fsync at checkpoints
-//! ([`FsyncPolicy::AtCheckpoints`]), a checkpoint every 1,000 records. "Durable
-//! records/s" counts every record made durable by the checkpoints, checkpoints included.
-//! `AUTOPACK_BENCH_N=1000000` runs the million. Measured on the shared 2-core
-//! development machine with three other builds running (load average 6–8, an `fdatasync`
-//! of the journal alone ≈ 3.5 ms: 270 records/s with fsync on every entry).
-//!
-//! | records   | version                 | µs per record, by tenth of the run                                  | durable records/s                    |
-//! |-----------|-------------------------|---------------------------------------------------------------------|--------------------------------------|
-//! | 100,000   | before (full views)     | 209, 1,108, 1,545, 1,805, 1,399, 2,648, 3,508, 4,223, 4,596, 3,265   | 411 (243 s, 233 s in checkpoints)    |
-//! | 100,000   | incremental views       | 41.2, 47.6, 53.7, 41.0, 60.5, 40.6, 72.3, 38.9, 43.5, 41.2          | 20,800 (4.8 s, 3.2 s in checkpoints) |
-//! | 1,000,000 | incremental views       | 44.6, 47.7, 53.6, 66.2, 50.2, 75.8, 57.1, 49.0, 78.2, 53.4          | 17,400 (57.6 s, 41.0 s in checkpoints) |
-//! | 1,000,000 | same, another run       | 35.9, 26.1, 39.5, 61.4, 52.2, 69.9, 45.6, 50.2, 82.0, 59.4          | 19,100 (52.2 s, 36.4 s in checkpoints) |
-//! | 100,000   | same, quiet machine (load 0.2) | 23.7, 29.5, 30.1, 24.7, 36.4, 22.2, 33.7, 17.7, 18.4, 19.1   | 39,140 (2.55 s, 1.67 s in checkpoints) |
-//! | 100,000   | same, quiet, files on tmpfs (fsync free) | 17.0, 22.6, 23.3, 17.3, 26.9, 16.4, 29.3, 16.9, 18.1, 17.2 | 48,761 (2.05 s, 1.15 s in checkpoints) |
-//!
-//! (An earlier cut of this version, which re-read and pretty-printed the manifest at every
-//! checkpoint: 21,900/s at 100,000, and 14,200/s at 1,000,000 with tenths from 46.6 to
-//! 105.5 µs.)
-//!
-//! The previous version rebuilt every view and hashed every byte at each checkpoint, so
-//! the cost per record grew with the ledger (15.6× from the first tenth to the last at
-//! 100,000; the million was not run: hours). Now a checkpoint rewrites only the views
-//! that changed, and a large one (more than [`issues::SMALL_VIEW`] entries) only once
-//! half of it changed: the cost per record stays flat — the **goal of at most 2× from the
-//! first tenth to the last holds** at both sizes (last/first 1.00× at 100,000, 1.20× and
-//! 1.66× at 1,000,000), but not for every tenth in every run: the widest tenth was 1.75×
-//! and 2.28× the first in the two runs at 1,000,000 (the tenths swing with the
-//! neighbours' load and with when the backlog's rewrites, up to 700,000 entries, fall).
-//! Reopening the ledger of 1,000,000 records takes 8.4 s: the whole journal is replayed
-//! and every view file read and hashed (no rebasing of the base checkpoint yet). The **goal of 50,000 durable
-//! records/s is not met**: 39,100/s on a quiet machine, 48,800/s even with fsync free
-//! (tmpfs), 17,400–20,800/s on the loaded one. Quiet, a checkpoint costs ≈ 17 ms, ≈ 11.5
-//! ms of it CPU (building and serialising the views it rewrites), and a record ≈ 9 µs
-//! outside checkpoints. Loaded, a checkpoint averages ≈ 30–40 ms, of which
-//! ≈ 10–15 ms is the one fsync round (journal and new files together, where there were
-//! three rounds) and the rest the rewrites (≈ 300 KB of phase files per checkpoint, and
-//! the amortised backlog and run index rewrites, ≈ 2 entries serialised per record);
-//! outside checkpoints a record costs ≈ 15 µs of contended CPU (one `flock`, `lseek`,
-//! `write` and unlock, the ledger update, serialisation into a reused buffer). Next
-//! steps: serialise the large views straight from the ledger's tables (no intermediate
-//! `BTreeMap` of cloned entries), and write phase files less often than every checkpoint.
-//!
-//! The older bench (keys from a pool of 500, `AUTOPACK_BENCH_POOL=1`) hid the growth: its
-//! views never grow past 500 keys. Its figures from the previous version, measured then
-//! (not re-measured for this one): 24,300–27,800 records/s before and 30,300–32,400/s
-//! after that version's changes with a quiet disk, 12,600–16,000/s and 19,100–25,400/s
-//! with a busy one.
+//! # Speed
+//! Recording the first implementation's issue mix durably through [`FsIssueLedger`] (fsync
+//! at checkpoints, [`FsyncPolicy::AtCheckpoints`]): 39,140 durable records/s on a quiet
+//! machine, 17,400–20,800/s on a loaded one — the **goal of 50,000 durable records/s is
+//! not met**; the cost per record stays flat as the ledger grows (last tenth / first 1.00×
+//! at 100,000 records, 1.20× and 1.66× at 1,000,000; goal at most 2×).
+//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
 //!
 //! ```
 //! use autopack_core::ids::RunId;

@@ -50,31 +50,10 @@
 //! ```
 //!
 //! ## Speed
-//! Compiling 2,500 phases in 10 tiers against a 10,000-key backlog of which about 5,200
-//! keys count as aged (`benches/compile.rs`, dropping the result included), on the shared
-//! 2-core development machine (load average 8–9 during these runs, so wall time mostly
-//! measures the neighbours; `AUTOPACK_BENCH_CPU_ITERS=500` prints on-CPU time), the
-//! previous and the current build alternated three times:
-//!
-//! | build                    | callgrind, per compile | on-CPU       | wall           |
-//! |--------------------------|------------------------|--------------|----------------|
-//! | `BTreeMap` slices        | 16.6 M instructions    | 1.99–2.11 ms | 3.0–4.3 ms     |
-//! | now                      | 8.6 M instructions     | 1.14–1.27 ms | 1.6–2.7 ms     |
-//!
-//! (Criterion reported 3.1 ms before and 2.5–4.5 ms after that work, as the load moved
-//! between 4 and 10.) What changed: `phase_strategies` is a [`PhaseStrategies`], a `Vec`
-//! sorted by id with a map's lookups that writes the same JSON and schema as the
-//! `BTreeMap` did (no per-phase key clone, no tree to build or drop); slices are built
-//! directly in id order (the plan's id order merged with the inserted phases); buffers are
-//! sized up front — growing the backlog candidate buffers mid-compile made glibc
-//! consolidate its free lists and cost about 5 M instructions.
-//!
-//! Then ids and issue categories in `autopack-core` became shared strings (`Arc<str>`),
-//! so the ~10,400 clones of keys and categories in severity upgrades and the id clones in
-//! every slice no longer allocate. Measured on a quiet machine (load < 1):
-//! **0.92 ms** per compile (Criterion 910–934 µs; on-CPU 0.928 ms over 500 iterations),
-//! against 1.08 ms just before on the same machine. The goal (under 1 ms) is met; the
-//! first implementation took about 36 ms.
+//! Compiling 2,500 phases in 10 tiers against a 10,000-key backlog (`benches/compile.rs`)
+//! takes **0.92 ms** on a quiet machine: the goal (under 1 ms) is met; the first
+//! implementation took about 36 ms.
+//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
 
 //! ## Schemas
 //! [`ruleset_schema`] and [`strategy_schema`] generate the JSON Schemas committed as
