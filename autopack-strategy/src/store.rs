@@ -1,7 +1,7 @@
 //! Storage-agnostic traits for rulesets and strategies, with in-memory implementations.
 //!
 //! `autopack-layout` provides the filesystem adapters; both kinds run the conformance
-//! suites of [`crate::testing`] (feature `testing`).
+//! suites of `crate::testing` (feature `testing`).
 //!
 //! Contracts:
 //! - [`RulesetStore`]: versions are numbered 1, 2, 3, … per project; `save` assigns the next

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 
 use autopack_core::budget::RunBreach;
-use autopack_core::ids::IssueKey;
 use autopack_core::lifecycle::{
     PhaseEvent, PhaseState, RunEvent, RunFailure, TierEvent, TierState,
 };
@@ -15,18 +14,17 @@ use autopack_core::patch_rules::PatchHold;
 use autopack_core::record::{
     AttemptOutcome, AttemptRecord, AttemptRole, CiRecord, CiVerdict, FailureRecord,
 };
-use autopack_core::vocabulary::{
-    BuilderMode, CiProfile, IssueCategory, IssueSource, RunScope, SafetyProfile, Severity,
-};
+use autopack_core::vocabulary::{BuilderMode, RunScope, SafetyProfile};
 use autopack_issues::{IssueObservation, ReportedIssue};
 
 use super::io::{
     Action, AgentOutcome, Checkpoint, CiReport, CiRequest, PatchRequest, SnapshotRequest,
 };
+use super::issues::{flaky_issue, hold_issues, known_failures_issue};
+use super::wording::{
+    builder_signature, colon, describe_builder_failure, list_suffix, status_name, tail_suffix,
+};
 use super::{At, AttemptFailure, AuditPurpose, Candidate, Ctx, Pending, Step, SupervisorError};
-
-/// Longest output tail quoted in an attempt's failure reason.
-const TAIL_IN_REASON: usize = 400;
 
 impl Ctx<'_> {
     // ----- builder -----
@@ -1002,175 +1000,4 @@ pub(crate) fn snapshot_tag_name(
     phase_id: &autopack_core::ids::PhaseId,
 ) -> String {
     format!("autonomous/{run_id}/tier-{tier_id}/phase-{phase_id}")
-}
-
-fn flaky_issue(
-    phase_id: &autopack_core::ids::PhaseId,
-    report: &CiReport,
-) -> Option<SuggestedIssue> {
-    // A phase id of 128 bytes makes the long key invalid; all flaky runs then share one key.
-    let key = IssueKey::new(format!("ci_flaky__{phase_id}"))
-        .or_else(|_| IssueKey::new("ci_flaky"))
-        .ok()?;
-    Some(SuggestedIssue {
-        issue_key: key,
-        severity: Severity::Minor,
-        source: IssueSource::Ci,
-        category: IssueCategory::new("ci_flaky").ok()?,
-        expected_fail: false,
-        evidence_refs: if report.flaky_tests.is_empty() {
-            report.failing_tests.clone()
-        } else {
-            report.flaky_tests.clone()
-        },
-        description: format!(
-            "CI was red, then green with no change, in {} attempts{}",
-            report.attempts,
-            list_suffix("; flaky: ", &report.flaky_tests)
-        ),
-    })
-}
-
-/// Tests that fail on the base commit as well: not the Builder's failure, but work the
-/// project still owes (SPEC §13).
-fn known_failures_issue(
-    phase_id: &autopack_core::ids::PhaseId,
-    profile: CiProfile,
-    report: &CiReport,
-) -> Option<SuggestedIssue> {
-    if report.known_failures.is_empty() {
-        return None;
-    }
-    let key = IssueKey::new(format!("ci_preexisting_failures__{phase_id}"))
-        .or_else(|_| IssueKey::new("ci_preexisting_failures"))
-        .ok()?;
-    Some(SuggestedIssue {
-        issue_key: key,
-        severity: Severity::Minor,
-        source: IssueSource::Ci,
-        category: IssueCategory::new("ci_preexisting_failure").ok()?,
-        expected_fail: true,
-        evidence_refs: report.known_failures.clone(),
-        description: format!(
-            "{} test(s) fail under {profile} CI on the base commit as well",
-            report.known_failures.len()
-        ),
-    })
-}
-
-/// One issue per kind of hold on a patch: `test_integrity` (the tests it weakens) and
-/// `protected_path` (the paths that needed an approve), evidence the paths.
-fn hold_issues(phase_id: &autopack_core::ids::PhaseId, holds: &[PatchHold]) -> Vec<SuggestedIssue> {
-    let mut out = Vec::new();
-    for (category, test_integrity) in [("test_integrity", true), ("protected_path", false)] {
-        let of_kind: Vec<&PatchHold> = holds
-            .iter()
-            .filter(|h| h.is_test_integrity() == test_integrity)
-            .collect();
-        if of_kind.is_empty() {
-            continue;
-        }
-        let (Ok(key), Ok(category_id)) = (
-            IssueKey::new(format!("{category}__{phase_id}")).or_else(|_| IssueKey::new(category)),
-            IssueCategory::new(category),
-        ) else {
-            continue;
-        };
-        let mut paths: Vec<String> = of_kind.iter().map(|h| h.path().to_owned()).collect();
-        paths.sort();
-        paths.dedup();
-        out.push(SuggestedIssue {
-            issue_key: key,
-            severity: Severity::Minor,
-            source: IssueSource::StaticCheck,
-            category: category_id,
-            expected_fail: false,
-            evidence_refs: paths,
-            description: of_kind
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        });
-    }
-    out
-}
-
-fn describe_builder_failure(result: &BuilderResult) -> String {
-    let mut out = String::new();
-    let notes = result.notes.trim();
-    if !notes.is_empty() {
-        out.push_str(": ");
-        out.push_str(&truncate(notes, TAIL_IN_REASON));
-    }
-    out.push_str(&list_suffix("; failing: ", &result.failing_tests));
-    out
-}
-
-fn builder_signature(result: &BuilderResult) -> String {
-    let mut parts: Vec<String> = result.failing_tests.clone();
-    parts.extend(
-        result
-            .suggested_issues
-            .iter()
-            .map(|i| i.issue_key.to_string()),
-    );
-    parts.sort();
-    parts.dedup();
-    format!("builder:{}", parts.join(","))
-}
-
-fn status_name(status: BuilderStatus) -> &'static str {
-    match status {
-        BuilderStatus::Success => "success",
-        BuilderStatus::Failed => "failed",
-        BuilderStatus::NeedsReview => "needs_review",
-    }
-}
-
-fn list_suffix(prefix: &str, items: &[String]) -> String {
-    if items.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}{}", items.join(", "))
-    }
-}
-
-fn tail_suffix(tail: &str) -> String {
-    let tail = tail.trim();
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; output tail: {}", truncate_tail(tail, TAIL_IN_REASON))
-    }
-}
-
-fn colon(notes: &str) -> String {
-    if notes.is_empty() {
-        String::new()
-    } else {
-        format!(": {notes}")
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-fn truncate_tail(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &s[start..])
 }

@@ -34,7 +34,9 @@
 mod flow;
 mod frozen;
 mod io;
+mod issues;
 mod setup;
+mod wording;
 
 use std::collections::{BTreeMap, VecDeque};
 
