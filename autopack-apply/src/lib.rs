@@ -29,7 +29,7 @@
 //!   - *protected paths* ([`PatchPolicy::protect`] with [`ProtectedPath`]s, e.g.
 //!     `default_protected_paths`): refused (`protected_path`), or accepted with a
 //!     [`PatchHold::ProtectedPath`] when the rule says `auditor_approve`; the old path of a
-//!     rename counts; [`PatchPolicy::for_mode`] protects nothing by itself;
+//!     rename counts; [`PatchPolicy::for_mode`] starts from the default protected paths;
 //!   - *test integrity*: deleting or renaming a test file ([`is_test_path`]), adding a
 //!     skip marker, removing assertions — never refused, always a
 //!     [`PatchHold::TestIntegrity`] in [`CheckedPatch::holds`], for the host to make the

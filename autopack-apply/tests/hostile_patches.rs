@@ -730,14 +730,28 @@ fn protected_paths_under_auditor_approve_are_accepted_with_a_hold() {
             pattern: ".github/workflows/**".into()
         }
     );
-    // `for_mode` alone protects nothing: the host decides from the ruleset.
-    assert!(
+    // `for_mode` alone already protects the defaults; only an explicit empty rule list
+    // lets CI configuration through.
+    assert_eq!(
         PatchPolicy::for_mode(&BuilderMode::TweakLight)
             .protected()
-            .is_empty()
+            .len(),
+        autopack_core::patch_rules::DEFAULT_PROTECTED_PATTERNS.len()
+    );
+    assert_eq!(
+        refusal(
+            &PatchPolicy::for_mode(&BuilderMode::TweakLight),
+            &fx,
+            &branch,
+            ci.as_bytes()
+        )
+        .rule(),
+        "protected_path"
     );
     assert!(
         PatchPolicy::for_mode(&BuilderMode::TweakLight)
+            .protect(&[])
+            .unwrap()
             .check(&branch, ci.as_bytes())
             .is_ok()
     );

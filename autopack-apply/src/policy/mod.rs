@@ -65,16 +65,19 @@ pub struct PatchPolicy {
 
 impl PatchPolicy {
     /// The policy for a builder mode: its [`PatchLimits`] (`PatchLimits::for_mode`), the
-    /// default [`PathLimits`], no scope, no protected paths (the host adds the ruleset's
-    /// with [`PatchPolicy::protect`]), no symlinks. Refusals of a size limit name the mode.
+    /// default [`PathLimits`], no scope, the default protected paths
+    /// (`autopack_core::patch_rules::DEFAULT_PROTECTED_PATTERNS`, refused; a host replaces
+    /// them with the ruleset's through [`PatchPolicy::protect`]), no symlinks. Refusals of
+    /// a size limit name the mode.
     pub fn for_mode(mode: &BuilderMode) -> PatchPolicy {
         let mut policy = PatchPolicy::with_limits(PatchLimits::for_mode(mode));
         policy.mode = Some(mode.as_str().to_owned());
         policy
     }
 
-    /// A policy with explicit limits, default path limits, no scope, no protected paths,
-    /// no symlinks.
+    /// A policy with explicit limits, default path limits, no scope, the default
+    /// protected paths, no symlinks. Protection is on unless a caller replaces it: a policy
+    /// built without thinking about it still refuses CI configuration and the run's files.
     pub fn with_limits(limits: PatchLimits) -> PatchPolicy {
         PatchPolicy {
             limits,
@@ -82,7 +85,7 @@ impl PatchPolicy {
             mode: None,
             scope: Vec::new(),
             scope_set: None,
-            protected: protected::Protected::default(),
+            protected: protected::Protected::defaults(),
             allow_symlinks: false,
         }
     }

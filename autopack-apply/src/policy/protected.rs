@@ -2,7 +2,9 @@
 //! only with an Auditor `approve` ([`ProtectedAction::AuditorApprove`], a hold on the
 //! checked patch).
 
-use autopack_core::patch_rules::{PatchHold, ProtectedAction, ProtectedPath};
+use autopack_core::patch_rules::{
+    DEFAULT_PROTECTED_PATTERNS, PatchHold, ProtectedAction, ProtectedPath, default_protected_paths,
+};
 use globset::GlobSet;
 
 use super::PolicyViolation;
@@ -16,6 +18,20 @@ pub(super) struct Protected {
 }
 
 impl Protected {
+    /// [`DEFAULT_PROTECTED_PATTERNS`], refused (compiled once per process).
+    pub(super) fn defaults() -> Protected {
+        static DEFAULTS: std::sync::LazyLock<Protected> = std::sync::LazyLock::new(|| {
+            let rules = default_protected_paths::<&str>(&[]);
+            // The built-in globs compile (a unit test says so); were one ever broken,
+            // refusing every path would be the safe reading, not protecting none.
+            Protected::new(&rules).unwrap_or_else(|_| Protected {
+                rules: vec![ProtectedPath::refuse("**")],
+                set: compile_globs(&["**".to_owned()]).unwrap_or_default(),
+            })
+        });
+        DEFAULTS.clone()
+    }
+
     /// Compiles `rules` (`*` stays within a directory, `**` crosses).
     pub(super) fn new(rules: &[ProtectedPath]) -> Result<Protected, PatternError> {
         let patterns: Vec<String> = rules.iter().map(|r| r.pattern.clone()).collect();
