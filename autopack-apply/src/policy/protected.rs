@@ -3,7 +3,7 @@
 //! checked patch).
 
 use autopack_core::patch_rules::{
-    DEFAULT_PROTECTED_PATTERNS, PatchHold, ProtectedAction, ProtectedPath, default_protected_paths,
+    PatchHold, ProtectedAction, ProtectedPath, default_protected_paths,
 };
 use globset::GlobSet;
 
@@ -18,7 +18,7 @@ pub(super) struct Protected {
 }
 
 impl Protected {
-    /// [`DEFAULT_PROTECTED_PATTERNS`], refused (compiled once per process).
+    /// [`autopack_core::patch_rules::DEFAULT_PROTECTED_PATTERNS`], refused (compiled once per process).
     pub(super) fn defaults() -> Protected {
         static DEFAULTS: std::sync::LazyLock<Protected> = std::sync::LazyLock::new(|| {
             let rules = default_protected_paths::<&str>(&[]);
