@@ -39,23 +39,7 @@ fn fixture() -> Fixture {
     std::fs::write(root.join(".gitattributes"), "* text=auto\n").unwrap();
     std::fs::write(root.join(".gitignore"), "target/\n").unwrap();
     std::os::unix::fs::symlink("README", root.join("filelink")).unwrap();
-    let repo = fx.repo();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    repo.commit(
-        Some("HEAD"),
-        &common::sig(),
-        &common::sig(),
-        "more",
-        &tree,
-        &[&parent],
-    )
-    .unwrap();
+    common::commit_all(&fx.repo(), "more");
     fx
 }
 
@@ -126,24 +110,6 @@ fn refusal(
 fn new_file(path: &str) -> String {
     format!(
         "diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+x\n"
-    )
-}
-
-/// A new file whose path git would quote (C-style, octal bytes).
-fn new_quoted(path: &str) -> String {
-    let mut q = String::new();
-    for b in path.bytes() {
-        match b {
-            b'"' | b'\\' => {
-                q.push('\\');
-                q.push(b as char);
-            }
-            0x20..=0x7e => q.push(b as char),
-            _ => q.push_str(&format!("\\{b:03o}")),
-        }
-    }
-    format!(
-        "diff --git \"a/{q}\" \"b/{q}\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/{q}\"\n@@ -0,0 +1 @@\n+x\n"
     )
 }
 
@@ -273,7 +239,7 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "zero-width non-joiner (quoted)",
-            new_quoted(".g\u{200c}it/config"),
+            common::quoted_new_file(".g\u{200c}it/config"),
             "git_dir_component",
             "it/config",
         ),
@@ -285,7 +251,7 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "byte order mark",
-            new_quoted("\u{feff}.git/config"),
+            common::quoted_new_file("\u{feff}.git/config"),
             "git_dir_component",
             "config",
         ),

@@ -47,24 +47,6 @@ fn path() -> impl Strategy<Value = String> {
     prop::collection::vec(component(), 1..4).prop_map(|c| c.join("/"))
 }
 
-/// A patch adding a one-line file at `path`, the path quoted as git quotes it.
-fn new_file(path: &str) -> String {
-    let mut q = String::new();
-    for b in path.bytes() {
-        match b {
-            b'"' | b'\\' => {
-                q.push('\\');
-                q.push(b as char);
-            }
-            0x20..=0x7e => q.push(b as char),
-            _ => q.push_str(&format!("\\{b:03o}")),
-        }
-    }
-    format!(
-        "diff --git \"a/{q}\" \"b/{q}\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/{q}\"\n@@ -0,0 +1 @@\n+x\n"
-    )
-}
-
 fn fsck(repo: &Path) -> std::process::Output {
     Command::new("git")
         .args(["fsck", "--strict", "--no-dangling", "--no-progress"])
@@ -113,7 +95,8 @@ fn every_accepted_path_passes_git_fsck_and_stays_inside() {
     let mut runner = TestRunner::new(Config::with_cases(48));
     runner
         .run(&path(), |path| {
-            let Ok(checked) = policy.check(&branch, new_file(&path).as_bytes()) else {
+            let Ok(checked) = policy.check(&branch, common::quoted_new_file(&path).as_bytes())
+            else {
                 return Ok(());
             };
             accepted.set(accepted.get() + 1);

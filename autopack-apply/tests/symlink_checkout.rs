@@ -34,21 +34,7 @@ fn setup() -> Setup {
     std::fs::write(root.join("README"), "hello\n").unwrap();
     std::fs::write(root.join("src/lib.rs"), "pub fn a() {}\n").unwrap();
     std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("out")).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    repo.commit(
-        Some("HEAD"),
-        &common::sig(),
-        &common::sig(),
-        "initial",
-        &tree,
-        &[],
-    )
-    .unwrap();
+    common::commit_all(&repo, "initial");
     let parent = tmp.path().join("workspaces");
     Setup {
         repo: root,

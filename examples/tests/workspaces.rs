@@ -177,6 +177,21 @@ impl Fixture {
         Some(String::from_utf8_lossy(blob.content()).into_owned())
     }
 
+    /// Commits the work tree's `path` on `main` (HEAD).
+    fn commit_on_main(&self, path: &str, message: &str) {
+        let git = git2::Repository::open(&self.repo).expect("repo");
+        let mut index = git.index().expect("index");
+        index.add_path(Path::new(path)).expect("add");
+        index.write().expect("index written");
+        let tree = git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        let parent = git.head().expect("head").peel_to_commit().expect("commit");
+        git.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])
+            .expect("commit");
+    }
+
     fn commits_ahead(&self, run_id: &str) -> usize {
         let git = git2::Repository::open(&self.repo).expect("repo");
         let tip = git
@@ -649,20 +664,8 @@ fn a_retyped_symlink_never_writes_through_to_the_file_it_pointed_at() {
     // A tracked symlink to a file outside the repository, committed on main.
     let outside = f._tmp.path().join("outside.txt");
     std::fs::write(&outside, "precious\n").expect("outside");
-    {
-        let git = git2::Repository::open(&f.repo).expect("repo");
-        std::os::unix::fs::symlink(&outside, f.repo.join("link")).expect("symlink");
-        let mut index = git.index().expect("index");
-        index.add_path(Path::new("link")).expect("add");
-        index.write().expect("index written");
-        let tree = git
-            .find_tree(index.write_tree().expect("tree"))
-            .expect("tree");
-        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
-        let parent = git.head().expect("head").peel_to_commit().expect("commit");
-        git.commit(Some("HEAD"), &sig, &sig, "a link", &tree, &[&parent])
-            .expect("commit");
-    }
+    std::os::unix::fs::symlink(&outside, f.repo.join("link")).expect("symlink");
+    f.commit_on_main("link", "a link");
     // The Builder replaces the link with a file in its workspace.
     let builder = f.script(
         "retype.sh",
@@ -719,26 +722,12 @@ fn a_retyped_symlink_never_writes_through_to_the_file_it_pointed_at() {
 fn tests_that_fail_on_the_base_fail_no_attempt_with_junit() {
     let f = fixture();
     // main has a failing test; the phase adds notes only.
-    {
-        let git = git2::Repository::open(&f.repo).expect("repo");
-        std::fs::write(
-            f.repo.join("tests/test_broken.sh"),
-            "#!/bin/sh\necho broken; exit 1\n",
-        )
-        .expect("test");
-        let mut index = git.index().expect("index");
-        index
-            .add_path(Path::new("tests/test_broken.sh"))
-            .expect("add");
-        index.write().expect("index written");
-        let tree = git
-            .find_tree(index.write_tree().expect("tree"))
-            .expect("tree");
-        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
-        let parent = git.head().expect("head").peel_to_commit().expect("commit");
-        git.commit(Some("HEAD"), &sig, &sig, "a broken test", &tree, &[&parent])
-            .expect("commit");
-    }
+    std::fs::write(
+        f.repo.join("tests/test_broken.sh"),
+        "#!/bin/sh\necho broken; exit 1\n",
+    )
+    .expect("test");
+    f.commit_on_main("tests/test_broken.sh", "a broken test");
     let builder = f.script(
         "notes.sh",
         "#!/bin/sh\necho \"phase $AUTOPACK_PHASE_ID\" >> NOTES.md\n",

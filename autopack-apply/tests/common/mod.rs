@@ -34,6 +34,40 @@ pub fn info(phase: &str) -> CommitInfo {
     }
 }
 
+/// Stages every file of `repo`'s work tree and commits it on HEAD (on top of HEAD's commit
+/// when there is one).
+pub fn commit_all(repo: &Repository, message: &str) -> git2::Oid {
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig(), &sig(), message, &tree, &parents)
+        .unwrap()
+}
+
+/// A patch adding a one-line file at `path`, the path quoted as git quotes it (C-style,
+/// octal bytes).
+pub fn quoted_new_file(path: &str) -> String {
+    let mut q = String::new();
+    for b in path.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                q.push('\\');
+                q.push(b as char);
+            }
+            0x20..=0x7e => q.push(b as char),
+            _ => q.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    format!(
+        "diff --git \"a/{q}\" \"b/{q}\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/{q}\"\n@@ -0,0 +1 @@\n+x\n"
+    )
+}
+
 pub fn run(id: &str) -> RunId {
     RunId::new(id).unwrap()
 }
