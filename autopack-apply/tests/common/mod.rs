@@ -95,14 +95,7 @@ impl Fixture {
         std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         std::os::unix::fs::symlink("src", root.join("link")).unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        repo.commit(Some("HEAD"), &sig(), &sig(), "initial", &tree, &[])
-            .unwrap();
+        commit_all(&repo, "initial");
         Fixture { dir }
     }
 
