@@ -9,7 +9,8 @@
 //!   Tripwire traits, with a journal and resume; [`host`]: ready-made adapters for them
 //!   (git, CI in a private workspace, the host tripwire, agents in private workspaces,
 //!   sandboxed command agents and presets for Codex CLI, Claude Code and aider,
-//!   `.autonomous_runs/`);
+//!   `.autonomous_runs/`), and the patch gate a run and `autopack patch check` share
+//!   ([`host::PatchGate`], [`host::check_patch`]);
 //! - [`promotion`] and [`report`]: what a finished run's record says.
 //!
 //! # Speed

@@ -2,7 +2,9 @@
 //! run's CI workspace and the host tripwire on git ([`GitApplier`], [`GitVerifier`],
 //! [`GitTripwire`]), agents in private workspaces ([`InWorkspace`]), agents that are
 //! external commands, plain or a preset for a real agent CLI ([`CommandAgent`],
-//! [`AgentPreset`]), and artefacts in `.autonomous_runs/` ([`FsArtefacts`]).
+//! [`AgentPreset`]), artefacts in `.autonomous_runs/` ([`FsArtefacts`]), and the one patch
+//! gate every patch takes ([`PatchGate`]; [`check_patch`] runs it on a commit, writing
+//! nothing).
 
 mod command;
 mod files;
