@@ -28,7 +28,6 @@ use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, DriveOutcome};
 use autopack::host::{AgentPreset, DEFAULT_MAX_OUTPUT};
-use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
 use autopack::sandbox::Sandbox;
 use autopack::strategy::{BacklogView, Ruleset};
 use autopack::supervisor::AgentOutcome;
@@ -54,7 +53,9 @@ macro_rules! tell {
 }
 
 mod patch;
+mod report;
 use patch::{PatchCommand, cmd_patch_check};
+use report::{ReportCommand, cmd_report};
 
 /// Governed autonomous runs: run plans with external-command agents, resume them, and
 /// inspect, validate and promote what they produced.
@@ -332,49 +333,6 @@ enum PlanCommand {
               allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
         max_plan_bytes: u64,
     },
-}
-
-#[derive(Debug, Args)]
-struct ReportOpts {
-    /// The repository.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    repo: PathBuf,
-    /// Print JSON (stable field names, those of the report types).
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-enum ReportCommand {
-    /// Every run: status, debt status, profile, scope, failure reason, tokens, CI runs.
-    #[command(after_help = "Example:\n  autopack report runs --repo . --json")]
-    Runs(ReportOpts),
-    /// Tier cleanliness of one run, and its promotion eligibility.
-    #[command(after_help = "Example:\n  autopack report tiers my-run --repo .")]
-    Tiers {
-        /// The run.
-        run_id: String,
-        #[command(flatten)]
-        opts: ReportOpts,
-    },
-    /// The project backlog's top keys by runs, tiers and occurrences, with age.
-    #[command(
-        after_help = "Each project has its own backlog; --project picks one (default: the layout's only project).\n\nExample:\n  autopack report backlog --repo . --limit 20\n  autopack report backlog --repo . --project myproj"
-    )]
-    Backlog {
-        #[command(flatten)]
-        opts: ReportOpts,
-        /// The project (default: the layout's only one).
-        #[arg(long, value_name = "ID")]
-        project: Option<String>,
-        /// Keys per list (1 to 100000).
-        #[arg(long, default_value_t = 10,
-              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
-        limit: usize,
-    },
-    /// Budget aborts: which tiers, which task_category:complexity slices dominated spend.
-    #[command(after_help = "Example:\n  autopack report budget --repo .")]
-    Budget(ReportOpts),
 }
 
 #[derive(Debug, Args)]
@@ -841,102 +799,6 @@ fn cmd_split(plan_path: &Path, out: &Path, max_plan_bytes: u64) -> Result<ExitCo
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-// ----- reports -----
-
-fn records(repo: &Path) -> Result<(Vec<RunRecord>, bool)> {
-    let mut ok = Vec::new();
-    let mut failed = false;
-    for (run, record) in host::all_records(repo)? {
-        match record {
-            Ok(r) => ok.push(r),
-            Err(e) => {
-                tell!("error: run {run}: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    Ok((ok, failed))
-}
-
-fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
-    match report {
-        ReportCommand::Runs(opts) => {
-            let (records, failed) = records(&opts.repo)?;
-            let list = autopack::report::run_list(&records);
-            if opts.json {
-                print_json(&list)?;
-            } else {
-                out(&list.to_string());
-            }
-            Ok(if failed {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        ReportCommand::Tiers { run_id: id, opts } => {
-            let run = run_id(&id)?;
-            let record = host::load_record(&opts.repo, &run)?;
-            let report = autopack::report::tier_report(&record);
-            if opts.json {
-                print_json(&report)?;
-            } else {
-                out(&report.to_string());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ReportCommand::Backlog {
-            opts,
-            project,
-            limit,
-        } => {
-            let root = host::runs_root(&opts.repo);
-            let project = match project {
-                Some(id) => ProjectId::new(&id)?,
-                None => host::only_project(&root, "--project")?,
-            };
-            let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
-            let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
-            let path = files.import_from.into_iter().find(|p| p.is_file());
-            let backlog = match &path {
-                Some(path) => ProjectBacklog::from_json(&read(path)?, &path.display().to_string())
-                    .map_err(|e| anyhow!("{e}"))?,
-                None => ProjectBacklog::default(),
-            };
-            let ledger =
-                Ledger::from_backlog(&backlog, AgingThresholds::default()).map_err(|e| {
-                    anyhow!(
-                        "{}: {e}",
-                        path.as_deref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    )
-                })?;
-            let report = autopack::report::backlog_report(&ledger, limit);
-            if opts.json {
-                print_json(&report)?;
-            } else {
-                out(&report.to_string());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ReportCommand::Budget(opts) => {
-            let (records, failed) = records(&opts.repo)?;
-            let report = autopack::report::budget_report(&records);
-            if opts.json {
-                print_json(&report)?;
-            } else {
-                out(&report.to_string());
-            }
-            Ok(if failed {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-    }
 }
 
 // ----- promotion -----

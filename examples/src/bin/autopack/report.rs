@@ -1,0 +1,152 @@
+//! `autopack report`: the reports of SPEC §11, rebuilt from the runs' journals.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use autopack::core::ids::ProjectId;
+use autopack::core::record::RunRecord;
+use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
+use autopack_examples::host;
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, Subcommand};
+
+use super::{out, print_json, read, run_id};
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportOpts {
+    /// The repository.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    /// Print JSON (stable field names, those of the report types).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Every run: status, debt status, profile, scope, failure reason, tokens, CI runs.
+    #[command(after_help = "Example:\n  autopack report runs --repo . --json")]
+    Runs(ReportOpts),
+    /// Tier cleanliness of one run, and its promotion eligibility.
+    #[command(after_help = "Example:\n  autopack report tiers my-run --repo .")]
+    Tiers {
+        /// The run.
+        run_id: String,
+        #[command(flatten)]
+        opts: ReportOpts,
+    },
+    /// The project backlog's top keys by runs, tiers and occurrences, with age.
+    #[command(
+        after_help = "Each project has its own backlog; --project picks one (default: the layout's only project).\n\nExample:\n  autopack report backlog --repo . --limit 20\n  autopack report backlog --repo . --project myproj"
+    )]
+    Backlog {
+        #[command(flatten)]
+        opts: ReportOpts,
+        /// The project (default: the layout's only one).
+        #[arg(long, value_name = "ID")]
+        project: Option<String>,
+        /// Keys per list (1 to 100000).
+        #[arg(long, default_value_t = 10,
+              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+        limit: usize,
+    },
+    /// Budget aborts: which tiers, which task_category:complexity slices dominated spend.
+    #[command(after_help = "Example:\n  autopack report budget --repo .")]
+    Budget(ReportOpts),
+}
+
+fn records(repo: &Path) -> Result<(Vec<RunRecord>, bool)> {
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for (run, record) in host::all_records(repo)? {
+        match record {
+            Ok(r) => ok.push(r),
+            Err(e) => {
+                tell!("error: run {run}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
+    match report {
+        ReportCommand::Runs(opts) => {
+            let (records, failed) = records(&opts.repo)?;
+            let list = autopack::report::run_list(&records);
+            if opts.json {
+                print_json(&list)?;
+            } else {
+                out(&list.to_string());
+            }
+            Ok(if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ReportCommand::Tiers { run_id: id, opts } => {
+            let run = run_id(&id)?;
+            let record = host::load_record(&opts.repo, &run)?;
+            let report = autopack::report::tier_report(&record);
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                out(&report.to_string());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Backlog {
+            opts,
+            project,
+            limit,
+        } => {
+            let root = host::runs_root(&opts.repo);
+            let project = match project {
+                Some(id) => ProjectId::new(&id)?,
+                None => host::only_project(&root, "--project")?,
+            };
+            let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
+            let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
+            let path = files.import_from.into_iter().find(|p| p.is_file());
+            let backlog = match &path {
+                Some(path) => ProjectBacklog::from_json(&read(path)?, &path.display().to_string())
+                    .map_err(|e| anyhow!("{e}"))?,
+                None => ProjectBacklog::default(),
+            };
+            let ledger =
+                Ledger::from_backlog(&backlog, AgingThresholds::default()).map_err(|e| {
+                    anyhow!(
+                        "{}: {e}",
+                        path.as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    )
+                })?;
+            let report = autopack::report::backlog_report(&ledger, limit);
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                out(&report.to_string());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Budget(opts) => {
+            let (records, failed) = records(&opts.repo)?;
+            let report = autopack::report::budget_report(&records);
+            if opts.json {
+                print_json(&report)?;
+            } else {
+                out(&report.to_string());
+            }
+            Ok(if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
