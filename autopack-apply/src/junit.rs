@@ -75,6 +75,11 @@ pub const MAX_REPORTS: usize = 10_000;
 /// The longest failure message kept per test, in bytes (cut on a character boundary).
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 
+/// The deepest element nesting a report may have. Real reports nest a few levels (suites
+/// in suites, a failure in a test case); the parser recurses into nested suites, so a
+/// report written to overflow its stack is refused before it is parsed.
+pub const MAX_NESTING: usize = 256;
+
 /// How a test ended.
 ///
 /// Ordered by severity (`Skipped < Passed < Failed < Errored`): merging two reports of one
@@ -246,21 +251,6 @@ pub enum JunitError {
     },
 }
 
-impl JunitError {
-    /// The file or glob the error is about, as text.
-    pub fn subject(&self) -> String {
-        match self {
-            JunitError::Glob { glob, .. } => glob.clone(),
-            JunitError::TooManyReports { globs, .. } => globs.join(", "),
-            JunitError::Symlink { file }
-            | JunitError::NotAFile { file }
-            | JunitError::TooLarge { file, .. }
-            | JunitError::Io { file, .. }
-            | JunitError::Parse { file, .. } => file.display().to_string(),
-        }
-    }
-}
-
 fn io_error(file: &Path, e: &std::io::Error) -> JunitError {
     JunitError::Io {
         file: file.to_owned(),
@@ -272,8 +262,9 @@ fn io_error(file: &Path, e: &std::io::Error) -> JunitError {
 ///
 /// # Errors
 /// [`JunitError::Parse`] when the bytes are not XML with a `<testsuites>`, `<testsuite>`
-/// or `<testrun>` root.
+/// or `<testrun>` root, or nest deeper than [`MAX_NESTING`].
 pub fn parse_report(file: &Path, xml: &[u8]) -> Result<TestResults, JunitError> {
+    check_nesting(file, xml)?;
     let suites = junit_parser::from_reader(xml).map_err(|e| JunitError::Parse {
         file: file.to_owned(),
         reason: error_chain(&e),
@@ -282,8 +273,8 @@ pub fn parse_report(file: &Path, xml: &[u8]) -> Result<TestResults, JunitError> 
         tests: BTreeMap::new(),
         reports: vec![file.to_owned()],
     };
-    // Nested suites, walked with an explicit stack: a deeply nested report must not
-    // overflow ours (the parser recursed already, but on its own bounded input).
+    // Nested suites, walked with an explicit stack (the depth is bounded already, but
+    // this costs nothing).
     let mut stack: Vec<(&junit_parser::TestSuite, &str)> =
         suites.suites.iter().map(|s| (s, "")).collect();
     stack.reverse();
@@ -336,6 +327,42 @@ fn test_of(case: &junit_parser::TestCase, suite: &str) -> (String, TestResult) {
     )
 }
 
+/// Refuses XML nested deeper than [`MAX_NESTING`]: one pass of quick-xml's reader, which
+/// does not recurse. Malformed XML is left to the parser, whose error is the better one.
+fn check_nesting(file: &Path, xml: &[u8]) -> Result<(), JunitError> {
+    use quick_xml::events::Event;
+    // Only nested suites make the parser recurse, and they cannot nest deeper than there
+    // are suite tags: most reports have a few, and the full pass (a sixth of the parse's
+    // time) is skipped.
+    let suite_tags = xml
+        .split(|&b| b == b'<')
+        .filter(|tag| tag.starts_with(b"testsuite"))
+        .count();
+    if suite_tags <= MAX_NESTING {
+        return Ok(());
+    }
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(JunitError::Parse {
+                        file: file.to_owned(),
+                        reason: format!("elements nested deeper than {MAX_NESTING}"),
+                    });
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+        buf.clear();
+    }
+}
+
 fn message_of(message: &str, text: &str) -> Option<String> {
     let m = message.trim();
     let m = if m.is_empty() { text.trim() } else { m };
@@ -381,11 +408,16 @@ impl ReportGlobs {
         let mut builder = GlobSetBuilder::new();
         let mut roots: Vec<PathBuf> = Vec::new();
         let mut max_components = Some(0);
-        for glob in globs {
+        for configured in globs {
             let refuse = |reason: &str| JunitError::Glob {
-                glob: glob.clone(),
+                glob: configured.clone(),
                 reason: reason.to_owned(),
             };
+            // Paths are matched as `reports/a.xml`, never `./reports/a.xml`.
+            let mut glob = configured.as_str();
+            while let Some(rest) = glob.strip_prefix("./") {
+                glob = rest.trim_start_matches('/');
+            }
             if glob.is_empty() {
                 return Err(refuse("empty"));
             }
@@ -409,7 +441,10 @@ impl ReportGlobs {
             let parts: Vec<&str> = glob.split('/').filter(|p| !p.is_empty()).collect();
             let mut root = PathBuf::new();
             for part in &parts[..parts.len().saturating_sub(1)] {
-                if part.chars().any(is_glob_meta) || *part == "." {
+                if *part == "." {
+                    continue;
+                }
+                if part.chars().any(is_glob_meta) {
                     break;
                 }
                 root.push(part);
@@ -491,9 +526,10 @@ impl ReportGlobs {
             for entry in entries {
                 let entry = entry.map_err(|e| io_error(&dir, &e))?;
                 let rel = dir.join(entry.file_name());
-                // `DirEntry::metadata` does not follow a symlink.
-                let meta = entry.metadata().map_err(|e| io_error(&rel, &e))?;
-                if meta.is_dir() {
+                // `DirEntry::file_type` and `metadata` never follow a symlink; the type
+                // usually comes with the listing, so only matches cost a `stat`.
+                let file_type = entry.file_type().map_err(|e| io_error(&rel, &e))?;
+                if file_type.is_dir() {
                     // The repository's own database is never a report.
                     let deep_enough = self
                         .max_components
@@ -511,6 +547,7 @@ impl ReportGlobs {
                             globs: self.globs.clone(),
                         });
                     }
+                    let meta = entry.metadata().map_err(|e| io_error(&rel, &e))?;
                     found.push((rel, meta));
                 }
             }
@@ -538,7 +575,12 @@ pub fn collect(workspace: &Path, globs: &[String]) -> Result<TestResults, JunitE
     for (rel, meta) in matcher.find(workspace)? {
         let bytes = read_report(workspace, &rel, &meta, budget)?;
         budget -= bytes.len() as u64;
-        results.merge(parse_report(&rel, &bytes)?);
+        let report = parse_report(&rel, &bytes)?;
+        for (id, result) in report.tests {
+            results.insert(id, result);
+        }
+        // `find` lists each path once, sorted.
+        results.reports.push(rel);
     }
     Ok(results)
 }
@@ -774,6 +816,39 @@ mod tests {
             );
             assert!(err.to_string().contains("out/r.xml"), "{err}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_recurses() {
+        let depth = 100_000;
+        let xml = format!(
+            "<testsuites>{}{}</testsuites>",
+            "<testsuite name='s'>".repeat(depth),
+            "</testsuite>".repeat(depth)
+        );
+        let err = parse_report(Path::new("deep.xml"), xml.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, JunitError::Parse { reason, .. } if reason.contains("nested deeper")),
+            "{err}"
+        );
+        let ok = format!(
+            "<testsuites>{}<testcase name='t'/>{}</testsuites>",
+            "<testsuite name='s'>".repeat(MAX_NESTING - 2),
+            "</testsuite>".repeat(MAX_NESTING - 2)
+        );
+        assert_eq!(parse(&ok).tests.len(), 1);
+    }
+
+    #[test]
+    fn leading_dot_slash_is_dropped_from_globs() {
+        let g = ReportGlobs::new(&["./reports/*.xml".into(), "././/x/junit.xml".into()]).unwrap();
+        assert!(g.set.is_match("reports/a.xml"));
+        assert!(g.set.is_match("x/junit.xml"));
+        assert_eq!(g.roots, [PathBuf::from("reports"), PathBuf::from("x")]);
+        assert!(matches!(
+            ReportGlobs::new(&["./".into()]),
+            Err(JunitError::Glob { .. })
+        ));
     }
 
     #[test]

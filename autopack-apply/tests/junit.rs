@@ -599,3 +599,47 @@ fn a_stale_report_never_judges_a_later_attempt() {
     // The last red attempt wrote no report: no exact failures to name.
     assert!(report.failing_tests.is_empty());
 }
+
+#[test]
+fn a_real_nextest_report_drives_the_gate() {
+    // cargo-nextest's layout: `target/nextest/ci/junit.xml`, one failing test (retried and
+    // failing again) and one that failed and passed on nextest's own retry.
+    let dir = tempfile::tempdir().unwrap();
+    let xml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit/nextest.xml"),
+    )
+    .unwrap();
+    write(dir.path(), "nextest.xml", &xml);
+    write(
+        dir.path(),
+        "ci.sh",
+        "mkdir -p target/nextest/ci && cp nextest.xml target/nextest/ci/junit.xml; exit 100\n",
+    );
+    let mut g = gate();
+    g.normal_junit = vec!["target/nextest/ci/junit.xml".into()];
+    let baseline = g.baseline(dir.path(), CiProfile::Normal).unwrap().unwrap();
+    assert_eq!(
+        baseline.failing,
+        set(&["mycrate::integration::test_failure_assert"])
+    );
+    let report = g
+        .run_with_baseline(dir.path(), CiProfile::Normal, 6, Some(&baseline))
+        .unwrap();
+    // Known failure only: passes; nextest's own retry makes it flaky.
+    assert_eq!(report.verdict, GateVerdict::Flaky);
+    assert_eq!(report.attempts.len(), 1);
+    assert_eq!(
+        report.flaky_tests,
+        set(&["mycrate::parser::tests::retries_then_passes"])
+    );
+    assert_eq!(
+        report.known_failures,
+        set(&["mycrate::integration::test_failure_assert"])
+    );
+    let report = g.run(dir.path(), CiProfile::Normal, 6).unwrap();
+    assert_eq!(report.verdict, GateVerdict::Red);
+    assert_eq!(
+        report.new_failures,
+        set(&["mycrate::integration::test_failure_assert"])
+    );
+}
