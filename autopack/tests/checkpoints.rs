@@ -490,30 +490,18 @@ fn arb_plan() -> impl Strategy<Value = Plan> {
         prop::option::of(100_000u64..2_000_000),
     )
         .prop_map(|(tiers, critical, token_cap)| {
-            let mut counter = 0;
-            let named: Vec<Vec<(String, &str)>> = tiers
-                .iter()
-                .map(|phases| {
-                    phases
-                        .iter()
-                        .map(|c| {
-                            counter += 1;
-                            (format!("p{counter}"), CATEGORIES[*c])
-                        })
-                        .collect()
-                })
-                .collect();
-            let borrowed: Vec<Vec<(&str, &str)>> = named
-                .iter()
-                .map(|t| t.iter().map(|(id, c)| (id.as_str(), *c)).collect())
-                .collect();
-            let slices: Vec<&[(&str, &str)]> = borrowed.iter().map(Vec::as_slice).collect();
             let safety = if critical {
                 SafetyProfile::SafetyCritical
             } else {
                 SafetyProfile::Normal
             };
-            let mut plan = plan("prop-ckpt", safety, RunScope::MultiTier, &slices);
+            let mut plan = plan_of_categories(
+                "prop-ckpt",
+                safety,
+                RunScope::MultiTier,
+                &CATEGORIES,
+                &tiers,
+            );
             plan.run.token_cap = token_cap;
             plan
         })

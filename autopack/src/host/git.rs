@@ -13,11 +13,10 @@ use autopack_apply::{
     AppliedCommit, Baseline, CheckError, CommitInfo, CommitSignature, GateError, GateVerdict,
     IntegrationBranch, Oid, PreflightGate, Role,
 };
-
-use super::patch_gate::{PatchGate, check_on_branch};
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::BuilderMode;
 
+use super::patch_gate::{PatchGate, check_on_branch};
 use crate::driver::{Applier, ApplyOutcome, HostError, Tripwire, Verifier};
 use crate::supervisor::{CiBaseline, CiReport, CiRequest, PatchRequest, SnapshotRequest};
 

@@ -72,6 +72,36 @@ pub fn plan(
     }
 }
 
+/// A plan whose tiers hold phases `p1`, `p2`, … (numbered across tiers) of the categories
+/// `categories[i]` for each index `i` of `tiers` (what the property tests generate).
+pub fn plan_of_categories(
+    run_id: &str,
+    safety: SafetyProfile,
+    scope: RunScope,
+    categories: &[&str],
+    tiers: &[Vec<usize>],
+) -> Plan {
+    let mut counter = 0;
+    let named: Vec<Vec<(String, &str)>> = tiers
+        .iter()
+        .map(|phases| {
+            phases
+                .iter()
+                .map(|c| {
+                    counter += 1;
+                    (format!("p{counter}"), categories[*c])
+                })
+                .collect()
+        })
+        .collect();
+    let borrowed: Vec<Vec<(&str, &str)>> = named
+        .iter()
+        .map(|t| t.iter().map(|(id, c)| (id.as_str(), *c)).collect())
+        .collect();
+    let slices: Vec<&[(&str, &str)]> = borrowed.iter().map(Vec::as_slice).collect();
+    plan(run_id, safety, scope, &slices)
+}
+
 pub fn strategy(plan: &Plan) -> Strategy {
     autopack_strategy::dry_run(plan, None, None).expect("strategy compiles")
 }
