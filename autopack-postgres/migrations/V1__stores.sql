@@ -98,11 +98,17 @@ BEGIN
         UPDATE issue_projects SET last_seq = v_last + coalesce(array_length(p_events, 1), 0)
             WHERE project_id = p_project;
     END IF;
+    -- Two index scans (by sequence, and by append for a retried batch the caller has
+    -- seen already); one condition with OR would scan the whole journal.
     RETURN QUERY
         SELECT j.seq, j.event, (j.writer = p_writer AND j.batch = p_batch)
         FROM issue_journal j
-        WHERE j.project_id = p_project
-          AND (j.seq > p_after OR (j.writer = p_writer AND j.batch = p_batch))
-        ORDER BY j.seq;
+        WHERE j.project_id = p_project AND j.seq > p_after
+        UNION ALL
+        SELECT j.seq, j.event, true
+        FROM issue_journal j
+        WHERE j.project_id = p_project AND j.writer = p_writer AND j.batch = p_batch
+          AND j.seq <= p_after
+        ORDER BY 1;
 END
 $$;
