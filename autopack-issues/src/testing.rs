@@ -263,3 +263,71 @@ pub fn reopened_ledger_keeps_aging_and_regressions<S: IssueStore>(factory: &mut 
         (1, 1, 2)
     );
 }
+
+/// The first implementation's issue mix, generated on the fly and the same on every
+/// machine: 70% of the records are new keys, 30% repeat a key this writer saw earlier
+/// (drawn uniformly from all its keys so far, so repeats land in earlier runs' keys too);
+/// 2% of the reports are `major`; runs of 10,000 records, each of 4 tiers × 5 phases (500
+/// records a phase). The benchmarks of every issue store record it.
+#[derive(Debug, Clone)]
+pub struct FirstImplementationMix {
+    rng: u64,
+    keys: u64,
+    /// Put before run ids and keys, so that several writers' mixes do not share them.
+    prefix: String,
+}
+
+impl FirstImplementationMix {
+    /// The mix of one writer (runs `run-0000`…, keys `issue_00000000`…).
+    pub fn new() -> FirstImplementationMix {
+        FirstImplementationMix::for_writer("")
+    }
+
+    /// The mix of writer `prefix` (a host): its own runs and new keys, prefixed.
+    pub fn for_writer(prefix: &str) -> FirstImplementationMix {
+        FirstImplementationMix {
+            rng: 0x9e37_79b9_7f4a_7c15,
+            keys: 0,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// A deterministic xorshift step (no dependency, same sequence everywhere).
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Record `i` (from 0) of the mix.
+    pub fn observation(&mut self, i: u64) -> IssueObservation {
+        let run = i / 10_000;
+        let phase = (i % 10_000) / 500;
+        let tier = phase / 5;
+        let roll = self.next();
+        let key = if self.keys == 0 || roll % 10 < 7 {
+            self.keys += 1;
+            self.keys - 1
+        } else {
+            (roll >> 8) % self.keys
+        };
+        let prefix = &self.prefix;
+        let mut obs = observation(
+            &format!("run-{prefix}{run:04}"),
+            &format!("t{tier}"),
+            phase as u32,
+            &format!("issue_{prefix}{key:08}"),
+        );
+        if (roll >> 40).is_multiple_of(50) {
+            obs.issue.severity = Severity::Major;
+        }
+        obs
+    }
+}
+
+impl Default for FirstImplementationMix {
+    fn default() -> FirstImplementationMix {
+        FirstImplementationMix::new()
+    }
+}

@@ -16,23 +16,10 @@
 
 use std::time::{Duration, Instant};
 
-use autopack_core::vocabulary::Severity;
 use autopack_issues::{AgingThresholds, IssueObservation, testing};
 use autopack_layout::issues::FsIssueLedger;
 use autopack_layout::{FsyncPolicy, RunsRoot};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-/// A deterministic xorshift generator (no dependency, same sequence on every machine).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// The issue mixes the bench records.
 #[derive(Clone, Copy)]
@@ -44,51 +31,30 @@ enum Mix {
 }
 
 /// The observations of the mix, generated on the fly.
-struct Observations {
-    mix: Mix,
-    rng: Rng,
-    keys: u64,
+enum Observations {
+    FirstImplementation(testing::FirstImplementationMix),
+    Pool500,
 }
 
 impl Observations {
     fn new(mix: Mix) -> Observations {
-        Observations {
-            mix,
-            rng: Rng(0x9e37_79b9_7f4a_7c15),
-            keys: 0,
+        match mix {
+            Mix::FirstImplementation => {
+                Observations::FirstImplementation(testing::FirstImplementationMix::new())
+            }
+            Mix::Pool500 => Observations::Pool500,
         }
     }
 
     fn observation(&mut self, i: u64) -> IssueObservation {
-        match self.mix {
-            Mix::Pool500 => testing::observation(
+        match self {
+            Observations::Pool500 => testing::observation(
                 &format!("run-{}", i / 10_000),
                 "t1",
                 ((i / 1_000) % 10) as u32,
                 &format!("key-{}", (i * 7919) % 500),
             ),
-            Mix::FirstImplementation => {
-                let run = i / 10_000;
-                let phase = (i % 10_000) / 500;
-                let tier = phase / 5;
-                let roll = self.rng.next();
-                let key = if self.keys == 0 || roll % 10 < 7 {
-                    self.keys += 1;
-                    self.keys - 1
-                } else {
-                    (roll >> 8) % self.keys
-                };
-                let mut obs = testing::observation(
-                    &format!("run-{run:04}"),
-                    &format!("t{tier}"),
-                    phase as u32,
-                    &format!("issue_{key:08}"),
-                );
-                if (roll >> 40).is_multiple_of(50) {
-                    obs.issue.severity = Severity::Major;
-                }
-                obs
-            }
+            Observations::FirstImplementation(mix) => mix.observation(i),
         }
     }
 }

@@ -25,7 +25,8 @@ CREATE TABLE issue_projects (
 );
 
 -- `writer` and `batch` identify the append that wrote a row, so a retried append (its
--- reply lost with the connection) finds its rows instead of writing them twice.
+-- reply lost with the connection) finds its rows instead of writing them twice. Only a
+-- retry looks them up, so they carry no index of their own: every append would pay for it.
 CREATE TABLE issue_journal (
     project_id text NOT NULL,
     seq bigint NOT NULL CHECK (seq > 0),
@@ -34,7 +35,6 @@ CREATE TABLE issue_journal (
     event text NOT NULL,
     PRIMARY KEY (project_id, seq)
 );
-CREATE INDEX issue_journal_by_append ON issue_journal (project_id, writer, batch);
 
 CREATE TABLE issue_checkpoints (
     project_id text PRIMARY KEY,
@@ -69,46 +69,46 @@ CREATE TABLE run_leases (
     expires_at timestamptz NOT NULL
 );
 
--- Appends `events` to `project`'s issue journal as one batch and returns every entry
--- after `after` (the caller's last seen sequence number): other writers' entries first,
--- in order, then the batch's own (`own`). The project row is locked for the append, so
--- sequence numbers are gap-free and in commit order. A batch already stored (a retry) is
--- returned, not written again. A journal that ends before `after` lost entries the
--- caller saw (a server that crashed with unsynchronised commits): refused.
+-- Appends `events` to `project`'s issue journal as one batch and returns the sequence
+-- number of its first entry. The project row is locked for the append, so sequence
+-- numbers are gap-free and in commit order. A retried batch (`p_retry`) that is stored
+-- already is found under the lock, not written again. A journal that ends before
+-- `p_after` lost entries the caller saw (a server that crashed with unsynchronised
+-- commits): refused.
 CREATE FUNCTION autopack_issue_append(
-    p_project text, p_after bigint, p_writer text, p_batch bigint, p_events text[]
-) RETURNS TABLE (seq bigint, event text, own boolean)
+    p_project text, p_after bigint, p_writer text, p_batch bigint, p_events text[],
+    p_retry boolean
+) RETURNS bigint
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
+    v_count bigint := coalesce(array_length(p_events, 1), 0);
     v_last bigint;
+    v_first bigint;
 BEGIN
-    INSERT INTO issue_projects (project_id) VALUES (p_project) ON CONFLICT DO NOTHING;
-    SELECT p.last_seq INTO v_last FROM issue_projects p
-        WHERE p.project_id = p_project FOR UPDATE;
+    IF p_retry THEN
+        INSERT INTO issue_projects (project_id) VALUES (p_project) ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM issue_projects p WHERE p.project_id = p_project FOR UPDATE;
+        SELECT min(j.seq) INTO v_first FROM issue_journal j
+            WHERE j.project_id = p_project AND j.writer = p_writer AND j.batch = p_batch;
+        IF v_first IS NOT NULL THEN
+            RETURN v_first;
+        END IF;
+    END IF;
+    UPDATE issue_projects p SET last_seq = p.last_seq + v_count
+        WHERE p.project_id = p_project RETURNING p.last_seq - v_count INTO v_last;
+    IF NOT FOUND THEN
+        INSERT INTO issue_projects (project_id) VALUES (p_project) ON CONFLICT DO NOTHING;
+        UPDATE issue_projects p SET last_seq = p.last_seq + v_count
+            WHERE p.project_id = p_project RETURNING p.last_seq - v_count INTO v_last;
+    END IF;
     IF v_last < p_after THEN
         RAISE EXCEPTION 'issue journal of project % ends at % but entry % was seen', p_project, v_last, p_after
             USING ERRCODE = 'AP001';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM issue_journal j
-                   WHERE j.project_id = p_project AND j.writer = p_writer AND j.batch = p_batch) THEN
-        INSERT INTO issue_journal (project_id, seq, writer, batch, event)
-            SELECT p_project, v_last + t.ord, p_writer, p_batch, t.e
-            FROM unnest(p_events) WITH ORDINALITY AS t(e, ord);
-        UPDATE issue_projects SET last_seq = v_last + coalesce(array_length(p_events, 1), 0)
-            WHERE project_id = p_project;
-    END IF;
-    -- Two index scans (by sequence, and by append for a retried batch the caller has
-    -- seen already); one condition with OR would scan the whole journal.
-    RETURN QUERY
-        SELECT j.seq, j.event, (j.writer = p_writer AND j.batch = p_batch)
-        FROM issue_journal j
-        WHERE j.project_id = p_project AND j.seq > p_after
-        UNION ALL
-        SELECT j.seq, j.event, true
-        FROM issue_journal j
-        WHERE j.project_id = p_project AND j.writer = p_writer AND j.batch = p_batch
-          AND j.seq <= p_after
-        ORDER BY 1;
+    INSERT INTO issue_journal (project_id, seq, writer, batch, event)
+        SELECT p_project, v_last + t.ord, p_writer, p_batch, t.e
+        FROM unnest(p_events) WITH ORDINALITY AS t(e, ord);
+    RETURN v_last + 1;
 END
 $$;

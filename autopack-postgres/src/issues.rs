@@ -15,25 +15,18 @@ use crate::error::PgStoreError;
 const JOURNAL: &str = "issue_journal";
 const CHECKPOINTS: &str = "issue_checkpoints";
 
-/// A journal entry as the server returns it from an append.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    /// The entry.
-    pub entry: JournalEntry,
-    /// Whether this store's append wrote it (else another writer did, since this store
-    /// last looked).
-    pub own: bool,
-}
+const APPEND: &str = "SELECT autopack_issue_append($1, $2, $3, $4, $5, $6)";
+const AFTER: &str =
+    "SELECT seq, event FROM issue_journal WHERE project_id = $1 AND seq > $2 ORDER BY seq";
 
 /// One project's issue journal and checkpoint in PostgreSQL.
 ///
 /// Sequence numbers are handed out under a lock on the project's row, so they are
 /// gap-free and in commit order, and writers on any number of hosts interleave safely.
-/// An append is one round trip (the `autopack_issue_append` function) that also returns
-/// the entries other writers appended since this store last looked, so a ledger stays
-/// current at no extra cost. Each append carries this store's writer id and a batch
-/// number: an append retried after its reply was lost finds its rows instead of writing
-/// them twice.
+/// An append of any number of events is one round trip (the `autopack_issue_append`
+/// function, prepared once per connection) and holds the lock only while the server
+/// inserts. Each append carries this store's writer id and a batch number: an append
+/// retried after its reply was lost finds its rows instead of writing them twice.
 #[derive(Debug)]
 pub struct PgIssueStore {
     db: Db,
@@ -83,16 +76,15 @@ impl PgIssueStore {
         Ok(JournalEntry { seq, event })
     }
 
-    /// Appends `events` as one batch (one transaction, one round trip) and returns every
-    /// entry after the last one this store had seen: other writers' and then the batch's
-    /// own, in sequence order. With [`Durability::EveryEntry`](crate::Durability) the
-    /// batch is durable when this returns.
+    /// Appends `events` as one batch (one transaction, one round trip) and returns the
+    /// sequence number of the first; the others follow it. With
+    /// [`Durability::EveryEntry`](crate::Durability) the batch is durable when this
+    /// returns.
     ///
     /// # Errors
     /// [`PgStoreError::LostEntries`] when the journal ends before entries this store saw;
-    /// [`PgStoreError::Corrupt`] naming a row that does not parse; connection failures
-    /// beyond the retry policy.
-    pub fn append_batch(&mut self, events: &[LedgerEvent]) -> Result<Vec<Appended>, PgStoreError> {
+    /// connection failures beyond the retry policy.
+    pub fn append_batch(&mut self, events: &[LedgerEvent]) -> Result<u64, PgStoreError> {
         let texts: Vec<String> = events
             .iter()
             .map(|e| serde_json::to_string(e).expect("ledger events serialise"))
@@ -100,13 +92,14 @@ impl PgIssueStore {
         let batch = self.next_batch;
         self.next_batch += 1;
         let (project, writer, after) = (self.project.as_str(), self.writer.as_str(), self.seen);
+        let mut retry = false;
         let result = self.db.with("append to the issue journal", |c| {
-            c.query(
-                "SELECT seq, event, own FROM autopack_issue_append($1, $2, $3, $4, $5)",
-                &[&project, &after, &writer, &batch, &texts],
-            )
+            let append = c.statement(APPEND)?;
+            let first = c.query_one(&append, &[&project, &after, &writer, &batch, &texts, &retry]);
+            retry = true;
+            first.map(|row| row.get::<_, i64>(0))
         });
-        let rows = match result {
+        let first = match result {
             Err(PgStoreError::Query { source, .. })
                 if source.code().map(SqlState::code) == Some("AP001") =>
             {
@@ -120,25 +113,20 @@ impl PgIssueStore {
             }
             other => other?,
         };
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq: i64 = row.get(0);
-            let text: String = row.get(1);
-            let own: bool = row.get(2);
-            if seq != self.seen + 1 && !(own && seq <= self.seen) {
-                return Err(PgStoreError::corrupt(
-                    JOURNAL,
-                    self.key(self.seen + 1),
-                    format!("missing: the journal jumps to seq {seq}"),
-                ));
-            }
-            self.seen = self.seen.max(seq);
-            out.push(Appended {
-                entry: self.entry(seq, &text)?,
-                own,
-            });
-        }
-        Ok(out)
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        self.seen = self.seen.max(first + count - 1);
+        u64::try_from(first).map_err(|_| {
+            PgStoreError::corrupt(JOURNAL, self.key(first), "negative sequence number")
+        })
+    }
+
+    /// Makes every entry appended so far durable (a checkpoint, with
+    /// [`Durability::AtCheckpoints`](crate::Durability)).
+    ///
+    /// # Errors
+    /// The database's errors.
+    pub fn sync(&self) -> Result<(), PgStoreError> {
+        self.db.sync()
     }
 
     fn stored_last(&self) -> Result<i64, PgStoreError> {
@@ -160,10 +148,8 @@ impl PgIssueStore {
         let project = self.project.as_str();
         let from = i64::try_from(after).unwrap_or(i64::MAX);
         let rows = self.db.with("read the issue journal", |c| {
-            c.query(
-                "SELECT seq, event FROM issue_journal WHERE project_id = $1 AND seq > $2 ORDER BY seq",
-                &[&project, &from],
-            )
+            let after = c.statement(AFTER)?;
+            c.query(&after, &[&project, &from])
         })?;
         let mut expected = from + 1;
         let mut out = Vec::with_capacity(rows.len());
@@ -209,19 +195,7 @@ impl IssueStore for PgIssueStore {
     type Error = PgStoreError;
 
     fn append(&mut self, event: &LedgerEvent) -> Result<u64, PgStoreError> {
-        let appended = self.append_batch(std::slice::from_ref(event))?;
-        appended
-            .iter()
-            .rev()
-            .find(|a| a.own)
-            .map(|a| a.entry.seq)
-            .ok_or_else(|| {
-                PgStoreError::corrupt(
-                    JOURNAL,
-                    format!("project {}", self.project),
-                    "an append returned no entry of its own",
-                )
-            })
+        self.append_batch(std::slice::from_ref(event))
     }
 
     fn load(&self) -> Result<StoredIssues, PgStoreError> {
@@ -324,18 +298,25 @@ pub enum PgLedgerError {
 }
 
 /// A project's ledger kept in PostgreSQL that any number of processes, on any hosts,
-/// record into at once: every append returns the entries the others appended since, in
-/// the journal's order, so each process's ledger is the journal's state as of its last
-/// change and the journal (not any process's memory) is the truth. A batch of issues is
-/// one round trip ([`PgIssueLedger::record_all`]).
+/// record into at once. Recording is an append (one round trip per batch, whatever the
+/// other writers do); the local ledger applies the journal in its order — other writers'
+/// entries and this one's alike — when it is refreshed ([`PgIssueLedger::refresh`],
+/// [`PgIssueLedger::record`], [`PgIssueLedger::checkpoint`]), so it is always the
+/// journal's state as of some entry, and the journal (not any process's memory) is the
+/// truth. Dedup, aging by distinct runs and tiers, upgrades and regressions come out as
+/// for one writer.
 ///
-/// Validation happens before the append against this process's view; a run has one
-/// writer (its lease), so another process's entries cannot make a run's own observation
-/// invalid in between.
+/// Validation happens before the append, against the local ledger; a run has one writer
+/// (its lease), so another process's entries cannot make a run's own observation invalid
+/// in between.
 #[derive(Debug)]
 pub struct PgIssueLedger {
     ledger: Ledger,
     store: PgIssueStore,
+    /// The last journal entry applied to `ledger`.
+    applied: u64,
+    /// Sequence numbers of this ledger's own appends not applied yet, in order.
+    own: std::collections::VecDeque<std::ops::Range<u64>>,
 }
 
 impl PgIssueLedger {
@@ -351,9 +332,9 @@ impl PgIssueLedger {
         project: ProjectId,
         thresholds: Option<AgingThresholds>,
     ) -> Result<PgIssueLedger, PgLedgerError> {
-        let mut store = PgIssueStore::new(db, project.clone());
-        let stored = store.load()?;
-        let (mut ledger, through) = match &stored.checkpoint {
+        let store = PgIssueStore::new(db, project.clone());
+        let checkpoint = store.load_checkpoint()?;
+        let (ledger, applied) = match &checkpoint {
             Some(c) => (
                 Ledger::from_snapshot(&c.snapshot).map_err(|error| PgLedgerError::Load {
                     project: project.clone(),
@@ -363,26 +344,21 @@ impl PgIssueLedger {
             ),
             None => (Ledger::new(AgingThresholds::default()), 0),
         };
-        let mut seen = through;
-        for entry in &stored.journal {
-            ledger
-                .apply_event(&entry.event)
-                .map_err(|error| PgLedgerError::Replay {
-                    project: project.clone(),
-                    seq: entry.seq,
-                    error,
-                })?;
-            seen = entry.seq;
-        }
-        store.seen = i64::try_from(seen).unwrap_or(i64::MAX);
-        let mut opened = PgIssueLedger { ledger, store };
+        let mut opened = PgIssueLedger {
+            ledger,
+            store,
+            applied,
+            own: Default::default(),
+        };
+        opened.store.seen = i64::try_from(applied).unwrap_or(i64::MAX);
+        opened.refresh()?;
         if let Some(thresholds) = thresholds {
             opened.set_thresholds(thresholds)?;
         }
         Ok(opened)
     }
 
-    /// The ledger as of this process's last change or refresh.
+    /// The ledger as of the last refresh.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -397,48 +373,63 @@ impl PgIssueLedger {
         self.store.project()
     }
 
-    fn apply(
-        &mut self,
-        appended: Vec<Appended>,
-        own: &[LedgerEvent],
-    ) -> Result<Vec<ApplyOwn>, PgLedgerError> {
-        let mut outcomes = Vec::with_capacity(own.len());
-        for a in appended {
-            if a.own {
-                outcomes.push(match &a.entry.event {
+    /// Applies the journal after the last applied entry: other writers' and this
+    /// ledger's own appends, in journal order. Returns what this ledger's own entries
+    /// did, in order.
+    fn apply_journal(&mut self) -> Result<Vec<ApplyOwn>, PgLedgerError> {
+        let entries = self.store.entries_after(self.applied)?;
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            let own = self.own.front().is_some_and(|r| r.contains(&entry.seq));
+            let applied = if own {
+                if self.own.front().is_some_and(|r| r.end == entry.seq + 1) {
+                    self.own.pop_front();
+                }
+                match &entry.event {
                     LedgerEvent::Record { at, observation } => {
-                        ApplyOwn::Recorded(self.ledger.record(observation, *at)?)
+                        self.ledger.record(observation, *at).map(ApplyOwn::Recorded)
                     }
                     LedgerEvent::Resolve { at, issue_key } => {
-                        ApplyOwn::Resolved(self.ledger.resolve(issue_key, *at)?)
+                        self.ledger.resolve(issue_key, *at).map(ApplyOwn::Resolved)
                     }
                     LedgerEvent::SetThresholds { thresholds } => {
-                        ApplyOwn::Thresholds(self.ledger.set_thresholds(*thresholds))
+                        Ok(ApplyOwn::Thresholds(self.ledger.set_thresholds(*thresholds)))
                     }
-                });
+                }
+                .map(|o| outcomes.push(o))
             } else {
-                self.ledger
-                    .apply_event(&a.entry.event)
-                    .map_err(|error| PgLedgerError::Replay {
-                        project: self.store.project.clone(),
-                        seq: a.entry.seq,
-                        error,
-                    })?;
-            }
+                self.ledger.apply_event(&entry.event)
+            };
+            applied.map_err(|error| PgLedgerError::Replay {
+                project: self.store.project.clone(),
+                seq: entry.seq,
+                error,
+            })?;
+            self.applied = entry.seq;
         }
         Ok(outcomes)
     }
 
-    /// Records `observations`, all at `at`, as one append.
+    fn append(&mut self, events: &[LedgerEvent]) -> Result<(), PgLedgerError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let first = self.store.append_batch(events)?;
+        self.own.push_back(first..first + events.len() as u64);
+        Ok(())
+    }
+
+    /// Records `observations`, all at `at`, as one append; the local ledger shows them
+    /// after the next refresh.
     ///
     /// # Errors
     /// [`PgLedgerError::Ledger`] when one is invalid (nothing journaled); the store's
-    /// errors (nothing applied).
+    /// errors (nothing journaled).
     pub fn record_all(
         &mut self,
         observations: &[IssueObservation],
         at: DateTime<Utc>,
-    ) -> Result<Vec<RecordOutcome>, PgLedgerError> {
+    ) -> Result<(), PgLedgerError> {
         for observation in observations {
             self.ledger.check(observation)?;
         }
@@ -449,18 +440,10 @@ impl PgIssueLedger {
                 observation: observation.clone(),
             })
             .collect();
-        let appended = self.store.append_batch(&events)?;
-        Ok(self
-            .apply(appended, &events)?
-            .into_iter()
-            .filter_map(|o| match o {
-                ApplyOwn::Recorded(outcome) => Some(outcome),
-                _ => None,
-            })
-            .collect())
+        self.append(&events)
     }
 
-    /// Records one observation.
+    /// Records one observation and refreshes, returning what it did.
     ///
     /// # Errors
     /// As [`PgIssueLedger::record_all`].
@@ -469,45 +452,38 @@ impl PgIssueLedger {
         observation: &IssueObservation,
         at: DateTime<Utc>,
     ) -> Result<RecordOutcome, PgLedgerError> {
-        let mut outcomes = self.record_all(std::slice::from_ref(observation), at)?;
-        outcomes.pop().ok_or_else(|| {
-            PgStoreError::corrupt(
-                JOURNAL,
-                format!("project {}", self.project()),
-                "an append returned no entry of its own",
-            )
-            .into()
-        })
+        self.record_all(std::slice::from_ref(observation), at)?;
+        match self.apply_journal()?.pop() {
+            Some(ApplyOwn::Recorded(outcome)) => Ok(outcome),
+            _ => Err(self.missing_own()),
+        }
+    }
+
+    fn missing_own(&self) -> PgLedgerError {
+        PgStoreError::corrupt(
+            JOURNAL,
+            format!("project {}", self.project()),
+            "an appended entry is missing from the journal",
+        )
+        .into()
     }
 
     /// Resolves `key`.
     ///
     /// # Errors
     /// [`LedgerError::UnknownIssueKey`] (nothing journaled); the store's errors.
-    pub fn resolve(
-        &mut self,
-        key: &IssueKey,
-        at: DateTime<Utc>,
-    ) -> Result<ResolveOutcome, PgLedgerError> {
+    pub fn resolve(&mut self, key: &IssueKey, at: DateTime<Utc>) -> Result<ResolveOutcome, PgLedgerError> {
+        self.refresh()?;
         if self.ledger.status(key).is_none() {
-            self.refresh()?;
-            if self.ledger.status(key).is_none() {
-                return Err(LedgerError::UnknownIssueKey(key.clone()).into());
-            }
+            return Err(LedgerError::UnknownIssueKey(key.clone()).into());
         }
-        let event = LedgerEvent::Resolve {
+        self.append(&[LedgerEvent::Resolve {
             at,
             issue_key: key.clone(),
-        };
-        let appended = self.store.append_batch(std::slice::from_ref(&event))?;
-        match self.apply(appended, std::slice::from_ref(&event))?.pop() {
+        }])?;
+        match self.apply_journal()?.pop() {
             Some(ApplyOwn::Resolved(outcome)) => Ok(outcome),
-            _ => Err(PgStoreError::corrupt(
-                JOURNAL,
-                format!("project {}", self.project()),
-                "a resolve returned no entry of its own",
-            )
-            .into()),
+            _ => Err(self.missing_own()),
         }
     }
 
@@ -515,45 +491,44 @@ impl PgIssueLedger {
     ///
     /// # Errors
     /// The store's errors.
-    pub fn set_thresholds(
-        &mut self,
-        thresholds: AgingThresholds,
-    ) -> Result<Vec<IssueKey>, PgLedgerError> {
+    pub fn set_thresholds(&mut self, thresholds: AgingThresholds) -> Result<Vec<IssueKey>, PgLedgerError> {
         self.refresh()?;
         if !self.ledger.would_set_thresholds_change(thresholds) {
             return Ok(Vec::new());
         }
-        let event = LedgerEvent::SetThresholds { thresholds };
-        let appended = self.store.append_batch(std::slice::from_ref(&event))?;
-        match self.apply(appended, std::slice::from_ref(&event))?.pop() {
+        self.append(&[LedgerEvent::SetThresholds { thresholds }])?;
+        match self.apply_journal()?.pop() {
             Some(ApplyOwn::Thresholds(keys)) => Ok(keys),
-            _ => Ok(Vec::new()),
+            _ => Err(self.missing_own()),
         }
     }
 
-    /// Applies the entries other writers appended since this process last looked.
+    /// Applies the journal's entries after the last one applied (other writers' and
+    /// this ledger's own).
     ///
     /// # Errors
     /// The store's errors, or an entry that does not replay.
     pub fn refresh(&mut self) -> Result<(), PgLedgerError> {
-        let after = self.store.last_seen();
-        let entries = self.store.entries_after(after)?;
-        let appended = entries
-            .into_iter()
-            .map(|entry| Appended { entry, own: false })
-            .collect();
-        self.apply(appended, &[])?;
-        Ok(())
+        self.apply_journal().map(drop)
     }
 
-    /// Stores a checkpoint of the ledger as of its last seen entry, so that later opens
-    /// replay only what follows (compaction; the journal is kept whole).
+    /// Makes every entry this ledger appended durable.
+    ///
+    /// # Errors
+    /// The database's errors.
+    pub fn sync(&self) -> Result<(), PgLedgerError> {
+        Ok(self.store.sync()?)
+    }
+
+    /// Refreshes, then stores a checkpoint of the ledger as of its last applied entry, so
+    /// that later opens replay only what follows (compaction; the journal is kept whole).
     ///
     /// # Errors
     /// The store's errors.
     pub fn checkpoint(&mut self) -> Result<(), PgLedgerError> {
+        self.refresh()?;
         let checkpoint = Checkpoint {
-            through: self.store.last_seen(),
+            through: self.applied,
             snapshot: self.ledger.snapshot(),
         };
         self.store.save_checkpoint(&checkpoint)?;

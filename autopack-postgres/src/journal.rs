@@ -13,24 +13,21 @@ const TABLE: &str = "run_journal";
 /// Appends entry `$3` as number `$2` of run `$1` only when it comes right after the last
 /// one stored: two writers cannot both write entry N, and an entry lost in a server
 /// crash cannot be followed by a later one (a gap would be replayed as if nothing was
-/// missing). The `runs` row lists the run.
-const APPEND: &str = "WITH listed AS (
-        INSERT INTO runs (run_id) VALUES ($1) ON CONFLICT DO NOTHING
-    )
-    INSERT INTO run_journal (run_id, seq, entry)
+/// missing).
+const APPEND: &str = "INSERT INTO run_journal (run_id, seq, entry)
     SELECT $1::text, $2::bigint, $3::text
     WHERE coalesce((SELECT max(seq) FROM run_journal WHERE run_id = $1), 0) = $2::bigint - 1
     ON CONFLICT DO NOTHING";
 
 /// [`APPEND`], and only while lease token `$4` holds the run.
-const APPEND_FENCED: &str = "WITH listed AS (
-        INSERT INTO runs (run_id) VALUES ($1) ON CONFLICT DO NOTHING
-    )
-    INSERT INTO run_journal (run_id, seq, entry)
+const APPEND_FENCED: &str = "INSERT INTO run_journal (run_id, seq, entry)
     SELECT $1::text, $2::bigint, $3::text
     WHERE coalesce((SELECT max(seq) FROM run_journal WHERE run_id = $1), 0) = $2::bigint - 1
       AND EXISTS (SELECT 1 FROM run_leases WHERE run_id = $1 AND token = $4)
     ON CONFLICT DO NOTHING";
+
+/// Lists a run (with its first entry).
+const LIST_RUN: &str = "INSERT INTO runs (run_id) VALUES ($1) ON CONFLICT DO NOTHING";
 
 /// Run journals in PostgreSQL: entry N of a run is row `(run_id, N)`. See the
 /// [crate docs](crate) for durability and concurrency.
@@ -112,9 +109,21 @@ impl RunStore for PgRunStore {
             .as_ref()
             .filter(|(run, _)| run == run_id)
             .map(|(_, token)| token.as_str());
+        if seq == 1 {
+            self.db.with("list a run", |c| {
+                let list = c.statement(LIST_RUN)?;
+                c.execute(&list, &[&run_id.as_str()])
+            })?;
+        }
         let inserted = self.db.with("append to a run journal", |c| match fence {
-            Some(token) => c.execute(APPEND_FENCED, &[&run_id.as_str(), &seq, &entry, &token]),
-            None => c.execute(APPEND, &[&run_id.as_str(), &seq, &entry]),
+            Some(token) => {
+                let append = c.statement(APPEND_FENCED)?;
+                c.execute(&append, &[&run_id.as_str(), &seq, &entry, &token])
+            }
+            None => {
+                let append = c.statement(APPEND)?;
+                c.execute(&append, &[&run_id.as_str(), &seq, &entry])
+            }
         })?;
         if inserted == 0 {
             // Our own insert whose reply was lost with the connection, another writer's

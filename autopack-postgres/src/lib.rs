@@ -79,9 +79,9 @@ mod strategy;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use connection::{Db, Durability, PgConfig, RetryPolicy};
+pub use connection::{Conn, Db, Durability, PgConfig, RetryPolicy};
 pub use error::PgStoreError;
-pub use issues::{Appended, PgIssueLedger, PgIssueStore, PgLedgerError};
+pub use issues::{PgIssueLedger, PgIssueStore, PgLedgerError};
 pub use journal::PgRunStore;
 pub use lease::{PgRunLease, PgRunLeases};
 pub use strategy::{PgRulesetStore, PgStrategyStore};

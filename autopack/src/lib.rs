@@ -32,6 +32,8 @@ pub use autopack_apply as apply;
 pub use autopack_core as core;
 pub use autopack_issues as issues;
 pub use autopack_layout as layout;
+#[cfg(feature = "postgres")]
+pub use autopack_postgres as postgres;
 /// Confining the processes a run starts (`autopack-sandbox`).
 pub use autopack_sandbox as sandbox;
 pub use autopack_strategy as strategy;

@@ -16,6 +16,7 @@ use crate::host::{self, Agents, RunConfig, SandboxSettings};
 use crate::plan::{PROJECT_ID, example_plan};
 use crate::progress::Progress;
 use crate::sample::{self, create_sample_repo};
+use crate::stores::Stores;
 
 /// The state the example plan scripts: every phase completes.
 pub const EXPECTED_STATE: RunState = RunState::DoneSuccess;
@@ -126,8 +127,10 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
     let ruleset =
         autopack::strategy::Ruleset::builtin(autopack::core::ids::ProjectId::new(PROJECT_ID)?);
     // Held until the run ends: nobody else writes this run meanwhile.
-    let _writer = host::take_run(&repo, &run_id)?;
-    let prepared = host::prepare(&repo, &plan, Some(ruleset))?;
+    // The embedded default: the run's journal, ledger and views in `.autonomous_runs/`.
+    let stores = Stores::Files;
+    let writer = host::take_run(&repo, &stores, &run_id)?;
+    let prepared = host::prepare(&repo, &stores, &plan, Some(ruleset))?;
     let root = prepared.root.clone();
     if opts.print {
         println!(
@@ -180,6 +183,8 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
     let mut progress = Progress::new(opts.print);
     let result = host::start(
         &repo,
+        &stores,
+        &writer,
         &plan,
         prepared,
         &config,
@@ -225,7 +230,7 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
 /// When the project ledger cannot be read.
 pub fn reports_text(root: &RunsRoot, record: &RunRecord) -> Result<String> {
     let project = autopack::core::ids::ProjectId::new(PROJECT_ID)?;
-    let artefacts = host::project_artefacts(root, &project, None)?;
+    let artefacts = host::project_artefacts(root, &Stores::Files, &project, None)?;
     let mut out = String::new();
     let _ = writeln!(out, "== Runs ==\n{}", autopack::report::run_list([record]));
     let _ = writeln!(

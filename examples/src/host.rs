@@ -21,16 +21,16 @@ use autopack::core::record::RunRecord;
 use autopack::driver::Replayed;
 use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
 use autopack::host::{
-    AgentPreset, CommandAgent, FsArtefacts, GitApplier, GitTripwire, GitVerifier, InWorkspace,
+    AgentPreset, CommandAgent, GitApplier, GitTripwire, GitVerifier, InWorkspace,
 };
 use autopack::layout::lease::remove_stale_temp_files;
-use autopack::layout::{
-    FsRulesetStore, FsRunLease, FsRunLeases, FsRunStore, FsStrategyStore, FsyncPolicy, RunsRoot,
-};
+use autopack::layout::{FsRunLease, FsRunLeases, RunsRoot};
 use autopack::sandbox::{FileProcessLog, Network, Sandbox};
 use autopack::strategy::{CompileOptions, Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::{Input, SupervisorConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::stores::{Journal, RunArtefacts, RunWriterLease, Stores};
 
 /// The folder of artefacts inside a repository.
 pub const RUNS_DIR: &str = ".autonomous_runs";
@@ -217,8 +217,17 @@ impl NetworkRule {
 #[derive(Debug)]
 pub struct RunWriter {
     _lease: FsRunLease,
+    /// The database's lease, with a PostgreSQL store.
+    store_lease: RunWriterLease,
     /// What a dead writer left that was cleaned up, one line each.
     pub reclaimed: Vec<String>,
+}
+
+impl RunWriter {
+    /// The store's lease (a PostgreSQL store's; nothing for files).
+    pub fn store_lease(&self) -> &RunWriterLease {
+        &self.store_lease
+    }
 }
 
 /// Takes the lease of `run_id` in `repo` — refused at once, naming the holder, while
@@ -226,15 +235,20 @@ pub struct RunWriter {
 /// half-written temporary files and the lock files of the run's own refs (only the lease
 /// proves that nobody is between writing such a lock and renaming it).
 ///
+/// With a PostgreSQL store the database's lease is taken too (after the file's), so
+/// writers on other hosts are kept out as well; a dead holder's is taken over once it
+/// expired.
+///
 /// # Errors
 /// The run is held by a live process, or the lease or the clean-up fails.
-pub fn take_run(repo: &Path, run_id: &RunId) -> Result<RunWriter> {
+pub fn take_run(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<RunWriter> {
     let root = runs_root(repo);
     let acquired = FsRunLeases::new(root.clone())
         .acquire(run_id, FsRunLeases::this_process())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (store_lease, store_taken_over) = stores.take_lease(run_id)?;
     let mut reclaimed = Vec::new();
-    if let Some(dead) = acquired.taken_over {
+    for dead in acquired.taken_over.into_iter().chain(store_taken_over) {
         reclaimed.push(format!(
             "took run {run_id} over from {dead}, which ended without releasing it"
         ));
@@ -263,6 +277,7 @@ pub fn take_run(repo: &Path, run_id: &RunId) -> Result<RunWriter> {
     }
     Ok(RunWriter {
         _lease: acquired.lease,
+        store_lease,
         reclaimed,
     })
 }
@@ -482,7 +497,7 @@ pub struct Prepared {
     /// Where the ruleset is.
     pub ruleset_path: PathBuf,
     /// The artefact writer, holding the durable project ledger.
-    pub artefacts: FsArtefacts,
+    pub artefacts: RunArtefacts,
 }
 
 /// Finds the ruleset for a run: `given` (saved as a new version when it differs from the
@@ -492,8 +507,12 @@ pub struct Prepared {
 ///
 /// # Errors
 /// Storage failures, named.
-pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Ruleset, PathBuf)> {
-    let store = FsRulesetStore::new(root.clone());
+pub fn resolve_ruleset(
+    root: &RunsRoot,
+    stores: &Stores,
+    given: Option<Ruleset>,
+) -> Result<(Ruleset, PathBuf)> {
+    let store = stores.rulesets(root);
     let ruleset = match given {
         Some(ruleset) => {
             let latest = store.load_latest(&ruleset.project_id).with_context(|| {
@@ -514,7 +533,7 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
             }
         }
         None => {
-            let project = only_project(root, "--ruleset")?;
+            let project = only_project(root, stores, "--ruleset")?;
             match store.load_latest(&project)? {
                 Some(r) => r,
                 None => {
@@ -534,8 +553,8 @@ pub fn resolve_ruleset(root: &RunsRoot, given: Option<Ruleset>) -> Result<(Rules
 ///
 /// # Errors
 /// Several projects, or a layout that cannot be listed.
-pub fn only_project(root: &RunsRoot, flag: &str) -> Result<ProjectId> {
-    let found = FsRulesetStore::new(root.clone()).projects()?;
+pub fn only_project(root: &RunsRoot, stores: &Stores, flag: &str) -> Result<ProjectId> {
+    let found = stores.projects(root)?;
     match found.as_slice() {
         [one] => Ok(one.clone()),
         [] => Ok(ProjectId::new(DEFAULT_PROJECT)?),
@@ -555,32 +574,39 @@ pub fn only_project(root: &RunsRoot, flag: &str) -> Result<ProjectId> {
 ///
 /// # Errors
 /// A run with this id already exists, or the ruleset, ledger or strategy fails.
-pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Prepared> {
+pub fn prepare(
+    repo: &Path,
+    stores: &Stores,
+    plan: &Plan,
+    ruleset: Option<Ruleset>,
+) -> Result<Prepared> {
     let root = runs_root(repo);
     let run_id = &plan.run.run_id;
-    let mut journal = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    let mut journal = stores.journal(&root);
     let begun = autopack::driver::journal_begun(&mut journal, run_id)
-        .with_context(|| format!("reading {}", root.journal(run_id).display()))?;
+        .with_context(|| format!("reading {}", stores.journal_name(&root, run_id)))?;
     if begun == autopack::driver::Begun::Started {
         bail!(
             "run {run_id} already exists ({}); use `autopack resume {run_id}` or another run_id",
-            root.journal(run_id).display()
+            stores.journal_name(&root, run_id)
         );
     }
-    let (ruleset, ruleset_path) = resolve_ruleset(&root, ruleset)?;
+    let (ruleset, ruleset_path) = resolve_ruleset(&root, stores, ruleset)?;
     let profile = plan
         .run
         .safety_profile
         .unwrap_or(ruleset.default_safety_profile);
     let thresholds = autopack::aging_thresholds(&ruleset.aging_thresholds(profile));
-    let artefacts = project_artefacts(&root, &ruleset.project_id, Some(thresholds))?;
+    let artefacts = project_artefacts(&root, stores, &ruleset.project_id, Some(thresholds))?;
     let backlog = artefacts.ledger().backlog();
     let view = autopack::backlog_view(&backlog);
     let strategy = autopack::strategy::compile(&ruleset, &view, plan, &CompileOptions::default())
         .with_context(|| format!("compiling the strategy of run {run_id}"))?;
-    FsStrategyStore::new(root.clone())
+    stores
+        .strategies(&root)
         .save(&strategy)
         .with_context(|| format!("saving the strategy of run {run_id}"))?;
+    materialise_inputs(&root, stores, &ruleset, &strategy)?;
     let strategy_path = root.strategy(run_id, strategy.version);
     Ok(Prepared {
         root,
@@ -590,6 +616,65 @@ pub fn prepare(repo: &Path, plan: &Plan, ruleset: Option<Ruleset>) -> Result<Pre
         ruleset_path,
         artefacts,
     })
+}
+
+/// With a database store, writes the run's ruleset and strategy into the layout too, so
+/// that `.autonomous_runs/` on the host running (or exporting) a run is complete.
+fn materialise_inputs(
+    root: &RunsRoot,
+    stores: &Stores,
+    ruleset: &Ruleset,
+    strategy: &Strategy,
+) -> Result<()> {
+    if let Stores::Postgres(_) = stores {
+        autopack::layout::FsStrategyStore::new(root.clone())
+            .save(strategy)
+            .with_context(|| {
+                format!(
+                    "writing the strategy of run {} into {}",
+                    strategy.run_id,
+                    root.dir().display()
+                )
+            })?;
+        autopack::layout::fsio::write_atomic(
+            &root.ruleset(&ruleset.project_id),
+            ruleset.to_json().as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the Markdown and JSON views of `run_id` into `repo`'s `.autonomous_runs/` from
+/// its store: the summaries (and the incident pack of a failed run), the issue views of
+/// its project ledger and, from a database, its ruleset and strategy. Nothing is recorded.
+///
+/// # Errors
+/// No journal, one that does not replay, or a store or file failure.
+pub fn export(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<RunRecord> {
+    let root = runs_root(repo);
+    let record = load_record(repo, stores, run_id)?;
+    let strategy = stores
+        .strategies(&root)
+        .load_latest(run_id)?
+        .with_context(|| format!("run {run_id} has no saved strategy"))?;
+    if let Some(ruleset) = stores.rulesets(&root).load_latest(&strategy.project_id)? {
+        materialise_inputs(&root, stores, &ruleset, &strategy)?;
+    }
+    autopack::layout::write_run_artefacts(&root, &record)?;
+    if record.state.failure().is_some() {
+        autopack::layout::write_incident_pack(&root, &record)?;
+    }
+    match stores.artefacts(&root, &strategy.project_id, None)? {
+        RunArtefacts::Postgres(mut artefacts) => {
+            artefacts
+                .project_ledger_mut()
+                .materialise_run(run_id)
+                .map_err(|e| anyhow::anyhow!("writing the issue views of run {run_id}: {e}"))?;
+        }
+        // The layout's ledger keeps its views itself (`autopack repair` rebuilds them).
+        RunArtefacts::Files(_) => {}
+    }
+    Ok(record)
 }
 
 /// The agents and observer of a run.
@@ -667,8 +752,8 @@ impl Wiring {
         self,
         run_id: &RunId,
         agents: Agents<'_>,
-        artefacts: &mut FsArtefacts,
-        store: &mut FsRunStore,
+        artefacts: &mut RunArtefacts,
+        store: &mut Journal,
         drive: Drive,
     ) -> Result<(DriveOutcome, RunRecord)> {
         let Wiring {
@@ -723,8 +808,11 @@ impl Wiring {
 ///
 /// # Errors
 /// The branch cannot be created (exists, protected, base missing) or the driver fails.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     repo: &Path,
+    stores: &Stores,
+    writer: &RunWriter,
     plan: &Plan,
     mut prepared: Prepared,
     config: &RunConfig,
@@ -764,7 +852,7 @@ pub fn start(
     };
     let wiring = Wiring::new(repo, &run_id, config, branch, sandbox)?;
     let backlog = prepared.artefacts.ledger().backlog();
-    let mut store = FsRunStore::new(prepared.root.clone(), FsyncPolicy::AtCheckpoints);
+    let mut store = stores.journal_of(&prepared.root, writer.store_lease());
     let start = Input::Start {
         at: autopack::core::clock::Clock::now(&SystemClock),
         plan: plan.clone(),
@@ -784,29 +872,30 @@ pub fn start(
 ///
 /// # Errors
 /// No journal, or one that does not replay.
-pub fn replay(repo: &Path, run_id: &RunId) -> Result<Replayed> {
+pub fn replay(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<Replayed> {
     let root = runs_root(repo);
-    let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    let mut store = stores.journal(&root);
     autopack::driver::replay_run(&mut store, run_id).map_err(|e| match e {
         autopack::driver::DriverError::NothingToResume(_) => anyhow::anyhow!(
             "run {run_id} cannot be resumed: {} has no journal",
-            root.journal(run_id).display()
+            stores.journal_name(&root, run_id)
         ),
         other => anyhow::anyhow!(
             "replaying the journal of run {run_id} ({}): {other}",
-            root.journal(run_id).display()
+            stores.journal_name(&root, run_id)
         ),
     })
 }
 
 /// The artefact writer of a run being resumed: the project ledger with the thresholds of
 /// the run's frozen strategy.
-fn resume_artefacts(root: &RunsRoot, run_id: &RunId) -> Result<FsArtefacts> {
-    let strategy = FsStrategyStore::new(root.clone())
+fn resume_artefacts(root: &RunsRoot, stores: &Stores, run_id: &RunId) -> Result<RunArtefacts> {
+    let strategy = stores
+        .strategies(root)
         .load_latest(run_id)?
         .with_context(|| format!("run {run_id} has no saved strategy"))?;
     let thresholds = autopack::aging_thresholds(&strategy.aging_thresholds);
-    project_artefacts(root, &strategy.project_id, Some(thresholds))
+    project_artefacts(root, stores, &strategy.project_id, Some(thresholds))
 }
 
 /// The artefact writer over `project`'s ledger (keyed by project; `None` thresholds keep
@@ -817,23 +906,11 @@ fn resume_artefacts(root: &RunsRoot, run_id: &RunId) -> Result<FsArtefacts> {
 /// The ledger cannot be read, or a backlog naming no project could be several projects'.
 pub fn project_artefacts(
     root: &RunsRoot,
+    stores: &Stores,
     project: &ProjectId,
     thresholds: Option<autopack::issues::AgingThresholds>,
-) -> Result<FsArtefacts> {
-    let projects = FsRulesetStore::new(root.clone()).projects()?;
-    let mut artefacts = FsArtefacts::open_project(
-        root.clone(),
-        project,
-        &projects,
-        thresholds,
-        FsyncPolicy::AtCheckpoints,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "opening the issue ledger of project {project} in {}: {e}",
-            root.dir().display()
-        )
-    })?;
+) -> Result<RunArtefacts> {
+    let mut artefacts = stores.artefacts(root, project, thresholds)?;
     for note in artefacts.take_repairs() {
         let _ = writeln!(
             std::io::stderr(),
@@ -851,7 +928,12 @@ pub fn project_artefacts(
 ///
 /// # Errors
 /// The run is not finished, or the artefacts cannot be written.
-pub fn repair_finished(repo: &Path, run_id: &RunId, replayed: &Replayed) -> Result<RunRecord> {
+pub fn repair_finished(
+    repo: &Path,
+    stores: &Stores,
+    run_id: &RunId,
+    replayed: &Replayed,
+) -> Result<RunRecord> {
     let sup = &replayed.supervisor;
     let (Some(record), Some(ledger)) = (sup.record(), sup.ledger()) else {
         bail!("run {run_id} has no record");
@@ -859,7 +941,7 @@ pub fn repair_finished(repo: &Path, run_id: &RunId, replayed: &Replayed) -> Resu
     if !sup.is_finished() {
         bail!("run {run_id} has not finished: resume it instead");
     }
-    let mut artefacts = resume_artefacts(&runs_root(repo), run_id)?;
+    let mut artefacts = resume_artefacts(&runs_root(repo), stores, run_id)?;
     autopack::driver::Artefacts::recover(&mut artefacts, record, ledger, &replayed.recorded)
         .map_err(|e| anyhow::anyhow!("repairing the artefacts of run {run_id}: {e}"))?;
     Ok(record.clone())
@@ -870,8 +952,11 @@ pub fn repair_finished(repo: &Path, run_id: &RunId, replayed: &Replayed) -> Resu
 ///
 /// # Errors
 /// A missing branch, or a driver failure.
+#[allow(clippy::too_many_arguments)]
 pub fn resume(
     repo: &Path,
+    stores: &Stores,
+    writer: &RunWriter,
     run_id: &RunId,
     replayed: Replayed,
     config: &RunConfig,
@@ -879,12 +964,12 @@ pub fn resume(
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
     if replayed.supervisor.is_finished() {
-        let record = repair_finished(repo, run_id, &replayed)?;
+        let record = repair_finished(repo, stores, run_id, &replayed)?;
         return Ok((DriveOutcome::AlreadyFinished(record.state), record));
     }
     let root = runs_root(repo);
-    let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
-    let mut artefacts = resume_artefacts(&root, run_id)?;
+    let mut store = stores.journal_of(&root, writer.store_lease());
+    let mut artefacts = resume_artefacts(&root, stores, run_id)?;
     let branch = IntegrationBranch::open(repo, run_id, &config.base, BranchOptions::default())
         .with_context(|| format!("opening the integration branch of run {run_id}"))?;
     let wiring = Wiring::new(repo, run_id, config, branch, sandbox)?;
@@ -902,15 +987,15 @@ pub fn resume(
 ///
 /// # Errors
 /// When the layout cannot be listed.
-pub fn all_records(repo: &Path) -> Result<Vec<(RunId, Result<RunRecord>)>> {
+pub fn all_records(repo: &Path, stores: &Stores) -> Result<Vec<(RunId, Result<RunRecord>)>> {
     let root = runs_root(repo);
-    let mut store = FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints);
+    let mut store = stores.journal(&root);
     let runs = store
         .runs()
         .with_context(|| format!("listing runs in {}", root.dir().display()))?;
     let mut out = Vec::new();
     for run in runs {
-        let record = record_of(&mut store, &run);
+        let record = record_of(&mut store, &stores.journal_name(&root, &run), &run);
         out.push((run, record));
     }
     Ok(out)
@@ -920,19 +1005,16 @@ pub fn all_records(repo: &Path) -> Result<Vec<(RunId, Result<RunRecord>)>> {
 ///
 /// # Errors
 /// No journal, or one that does not replay.
-pub fn load_record(repo: &Path, run_id: &RunId) -> Result<RunRecord> {
+pub fn load_record(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<RunRecord> {
     let root = runs_root(repo);
-    let mut store = FsRunStore::new(root, FsyncPolicy::AtCheckpoints);
-    record_of(&mut store, run_id)
+    let mut store = stores.journal(&root);
+    record_of(&mut store, &stores.journal_name(&root, run_id), run_id)
 }
 
-fn record_of(store: &mut FsRunStore, run_id: &RunId) -> Result<RunRecord> {
+fn record_of(store: &mut Journal, journal_name: &str, run_id: &RunId) -> Result<RunRecord> {
     let sup = autopack::driver::replay_journal(store, run_id).map_err(|e| match e {
         autopack::driver::DriverError::NothingToResume(_) => {
-            anyhow::anyhow!(
-                "run {run_id} not found: {} has no journal",
-                store.root().journal(run_id).display()
-            )
+            anyhow::anyhow!("run {run_id} not found: {journal_name} has no journal")
         }
         other => anyhow::anyhow!("run {run_id}: {other}"),
     })?;

@@ -37,4 +37,5 @@ pub mod host;
 pub mod plan;
 pub mod progress;
 pub mod sample;
+pub mod stores;
 pub mod validate;

@@ -405,3 +405,28 @@ fn check_incident_dir(v: &mut Validation, dir: &Path) {
         }
     }
 }
+
+/// Replays every run journal kept in `stores` (a database: the files of `root` are
+/// checked by [`validate_tree`]); each journal that does not replay is a problem named
+/// by the store and run.
+///
+/// # Errors
+/// The store's runs cannot be listed.
+pub fn validate_store_journals(
+    root: &Path,
+    stores: &crate::stores::Stores,
+) -> anyhow::Result<Vec<Problem>> {
+    use autopack::core::journal::RunStore as _;
+    let layout = autopack::layout::RunsRoot::new(root);
+    let mut journal = stores.journal(&layout);
+    let mut problems = Vec::new();
+    for run in journal.runs()? {
+        if let Err(e) = autopack::driver::replay_journal(&mut journal, &run) {
+            problems.push(Problem {
+                file: PathBuf::from(stores.journal_name(&layout, &run)),
+                message: format!("does not replay: {e}"),
+            });
+        }
+    }
+    Ok(problems)
+}

@@ -91,7 +91,7 @@ use crate::project::LedgerFiles;
 pub use ledger::{FsIssueLedger, IssueLedgerError};
 use manifest::{Base, Manifest, ManifestRead, ManifestV1, fnv64};
 pub use repair::{JournalCut, RepairNote, RepairOptions, RepairReport, repair, repair_files};
-pub use views::SMALL_VIEW;
+pub use views::{SMALL_VIEW, write_views};
 
 /// File name of the issue journal.
 pub const ISSUE_JOURNAL_FILE: &str = "project_issue_journal.jsonl";

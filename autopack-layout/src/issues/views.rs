@@ -196,3 +196,28 @@ pub(crate) fn stamp(bytes: &[u8], through: u64) -> ViewStamp {
         hash: hash64(bytes),
     }
 }
+
+/// Writes `views` of `ledger` to their files under `root` (the project's backlog at
+/// `files`), each atomically and in full, and returns how many were written (a phase view
+/// the ledger holds nothing of is skipped). For ledgers kept elsewhere (a database) whose
+/// views are materialised on the host running a run; the filesystem ledger keeps its own
+/// views with a manifest ([`FsIssueLedger`](super::FsIssueLedger)).
+///
+/// # Errors
+/// The file that could not be written.
+pub fn write_views<'a>(
+    root: &RunsRoot,
+    files: &LedgerFiles,
+    ledger: &Ledger,
+    views: impl IntoIterator<Item = &'a ViewKey>,
+) -> Result<usize> {
+    let mut written = 0;
+    for view in views {
+        let path = view_path(root, files, view);
+        if let Some(bytes) = view_text(ledger, view, &path)? {
+            crate::fsio::write_atomic(&path, &bytes)?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}

@@ -1,7 +1,8 @@
 //! Artefacts on disk: the `.autonomous_runs/` layout of SPEC §10 through
-//! `autopack-layout`.
+//! `autopack-layout`, over a project ledger kept on disk ([`FsArtefacts`]) or elsewhere
+//! ([`ProjectLedger`]; a database with feature `postgres`).
 
-use autopack_core::ids::ProjectId;
+use autopack_core::ids::{ProjectId, RunId};
 use autopack_core::record::{PhaseRecord, RunRecord};
 use autopack_core::vocabulary::IssueState;
 use autopack_issues::{AgingThresholds, IssueObservation, Ledger, PhaseIssueFile, RunIssueIndex};
@@ -22,9 +23,94 @@ use crate::supervisor::{Checkpoint, PhasePosition};
 /// materialised and the Markdown summaries of what changed since the previous checkpoint
 /// rewritten (the run summary always; everything at the first checkpoint and at the end of
 /// the run); a failed run gets its incident pack.
-pub struct FsArtefacts {
+pub struct LayoutArtefacts<L> {
     root: RunsRoot,
-    ledger: FsIssueLedger,
+    ledger: L,
+}
+
+/// [`LayoutArtefacts`] over the layout's own project ledger, a journal in
+/// `.autonomous_runs/` that keeps its views up to date itself.
+pub type FsArtefacts = LayoutArtefacts<FsIssueLedger>;
+
+/// A project's durable issue ledger as [`LayoutArtefacts`] writes into it: the layout's
+/// own ([`FsIssueLedger`]) or one kept elsewhere whose views are materialised on the host
+/// running the run.
+pub trait ProjectLedger {
+    /// The ledger as of this process's last change.
+    fn ledger(&self) -> &Ledger;
+
+    /// Persists `observations`, recorded at `at`, in order.
+    ///
+    /// # Errors
+    /// A host failure, naming what could not be stored.
+    fn record_all(
+        &mut self,
+        at: DateTime<Utc>,
+        observations: &[IssueObservation],
+    ) -> Result<(), HostError>;
+
+    /// A checkpoint: makes what was recorded durable and writes the views that are due.
+    /// With `everything_of`, also every view of that run and the backlog, current (the
+    /// end of a run, and a recovery).
+    ///
+    /// # Errors
+    /// A host failure, naming the file or store.
+    fn checkpoint(&mut self, everything_of: Option<&RunId>) -> Result<(), HostError>;
+}
+
+impl ProjectLedger for FsIssueLedger {
+    fn ledger(&self) -> &Ledger {
+        FsIssueLedger::ledger(self)
+    }
+
+    fn record_all(
+        &mut self,
+        at: DateTime<Utc>,
+        observations: &[IssueObservation],
+    ) -> Result<(), HostError> {
+        for observation in observations {
+            self.record(observation, at).map_err(HostError::new)?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, everything_of: Option<&RunId>) -> Result<(), HostError> {
+        // The layout's ledger knows every view it wrote: at the end it brings them all up
+        // to date; before, a large view may lag by up to half its entries (its rewrite
+        // policy), the journal being the truth.
+        match everything_of {
+            Some(_) => self.checkpoint_all(),
+            None => FsIssueLedger::checkpoint(self),
+        }
+        .map_err(HostError::new)
+    }
+}
+
+impl<L: ProjectLedger> LayoutArtefacts<L> {
+    /// Artefacts under `root` over `ledger`.
+    pub fn new(root: RunsRoot, ledger: L) -> LayoutArtefacts<L> {
+        LayoutArtefacts { root, ledger }
+    }
+
+    /// The project ledger as of this process's last change.
+    pub fn ledger(&self) -> &Ledger {
+        self.ledger.ledger()
+    }
+
+    /// The project ledger's store.
+    pub fn project_ledger(&self) -> &L {
+        &self.ledger
+    }
+
+    /// The project ledger's store, mutably.
+    pub fn project_ledger_mut(&mut self) -> &mut L {
+        &mut self.ledger
+    }
+
+    /// The layout root.
+    pub fn root(&self) -> &RunsRoot {
+        &self.root
+    }
 }
 
 impl FsArtefacts {
@@ -68,19 +154,9 @@ impl FsArtefacts {
     pub fn take_repairs(&mut self) -> Vec<autopack_layout::issues::RepairNote> {
         self.ledger.take_repairs()
     }
-
-    /// The project ledger as of this process's last change.
-    pub fn ledger(&self) -> &Ledger {
-        self.ledger.ledger()
-    }
-
-    /// The layout root.
-    pub fn root(&self) -> &RunsRoot {
-        &self.root
-    }
 }
 
-impl FsArtefacts {
+impl<L: ProjectLedger> LayoutArtefacts<L> {
     fn ensure_phase_file(&self, record: &RunRecord, phase: &PhaseRecord) -> Result<(), HostError> {
         let path = self
             .root
@@ -116,18 +192,13 @@ impl FsArtefacts {
     }
 }
 
-impl Artefacts for FsArtefacts {
+impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
     fn record_issues(
         &mut self,
         at: DateTime<Utc>,
         observations: &[IssueObservation],
     ) -> Result<(), HostError> {
-        for observation in observations {
-            self.ledger
-                .record(observation, at)
-                .map_err(HostError::new)?;
-        }
-        Ok(())
+        self.ledger.record_all(at, observations)
     }
 
     fn checkpoint(
@@ -136,14 +207,8 @@ impl Artefacts for FsArtefacts {
         record: &RunRecord,
         _ledger: &Ledger,
     ) -> Result<(), HostError> {
-        // At the run's end every view is brought up to date; before, a large view may lag
-        // by up to half its entries (the ledger's rewrite policy), the journal being the
-        // truth.
-        match checkpoint {
-            Checkpoint::Run => self.ledger.checkpoint_all(),
-            _ => self.ledger.checkpoint(),
-        }
-        .map_err(HostError::new)?;
+        let end = matches!(checkpoint, Checkpoint::Run).then_some(&record.run_id);
+        self.ledger.checkpoint(end)?;
         // The ledger materialises views of what was recorded; SPEC §10 wants a phase issue
         // file per phase and a run issue index per run, so ended phases and runs without
         // issues get empty ones.
@@ -227,10 +292,9 @@ impl Artefacts for FsArtefacts {
         }
         for issue in &recorded[held..] {
             self.ledger
-                .record(&issue.observation, issue.at)
-                .map_err(HostError::new)?;
+                .record_all(issue.at, std::slice::from_ref(&issue.observation))?;
         }
-        self.ledger.checkpoint_all().map_err(HostError::new)?;
+        self.ledger.checkpoint(Some(&record.run_id))?;
         for phase in record.phases() {
             if record.state.is_terminal() || phase.state.is_terminal() {
                 self.ensure_phase_file(record, phase)?;

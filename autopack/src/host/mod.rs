@@ -2,7 +2,8 @@
 //! run's CI workspace and the host tripwire on git ([`GitApplier`], [`GitVerifier`],
 //! [`GitTripwire`]), agents in private workspaces ([`InWorkspace`]), agents that are
 //! external commands, plain or a preset for a real agent CLI ([`CommandAgent`],
-//! [`AgentPreset`]), artefacts in `.autonomous_runs/` ([`FsArtefacts`]), and the one patch
+//! [`AgentPreset`]), artefacts in `.autonomous_runs/` ([`FsArtefacts`]; over a ledger in PostgreSQL,
+//! `PgArtefacts`, feature `postgres`), and the one patch
 //! gate every patch takes ([`PatchGate`]; [`check_patch`] runs it on a commit, writing
 //! nothing).
 
@@ -10,13 +11,17 @@ mod command;
 mod files;
 mod git;
 mod patch_gate;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod preset;
 mod workspace;
 
 pub use command::{AGENT_ENV, CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
-pub use files::FsArtefacts;
+pub use files::{FsArtefacts, LayoutArtefacts, ProjectLedger};
 pub use git::{GitApplier, GitTripwire, GitVerifier};
 pub use patch_gate::{PatchCheckError, PatchGate, PatchVerdict, Refusal, check_patch};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgArtefacts, PgProjectLedger};
 pub use preset::{
     AgentPreset, AgentReport, AgentRole, Invocation, MAX_PROMPT_BYTES, PresetError, StdinUse,
     UnknownPreset, auditor_prompt, builder_prompt, result_json_in,

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use autopack_examples::sample::create_sample_repo;
 
+pub mod runs;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_autopack");
 
 pub fn autopack(args: &[&str]) -> Output {

@@ -33,6 +33,7 @@ use autopack::strategy::{BacklogView, Ruleset};
 use autopack::supervisor::AgentOutcome;
 use autopack_examples::host::{self, Agents, NetworkRule, RunConfig, SandboxSettings};
 use autopack_examples::progress::Progress;
+use autopack_examples::stores::{STORE_ENV, Stores};
 use autopack_examples::validate;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
@@ -85,9 +86,25 @@ enum Command {
         /// The repository.
         #[arg(long, value_name = "DIR", default_value = ".")]
         repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
         /// Print no progress lines.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Write a run's Markdown and JSON views into DIR/.autonomous_runs/ from its store
+    /// (summaries, issue views, strategy; the incident pack of a failed run).
+    #[command(
+        after_help = "For runs kept in PostgreSQL: any host can look at any run's artefacts. With the file store it rewrites them from the run's journal.\n\nExample:\n  autopack export my-run --repo . --store postgres://autopack@db.internal/autopack"
+    )]
+    Export {
+        /// The run.
+        run_id: String,
+        /// The repository whose `.autonomous_runs/` receives the views.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// The StrategyEngine, without a run.
     #[command(subcommand)]
@@ -144,6 +161,8 @@ enum Command {
         /// The repository (or the `.autonomous_runs/` folder itself).
         #[arg(long, value_name = "DIR", default_value = ".")]
         repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -152,11 +171,29 @@ enum Command {
 
 const RUN_HELP: &str = "Every Builder and Auditor attempt runs in a private workspace: an independent git clone of the integration branch's tip (the Auditor: of the candidate under review), outside DIR, never linked to it. An agent may simply edit files there and exit 0: the change is its patch. It may also write a result JSON (builder_result / auditor_result, see `autopack schema`) to $AUTOPACK_RESULT_FILE, or, as a plain --builder-cmd, print it on stdout; a result that carries a patch is used as it is. A process that fails, hangs past --agent-timeout, prints more than --max-output bytes or an answer that does not parse is a failed attempt with its reason recorded; the run goes on.\n\nPresets (--builder / --auditor): codex (`codex exec --json`, tokens from its turn.completed events), claude (`claude -p --output-format json`, tokens from its usage), aider (`aider --yes-always --no-auto-commits --message`, tokens from its `Tokens:` lines), command (default: --builder-cmd run with `sh -c`, request JSON on stdin). With a preset, --builder-cmd names the CLI's program (default: on PATH).\n\nSandbox (Linux Landlock, on by default): agents and CI write only their workspace and a private HOME and TMPDIR, and cannot read DIR or anything outside the system directories, PATH and --sandbox-read; they hold no capabilities; agents may use TCP (--agent-network), CI may not (--ci-network). Where the kernel has no Landlock the run refuses to start unless --no-sandbox is given. The environment is an allowlist: PATH, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL, what --pass-env names, and:\n  AUTOPACK_REQUEST_FILE  the request JSON (builder_request / auditor_request)\n  AUTOPACK_RESULT_FILE   where the agent may write its result JSON\n  AUTOPACK_WORKSPACE     the private checkout, also the working directory\n  AUTOPACK_REPO          the same as AUTOPACK_WORKSPACE (never the host repository)\n  AUTOPACK_RUN_ID, AUTOPACK_PHASE_ID, AUTOPACK_ROLE (builder|auditor), AUTOPACK_ATTEMPT\nThe request also carries checkout.{base_commit,tip_commit,head_commit,workspace}, previous_patch and last_ci.{output_tail,failing_tests} (see `autopack schema builder_request`). Every process an attempt starts is killed when it ends or times out, setsid and double forks included; `autopack resume` kills what a crashed run left running.\n\nThe integration branch autonomous/{run_id} is created from --base; the base and every protected branch are never written. CI runs --test-cmd (strict profile: --strict-test-cmd) in the run's CI workspace, reset to each candidate commit. After every agent and CI attempt a tripwire compares the host's refs (but the run's own), HEAD, index, hooks and config with the start: any change ends the run DONE_FAILED_POLICY_VIOLATION with an incident pack naming it. Artefacts go to DIR/.autonomous_runs/ (add it to your ignore file); the host settings are saved as {run_id}/run_config.json for `autopack resume`. Without --auditor or --auditor-cmd every review escalates.\n\nExit 0 when the run ends DONE_SUCCESS, 1 when it ends DONE_FAILED_*.\n\nExamples:\n  autopack run --plan plan.json --repo . --builder-cmd ./edit-files.sh --test-cmd 'sh run_tests.sh'\n  autopack run --plan plan.json --repo . --builder codex --pass-env OPENAI_API_KEY --auditor claude --pass-env ANTHROPIC_API_KEY --test-cmd 'cargo test --offline' --sandbox-read ~/.cargo --sandbox-read ~/.rustup --pass-env CARGO_HOME --pass-env RUSTUP_HOME";
 
+/// Where runs are kept: `--store` or `AUTOPACK_STORE`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StoreArg {
+    /// Where journals, the issue ledger, rulesets, strategies and run leases are kept:
+    /// `files` (default: DIR/.autonomous_runs/) or a PostgreSQL URL
+    /// (postgres://user:password@host:port/database), shared by every host.
+    #[arg(long, value_name = "URL", env = STORE_ENV)]
+    pub(crate) store: Option<String>,
+}
+
+impl StoreArg {
+    pub(crate) fn open(&self) -> Result<Stores> {
+        Stores::open(self.store.as_deref())
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The plan (JSON).
     #[arg(long, value_name = "PLAN.json")]
     plan: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
     /// The git repository to work on.
     #[arg(long, value_name = "DIR")]
     repo: PathBuf,
@@ -345,6 +382,8 @@ struct PromoteArgs {
     /// The repository.
     #[arg(long, value_name = "DIR", default_value = ".")]
     repo: PathBuf,
+    #[command(flatten)]
+    store: StoreArg,
     /// The branch to move.
     #[arg(long, value_name = "BRANCH", default_value = "main")]
     target: String,
@@ -366,6 +405,8 @@ enum PromoteCheck {
         /// The repository.
         #[arg(long, value_name = "DIR", default_value = ".")]
         repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
         /// Print JSON: {"run_id", "eligible", "reasons"}.
         #[arg(long)]
         json: bool,
@@ -389,8 +430,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Resume {
             run_id,
             repo,
+            store,
             quiet,
-        } => cmd_resume(&run_id, &repo, quiet),
+        } => cmd_resume(&run_id, &repo, &store.open()?, quiet),
+        Command::Export {
+            run_id,
+            repo,
+            store,
+        } => cmd_export(&run_id, &repo, &store.open()?),
         Command::Strategy(StrategyCommand::DryRun {
             plan,
             ruleset,
@@ -406,13 +453,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }) => cmd_split(&plan, &out, max_plan_bytes),
         Command::Report(report) => cmd_report(report),
         Command::Promote(args) => match args.check {
-            Some(PromoteCheck::Check { run_id, repo, json }) => {
-                cmd_promote_check(&run_id, &repo, json)
-            }
+            Some(PromoteCheck::Check {
+                run_id,
+                repo,
+                store,
+                json,
+            }) => cmd_promote_check(&run_id, &repo, &store.open()?, json),
             None => cmd_promote(&args),
         },
         Command::Schema { name, out } => cmd_schema(name.as_deref(), out.as_deref()),
-        Command::Validate { repo, json } => cmd_validate(&repo, json),
+        Command::Validate { repo, store, json } => cmd_validate(&repo, &store.open()?, json),
         Command::Repair {
             repo,
             project,
@@ -426,7 +476,7 @@ fn cmd_repair(repo: &Path, project: Option<&str>, truncate: bool) -> Result<Exit
     let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
     let project = match project {
         Some(id) => ProjectId::new(id)?,
-        None => host::only_project(&root, "--project")?,
+        None => host::only_project(&root, &Stores::Files, "--project")?,
     };
     let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
     let options = autopack::layout::issues::RepairOptions {
@@ -649,9 +699,10 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("{}: no such repository", args.repo.display()))?;
     let run_id = plan.run.run_id.clone();
-    let writer = host::take_run(&repo, &run_id)?;
+    let stores = args.store.open()?;
+    let writer = host::take_run(&repo, &stores, &run_id)?;
     report_reclaimed(&writer);
-    let prepared = host::prepare(&repo, &plan, ruleset)?;
+    let prepared = host::prepare(&repo, &stores, &plan, ruleset)?;
     let config = RunConfig {
         base: args.base.clone(),
         builder_cmd: args.builder_cmd.clone(),
@@ -705,7 +756,9 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         say!("strategy: {}", prepared.strategy_path.display());
     }
     let (outcome, record) = with_agents(&run_id, &config, &sandbox, args.quiet, |agents| {
-        host::start(&repo, &plan, prepared, &config, &sandbox, agents)
+        host::start(
+            &repo, &stores, &writer, &plan, prepared, &config, &sandbox, agents,
+        )
     })?;
     if args.json {
         print_json(&autopack::report::run_list([&record]).runs)?;
@@ -715,28 +768,41 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     Ok(exit_for(record.state))
 }
 
-fn cmd_resume(id: &str, repo: &Path, quiet: bool) -> Result<ExitCode> {
+fn cmd_resume(id: &str, repo: &Path, stores: &Stores, quiet: bool) -> Result<ExitCode> {
     let run_id = run_id(id)?;
     let root = host::runs_root(repo);
     // One writer per run: a second `resume` (or a live `run`) is refused here, before
     // anything is read or written.
-    let writer = host::take_run(repo, &run_id)?;
+    let writer = host::take_run(repo, stores, &run_id)?;
     report_reclaimed(&writer);
-    let replayed = host::replay(repo, &run_id)?;
+    let replayed = host::replay(repo, stores, &run_id)?;
     if replayed.supervisor.is_finished() {
         // A finished run needs no host: only its artefacts are brought up to its journal.
-        let record = host::repair_finished(repo, &run_id, &replayed)?;
+        let record = host::repair_finished(repo, stores, &run_id, &replayed)?;
         finish_line(&DriveOutcome::AlreadyFinished(record.state), &record, repo);
         return Ok(ExitCode::SUCCESS);
     }
     let config = RunConfig::load(&root, &run_id)?;
     let sandbox = host::sandbox(&root, &run_id, &config)?;
     let (outcome, record) = with_agents(&run_id, &config, &sandbox, quiet, |agents| {
-        host::resume(repo, &run_id, replayed, &config, &sandbox, agents)
+        host::resume(
+            repo, stores, &writer, &run_id, replayed, &config, &sandbox, agents,
+        )
     })?;
     drop(writer);
     finish_line(&outcome, &record, repo);
     Ok(exit_for(record.state))
+}
+
+fn cmd_export(id: &str, repo: &Path, stores: &Stores) -> Result<ExitCode> {
+    let run_id = run_id(id)?;
+    let record = host::export(repo, stores, &run_id)?;
+    say!(
+        "run {run_id} ({}): artefacts written to {}",
+        record.state,
+        host::runs_root(repo).run_dir(&run_id).display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Says on stderr what a dead writer of the run left and was cleaned up.
@@ -803,9 +869,9 @@ fn cmd_split(plan_path: &Path, out: &Path, max_plan_bytes: u64) -> Result<ExitCo
 
 // ----- promotion -----
 
-fn cmd_promote_check(id: &str, repo: &Path, json: bool) -> Result<ExitCode> {
+fn cmd_promote_check(id: &str, repo: &Path, stores: &Stores, json: bool) -> Result<ExitCode> {
     let run = run_id(id)?;
-    let record = host::load_record(repo, &run)?;
+    let record = host::load_record(repo, stores, &run)?;
     let reasons: Vec<String> = match autopack::promotion::eligibility(&record) {
         Ok(()) => Vec::new(),
         Err(refusals) => refusals.iter().map(ToString::to_string).collect(),
@@ -837,7 +903,7 @@ fn cmd_promote_check(id: &str, repo: &Path, json: bool) -> Result<ExitCode> {
 fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
     let id = args.run_id.as_deref().context("promote needs a RUN_ID")?;
     let run = run_id(id)?;
-    let record = host::load_record(&args.repo, &run)?;
+    let record = host::load_record(&args.repo, &args.store.open()?, &run)?;
     let promotion_record = autopack::promotion::promotion_record(&record);
     let signature = CommitSignature {
         name: "autopack".into(),
@@ -939,12 +1005,16 @@ fn cmd_schema(name: Option<&str>, out_dir: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_validate(repo: &Path, json: bool) -> Result<ExitCode> {
+fn cmd_validate(repo: &Path, stores: &Stores, json: bool) -> Result<ExitCode> {
     if !repo.exists() {
         bail!("{}: no such directory", repo.display());
     }
     let root = validate::find_root(repo);
-    let v = validate::validate_tree(&root);
+    let mut v = validate::validate_tree(&root);
+    if let Stores::Postgres(_) = stores {
+        v.problems
+            .extend(validate::validate_store_journals(&root, stores)?);
+    }
     if json {
         print_json(&v)?;
     } else {

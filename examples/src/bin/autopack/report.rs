@@ -9,6 +9,7 @@ use autopack::core::ids::ProjectId;
 use autopack::core::record::RunRecord;
 use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
 use autopack_examples::host;
+use autopack_examples::stores::Stores;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
 
@@ -19,6 +20,8 @@ pub(crate) struct ReportOpts {
     /// The repository.
     #[arg(long, value_name = "DIR", default_value = ".")]
     repo: PathBuf,
+    #[command(flatten)]
+    store: super::StoreArg,
     /// Print JSON (stable field names, those of the report types).
     #[arg(long)]
     json: bool,
@@ -57,10 +60,10 @@ pub(crate) enum ReportCommand {
     Budget(ReportOpts),
 }
 
-fn records(repo: &Path) -> Result<(Vec<RunRecord>, bool)> {
+fn records(repo: &Path, stores: &Stores) -> Result<(Vec<RunRecord>, bool)> {
     let mut ok = Vec::new();
     let mut failed = false;
-    for (run, record) in host::all_records(repo)? {
+    for (run, record) in host::all_records(repo, stores)? {
         match record {
             Ok(r) => ok.push(r),
             Err(e) => {
@@ -75,7 +78,7 @@ fn records(repo: &Path) -> Result<(Vec<RunRecord>, bool)> {
 pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
     match report {
         ReportCommand::Runs(opts) => {
-            let (records, failed) = records(&opts.repo)?;
+            let (records, failed) = records(&opts.repo, &opts.store.open()?)?;
             let list = autopack::report::run_list(&records);
             if opts.json {
                 print_json(&list)?;
@@ -90,7 +93,7 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
         }
         ReportCommand::Tiers { run_id: id, opts } => {
             let run = run_id(&id)?;
-            let record = host::load_record(&opts.repo, &run)?;
+            let record = host::load_record(&opts.repo, &opts.store.open()?, &run)?;
             let report = autopack::report::tier_report(&record);
             if opts.json {
                 print_json(&report)?;
@@ -105,27 +108,18 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
             limit,
         } => {
             let root = host::runs_root(&opts.repo);
+            let stores = opts.store.open()?;
             let project = match project {
                 Some(id) => ProjectId::new(&id)?,
-                None => host::only_project(&root, "--project")?,
+                None => host::only_project(&root, &stores, "--project")?,
             };
-            let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
-            let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
-            let path = files.import_from.into_iter().find(|p| p.is_file());
-            let backlog = match &path {
-                Some(path) => ProjectBacklog::from_json(&read(path)?, &path.display().to_string())
-                    .map_err(|e| anyhow!("{e}"))?,
-                None => ProjectBacklog::default(),
+            let ledger = match stores {
+                // The ledger itself, as every host records into it.
+                Stores::Postgres(_) => host::project_artefacts(&root, &stores, &project, None)?
+                    .ledger()
+                    .clone(),
+                Stores::Files => backlog_ledger(&root, &stores, &project)?,
             };
-            let ledger =
-                Ledger::from_backlog(&backlog, AgingThresholds::default()).map_err(|e| {
-                    anyhow!(
-                        "{}: {e}",
-                        path.as_deref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    )
-                })?;
             let report = autopack::report::backlog_report(&ledger, limit);
             if opts.json {
                 print_json(&report)?;
@@ -135,7 +129,7 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ReportCommand::Budget(opts) => {
-            let (records, failed) = records(&opts.repo)?;
+            let (records, failed) = records(&opts.repo, &opts.store.open()?)?;
             let report = autopack::report::budget_report(&records);
             if opts.json {
                 print_json(&report)?;
@@ -149,4 +143,29 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// The ledger of the backlog file of `project`'s ledger under `root` (the first
+/// implementation's place too).
+fn backlog_ledger(
+    root: &autopack::layout::RunsRoot,
+    stores: &Stores,
+    project: &ProjectId,
+) -> Result<Ledger> {
+    let projects = stores.projects(root)?;
+    let files = autopack::layout::project::ledger_files(root, project, &projects)?;
+    let path = files.import_from.into_iter().find(|p| p.is_file());
+    let backlog = match &path {
+        Some(path) => ProjectBacklog::from_json(&read(path)?, &path.display().to_string())
+            .map_err(|e| anyhow!("{e}"))?,
+        None => ProjectBacklog::default(),
+    };
+    Ledger::from_backlog(&backlog, AgingThresholds::default()).map_err(|e| {
+        anyhow!(
+            "{}: {e}",
+            path.as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    })
 }
