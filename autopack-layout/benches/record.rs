@@ -8,7 +8,8 @@
 //! ledger grows, and the durable records per second overall.
 //!
 //! - `AUTOPACK_BENCH_N=1000000` (default 100,000) sets the number of records of the
-//!   explicit pass; `AUTOPACK_BENCH_POOL=1` adds the older pass with keys from a pool of
+//!   explicit pass; `AUTOPACK_BENCH_WRITERS=1` adds 8 concurrent writers into one project
+//!   (the figure beside the PostgreSQL store's); `AUTOPACK_BENCH_POOL=1` adds the older pass with keys from a pool of
 //!   500 (which hides a checkpoint cost that grows with the ledger);
 //!   `AUTOPACK_BENCH_SKIP_CRITERION=1` skips the criterion groups.
 //! - The criterion groups (`fs_issue_ledger`) time 10,000 records of the mix and 500
@@ -131,7 +132,57 @@ fn report(label: &str, n: u64, pass: &Pass) {
     );
 }
 
+/// 8 writers (threads, each with a ledger of its own, as 8 processes of one host would
+/// have) record 10,000 records each of the mix into one project ledger, with a checkpoint
+/// every 1,000: the figure beside the PostgreSQL store's 8 writers.
+fn eight_writers() -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = RunsRoot::new(dir.path().join(".autonomous_runs"));
+    // Created once, so the writers do not race to import an empty layout.
+    drop(
+        FsIssueLedger::open(
+            root.clone(),
+            AgingThresholds::default(),
+            FsyncPolicy::AtCheckpoints,
+        )
+        .expect("open"),
+    );
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let root = root.clone();
+            s.spawn(move || {
+                let mut ledger = FsIssueLedger::open(
+                    root,
+                    AgingThresholds::default(),
+                    FsyncPolicy::AtCheckpoints,
+                )
+                .expect("open");
+                let mut mix = testing::FirstImplementationMix::for_writer(&format!("w{w}-"));
+                for i in 0..10_000u64 {
+                    ledger
+                        .record(&mix.observation(i), testing::at(i as i64))
+                        .expect("record");
+                    if (i + 1).is_multiple_of(1_000) {
+                        ledger.checkpoint().expect("checkpoint");
+                    }
+                }
+                ledger.checkpoint().expect("checkpoint");
+            });
+        }
+    });
+    start.elapsed()
+}
+
 fn bench(c: &mut Criterion) {
+    if std::env::var_os("AUTOPACK_BENCH_WRITERS").is_some() {
+        let took = eight_writers();
+        println!(
+            "8 writers × 10,000 records into one project, checkpoint every 1,000: {:.2} s, {:.0} durable records/s",
+            took.as_secs_f64(),
+            80_000.0 / took.as_secs_f64()
+        );
+    }
     let n: u64 = std::env::var("AUTOPACK_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use autopack_core::ids::{ProjectId, RunId};
 use autopack_core::journal::RunStore;
-use autopack_issues::testing::{self, FirstImplementationMix};
 use autopack_issues::LedgerEvent;
+use autopack_issues::testing::{self, FirstImplementationMix};
 use autopack_postgres::{Db, PgIssueLedger, PgIssueStore, PgRunStore};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -56,7 +56,8 @@ fn eight_writers(url: &str, batch: usize, through: Through) -> Duration {
             let project = project.clone();
             s.spawn(move || {
                 let db = Db::open(url).expect("connect");
-                let mut ledger = PgIssueLedger::open(db.clone(), project.clone(), None).expect("open");
+                let mut ledger =
+                    PgIssueLedger::open(db.clone(), project.clone(), None).expect("open");
                 let mut store = PgIssueStore::new(db, project);
                 let mut mix = FirstImplementationMix::for_writer(&format!("w{w}-"));
                 let mut pending = Vec::with_capacity(batch);
@@ -69,7 +70,10 @@ fn eight_writers(url: &str, batch: usize, through: Through) -> Duration {
                             Through::Store => {
                                 let events: Vec<LedgerEvent> = pending
                                     .iter()
-                                    .map(|o| LedgerEvent::Record { at, observation: o.clone() })
+                                    .map(|o| LedgerEvent::Record {
+                                        at,
+                                        observation: o.clone(),
+                                    })
                                     .collect();
                                 store.append_batch(&events).expect("append");
                             }
@@ -94,7 +98,10 @@ fn eight_writers(url: &str, batch: usize, through: Through) -> Duration {
 fn journal_latencies(url: &str) -> Vec<Duration> {
     let mut store = PgRunStore::new(Db::open(url).expect("connect"));
     let run = RunId::new("bench-run").expect("id");
-    let entry = format!("{{\"input\":\"builder_finished\",\"payload\":\"{}\"}}", "x".repeat(250));
+    let entry = format!(
+        "{{\"input\":\"builder_finished\",\"payload\":\"{}\"}}",
+        "x".repeat(250)
+    );
     let mut latencies = Vec::with_capacity(5_000);
     for i in 0..5_000 {
         let t = Instant::now();
@@ -109,7 +116,10 @@ fn journal_latencies(url: &str) -> Vec<Duration> {
 }
 
 fn bench(c: &mut Criterion) {
-    for (through, label) in [(Through::Store, "PgIssueStore"), (Through::Ledger, "PgIssueLedger")] {
+    for (through, label) in [
+        (Through::Store, "PgIssueStore"),
+        (Through::Ledger, "PgIssueLedger"),
+    ] {
         for batch in [1, 10] {
             let took = eight_writers(&url(), batch, through);
             let n = WRITERS as u64 * PER_WRITER;
@@ -135,7 +145,10 @@ fn bench(c: &mut Criterion) {
     let db = Db::open(&url()).expect("connect");
     let mut store = PgRunStore::new(db.clone());
     let run = RunId::new("criterion-run").expect("id");
-    let entry = format!("{{\"input\":\"ci_finished\",\"payload\":\"{}\"}}", "x".repeat(250));
+    let entry = format!(
+        "{{\"input\":\"ci_finished\",\"payload\":\"{}\"}}",
+        "x".repeat(250)
+    );
     group.bench_function("journal_append", |b| {
         b.iter(|| store.append(&run, &entry).expect("append"))
     });

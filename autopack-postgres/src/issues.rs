@@ -95,7 +95,10 @@ impl PgIssueStore {
         let mut retry = false;
         let result = self.db.with("append to the issue journal", |c| {
             let append = c.statement(APPEND)?;
-            let first = c.query_one(&append, &[&project, &after, &writer, &batch, &texts, &retry]);
+            let first = c.query_one(
+                &append,
+                &[&project, &after, &writer, &batch, &texts, &retry],
+            );
             retry = true;
             first.map(|row| row.get::<_, i64>(0))
         });
@@ -392,9 +395,9 @@ impl PgIssueLedger {
                     LedgerEvent::Resolve { at, issue_key } => {
                         self.ledger.resolve(issue_key, *at).map(ApplyOwn::Resolved)
                     }
-                    LedgerEvent::SetThresholds { thresholds } => {
-                        Ok(ApplyOwn::Thresholds(self.ledger.set_thresholds(*thresholds)))
-                    }
+                    LedgerEvent::SetThresholds { thresholds } => Ok(ApplyOwn::Thresholds(
+                        self.ledger.set_thresholds(*thresholds),
+                    )),
                 }
                 .map(|o| outcomes.push(o))
             } else {
@@ -472,7 +475,11 @@ impl PgIssueLedger {
     ///
     /// # Errors
     /// [`LedgerError::UnknownIssueKey`] (nothing journaled); the store's errors.
-    pub fn resolve(&mut self, key: &IssueKey, at: DateTime<Utc>) -> Result<ResolveOutcome, PgLedgerError> {
+    pub fn resolve(
+        &mut self,
+        key: &IssueKey,
+        at: DateTime<Utc>,
+    ) -> Result<ResolveOutcome, PgLedgerError> {
         self.refresh()?;
         if self.ledger.status(key).is_none() {
             return Err(LedgerError::UnknownIssueKey(key.clone()).into());
@@ -491,7 +498,10 @@ impl PgIssueLedger {
     ///
     /// # Errors
     /// The store's errors.
-    pub fn set_thresholds(&mut self, thresholds: AgingThresholds) -> Result<Vec<IssueKey>, PgLedgerError> {
+    pub fn set_thresholds(
+        &mut self,
+        thresholds: AgingThresholds,
+    ) -> Result<Vec<IssueKey>, PgLedgerError> {
         self.refresh()?;
         if !self.ledger.would_set_thresholds_change(thresholds) {
             return Ok(Vec::new());

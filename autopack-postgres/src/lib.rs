@@ -68,7 +68,11 @@
 //! Bad data in the database (a row that does not parse, a gap in a journal) is a
 //! [`PgStoreError::Corrupt`] naming the table and key, never a panic.
 //!
-//! Speed: see `PERFORMANCE.md` at the repository root.
+//! # Speed
+//! With 8 concurrent writers into one project over loopback on a 2-core machine: 35,800
+//! durable issue records/s appended 10 at a time (a phase's issues), 5,900/s one at a
+//! time; a run journal append takes 149 µs at p50 and 277 µs at p99. All figures, their
+//! history and how to reproduce them: `PERFORMANCE.md` at the repository root.
 
 mod connection;
 mod error;

@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-use autopack_core::ids::ProjectId;
+use autopack_core::ids::{IssueKey, ProjectId};
+use autopack_core::vocabulary::{IssueStatus, Severity};
 use autopack_issues::testing::{at, observation};
 use autopack_issues::{IssueObservation, IssueStore};
 use autopack_postgres::{Db, PgIssueLedger, PgIssueStore, testing};
@@ -27,10 +28,15 @@ fn batches(w: usize) -> Vec<Vec<IssueObservation>> {
         .collect();
     for tier in ["t1", "t2"] {
         for c in 0..COMMON_KEYS {
-            all.push(observation(&run, tier, 100, &format!("common-{c}")));
+            let mut obs = observation(&run, tier, 100, &format!("common-{c}"));
+            // One writer reports common-1 as major: the key is upgraded, whoever is first.
+            if w == 3 && c == 1 {
+                obs.issue.severity = Severity::Major;
+            }
+            all.push(obs);
         }
     }
-    let size = if w % 2 == 0 { 1 } else { 25 };
+    let size = if w.is_multiple_of(2) { 1 } else { 25 };
     all.chunks(size).map(<[_]>::to_vec).collect()
 }
 
@@ -51,6 +57,15 @@ fn writer_process() {
 #[test]
 fn eight_processes_record_into_one_project() {
     let url = testing::shared().database().unwrap();
+    // common-0 was seen and resolved before: the first writer to see it again makes it a
+    // regression, the others add occurrences.
+    let mut before = PgIssueLedger::open(Db::open(&url).unwrap(), project(), None).unwrap();
+    before
+        .record(&observation("run-before", "t1", 0, "common-0"), at(0))
+        .unwrap();
+    before
+        .resolve(&IssueKey::new("common-0").unwrap(), at(1))
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = (0..WRITERS)
         .map(|w| {
@@ -83,6 +98,17 @@ fn eight_processes_record_into_one_project() {
         backlog.issues_by_key.len(),
         WRITERS * KEYS_PER_WRITER + COMMON_KEYS
     );
+    let regressed = &backlog.issues_by_key["common-0"];
+    assert_eq!(regressed.regression_count, 1, "{regressed:?}");
+    assert_ne!(regressed.status, IssueStatus::Resolved, "{regressed:?}");
+    assert_eq!(
+        backlog.issues_by_key["common-1"].base_severity,
+        Severity::Major
+    );
+    assert_eq!(
+        backlog.issues_by_key["common-2"].base_severity,
+        Severity::Minor
+    );
     let own = backlog
         .issues_by_key
         .iter()
@@ -101,13 +127,22 @@ fn eight_processes_record_into_one_project() {
     }
     for c in 0..COMMON_KEYS {
         let entry = &backlog.issues_by_key[format!("common-{c}").as_str()];
-        assert_eq!(entry.age_in_runs, WRITERS as u32, "common-{c}");
+        let before = u64::from(c == 0);
+        assert_eq!(
+            entry.age_in_runs,
+            WRITERS as u32 + before as u32,
+            "common-{c}"
+        );
         assert_eq!(entry.age_in_tiers, 2, "common-{c}");
-        assert_eq!(entry.occurrence_count, 2 * WRITERS as u64, "common-{c}");
+        assert_eq!(
+            entry.occurrence_count,
+            2 * WRITERS as u64 + before,
+            "common-{c}"
+        );
     }
     // The journal holds every observation exactly once, gap-free.
     let stored = PgIssueStore::new(db, project()).load().unwrap();
-    let expected = WRITERS * (KEYS_PER_WRITER + 2 * COMMON_KEYS);
+    let expected = WRITERS * (KEYS_PER_WRITER + 2 * COMMON_KEYS) + 2;
     assert_eq!(stored.journal.len(), expected);
     assert!(
         stored
