@@ -779,9 +779,9 @@ impl Wiring {
         };
         let (outcome, supervisor) = match drive {
             Drive::Start(start) => Driver::run(*start, SupervisorConfig::default(), store, host)
-                .with_context(|| format!("driving run {run_id}"))?,
+                .with_context(|| format!("driving run {run_id} (`autopack resume {run_id}` continues it from its journal)"))?,
             Drive::Resume(replayed) => Driver::resume_replayed(replayed, run_id, store, host)
-                .with_context(|| format!("resuming run {run_id}"))?,
+                .with_context(|| format!("resuming run {run_id} (`autopack resume {run_id}` continues it from its journal)"))?,
         };
         let record = supervisor
             .record()

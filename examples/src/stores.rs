@@ -17,7 +17,8 @@ use autopack::layout::{
     FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, LayoutError, RunsRoot,
 };
 use autopack::postgres::{
-    Db, PgRulesetStore, PgRunLease, PgRunLeases, PgRunStore, PgStoreError, PgStrategyStore,
+    Db, PgConfig, PgRulesetStore, PgRunLease, PgRunLeases, PgRunStore, PgStoreError,
+    PgStrategyStore,
 };
 use autopack::strategy::{Ruleset, RulesetStore, Strategy, StrategyStore};
 use autopack::supervisor::Checkpoint;
@@ -28,6 +29,27 @@ pub const STORE_ENV: &str = "AUTOPACK_STORE";
 /// How long a PostgreSQL run lease lasts without its heartbeat, in seconds (default 30):
 /// a writer that dies is taken over by the next `resume` after this long.
 pub const LEASE_TTL_ENV: &str = "AUTOPACK_LEASE_TTL_SECS";
+/// How long each database operation keeps reconnecting to an unreachable server before
+/// the process gives up, in seconds (default 30).
+pub const RETRY_ENV: &str = "AUTOPACK_STORE_RETRY_SECS";
+
+/// Whole seconds from 1 to a day, from environment variable `name` (`None` when unset).
+fn env_secs(name: &str) -> Result<Option<Duration>> {
+    match std::env::var(name) {
+        Ok(text) => {
+            let secs: u64 = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| (1..=86_400).contains(s))
+                .with_context(|| {
+                    format!("{name}={text:?}: expected whole seconds from 1 to 86400")
+                })?;
+            Ok(Some(Duration::from_secs(secs)))
+        }
+        Err(_) => Ok(None),
+    }
+}
 
 /// Where runs are kept.
 #[derive(Debug, Clone)]
@@ -64,7 +86,11 @@ impl Stores {
                     || url.starts_with("postgresql://")
                     || url.contains("dbname=") =>
             {
-                let db = Db::open(url).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+                let mut config = PgConfig::new(url).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+                if let Some(wait) = env_secs(RETRY_ENV)? {
+                    config.retry.max_wait = wait;
+                }
+                let db = Db::connect(config).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
                 Ok(Stores::Postgres(db))
             }
             Some(other) => bail!(
@@ -184,20 +210,7 @@ impl Stores {
         let Stores::Postgres(db) = self else {
             return Ok((RunWriterLease { postgres: None }, None));
         };
-        let ttl = match std::env::var(LEASE_TTL_ENV) {
-            Ok(text) => {
-                let secs: u64 = text
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=86_400).contains(s))
-                    .with_context(|| {
-                        format!("{LEASE_TTL_ENV}={text:?}: expected whole seconds from 1 to 86400")
-                    })?;
-                Duration::from_secs(secs)
-            }
-            Err(_) => PgRunLeases::DEFAULT_TTL,
-        };
+        let ttl = env_secs(LEASE_TTL_ENV)?.unwrap_or(PgRunLeases::DEFAULT_TTL);
         let holder = autopack::layout::FsRunLeases::this_process();
         let acquired = PgRunLeases::new(db.clone(), ttl)
             .acquire(run_id, holder)

@@ -174,3 +174,46 @@ fn a_server_restart_in_the_middle_of_a_run_is_waited_out() {
     assert_eq!(code(&out), 0, "{:?}", text(&out));
     assert_eq!(outcome(&repo), want);
 }
+
+#[test]
+fn a_server_gone_past_the_retry_stops_the_run_with_its_journal_whole_and_resume_finishes_it() {
+    let want = uninterrupted();
+    let server = TestServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let url = server.database().unwrap();
+    let (tmp, repo) = repo();
+    std::fs::write(tmp.path().join("hold"), "").unwrap();
+    let run = with_store(tmp.path(), &repo, &url)
+        .env("AUTOPACK_STORE_RETRY_SECS", "2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the Builder to wait", || {
+        tmp.path().join("waiting").exists()
+    });
+    server.stop().unwrap();
+    std::fs::remove_file(tmp.path().join("hold")).unwrap();
+    let out = run.wait_with_output().unwrap();
+    // An error (not a verdict on the run), naming the server and what to do.
+    assert_eq!(code(&out), 2, "{:?}", text(&out));
+    let stderr = text(&out).1;
+    assert!(
+        stderr.contains("is unreachable") && stderr.contains("127.0.0.1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("`autopack resume {RUN}` continues it")),
+        "{stderr}"
+    );
+    server.start_again().unwrap();
+    // The dead writer's lease expires; then the run goes on from its journal.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resumed = loop {
+        let out = resume(&repo, &url);
+        if code(&out) == 0 || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(code(&resumed), 0, "{:?}", text(&resumed));
+    assert_eq!(outcome(&repo), want);
+}

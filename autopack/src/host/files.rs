@@ -49,13 +49,13 @@ pub trait ProjectLedger {
         observations: &[IssueObservation],
     ) -> Result<(), HostError>;
 
-    /// A checkpoint: makes what was recorded durable and writes the views that are due.
-    /// With `everything_of`, also every view of that run and the backlog, current (the
-    /// end of a run, and a recovery).
+    /// A checkpoint of run `run_id`: makes what was recorded durable and writes the views
+    /// of the run and the backlog that are due; with `everything`, every one of them,
+    /// current (the end of a run, and a recovery).
     ///
     /// # Errors
     /// A host failure, naming the file or store.
-    fn checkpoint(&mut self, everything_of: Option<&RunId>) -> Result<(), HostError>;
+    fn checkpoint(&mut self, run_id: &RunId, everything: bool) -> Result<(), HostError>;
 }
 
 impl ProjectLedger for FsIssueLedger {
@@ -74,13 +74,14 @@ impl ProjectLedger for FsIssueLedger {
         Ok(())
     }
 
-    fn checkpoint(&mut self, everything_of: Option<&RunId>) -> Result<(), HostError> {
-        // The layout's ledger knows every view it wrote: at the end it brings them all up
-        // to date; before, a large view may lag by up to half its entries (its rewrite
-        // policy), the journal being the truth.
-        match everything_of {
-            Some(_) => self.checkpoint_all(),
-            None => FsIssueLedger::checkpoint(self),
+    fn checkpoint(&mut self, _run_id: &RunId, everything: bool) -> Result<(), HostError> {
+        // The layout's ledger knows every view it wrote (its own runs' and other
+        // processes'): at the end it brings them all up to date; before, a large view may
+        // lag by up to half its entries (its rewrite policy), the journal being the truth.
+        if everything {
+            self.checkpoint_all()
+        } else {
+            FsIssueLedger::checkpoint(self)
         }
         .map_err(HostError::new)
     }
@@ -207,8 +208,8 @@ impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
         record: &RunRecord,
         _ledger: &Ledger,
     ) -> Result<(), HostError> {
-        let end = matches!(checkpoint, Checkpoint::Run).then_some(&record.run_id);
-        self.ledger.checkpoint(end)?;
+        let end = matches!(checkpoint, Checkpoint::Run);
+        self.ledger.checkpoint(&record.run_id, end)?;
         // The ledger materialises views of what was recorded; SPEC §10 wants a phase issue
         // file per phase and a run issue index per run, so ended phases and runs without
         // issues get empty ones.
@@ -294,7 +295,7 @@ impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
             self.ledger
                 .record_all(issue.at, std::slice::from_ref(&issue.observation))?;
         }
-        self.ledger.checkpoint(Some(&record.run_id))?;
+        self.ledger.checkpoint(&record.run_id, true)?;
         for phase in record.phases() {
             if record.state.is_terminal() || phase.state.is_terminal() {
                 self.ensure_phase_file(record, phase)?;

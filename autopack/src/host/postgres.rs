@@ -17,8 +17,9 @@ use crate::driver::HostError;
 pub type PgArtefacts = LayoutArtefacts<PgProjectLedger>;
 
 /// A project ledger in PostgreSQL ([`PgIssueLedger`]) with its views written into a
-/// layout: at each checkpoint the views its changes touched (and the backlog); at the end
-/// of a run (and a recovery) every view of the run.
+/// layout: at each checkpoint of a run, the backlog and those of the run's views its
+/// changes touched; at the end of a run (and a recovery) every view of the run. Other
+/// runs' views are left to the hosts that run them (or `autopack export`).
 #[derive(Debug)]
 pub struct PgProjectLedger {
     ledger: PgIssueLedger,
@@ -106,7 +107,7 @@ impl ProjectLedger for PgProjectLedger {
             .map_err(HostError::new)
     }
 
-    fn checkpoint(&mut self, everything_of: Option<&RunId>) -> Result<(), HostError> {
+    fn checkpoint(&mut self, run_id: &RunId, everything: bool) -> Result<(), HostError> {
         // What was recorded is durable from here on (appends commit asynchronously), and
         // other hosts' entries since the last change belong in the backlog too.
         self.ledger.sync().map_err(HostError::new)?;
@@ -117,12 +118,18 @@ impl ProjectLedger for PgProjectLedger {
             .take_changes()
             .into_iter()
             .map(|(view, _)| view)
+            .filter(|view| match view {
+                ViewKey::Backlog => true,
+                ViewKey::RunIndex { run_id: of } | ViewKey::PhaseFile { run_id: of, .. } => {
+                    of == run_id
+                }
+            })
             .collect();
-        if let Some(run_id) = everything_of {
+        if everything {
             views.extend(run_views(self.ledger.ledger(), run_id));
-            views.sort();
-            views.dedup();
         }
+        views.sort();
+        views.dedup();
         write_views(&self.root, &self.files, self.ledger.ledger(), &views)
             .map(drop)
             .map_err(HostError::new)
