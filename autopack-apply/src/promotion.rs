@@ -142,6 +142,17 @@ pub struct Promotion {
     pub new_tip: Oid,
     /// Whether a merge commit was created.
     pub merge_commit: bool,
+    /// Whether HEAD points to the target (allowed by
+    /// [`PromoteOptions::allow_checked_out`]): its index and work tree still hold
+    /// `old_tip` and show the promotion reversed until brought up to `new_tip`.
+    pub checked_out: bool,
+}
+
+impl Promotion {
+    /// Whether nothing changed: the target already held the run's work (promoted before).
+    pub fn unchanged(&self) -> bool {
+        self.old_tip == self.new_tip
+    }
 }
 
 /// Errors of [`promote`].
@@ -196,7 +207,9 @@ pub enum PromoteError {
         paths: Vec<String>,
     },
     /// HEAD points to the target and [`PromoteOptions::allow_checked_out`] is off.
-    #[error("checked_out: {target_ref} is checked out as HEAD")]
+    #[error(
+        "checked_out: {target_ref} is checked out as HEAD; switch the work tree to another branch first (e.g. `git switch --detach`), or allow it and then bring the work tree up to the new tip"
+    )]
     CheckedOut {
         /// The target.
         target_ref: String,
@@ -269,10 +282,11 @@ pub fn promote(
         });
     }
     let repo = open_repo(path).map_err(git("open repository"))?;
-    if !opts.allow_checked_out
-        && let Ok(head) = repo.find_reference("HEAD")
-        && head.symbolic_target().ok().flatten() == Some(target_ref.as_str())
-    {
+    let checked_out = repo
+        .find_reference("HEAD")
+        .ok()
+        .is_some_and(|head| head.symbolic_target().ok().flatten() == Some(target_ref.as_str()));
+    if checked_out && !opts.allow_checked_out {
         return Err(PromoteError::CheckedOut { target_ref });
     }
     let source_ref = integration_ref(run_id);
@@ -286,12 +300,26 @@ pub fn promote(
     let old_tip = resolve(&target_ref)?;
     let source_tip = resolve(&source_ref)?;
     let log = format!("autopack: promote run {run_id}");
+    // Promoted before (or the target has moved on from the run's tip): nothing to do, in
+    // either mode — a second merge commit would only repeat the first.
+    if old_tip == source_tip
+        || repo
+            .graph_descendant_of(old_tip, source_tip)
+            .map_err(git("ancestry"))?
+    {
+        return Ok(Promotion {
+            target_ref,
+            old_tip,
+            new_tip: old_tip,
+            merge_commit: false,
+            checked_out,
+        });
+    }
     let new_tip = match mode {
         PromoteMode::FastForward => {
-            let ff = old_tip == source_tip
-                || repo
-                    .graph_descendant_of(source_tip, old_tip)
-                    .map_err(git("ancestry"))?;
+            let ff = repo
+                .graph_descendant_of(source_tip, old_tip)
+                .map_err(git("ancestry"))?;
             if !ff {
                 return Err(PromoteError::NotFastForward {
                     target_ref,
@@ -351,5 +379,6 @@ pub fn promote(
         old_tip,
         new_tip,
         merge_commit: mode == PromoteMode::MergeCommit,
+        checked_out,
     })
 }

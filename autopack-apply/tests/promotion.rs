@@ -357,8 +357,38 @@ fn a_checked_out_target_needs_explicit_consent() {
     )
     .unwrap();
     assert_eq!(p.new_tip, c.commit);
+    assert!(p.checked_out && !p.unchanged());
     assert_eq!(
         std::fs::read(fx.path().join(".git/HEAD")).unwrap(),
         head_before
     );
+}
+
+#[test]
+fn promoting_again_changes_nothing_in_either_mode() {
+    let fx = Fixture::new();
+    let branch = fx.branch("r1");
+    let policy = PatchPolicy::for_mode(&BuilderMode::TweakLight);
+    let patch =
+        "diff --git a/README b/README\n--- a/README\n+++ b/README\n@@ -1 +1 @@\n-hello\n+hi\n";
+    branch
+        .commit(
+            &policy.check(&branch, patch.as_bytes()).unwrap(),
+            &info("p1"),
+        )
+        .unwrap();
+    let opts = PromoteOptions {
+        allow_checked_out: true,
+    };
+    let promote_as = |mode| {
+        promote(fx.path(), &run("r1"), "main", mode, &good("r1"), &commit_sig(), &opts).unwrap()
+    };
+    let first = promote_as(PromoteMode::MergeCommit);
+    assert!(first.merge_commit && !first.unchanged());
+    for mode in [PromoteMode::FastForward, PromoteMode::MergeCommit] {
+        let again = promote_as(mode);
+        assert!(again.unchanged(), "{again:?}");
+        assert_eq!(again.new_tip, first.new_tip);
+        assert!(!again.merge_commit);
+    }
 }

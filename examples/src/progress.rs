@@ -14,10 +14,19 @@ use autopack::driver::Observer;
 use autopack::supervisor::{Action, AgentOutcome, Input};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Where progress lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Stdout,
+    /// When stdout carries a JSON document (`--json`).
+    Stderr,
+}
+
 /// An [`Observer`] that prints progress and keeps every line it printed.
 pub struct Progress {
     bar: Option<ProgressBar>,
     print: bool,
+    sink: Sink,
     run_seen: usize,
     tier_seen: HashMap<String, usize>,
     phase_seen: HashMap<String, usize>,
@@ -32,6 +41,7 @@ impl Progress {
         Progress {
             bar: None,
             print,
+            sink: Sink::Stdout,
             run_seen: 0,
             tier_seen: HashMap::new(),
             phase_seen: HashMap::new(),
@@ -39,14 +49,28 @@ impl Progress {
         }
     }
 
+    /// The same, printing to stderr: stdout then holds only what the command prints
+    /// itself (a JSON document with `--json`).
+    #[must_use]
+    pub fn on_stderr(mut self) -> Progress {
+        self.sink = Sink::Stderr;
+        self
+    }
+
     fn say(&mut self, line: String) {
         if self.print {
             match &self.bar {
                 Some(bar) => bar.println(&line),
                 None => {
-                    let mut out = std::io::stdout().lock();
-                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                        // Closed (or failing) stdout: no more progress, the run goes on.
+                    let written = match self.sink {
+                        Sink::Stdout => {
+                            let mut out = std::io::stdout().lock();
+                            writeln!(out, "{line}").and_then(|()| out.flush())
+                        }
+                        Sink::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
+                    };
+                    if written.is_err() {
+                        // Closed (or failing) output: no more progress, the run goes on.
                         self.print = false;
                     }
                 }
@@ -68,7 +92,12 @@ impl Progress {
     }
 
     fn ensure_bar(&mut self, record: &RunRecord) {
-        if self.bar.is_some() || !self.print || !std::io::stdout().is_terminal() {
+        let terminal = match self.sink {
+            // The bar draws on stderr; it is shown when the lines go to a terminal.
+            Sink::Stdout => std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
+            Sink::Stderr => std::io::stderr().is_terminal(),
+        };
+        if self.bar.is_some() || !self.print || !terminal {
             return;
         }
         let total = record.phases().count() as u64;

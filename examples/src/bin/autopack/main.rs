@@ -78,7 +78,7 @@ enum Command {
     Run(Box<RunArgs>),
     /// Continue a run from its journal after a crash (a finished run is left alone).
     #[command(
-        after_help = "The host is rebuilt from {repo}/.autonomous_runs/{run_id}/run_config.json, written by `autopack run`.\n\nExample:\n  autopack resume my-run --repo ."
+        after_help = "The host is rebuilt from {repo}/.autonomous_runs/{run_id}/run_config.json, written by `autopack run`.\n\nExit 0 when the run ends (or had ended) DONE_SUCCESS, 1 when DONE_FAILED_*, 2 on an error.\n\nExample:\n  autopack resume my-run --repo ."
     )]
     Resume {
         /// The run to continue.
@@ -91,6 +91,9 @@ enum Command {
         /// Print no progress lines.
         #[arg(long)]
         quiet: bool,
+        /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Write a run's Markdown and JSON views into DIR/.autonomous_runs/ from its store
     /// (summaries, issue views, strategy; the incident pack of a failed run).
@@ -281,7 +284,7 @@ struct RunArgs {
     /// Print no progress lines.
     #[arg(long)]
     quiet: bool,
-    /// Print the run's list entry as JSON at the end.
+    /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
     #[arg(long)]
     json: bool,
 }
@@ -432,7 +435,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             repo,
             store,
             quiet,
-        } => cmd_resume(&run_id, &repo, &store.open()?, quiet),
+            json,
+        } => cmd_resume(&run_id, &repo, &store.open()?, Output { quiet, json }),
         Command::Export {
             run_id,
             repo,
@@ -645,11 +649,41 @@ fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
     );
 }
 
+/// What a command that drives a run prints.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    /// No progress lines.
+    quiet: bool,
+    /// stdout holds one JSON document; progress goes to stderr.
+    json: bool,
+}
+
+impl Output {
+    fn progress(self) -> Progress {
+        let progress = Progress::new(!self.quiet);
+        if self.json {
+            progress.on_stderr()
+        } else {
+            progress
+        }
+    }
+
+    /// Prints the end of a run: its `report runs` line as JSON, or the finish line.
+    fn finished(self, outcome: &DriveOutcome, record: &RunRecord, repo: &Path) -> Result<()> {
+        if self.json {
+            print_json(&autopack::report::run_list([record]).runs)
+        } else {
+            finish_line(outcome, record, repo);
+            Ok(())
+        }
+    }
+}
+
 fn with_agents<T>(
     run_id: &RunId,
     config: &RunConfig,
     sandbox: &Sandbox,
-    quiet: bool,
+    output: Output,
     f: impl FnOnce(Agents<'_>) -> Result<T>,
 ) -> Result<T> {
     if config.builder.is_none() && config.builder_cmd.is_none() {
@@ -675,7 +709,7 @@ fn with_agents<T>(
         Some(a) => a,
         None => &mut escalating,
     };
-    let mut progress = Progress::new(!quiet);
+    let mut progress = output.progress();
     let result = f(Agents {
         builder: &mut builder,
         auditor,
@@ -752,24 +786,33 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{e} (the flag --{})", flag_of(e.field)))?;
     let sandbox = host::sandbox(&prepared.root, &run_id, &config)?;
     config.save(&prepared.root, &run_id)?;
+    let output = Output {
+        quiet: args.quiet,
+        json: args.json,
+    };
     if !args.quiet {
-        say!("strategy: {}", prepared.strategy_path.display());
+        let line = format!("strategy: {}", prepared.strategy_path.display());
+        if args.json {
+            tell!("{line}");
+        } else {
+            say!("{line}");
+        }
     }
-    let (outcome, record) = with_agents(&run_id, &config, &sandbox, args.quiet, |agents| {
+    let (outcome, record) = with_agents(&run_id, &config, &sandbox, output, |agents| {
         host::start(
             &repo, &stores, &writer, &plan, prepared, &config, &sandbox, agents,
         )
     })?;
-    if args.json {
-        print_json(&autopack::report::run_list([&record]).runs)?;
-    } else {
-        finish_line(&outcome, &record, &repo);
-    }
+    output.finished(&outcome, &record, &repo)?;
     Ok(exit_for(record.state))
 }
 
-fn cmd_resume(id: &str, repo: &Path, stores: &Stores, quiet: bool) -> Result<ExitCode> {
+fn cmd_resume(id: &str, repo: &Path, stores: &Stores, output: Output) -> Result<ExitCode> {
     let run_id = run_id(id)?;
+    // Agents, workspaces and CI get absolute paths whatever the caller's directory.
+    let repo = &repo
+        .canonicalize()
+        .with_context(|| format!("{}: no such repository", repo.display()))?;
     let root = host::runs_root(repo);
     // One writer per run: a second `resume` (or a live `run`) is refused here, before
     // anything is read or written.
@@ -779,18 +822,19 @@ fn cmd_resume(id: &str, repo: &Path, stores: &Stores, quiet: bool) -> Result<Exi
     if replayed.supervisor.is_finished() {
         // A finished run needs no host: only its artefacts are brought up to its journal.
         let record = host::repair_finished(repo, stores, &run_id, &replayed)?;
-        finish_line(&DriveOutcome::AlreadyFinished(record.state), &record, repo);
-        return Ok(ExitCode::SUCCESS);
+        output.finished(&DriveOutcome::AlreadyFinished(record.state), &record, repo)?;
+        // The run's result, as `run` reports it: resuming does not change it.
+        return Ok(exit_for(record.state));
     }
     let config = RunConfig::load(&root, &run_id)?;
     let sandbox = host::sandbox(&root, &run_id, &config)?;
-    let (outcome, record) = with_agents(&run_id, &config, &sandbox, quiet, |agents| {
+    let (outcome, record) = with_agents(&run_id, &config, &sandbox, output, |agents| {
         host::resume(
             repo, stores, &writer, &run_id, replayed, &config, &sandbox, agents,
         )
     })?;
     drop(writer);
-    finish_line(&outcome, &record, repo);
+    output.finished(&outcome, &record, repo)?;
     Ok(exit_for(record.state))
 }
 
@@ -928,6 +972,14 @@ fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
         &signature,
         &opts,
     ) {
+        Ok(p) if p.unchanged() => {
+            say!(
+                "run {run} is already in {} (at {}); nothing to do",
+                p.target_ref,
+                p.old_tip
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(p) => {
             say!(
                 "promoted run {run}: {} {} → {}{}",
@@ -940,6 +992,18 @@ fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
                     " (fast-forward)"
                 }
             );
+            if p.checked_out {
+                // The ref moved under the work tree, as after a push to a checked-out
+                // branch: git's own push-to-checkout does this two-tree read.
+                tell!(
+                    "note: {} is checked out here: the index and work tree still hold {} and show the promotion reversed; bring them up to the new tip (local edits that do not conflict are kept) with:\n  git -C {} read-tree -m -u {} {}",
+                    p.target_ref,
+                    p.old_tip,
+                    args.repo.display(),
+                    p.old_tip,
+                    p.new_tip
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(autopack::apply::PromoteError::NotEligible { refusals, .. }) => {

@@ -1,0 +1,100 @@
+//! What `run` and `resume` print and return: `--json` keeps stdout to one JSON document
+//! (progress on stderr), both exit 1 for a run that ended `DONE_FAILED_*`, and `resume`
+//! works from a relative `--repo`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+mod common;
+use common::runs::*;
+use common::*;
+
+fn run_cmd(dir: &Path, repo: &Path, run_id: &str, test_cmd: &str, extra: &[&str]) -> Command {
+    let plan = write_plan(dir, run_id);
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "run",
+            "--plan",
+            s(&plan),
+            "--repo",
+            s(repo),
+            "--builder-cmd",
+            &good_builder(dir),
+            "--test-cmd",
+            test_cmd,
+            "--sandbox-read",
+            s(&scripts(dir)),
+        ])
+        .args(extra);
+    command
+}
+
+fn stdout_json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", text(out)))
+}
+
+#[test]
+fn json_keeps_stdout_to_the_document_and_progress_goes_to_stderr() {
+    let (tmp, repo) = repo();
+    let out = run_cmd(tmp.path(), &repo, "json-run", "sh run_tests.sh", &["--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let json = stdout_json(&out);
+    assert_eq!(json[0]["run_id"], "json-run");
+    assert_eq!(json[0]["status"], "DONE_SUCCESS");
+    // The progress lines are there, on stderr.
+    let stderr = text(&out).1;
+    assert!(stderr.contains("strategy: ") && stderr.contains("DONE_SUCCESS"), "{stderr}");
+
+    let out = autopack(&["resume", "json-run", "--repo", s(&repo), "--json"]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert_eq!(stdout_json(&out)[0]["status"], "DONE_SUCCESS");
+}
+
+#[test]
+fn run_and_resume_exit_1_for_a_failed_run() {
+    let (tmp, repo) = repo();
+    let out = run_cmd(tmp.path(), &repo, "red-run", "false", &["--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{:?}", text(&out));
+    assert!(text(&out).0.contains("ended DONE_FAILED_"), "{:?}", text(&out));
+    // Resuming does not change the run's result, nor its exit code.
+    let out = autopack(&["resume", "red-run", "--repo", s(&repo)]);
+    assert_eq!(code(&out), 1, "{:?}", text(&out));
+    assert!(text(&out).0.contains("already finished in DONE_FAILED_"), "{:?}", text(&out));
+    let out = autopack(&["resume", "red-run", "--repo", s(&repo), "--json"]);
+    assert_eq!(code(&out), 1, "{:?}", text(&out));
+    assert!(
+        stdout_json(&out)[0]["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("DONE_FAILED_")),
+        "{:?}",
+        text(&out)
+    );
+}
+
+#[test]
+fn resume_from_a_relative_repo_finishes_the_run() {
+    let want = uninterrupted();
+    let (tmp, repo) = repo();
+    std::fs::write(tmp.path().join("hold"), "").unwrap();
+    let mut run = start(tmp.path(), &repo, RUN, &[]).spawn().unwrap();
+    wait_for("the Builder to wait", || tmp.path().join("waiting").exists());
+    run.kill().unwrap();
+    let _ = run.wait();
+    std::fs::remove_file(tmp.path().join("hold")).unwrap();
+    // `repo` is `{tmp}/repo`: resumed from `{tmp}` as `--repo repo`.
+    let out = Command::new(BIN)
+        .args(["resume", RUN, "--repo", "repo", "--quiet"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert_eq!(outcome(&repo), want);
+}
