@@ -112,22 +112,36 @@ impl Progress {
 
     fn transitions(&mut self, record: &RunRecord) {
         self.ensure_bar(record);
+        // In causal order: the run moves (it leads each phase's steps), each tier starts,
+        // its phases move, the tier ends after its phases, the run ends last.
         let mut out = Vec::new();
+        let mut run_ended = Vec::new();
         for change in record.history.iter().skip(self.run_seen) {
-            out.push(format!(
+            let line = format!(
                 "  run    {:<26} {}",
                 change.state,
                 change.at.format("%H:%M:%S")
-            ));
+            );
+            if change.state.is_terminal() {
+                run_ended.push(line);
+            } else {
+                out.push(line);
+            }
         }
         self.run_seen = record.history.len();
         for tier in &record.tiers {
             let seen = self.tier_seen.entry(tier.tier_id.to_string()).or_default();
+            let mut tier_ended = Vec::new();
             for change in tier.history.iter().skip(*seen) {
-                out.push(format!(
+                let line = format!(
                     "  tier   {:<26} {} ({})",
                     tier.tier_id, change.state, tier.name
-                ));
+                );
+                if change.state.is_terminal() {
+                    tier_ended.push(line);
+                } else {
+                    out.push(line);
+                }
             }
             *seen = tier.history.len();
             for phase in &tier.phases {
@@ -140,7 +154,9 @@ impl Progress {
                 }
                 *seen = phase.history.len();
             }
+            out.extend(tier_ended);
         }
+        out.extend(run_ended);
         for line in out {
             self.say(line);
         }

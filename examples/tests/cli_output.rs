@@ -98,3 +98,28 @@ fn resume_from_a_relative_repo_finishes_the_run() {
     assert_eq!(code(&out), 0, "{:?}", text(&out));
     assert_eq!(outcome(&repo), want);
 }
+
+#[test]
+fn progress_lines_come_in_causal_order() {
+    let (tmp, repo) = repo();
+    let out = run_cmd(tmp.path(), &repo, "ordered", "sh run_tests.sh", &[])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let stdout = text(&out).0;
+    let position = |needle: &[&str]| {
+        stdout
+            .lines()
+            .position(|l| needle.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{stdout}"))
+    };
+    // A phase ends before its tier; the tier before the run; the next tier starts after.
+    let phase_a = position(&["phase  notes-a", "COMPLETE"]);
+    let tier_1 = position(&["tier   t1", "COMPLETE"]);
+    let tier_2 = position(&["tier   t2", "RUNNING"]);
+    let phase_b = position(&["phase  notes-b", "COMPLETE"]);
+    let tier_2_done = position(&["tier   t2", "COMPLETE"]);
+    let run_done = position(&["run    DONE_SUCCESS"]);
+    assert!(phase_a < tier_1 && tier_1 < tier_2, "{stdout}");
+    assert!(phase_b < tier_2_done && tier_2_done < run_done, "{stdout}");
+}
