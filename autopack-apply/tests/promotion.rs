@@ -381,7 +381,16 @@ fn promoting_again_changes_nothing_in_either_mode() {
         allow_checked_out: true,
     };
     let promote_as = |mode| {
-        promote(fx.path(), &run("r1"), "main", mode, &good("r1"), &commit_sig(), &opts).unwrap()
+        promote(
+            fx.path(),
+            &run("r1"),
+            "main",
+            mode,
+            &good("r1"),
+            &commit_sig(),
+            &opts,
+        )
+        .unwrap()
     };
     let first = promote_as(PromoteMode::MergeCommit);
     assert!(first.merge_commit && !first.unchanged());

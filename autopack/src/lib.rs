@@ -12,6 +12,9 @@
 //!   `.autonomous_runs/`), and the patch gate a run and `autopack patch check` share
 //!   ([`host::PatchGate`], [`host::check_patch`]);
 //! - [`promotion`] and [`report`]: what a finished run's record says.
+//! - Feature `postgres`: the stores in PostgreSQL (`autopack::postgres`, the
+//!   `autopack-postgres` crate) and artefacts over a project ledger kept there
+//!   (`host::PgArtefacts`), for runs on many hosts.
 //!
 //! # Speed
 //!

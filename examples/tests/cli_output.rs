@@ -38,16 +38,25 @@ fn stdout_json(out: &std::process::Output) -> serde_json::Value {
 #[test]
 fn json_keeps_stdout_to_the_document_and_progress_goes_to_stderr() {
     let (tmp, repo) = repo();
-    let out = run_cmd(tmp.path(), &repo, "json-run", "sh run_tests.sh", &["--json"])
-        .output()
-        .unwrap();
+    let out = run_cmd(
+        tmp.path(),
+        &repo,
+        "json-run",
+        "sh run_tests.sh",
+        &["--json"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(code(&out), 0, "{:?}", text(&out));
     let json = stdout_json(&out);
     assert_eq!(json[0]["run_id"], "json-run");
     assert_eq!(json[0]["status"], "DONE_SUCCESS");
     // The progress lines are there, on stderr.
     let stderr = text(&out).1;
-    assert!(stderr.contains("strategy: ") && stderr.contains("DONE_SUCCESS"), "{stderr}");
+    assert!(
+        stderr.contains("strategy: ") && stderr.contains("DONE_SUCCESS"),
+        "{stderr}"
+    );
 
     let out = autopack(&["resume", "json-run", "--repo", s(&repo), "--json"]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
@@ -61,11 +70,19 @@ fn run_and_resume_exit_1_for_a_failed_run() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 1, "{:?}", text(&out));
-    assert!(text(&out).0.contains("ended DONE_FAILED_"), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("ended DONE_FAILED_"),
+        "{:?}",
+        text(&out)
+    );
     // Resuming does not change the run's result, nor its exit code.
     let out = autopack(&["resume", "red-run", "--repo", s(&repo)]);
     assert_eq!(code(&out), 1, "{:?}", text(&out));
-    assert!(text(&out).0.contains("already finished in DONE_FAILED_"), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("already finished in DONE_FAILED_"),
+        "{:?}",
+        text(&out)
+    );
     let out = autopack(&["resume", "red-run", "--repo", s(&repo), "--json"]);
     assert_eq!(code(&out), 1, "{:?}", text(&out));
     assert!(
@@ -83,7 +100,9 @@ fn resume_from_a_relative_repo_finishes_the_run() {
     let (tmp, repo) = repo();
     std::fs::write(tmp.path().join("hold"), "").unwrap();
     let mut run = start(tmp.path(), &repo, RUN, &[]).spawn().unwrap();
-    wait_for("the Builder to wait", || tmp.path().join("waiting").exists());
+    wait_for("the Builder to wait", || {
+        tmp.path().join("waiting").exists()
+    });
     run.kill().unwrap();
     let _ = run.wait();
     std::fs::remove_file(tmp.path().join("hold")).unwrap();

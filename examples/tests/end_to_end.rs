@@ -223,7 +223,11 @@ fn run_report_promote_validate_and_resume_a_run() {
     let out = autopack(&["promote", "cli-run", "--repo", s(&repo)]);
     assert_eq!(code(&out), 2);
     assert!(text(&out).1.contains("checked_out"), "{:?}", text(&out));
-    assert!(text(&out).1.contains("git switch --detach"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("git switch --detach"),
+        "{:?}",
+        text(&out)
+    );
     assert_eq!(main_tip(&repo).expect("main"), before);
     let out = autopack(&[
         "promote",
@@ -241,12 +245,21 @@ fn run_report_promote_validate_and_resume_a_run() {
     assert!(note.contains("show the promotion reversed"), "{note}");
     let status = |repo: &Path| {
         let out = Command::new("git")
-            .args(["-C", s(repo), "status", "--porcelain", "--untracked-files=no"])
+            .args([
+                "-C",
+                s(repo),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ])
             .output()
             .expect("git status");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert!(!status(&repo).is_empty(), "the work tree shows the reverse diff");
+    assert!(
+        !status(&repo).is_empty(),
+        "the work tree shows the reverse diff"
+    );
     let read_tree = Command::new("git")
         .args(["-C", s(&repo), "read-tree", "-m", "-u", &before, &after])
         .status()
@@ -254,9 +267,19 @@ fn run_report_promote_validate_and_resume_a_run() {
     assert!(read_tree.success());
     assert_eq!(status(&repo), "");
     // Promoting again: nothing to do, said so.
-    let out = autopack(&["promote", "cli-run", "--repo", s(&repo), "--allow-checked-out"]);
+    let out = autopack(&[
+        "promote",
+        "cli-run",
+        "--repo",
+        s(&repo),
+        "--allow-checked-out",
+    ]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
-    assert!(text(&out).0.contains("is already in refs/heads/main"), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("is already in refs/heads/main"),
+        "{:?}",
+        text(&out)
+    );
     assert!(text(&out).1.is_empty(), "{:?}", text(&out));
     assert_eq!(main_tip(&repo).expect("main"), after);
 }
