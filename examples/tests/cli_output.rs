@@ -142,3 +142,59 @@ fn progress_lines_come_in_causal_order() {
     assert!(phase_a < tier_1 && tier_1 < tier_2, "{stdout}");
     assert!(phase_b < tier_2_done && tier_2_done < run_done, "{stdout}");
 }
+
+#[test]
+fn one_plan_runs_again_under_another_run_id() {
+    let (tmp, repo) = repo();
+    let first = run_cmd(
+        tmp.path(),
+        &repo,
+        "plan-id",
+        "sh run_tests.sh",
+        &["--quiet"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&first), 0, "{:?}", text(&first));
+    // The same plan file (run_id "plan-id") again: refused as it stands, run under --run-id.
+    let again = run_cmd(
+        tmp.path(),
+        &repo,
+        "plan-id",
+        "sh run_tests.sh",
+        &["--quiet"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&again), 2, "{:?}", text(&again));
+    let other = run_cmd(
+        tmp.path(),
+        &repo,
+        "plan-id",
+        "sh run_tests.sh",
+        &["--quiet", "--run-id", "plan-id-2"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&other), 0, "{:?}", text(&other));
+    assert!(
+        text(&other).0.contains("run plan-id-2 ended DONE_SUCCESS"),
+        "{:?}",
+        text(&other)
+    );
+    assert!(
+        repo.join(".autonomous_runs/plan-id-2/run_summary.md")
+            .is_file()
+    );
+    let bad = run_cmd(
+        tmp.path(),
+        &repo,
+        "plan-id",
+        "true",
+        &["--run-id", "../escape"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&bad), 2, "{:?}", text(&bad));
+    assert!(text(&bad).1.contains("--run-id"), "{:?}", text(&bad));
+}

@@ -195,6 +195,9 @@ struct RunArgs {
     /// The plan (JSON).
     #[arg(long, value_name = "PLAN.json")]
     plan: PathBuf,
+    /// The run's id instead of the plan's `run.run_id` (one plan, many runs).
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
     #[command(flatten)]
     store: StoreArg,
     /// The git repository to work on.
@@ -722,7 +725,10 @@ fn with_agents<T>(
 // ----- run / resume -----
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode> {
-    let plan = read_plan(&args.plan, args.limits.max_plan_bytes)?;
+    let mut plan = read_plan(&args.plan, args.limits.max_plan_bytes)?;
+    if let Some(id) = &args.run_id {
+        plan.run.run_id = run_id(id).context("--run-id")?;
+    }
     let ruleset = args
         .ruleset
         .as_deref()
