@@ -339,6 +339,13 @@ pub enum TierBreach {
         /// The cap.
         cap: u32,
     },
+    /// `ci_run_cap` reached: a patch of the tier found no CI run left to verify it, and
+    /// its phase failed (the cap is not exceeded, it is spent).
+    #[error("tier CI run cap used up: all {cap} CI runs spent, a patch could not be verified")]
+    CiRunsUsedUp {
+        /// The cap.
+        cap: u32,
+    },
     /// `max_minor_issues_tolerated` exceeded.
     #[error("tier minor-issue tolerance exceeded: {used} distinct minor issues, tolerated {cap}")]
     MinorIssues {

@@ -24,9 +24,14 @@ pub fn promotion_record(record: &RunRecord) -> PromotionRecord {
         )
     );
     let tier_budget_failure = record.tiers.iter().any(|t| {
-        t.breaches
-            .iter()
-            .any(|b| matches!(b, TierBreach::Tokens { .. } | TierBreach::CiRuns { .. }))
+        t.breaches.iter().any(|b| {
+            matches!(
+                b,
+                TierBreach::Tokens { .. }
+                    | TierBreach::CiRuns { .. }
+                    | TierBreach::CiRunsUsedUp { .. }
+            )
+        })
     });
     PromotionRecord {
         run_id: record.run_id.clone(),

@@ -29,6 +29,8 @@ pub struct Progress {
     sink: Sink,
     run_seen: usize,
     tier_seen: HashMap<String, usize>,
+    /// Breaches printed, per tier.
+    breaches_seen: HashMap<String, usize>,
     phase_seen: HashMap<String, usize>,
     /// Every line, in order (also when nothing is printed).
     pub lines: Vec<String>,
@@ -44,6 +46,7 @@ impl Progress {
             sink: Sink::Stdout,
             run_seen: 0,
             tier_seen: HashMap::new(),
+            breaches_seen: HashMap::new(),
             phase_seen: HashMap::new(),
             lines: Vec::new(),
         }
@@ -144,6 +147,17 @@ impl Progress {
                 }
             }
             *seen = tier.history.len();
+            let seen = self
+                .breaches_seen
+                .entry(tier.tier_id.to_string())
+                .or_default();
+            let breaches: Vec<String> = tier
+                .breaches
+                .iter()
+                .skip(*seen)
+                .map(|breach| format!("  budget {:<26} {breach}", tier.tier_id))
+                .collect();
+            *seen = tier.breaches.len();
             for phase in &tier.phases {
                 let seen = self
                     .phase_seen
@@ -154,6 +168,7 @@ impl Progress {
                 }
                 *seen = phase.history.len();
             }
+            out.extend(breaches);
             out.extend(tier_ended);
         }
         out.extend(run_ended);

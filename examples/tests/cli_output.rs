@@ -198,3 +198,70 @@ fn one_plan_runs_again_under_another_run_id() {
     assert_eq!(code(&bad), 2, "{:?}", text(&bad));
     assert!(text(&bad).1.contains("--run-id"), "{:?}", text(&bad));
 }
+
+#[test]
+fn a_tier_whose_ci_runs_are_used_up_says_so_everywhere() {
+    let (tmp, repo) = repo();
+    let plan = tmp.path().join("spent.json");
+    let json = serde_json::json!({
+        "run": {"run_id": "spent", "run_scope": "multi_tier", "safety_profile": "normal"},
+        "tiers": [{"tier_id": "t1", "tier_index": 1, "name": "Only"}],
+        "phases": [
+            {"phase_id": "a", "phase_index": 1, "tier_id": "t1", "name": "A", "task_category": "docs"},
+            {"phase_id": "b", "phase_index": 2, "tier_id": "t1", "name": "B", "task_category": "docs"}
+        ]
+    });
+    std::fs::write(&plan, json.to_string()).unwrap();
+    // Red for the first three CI runs (all of phase a's first attempt), green after: phase
+    // a completes on its fourth run, and phase b finds the tier's CI runs spent.
+    let count = tmp.path().join("ci-count");
+    let test_cmd = format!(
+        "n=$(cat '{c}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{c}'; [ $n -gt 3 ]",
+        c = s(&count)
+    );
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--plan",
+            s(&plan),
+            "--repo",
+            s(&repo),
+            "--builder-cmd",
+            &good_builder(tmp.path()),
+            "--test-cmd",
+            &test_cmd,
+            "--ci-backoff",
+            "0",
+            // The counter lives outside the CI workspace.
+            "--no-sandbox",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{:?}", text(&out));
+    let stdout = text(&out).0;
+    // A progress line,
+    assert!(
+        stdout.contains("budget t1") && stdout.contains("CI run cap used up"),
+        "{stdout}"
+    );
+    // a budget flag of the tier,
+    let tiers = autopack(&["report", "tiers", "spent", "--repo", s(&repo), "--json"]);
+    let tiers: serde_json::Value = serde_json::from_slice(&tiers.stdout).unwrap();
+    let flags = &tiers["tiers"][0]["budget_flags"];
+    assert_eq!(flags[0]["breach"], "ci_runs_used_up", "{tiers}");
+    // a row of the tier summary,
+    let summary = read_dir_text(&repo.join(".autonomous_runs/spent/tiers"));
+    assert!(
+        summary.contains("| CI runs | 4 | 4 | **used up** |"),
+        "{summary}"
+    );
+    assert!(summary.contains("tier CI run cap used up"), "{summary}");
+    // and a row of the budget report.
+    let budget = autopack(&["report", "budget", "--repo", s(&repo)]);
+    assert!(text(&budget).0.contains("spent"), "{:?}", text(&budget));
+    assert!(
+        !text(&budget).0.contains("no budget aborts"),
+        "{:?}",
+        text(&budget)
+    );
+}

@@ -342,7 +342,7 @@ pub fn incident_markdown(incident: &Incident) -> String {
 
     if let Some(t) = &incident.failing_tier {
         let _ = writeln!(out, "## Tier budgets (`{}`)\n", t.tier_id);
-        tier_budget_table(&mut out, &t.caps, &t.usage);
+        tier_budget_table(&mut out, &t.caps, &t.usage, &t.breaches);
         out.push('\n');
     }
 

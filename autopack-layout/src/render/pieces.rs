@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use autopack_core::budget::{PhaseCaps, PhaseUsage, RunCaps, RunUsage, TierCaps, TierUsage};
+use autopack_core::budget::{
+    PhaseCaps, PhaseUsage, RunCaps, RunUsage, TierBreach, TierCaps, TierUsage,
+};
 use autopack_core::ids::{PhaseId, TierId};
 use autopack_core::lifecycle::{Cleanliness, PhaseState, RunState};
 use autopack_core::record::{AttemptRecord, CiRecord, PhaseRecord, RunRecord, StateChange};
@@ -154,10 +156,30 @@ pub(super) fn run_budget_table(out: &mut String, caps: &RunCaps, usage: &RunUsag
     let _ = writeln!(out, "| CI runs | {} | — | — |", int(usage.ci_runs));
 }
 
-pub(super) fn tier_budget_table(out: &mut String, caps: &TierCaps, usage: &TierUsage) {
+/// The tier's budgets; `breaches` (the tier's) mark a cap that was spent without being
+/// exceeded (the CI runs a patch found none of).
+pub(super) fn tier_budget_table(
+    out: &mut String,
+    caps: &TierCaps,
+    usage: &TierUsage,
+    breaches: &[TierBreach],
+) {
     let _ = writeln!(out, "| Budget | Used | Cap | Status |\n|---|---:|---:|---|");
     budget_row(out, "Tokens", usage.tokens, caps.token_cap);
-    budget_row(out, "CI runs", usage.ci_runs, caps.ci_run_cap);
+    if breaches
+        .iter()
+        .any(|b| matches!(b, TierBreach::CiRunsUsedUp { .. }))
+        && usage.ci_runs <= caps.ci_run_cap
+    {
+        let _ = writeln!(
+            out,
+            "| CI runs | {} | {} | **used up** |",
+            int(usage.ci_runs),
+            int(caps.ci_run_cap)
+        );
+    } else {
+        budget_row(out, "CI runs", usage.ci_runs, caps.ci_run_cap);
+    }
     budget_row(
         out,
         "Distinct minor issues",

@@ -46,7 +46,7 @@ pub fn tier_summary(run: &RunRecord, tier: &TierRecord) -> String {
     }
 
     let _ = writeln!(out, "## Budgets\n");
-    tier_budget_table(&mut out, &tier.caps, &tier.usage);
+    tier_budget_table(&mut out, &tier.caps, &tier.usage, &tier.breaches);
     out.push('\n');
 
     let _ = writeln!(out, "## Breaches\n");

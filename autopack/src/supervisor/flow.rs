@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use autopack_core::budget::RunBreach;
+use autopack_core::budget::{RunBreach, TierBreach};
 use autopack_core::lifecycle::{
     PhaseEvent, PhaseState, RunEvent, RunFailure, TierEvent, TierState,
 };
@@ -259,6 +259,19 @@ impl Ctx<'_> {
             tier.caps.ci_runs_remaining(&tier.usage)
         };
         if remaining == 0 {
+            // A budget breach like any other: in the tier's breaches (its summary, the
+            // reports' budget flags), not only in the phase's failure reason.
+            let tier = &mut self.a.record.tiers[at_.tier];
+            let breach = TierBreach::CiRunsUsedUp {
+                cap: tier.caps.ci_run_cap,
+            };
+            if !tier.breaches.iter().any(|b| super::same_cap(b, &breach)) {
+                tracing::warn!(target: "autopack::budget", run_id = %self.a.run.run_id, tier_id = %tier.tier_id, %breach, "tier budget breached");
+                tier.breaches.push(breach);
+            }
+            self.a
+                .changed
+                .tier(u32::try_from(at_.tier).unwrap_or(u32::MAX));
             let tier_id = self.a.record.tiers[at_.tier].tier_id.clone();
             return self.fail_phase(
                 format!(

@@ -685,9 +685,9 @@ impl Ctx<'_> {
             && let Some(breach) = breaches.first()
         {
             let failure = match breach {
-                TierBreach::Tokens { .. } | TierBreach::CiRuns { .. } => {
-                    RunFailure::BudgetExhausted
-                }
+                TierBreach::Tokens { .. }
+                | TierBreach::CiRuns { .. }
+                | TierBreach::CiRunsUsedUp { .. } => RunFailure::BudgetExhausted,
                 TierBreach::MinorIssues { .. } | TierBreach::MajorIssues { .. } => {
                     RunFailure::RequiresHumanReview
                 }
@@ -875,6 +875,6 @@ fn minutes_between(start: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     u64::try_from((now - start).num_minutes()).unwrap_or(0)
 }
 
-fn same_cap(a: &TierBreach, b: &TierBreach) -> bool {
+pub(super) fn same_cap(a: &TierBreach, b: &TierBreach) -> bool {
     std::mem::discriminant(a) == std::mem::discriminant(b)
 }
