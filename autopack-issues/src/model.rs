@@ -160,10 +160,13 @@ pub struct TierSighting {
 /// One key of the project backlog (SPEC §4.3).
 ///
 /// Extra fields: `occurrence_count` and `regression_count`. Files of the first
-/// implementation lack them and `first_seen_run_id` and `seen_in_tiers`; they still load
-/// (see [`crate::Ledger::from_snapshot`] for how ages continue).
+/// implementation lack them and `first_seen_run_id`; they still load (see
+/// [`crate::Ledger::from_snapshot`] for how ages continue). Their `seen_in_tiers` lists
+/// tier ids alone (SPEC §4.3's list of strings); each is read as a tier of the entry's
+/// `last_seen_run_id` — the run is not recorded there, and only the tier id counts
+/// towards `age_in_tiers` — and written back in our form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, from = "wire::BacklogEntry")]
 pub struct BacklogEntry {
     /// The issue category.
     pub category: IssueCategory,
@@ -194,6 +197,74 @@ pub struct BacklogEntry {
     /// Times a resolved key was seen again (extra field).
     #[serde(default)]
     pub regression_count: u32,
+}
+
+/// What a backlog entry is read from: ours, or the first implementation's, whose
+/// `seen_in_tiers` names tiers without their runs.
+mod wire {
+    use super::*;
+
+    /// A sighting as written: ours, or a bare tier id.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(untagged)]
+    pub(super) enum Sighting {
+        Ours(TierSighting),
+        TierOnly(TierId),
+    }
+
+    /// [`super::BacklogEntry`] with either form of sighting.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct BacklogEntry {
+        category: IssueCategory,
+        base_severity: Severity,
+        age_in_runs: u32,
+        age_in_tiers: u32,
+        #[serde(default)]
+        first_seen_run_id: Option<RunId>,
+        last_seen_run_id: RunId,
+        #[serde(with = "crate::time")]
+        #[schemars(with = "DateTime<Utc>")]
+        last_seen_at: DateTime<Utc>,
+        #[serde(default)]
+        seen_in_tiers: Vec<Sighting>,
+        status: IssueStatus,
+        #[serde(default)]
+        occurrence_count: u64,
+        #[serde(default)]
+        regression_count: u32,
+    }
+
+    impl From<BacklogEntry> for super::BacklogEntry {
+        fn from(w: BacklogEntry) -> super::BacklogEntry {
+            let mut seen_in_tiers: Vec<TierSighting> = w
+                .seen_in_tiers
+                .into_iter()
+                .map(|s| match s {
+                    Sighting::Ours(s) => s,
+                    Sighting::TierOnly(tier_id) => TierSighting {
+                        run_id: w.last_seen_run_id.clone(),
+                        tier_id,
+                    },
+                })
+                .collect();
+            seen_in_tiers.sort();
+            seen_in_tiers.dedup();
+            super::BacklogEntry {
+                category: w.category,
+                base_severity: w.base_severity,
+                age_in_runs: w.age_in_runs,
+                age_in_tiers: w.age_in_tiers,
+                first_seen_run_id: w.first_seen_run_id,
+                last_seen_run_id: w.last_seen_run_id,
+                last_seen_at: w.last_seen_at,
+                seen_in_tiers,
+                status: w.status,
+                occurrence_count: w.occurrence_count,
+                regression_count: w.regression_count,
+            }
+        }
+    }
 }
 
 /// The project backlog, `.autonomous_runs/project_issue_backlog.json` (SPEC §4.3).

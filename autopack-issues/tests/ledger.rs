@@ -8,7 +8,7 @@ use autopack_core::vocabulary::{
 use autopack_issues::testing::{at, observation};
 use autopack_issues::{
     AgingThresholds, BacklogView, IssueObservation, Ledger, LedgerError, MemoryIssueStore, Novelty,
-    ProjectBacklog, SeverityUpgrade, TopBy,
+    ProjectBacklog, SeverityUpgrade, TierSighting, TopBy,
 };
 
 fn key(k: &str) -> IssueKey {
@@ -639,4 +639,55 @@ fn json_schemas_are_generated() {
 #[test]
 fn memory_store_passes_the_conformance_suite() {
     autopack_issues::testing::run_conformance_suite(MemoryIssueStore::new);
+}
+
+#[test]
+fn a_first_implementation_backlog_naming_tiers_without_runs_reads_and_ages_on() {
+    // SPEC §4.3's `seen_in_tiers` is a list of tier ids, as the first implementation's
+    // schema says: read as tiers of the entry's last run, written back in our form.
+    let text = r#"{
+      "project_id": "TestProject",
+      "issues_by_key": {
+        "k1": {"category": "test_failure", "base_severity": "minor", "age_in_runs": 2,
+               "age_in_tiers": 2, "last_seen_run_id": "old-run",
+               "last_seen_at": "2025-11-23T11:16:17.067335", "seen_in_tiers": ["t1", "t2"],
+               "status": "open"}
+      }
+    }"#;
+    let backlog = ProjectBacklog::from_json(text, "backlog").unwrap();
+    let entry = &backlog.issues_by_key[&key("k1")];
+    assert_eq!(
+        entry.seen_in_tiers,
+        vec![
+            TierSighting {
+                run_id: run("old-run"),
+                tier_id: TierId::new("t1").unwrap()
+            },
+            TierSighting {
+                run_id: run("old-run"),
+                tier_id: TierId::new("t2").unwrap()
+            },
+        ]
+    );
+    // Our own form still reads, and is what is written.
+    let again = ProjectBacklog::from_json(&backlog.to_json(), "again").unwrap();
+    assert_eq!(again, backlog);
+    // A tier id already listed does not age the key again; a new one does.
+    let mut ledger = Ledger::from_backlog(&backlog, AgingThresholds::default()).unwrap();
+    ledger
+        .record(&observation("new-run", "t1", 0, "k1"), at(0))
+        .unwrap();
+    let aged = &ledger.backlog().issues_by_key[&key("k1")];
+    assert_eq!((aged.age_in_runs, aged.age_in_tiers), (3, 2));
+    ledger
+        .record(&observation("new-run-2", "t9", 0, "k1"), at(1))
+        .unwrap();
+    let aged = &ledger.backlog().issues_by_key[&key("k1")];
+    assert_eq!((aged.age_in_runs, aged.age_in_tiers), (4, 3));
+    // A sighting of neither form is refused, naming where.
+    let bad = text.replace(r#"["t1", "t2"]"#, "[7]");
+    let err = ProjectBacklog::from_json(&bad, "backlog")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("seen_in_tiers"), "{err}");
 }
