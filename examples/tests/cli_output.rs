@@ -265,3 +265,35 @@ fn a_tier_whose_ci_runs_are_used_up_says_so_everywhere() {
         text(&budget)
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_are_generated_from_the_options() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = autopack(&["completions", shell]);
+        assert_eq!(code(&out), 0, "{shell}: {:?}", text(&out));
+        let script = text(&out).0;
+        for word in ["autopack", "resume", "export", "store"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let script = autopack(&["completions", "bash"]).stdout;
+    let path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(path.path(), script).unwrap();
+    let checked = Command::new("bash")
+        .arg("-n")
+        .arg(path.path())
+        .status()
+        .unwrap();
+    assert!(checked.success());
+    let out = autopack(&["completions", "tcsh"]);
+    assert_eq!(code(&out), 2, "{:?}", text(&out));
+
+    let out = autopack(&["man"]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let page = text(&out).0;
+    assert!(page.contains(".TH autopack 1"), "{page}");
+    for word in ["resume", "promote", "completions"] {
+        assert!(page.contains(word), "the manual page lacks {word}");
+    }
+}

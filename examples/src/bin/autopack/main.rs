@@ -36,7 +36,7 @@ use autopack_examples::progress::Progress;
 use autopack_examples::stores::{STORE_ENV, Stores};
 use autopack_examples::validate;
 use clap::builder::RangedU64ValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// `println!` that never panics: a closed or failing stdout (`autopack … | head -1`) is
 /// not an error; the command goes on and its exit code stands.
@@ -156,6 +156,17 @@ enum Command {
         #[arg(long)]
         truncate_corrupt_journal: bool,
     },
+    /// Print a shell completion script for SHELL.
+    #[command(
+        after_help = "Examples:\n  autopack completions bash > ~/.local/share/bash-completion/completions/autopack\n  autopack completions zsh > ~/.zfunc/_autopack\n  autopack completions fish > ~/.config/fish/completions/autopack.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), generated from this tool's options.
+    #[command(after_help = "Example:\n  autopack man > autopack.1 && man ./autopack.1")]
+    Man,
     /// Check a `.autonomous_runs/` tree (also one written by the first implementation).
     #[command(
         after_help = "Every JSON file it knows is parsed strictly with its type, every run journal is replayed, and a finished run must have its SPEC §10 artefacts. Each problem names its file. Exit 1 when there is any.\n\nExample:\n  autopack validate --repo ."
@@ -469,6 +480,21 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             None => cmd_promote(&args),
         },
         Command::Schema { name, out } => cmd_schema(name.as_deref(), out.as_deref()),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "autopack", &mut script);
+            out(&String::from_utf8_lossy(&script));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("rendering the manual page")?;
+            out(&String::from_utf8_lossy(&page));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { repo, store, json } => cmd_validate(&repo, &store.open()?, json),
         Command::Repair {
             repo,
