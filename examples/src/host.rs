@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::stores::{Journal, RunArtefacts, RunWriterLease, Stores};
 
+/// The folder in a run's folder that keeps a log of every agent attempt.
+pub const AGENT_LOGS_DIR: &str = "agents";
+
 /// The folder of artefacts inside a repository.
 pub const RUNS_DIR: &str = ".autonomous_runs";
 /// The file in a run's folder that lets `autopack resume` rebuild the host.
@@ -441,7 +444,8 @@ impl RunConfig {
     }
 
     /// A [`CommandAgent`] for `preset` (a name) with `cmd` (the command line of a plain
-    /// command, or a preset's program), confined by `sandbox` with this run's settings.
+    /// command, or a preset's program), confined by `sandbox` with this run's settings,
+    /// keeping each attempt's log in `logs` (the run's `agents/` folder).
     ///
     /// # Errors
     /// An unknown preset name, or a plain command without a command line.
@@ -450,6 +454,7 @@ impl RunConfig {
         preset: Option<&str>,
         cmd: Option<&str>,
         sandbox: &Sandbox,
+        logs: &Path,
     ) -> Result<CommandAgent> {
         let preset = preset
             .map(AgentPreset::from_name)
@@ -459,7 +464,8 @@ impl RunConfig {
             .with_timeout(Duration::from_secs(self.agent_timeout_secs))
             .with_max_output(self.max_output_bytes)
             .with_network(self.sandbox.agent_network.network())
-            .with_sandbox(sandbox.clone());
+            .with_sandbox(sandbox.clone())
+            .with_attempt_logs(logs);
         match (preset, cmd) {
             (_, Some(cmd)) => agent = agent.with_program(cmd),
             (AgentPreset::Command, None) => bail!("a plain command agent needs its command line"),

@@ -297,3 +297,40 @@ fn completions_and_the_manual_page_are_generated_from_the_options() {
         assert!(page.contains(word), "the manual page lacks {word}");
     }
 }
+
+#[test]
+fn every_agent_attempt_leaves_a_log_with_its_stderr_even_when_it_went_well() {
+    let (tmp, repo) = repo();
+    let plan = write_plan(tmp.path(), "logged");
+    let builder = format!("echo 'thinking out loud' >&2; {}", good_builder(tmp.path()));
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--plan",
+            s(&plan),
+            "--repo",
+            s(&repo),
+            "--builder-cmd",
+            &builder,
+            "--test-cmd",
+            "sh run_tests.sh",
+            "--sandbox-read",
+            s(&scripts(tmp.path())),
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let logs = repo.join(".autonomous_runs/logged/agents");
+    let log = std::fs::read_to_string(logs.join("notes-a.builder.1.log")).unwrap();
+    assert!(log.contains("Exited(0)"), "{log}");
+    assert!(
+        log.contains("--- stderr (tail) ---\nthinking out loud"),
+        "{log}"
+    );
+    assert!(log.contains("\"status\":\"success\""), "{log}");
+    assert!(logs.join("notes-b.builder.1.log").is_file());
+    // The tree still validates (the logs are not a document it checks).
+    let out = autopack(&["validate", "--repo", s(&repo)]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+}

@@ -103,6 +103,8 @@ pub struct CommandAgent {
     readable: Vec<PathBuf>,
     network: Network,
     sandbox: Result<Sandbox, String>,
+    /// Where each attempt's log goes (`None`: nowhere).
+    attempt_logs: Option<PathBuf>,
 }
 
 impl CommandAgent {
@@ -131,6 +133,7 @@ impl CommandAgent {
             readable: Vec::new(),
             network: Network::Allow,
             sandbox: Sandbox::detect().map_err(|e| e.to_string()),
+            attempt_logs: None,
         }
     }
 
@@ -195,6 +198,14 @@ impl CommandAgent {
     /// Runs attempts under `sandbox`.
     pub fn with_sandbox(mut self, sandbox: Sandbox) -> CommandAgent {
         self.sandbox = Ok(sandbox);
+        self
+    }
+
+    /// Keeps a log of every attempt in `dir`: `{phase_id}.{role}.{attempt}.log`, with
+    /// how the process ended, its stderr tail and the tail of its stdout — also for an
+    /// attempt that went well, whose stderr would otherwise be lost.
+    pub fn with_attempt_logs(mut self, dir: impl Into<PathBuf>) -> CommandAgent {
+        self.attempt_logs = Some(dir.into());
         self
     }
 
@@ -288,6 +299,7 @@ impl CommandAgent {
         let finished = sandbox
             .run(&job, &policy)
             .map_err(|e| format!("could not start: {e}"))?;
+        self.keep_log(role, &call, &finished);
         let stderr = String::from_utf8_lossy(&finished.stderr_tail).into_owned();
         let stderr_tail = tail(&stderr);
         let code = match finished.ended {
@@ -337,6 +349,40 @@ impl CommandAgent {
         })
     }
 }
+
+impl CommandAgent {
+    /// Writes the attempt's log when logs are kept. A log that cannot be written is a
+    /// warning, never a failed attempt: the run's result does not depend on it.
+    fn keep_log(&self, role: AgentRole, call: &Call<'_>, finished: &autopack_sandbox::Finished) {
+        let Some(dir) = &self.attempt_logs else {
+            return;
+        };
+        let role_name = match role {
+            AgentRole::Builder => "builder",
+            AgentRole::Auditor => "auditor",
+        };
+        let path = dir.join(format!(
+            "{}.{role_name}.{}.log",
+            call.phase_id, call.attempt
+        ));
+        let stdout = &finished.stdout[finished.stdout.len().saturating_sub(LOG_STDOUT_TAIL)..];
+        let mut text = format!(
+            "run {} phase {} {role_name} attempt {}: {:?}\n",
+            call.run_id, call.phase_id, call.attempt, finished.ended
+        );
+        text.push_str("--- stderr (tail) ---\n");
+        text.push_str(&String::from_utf8_lossy(&finished.stderr_tail));
+        text.push_str("\n--- stdout (tail) ---\n");
+        text.push_str(&String::from_utf8_lossy(stdout));
+        text.push('\n');
+        if let Err(error) = autopack_layout::fsio::write_atomic(&path, text.as_bytes()) {
+            tracing::warn!(path = %path.display(), %error, "agent attempt log not written");
+        }
+    }
+}
+
+/// Bytes of stdout kept in an attempt's log.
+const LOG_STDOUT_TAIL: usize = 64 * 1024;
 
 /// The result file an attempt wrote: `None` when it wrote none; an error when it is not a
 /// regular file (a FIFO would block the host, a symlink would make it read another file)

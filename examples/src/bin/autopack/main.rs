@@ -183,7 +183,7 @@ enum Command {
     },
 }
 
-const RUN_HELP: &str = "Every Builder and Auditor attempt runs in a private workspace: an independent git clone of the integration branch's tip (the Auditor: of the candidate under review), outside DIR, never linked to it. An agent may simply edit files there and exit 0: the change is its patch. It may also write a result JSON (builder_result / auditor_result, see `autopack schema`) to $AUTOPACK_RESULT_FILE, or, as a plain --builder-cmd, print it on stdout; a result that carries a patch is used as it is. A process that fails, hangs past --agent-timeout, prints more than --max-output bytes or an answer that does not parse is a failed attempt with its reason recorded; the run goes on.\n\nPresets (--builder / --auditor): codex (`codex exec --json`, tokens from its turn.completed events), claude (`claude -p --output-format json`, tokens from its usage), aider (`aider --yes-always --no-auto-commits --message`, tokens from its `Tokens:` lines), command (default: --builder-cmd run with `sh -c`, request JSON on stdin). With a preset, --builder-cmd names the CLI's program (default: on PATH).\n\nSandbox (Linux Landlock, on by default): agents and CI write only their workspace and a private HOME and TMPDIR, and cannot read DIR or anything outside the system directories, PATH and --sandbox-read; they hold no capabilities; agents may use TCP (--agent-network), CI may not (--ci-network). Where the kernel has no Landlock the run refuses to start unless --no-sandbox is given. The environment is an allowlist: PATH, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL, what --pass-env names, and:\n  AUTOPACK_REQUEST_FILE  the request JSON (builder_request / auditor_request)\n  AUTOPACK_RESULT_FILE   where the agent may write its result JSON\n  AUTOPACK_WORKSPACE     the private checkout, also the working directory\n  AUTOPACK_REPO          the same as AUTOPACK_WORKSPACE (never the host repository)\n  AUTOPACK_RUN_ID, AUTOPACK_PHASE_ID, AUTOPACK_ROLE (builder|auditor), AUTOPACK_ATTEMPT\nThe request also carries checkout.{base_commit,tip_commit,head_commit,workspace}, previous_patch and last_ci.{output_tail,failing_tests} (see `autopack schema builder_request`). Every process an attempt starts is killed when it ends or times out, setsid and double forks included; `autopack resume` kills what a crashed run left running.\n\nThe integration branch autonomous/{run_id} is created from --base; the base and every protected branch are never written. CI runs --test-cmd (strict profile: --strict-test-cmd) in the run's CI workspace, reset to each candidate commit. After every agent and CI attempt a tripwire compares the host's refs (but the run's own), HEAD, index, hooks and config with the start: any change ends the run DONE_FAILED_POLICY_VIOLATION with an incident pack naming it. Artefacts go to DIR/.autonomous_runs/ (add it to your ignore file); the host settings are saved as {run_id}/run_config.json for `autopack resume`. Without --auditor or --auditor-cmd every review escalates.\n\nExit 0 when the run ends DONE_SUCCESS, 1 when it ends DONE_FAILED_*.\n\nExamples:\n  autopack run --plan plan.json --repo . --builder-cmd ./edit-files.sh --test-cmd 'sh run_tests.sh'\n  autopack run --plan plan.json --repo . --builder codex --pass-env OPENAI_API_KEY --auditor claude --pass-env ANTHROPIC_API_KEY --test-cmd 'cargo test --offline' --sandbox-read ~/.cargo --sandbox-read ~/.rustup --pass-env CARGO_HOME --pass-env RUSTUP_HOME";
+const RUN_HELP: &str = "Every Builder and Auditor attempt runs in a private workspace: an independent git clone of the integration branch's tip (the Auditor: of the candidate under review), outside DIR, never linked to it. An agent may simply edit files there and exit 0: the change is its patch. It may also write a result JSON (builder_result / auditor_result, see `autopack schema`) to $AUTOPACK_RESULT_FILE, or, as a plain --builder-cmd, print it on stdout; a result that carries a patch is used as it is. A process that fails, hangs past --agent-timeout, prints more than --max-output bytes or an answer that does not parse is a failed attempt with its reason recorded; the run goes on.\n\nPresets (--builder / --auditor): codex (`codex exec --json`, tokens from its turn.completed events), claude (`claude -p --output-format json`, tokens from its usage), aider (`aider --yes-always --no-auto-commits --message`, tokens from its `Tokens:` lines), command (default: --builder-cmd run with `sh -c`, request JSON on stdin). With a preset, --builder-cmd names the CLI's program (default: on PATH).\n\nSandbox (Linux Landlock, on by default): agents and CI write only their workspace and a private HOME and TMPDIR, and cannot read DIR or anything outside the system directories, PATH and --sandbox-read; they hold no capabilities; agents may use TCP (--agent-network), CI may not (--ci-network). Where the kernel has no Landlock the run refuses to start unless --no-sandbox is given. The environment is an allowlist: PATH, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL, what --pass-env names, and:\n  AUTOPACK_REQUEST_FILE  the request JSON (builder_request / auditor_request)\n  AUTOPACK_RESULT_FILE   where the agent may write its result JSON\n  AUTOPACK_WORKSPACE     the private checkout, also the working directory\n  AUTOPACK_REPO          the same as AUTOPACK_WORKSPACE (never the host repository)\n  AUTOPACK_RUN_ID, AUTOPACK_PHASE_ID, AUTOPACK_ROLE (builder|auditor), AUTOPACK_ATTEMPT\nThe request also carries checkout.{base_commit,tip_commit,head_commit,workspace}, previous_patch and last_ci.{output_tail,failing_tests} (see `autopack schema builder_request`). Every process an attempt starts is killed when it ends or times out, setsid and double forks included; `autopack resume` kills what a crashed run left running.\n\nThe integration branch autonomous/{run_id} is created from --base; the base and every protected branch are never written. CI runs --test-cmd (strict profile: --strict-test-cmd) in the run's CI workspace, reset to each candidate commit. After every agent and CI attempt a tripwire compares the host's refs (but the run's own), HEAD, index, hooks and config with the start: any change ends the run DONE_FAILED_POLICY_VIOLATION with an incident pack naming it. Artefacts go to DIR/.autonomous_runs/ (add it to your ignore file), with a log of every agent attempt (how it ended, its stderr tail, its stdout tail) in {run_id}/agents/{phase}.{role}.{attempt}.log; the host settings are saved as {run_id}/run_config.json for `autopack resume`. Without --auditor or --auditor-cmd every review escalates.\n\nExit 0 when the run ends DONE_SUCCESS, 1 when it ends DONE_FAILED_*.\n\nExamples:\n  autopack run --plan plan.json --repo . --builder-cmd ./edit-files.sh --test-cmd 'sh run_tests.sh'\n  autopack run --plan plan.json --repo . --builder codex --pass-env OPENAI_API_KEY --auditor claude --pass-env ANTHROPIC_API_KEY --test-cmd 'cargo test --offline' --sandbox-read ~/.cargo --sandbox-read ~/.rustup --pass-env CARGO_HOME --pass-env RUSTUP_HOME";
 
 /// Where runs are kept: `--store` or `AUTOPACK_STORE`.
 #[derive(Debug, Clone, Args)]
@@ -709,6 +709,7 @@ impl Output {
 }
 
 fn with_agents<T>(
+    root: &autopack::layout::RunsRoot,
     run_id: &RunId,
     config: &RunConfig,
     sandbox: &Sandbox,
@@ -718,18 +719,20 @@ fn with_agents<T>(
     if config.builder.is_none() && config.builder_cmd.is_none() {
         bail!("run {run_id}: run_config.json names no builder (was it started by example-run?)");
     }
+    let logs = root.run_dir(run_id).join(host::AGENT_LOGS_DIR);
     let mut builder = config
         .agent(
             config.builder.as_deref(),
             config.builder_cmd.as_deref(),
             sandbox,
+            &logs,
         )
         .with_context(|| format!("run {run_id}: the Builder"))?;
     let mut command_auditor = match (&config.auditor, &config.auditor_cmd) {
         (None, None) => None,
         (preset, cmd) => Some(
             config
-                .agent(preset.as_deref(), cmd.as_deref(), sandbox)
+                .agent(preset.as_deref(), cmd.as_deref(), sandbox, &logs)
                 .with_context(|| format!("run {run_id}: the Auditor"))?,
         ),
     };
@@ -830,11 +833,18 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             say!("{line}");
         }
     }
-    let (outcome, record) = with_agents(&run_id, &config, &sandbox, output, |agents| {
-        host::start(
-            &repo, &stores, &writer, &plan, prepared, &config, &sandbox, agents,
-        )
-    })?;
+    let (outcome, record) = with_agents(
+        &prepared.root.clone(),
+        &run_id,
+        &config,
+        &sandbox,
+        output,
+        |agents| {
+            host::start(
+                &repo, &stores, &writer, &plan, prepared, &config, &sandbox, agents,
+            )
+        },
+    )?;
     output.finished(&outcome, &record, &repo)?;
     Ok(exit_for(record.state))
 }
@@ -860,7 +870,7 @@ fn cmd_resume(id: &str, repo: &Path, stores: &Stores, output: Output) -> Result<
     }
     let config = RunConfig::load(&root, &run_id)?;
     let sandbox = host::sandbox(&root, &run_id, &config)?;
-    let (outcome, record) = with_agents(&run_id, &config, &sandbox, output, |agents| {
+    let (outcome, record) = with_agents(&root, &run_id, &config, &sandbox, output, |agents| {
         host::resume(
             repo, stores, &writer, &run_id, replayed, &config, &sandbox, agents,
         )
