@@ -260,19 +260,17 @@ impl Drop for PgRunLease {
             return;
         }
         // Best effort, and quick: a lease that cannot be released expires.
-        let quick = self.db.config().clone().with_retry(RetryPolicy {
+        let quick = RetryPolicy {
             first_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(100),
             max_wait: Duration::from_millis(500),
+        };
+        let released = self.db.with_policy(quick, "release a run lease", |c| {
+            c.execute(
+                "DELETE FROM run_leases WHERE run_id = $1 AND token = $2",
+                &[&self.run_id.as_str(), &self.token],
+            )
         });
-        let released = self
-            .db
-            .with_policy(quick.retry, "release a run lease", |c| {
-                c.execute(
-                    "DELETE FROM run_leases WHERE run_id = $1 AND token = $2",
-                    &[&self.run_id.as_str(), &self.token],
-                )
-            });
         if let Err(error) = released {
             tracing::warn!(run_id = %self.run_id, %error, "run lease not released; it expires on its own");
         }

@@ -31,6 +31,7 @@
 //!   `autopack-apply`.
 
 pub mod agents;
+pub mod changes;
 pub mod diff;
 pub mod example;
 pub mod host;

@@ -2,17 +2,85 @@
 //! action, and an `indicatif` progress bar over the phases (shown only when stdout is a
 //! terminal).
 //!
+//! With an event sink (`--events FILE`) every transition, breach, escalation, action and
+//! result is also a JSON line with its time ([`Event`]).
+//!
 //! A closed stdout (`autopack run … | head -1`) never aborts a run: the first line that
 //! cannot be written stops the printing, the run goes on and its result is in the
-//! artefacts and the exit code.
+//! artefacts and the exit code. The same holds for the event sink.
 
-use std::collections::HashMap;
-use std::io::{IsTerminal, Write as _};
+use std::io::{IsTerminal, Write};
 
+use autopack::core::budget::TierBreach;
+use autopack::core::message::AuditorRecommendation;
 use autopack::core::record::RunRecord;
 use autopack::driver::Observer;
 use autopack::supervisor::{Action, AgentOutcome, Input};
+use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::changes::{Change, Scope, Seen};
+
+/// One line of the event stream (`--events`): JSON, `{"event": …, "at": …, …}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event<'a> {
+    /// The run, a tier or a phase entered a state.
+    Transition {
+        /// When (the record's time).
+        at: DateTime<Utc>,
+        /// Of what.
+        scope: Scope,
+        /// The run, tier or phase id.
+        id: &'a str,
+        /// The state entered.
+        state: &'a str,
+    },
+    /// A tier budget was breached.
+    Breach {
+        /// When it was seen.
+        at: DateTime<Utc>,
+        /// The tier.
+        tier_id: &'a str,
+        /// The breach.
+        breach: &'a TierBreach,
+        /// In words.
+        message: String,
+    },
+    /// A phase went to its Auditor, or an Auditor escalated it.
+    Escalation {
+        /// When it was seen.
+        at: DateTime<Utc>,
+        /// The phase.
+        phase_id: &'a str,
+        /// Why.
+        reason: String,
+    },
+    /// The Supervisor asked the host to act.
+    Action {
+        /// When it was asked.
+        at: DateTime<Utc>,
+        /// Its name (`dispatch_builder`, `run_ci`, …).
+        action: &'static str,
+        /// The phase, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        phase_id: Option<&'a str>,
+        /// What the progress line says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        summary: Option<&'a str>,
+    },
+    /// The host answered (an agent, the gate, CI, …).
+    Result {
+        /// The answer's time.
+        at: DateTime<Utc>,
+        /// Its name (`builder_finished`, `ci_finished`, …).
+        input: &'static str,
+        /// What the progress line says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        summary: Option<&'a str>,
+    },
+}
 
 /// Where progress lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +95,8 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     print: bool,
     sink: Sink,
-    run_seen: usize,
-    tier_seen: HashMap<String, usize>,
-    /// Breaches printed, per tier.
-    breaches_seen: HashMap<String, usize>,
-    phase_seen: HashMap<String, usize>,
+    seen: Seen,
+    events: Option<Box<dyn Write>>,
     /// Every line, in order (also when nothing is printed).
     pub lines: Vec<String>,
 }
@@ -44,10 +109,8 @@ impl Progress {
             bar: None,
             print,
             sink: Sink::Stdout,
-            run_seen: 0,
-            tier_seen: HashMap::new(),
-            breaches_seen: HashMap::new(),
-            phase_seen: HashMap::new(),
+            seen: Seen::default(),
+            events: None,
             lines: Vec::new(),
         }
     }
@@ -58,6 +121,25 @@ impl Progress {
     pub fn on_stderr(mut self) -> Progress {
         self.sink = Sink::Stderr;
         self
+    }
+
+    /// The same, also writing every event as a JSON line to `events`.
+    #[must_use]
+    pub fn with_events(mut self, events: Box<dyn Write>) -> Progress {
+        self.events = Some(events);
+        self
+    }
+
+    fn event(&mut self, event: &Event<'_>) {
+        let Some(out) = self.events.as_mut() else {
+            return;
+        };
+        let mut line = serde_json::to_vec(event).unwrap_or_default();
+        line.push(b'\n');
+        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
+            // A closed or failing sink: no more events, the run goes on.
+            self.events = None;
+        }
     }
 
     fn say(&mut self, line: String) {
@@ -115,65 +197,40 @@ impl Progress {
 
     fn transitions(&mut self, record: &RunRecord) {
         self.ensure_bar(record);
-        // In causal order: the run moves (it leads each phase's steps), each tier starts,
-        // its phases move, the tier ends after its phases, the run ends last.
-        let mut out = Vec::new();
-        let mut run_ended = Vec::new();
-        for change in record.history.iter().skip(self.run_seen) {
-            let line = format!(
-                "  run    {:<26} {}",
-                change.state,
-                change.at.format("%H:%M:%S")
-            );
-            if change.state.is_terminal() {
-                run_ended.push(line);
-            } else {
-                out.push(line);
-            }
-        }
-        self.run_seen = record.history.len();
-        for tier in &record.tiers {
-            let seen = self.tier_seen.entry(tier.tier_id.to_string()).or_default();
-            let mut tier_ended = Vec::new();
-            for change in tier.history.iter().skip(*seen) {
-                let line = format!(
-                    "  tier   {:<26} {} ({})",
-                    tier.tier_id, change.state, tier.name
-                );
-                if change.state.is_terminal() {
-                    tier_ended.push(line);
-                } else {
-                    out.push(line);
+        for change in self.seen.changes(record) {
+            match &change {
+                Change::Transition {
+                    at,
+                    scope,
+                    id,
+                    name,
+                    state,
+                } => {
+                    self.say(match scope {
+                        Scope::Run => format!("  run    {state:<26} {}", at.format("%H:%M:%S")),
+                        Scope::Tier => format!(
+                            "  tier   {id:<26} {state} ({})",
+                            name.as_deref().unwrap_or_default()
+                        ),
+                        Scope::Phase => format!("  phase  {id:<26} {state}"),
+                    });
+                    self.event(&Event::Transition {
+                        at: *at,
+                        scope: *scope,
+                        id,
+                        state,
+                    });
+                }
+                Change::Breach { tier_id, breach } => {
+                    self.say(format!("  budget {tier_id:<26} {breach}"));
+                    self.event(&Event::Breach {
+                        at: Utc::now(),
+                        tier_id,
+                        breach,
+                        message: breach.to_string(),
+                    });
                 }
             }
-            *seen = tier.history.len();
-            let seen = self
-                .breaches_seen
-                .entry(tier.tier_id.to_string())
-                .or_default();
-            let breaches: Vec<String> = tier
-                .breaches
-                .iter()
-                .skip(*seen)
-                .map(|breach| format!("  budget {:<26} {breach}", tier.tier_id))
-                .collect();
-            *seen = tier.breaches.len();
-            for phase in &tier.phases {
-                let seen = self
-                    .phase_seen
-                    .entry(phase.phase_id.to_string())
-                    .or_default();
-                for change in phase.history.iter().skip(*seen) {
-                    out.push(format!("  phase  {:<26} {}", phase.phase_id, change.state));
-                }
-                *seen = phase.history.len();
-            }
-            out.extend(breaches);
-            out.extend(tier_ended);
-        }
-        out.extend(run_ended);
-        for line in out {
-            self.say(line);
         }
         let done = record.phases().filter(|p| p.state.is_terminal()).count() as u64;
         if let Some(bar) = &self.bar {
@@ -225,9 +282,26 @@ impl Observer for Progress {
             Action::CreateSnapshot(r) => format!("→ snapshot {}", r.tag),
             Action::WriteIncidentPack => "→ incident pack".to_owned(),
             Action::Finished { state } => format!("■ finished {state}"),
-            Action::RecordIssues { .. } | Action::Checkpoint(_) => return,
+            Action::RecordIssues { .. } | Action::Checkpoint(_) => String::new(),
         };
-        self.say(line);
+        let at = Utc::now();
+        let phase_id = action.phase_id().map(|p| p.as_str());
+        self.event(&Event::Action {
+            at,
+            action: action.kind(),
+            phase_id,
+            summary: (!line.is_empty()).then_some(line.trim()),
+        });
+        if let Action::RequestAudit(r) = action {
+            self.event(&Event::Escalation {
+                at,
+                phase_id: r.phase_id.as_str(),
+                reason: r.reason.to_string(),
+            });
+        }
+        if !line.is_empty() {
+            self.say(line);
+        }
     }
 
     fn input(&mut self, input: &Input, record: &RunRecord) {
@@ -282,6 +356,24 @@ impl Observer for Progress {
             }
             _ => None,
         };
+        self.event(&Event::Result {
+            at: input.at(),
+            input: input.kind(),
+            summary: line.as_deref().map(str::trim),
+        });
+        if let Input::AuditorFinished {
+            phase_id,
+            outcome: AgentOutcome::Returned(r),
+            ..
+        } = input
+            && r.recommendation == AuditorRecommendation::Escalate
+        {
+            self.event(&Event::Escalation {
+                at: input.at(),
+                phase_id: phase_id.as_str(),
+                reason: r.review_notes.clone(),
+            });
+        }
         if let Some(line) = line {
             self.say(line);
         }

@@ -334,3 +334,79 @@ fn every_agent_attempt_leaves_a_log_with_its_stderr_even_when_it_went_well() {
     let out = autopack(&["validate", "--repo", s(&repo)]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
 }
+
+#[test]
+fn the_event_stream_has_every_transition_action_and_result_with_its_time() {
+    let (tmp, repo) = repo();
+    let events = tmp.path().join("events.jsonl");
+    let out = run_cmd(
+        tmp.path(),
+        &repo,
+        "evented",
+        "sh run_tests.sh",
+        &["--quiet", "--events", s(&events)],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        lines.iter().all(|e| e["at"].is_string()),
+        "every event has its time"
+    );
+    let run_states: Vec<&str> = lines
+        .iter()
+        .filter(|e| e["event"] == "transition" && e["scope"] == "run")
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(run_states.first(), Some(&"PLAN_BOOTSTRAP"));
+    assert_eq!(run_states.last(), Some(&"DONE_SUCCESS"));
+    let has = |event: &str, key: &str, value: &str| {
+        lines.iter().any(|e| e["event"] == event && e[key] == value)
+    };
+    assert!(has("transition", "id", "notes-b"));
+    assert!(has("action", "action", "dispatch_builder"));
+    assert!(has("action", "action", "run_ci"));
+    assert!(has("result", "input", "ci_finished"));
+    assert!(has("action", "action", "finished"));
+
+    // `-` is stdout, alone: the progress goes to stderr.
+    let (tmp, repo) = common::repo();
+    let out = run_cmd(
+        tmp.path(),
+        &repo,
+        "piped",
+        "sh run_tests.sh",
+        &["--events", "-"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    for line in text(&out).0.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    assert!(
+        text(&out).1.contains("run piped ended DONE_SUCCESS"),
+        "{:?}",
+        text(&out)
+    );
+    let out = run_cmd(
+        tmp.path(),
+        &repo,
+        "both",
+        "true",
+        &["--events", "-", "--json"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(code(&out), 2, "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("both want stdout"),
+        "{:?}",
+        text(&out)
+    );
+}

@@ -467,6 +467,36 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name, as in its serialised form (`{"action": "dispatch_builder", ...}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::DispatchBuilder(_) => "dispatch_builder",
+            Action::RequestAudit(_) => "request_audit",
+            Action::ApplyPatch(_) => "apply_patch",
+            Action::RunCi(_) => "run_ci",
+            Action::CreateSnapshot(_) => "create_snapshot",
+            Action::RecordIssues { .. } => "record_issues",
+            Action::Checkpoint(_) => "checkpoint",
+            Action::WriteIncidentPack => "write_incident_pack",
+            Action::Finished { .. } => "finished",
+        }
+    }
+
+    /// The phase the action is about, if any.
+    pub fn phase_id(&self) -> Option<&PhaseId> {
+        match self {
+            Action::DispatchBuilder(r) => Some(&r.phase_id),
+            Action::RequestAudit(r) => Some(&r.phase_id),
+            Action::ApplyPatch(r) => Some(&r.phase_id),
+            Action::RunCi(r) => Some(&r.phase_id),
+            Action::CreateSnapshot(r) => Some(&r.phase_id),
+            Action::RecordIssues { .. }
+            | Action::Checkpoint(_)
+            | Action::WriteIncidentPack
+            | Action::Finished { .. } => None,
+        }
+    }
+
     /// Whether the host must answer this action with an input.
     pub fn expects_answer(&self) -> bool {
         matches!(

@@ -94,6 +94,10 @@ enum Command {
         /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
         #[arg(long)]
         json: bool,
+        /// Write every transition, breach, escalation, action and result as a JSON line
+        /// to FILE (`-`: stdout, progress then goes to stderr).
+        #[arg(long, value_name = "FILE")]
+        events: Option<PathBuf>,
     },
     /// Write a run's Markdown and JSON views into DIR/.autonomous_runs/ from its store
     /// (summaries, issue views, strategy; the incident pack of a failed run).
@@ -301,6 +305,10 @@ struct RunArgs {
     /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Write every transition, breach, escalation, action and result as a JSON line to
+    /// FILE (`-`: stdout, progress then goes to stderr).
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
 }
 
 /// The size limits of the documents a command reads (`--max-plan-bytes`,
@@ -450,7 +458,17 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             store,
             quiet,
             json,
-        } => cmd_resume(&run_id, &repo, &store.open()?, Output { quiet, json }),
+            events,
+        } => cmd_resume(
+            &run_id,
+            &repo,
+            &store.open()?,
+            Output {
+                quiet,
+                json,
+                events,
+            },
+        ),
         Command::Export {
             run_id,
             repo,
@@ -679,26 +697,56 @@ fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
 }
 
 /// What a command that drives a run prints.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Output {
     /// No progress lines.
     quiet: bool,
     /// stdout holds one JSON document; progress goes to stderr.
     json: bool,
+    /// Where the event stream goes (`-`: stdout).
+    events: Option<PathBuf>,
 }
 
 impl Output {
-    fn progress(self) -> Progress {
+    fn events_on_stdout(&self) -> bool {
+        self.events.as_deref() == Some(Path::new("-"))
+    }
+
+    /// Checked before anything is written.
+    fn check(&self) -> Result<()> {
+        if self.json && self.events_on_stdout() {
+            bail!("--json and --events - both want stdout: write the events to a file");
+        }
+        Ok(())
+    }
+
+    fn progress(&self) -> Result<Progress> {
         let progress = Progress::new(!self.quiet);
-        if self.json {
+        let progress = if self.json || self.events_on_stdout() {
             progress.on_stderr()
         } else {
             progress
-        }
+        };
+        Ok(match &self.events {
+            None => progress,
+            Some(path) if path == Path::new("-") => {
+                progress.with_events(Box::new(std::io::stdout()))
+            }
+            Some(path) => {
+                let file = std::fs::File::create(path)
+                    .with_context(|| format!("--events {}: cannot create it", path.display()))?;
+                progress.with_events(Box::new(std::io::LineWriter::new(file)))
+            }
+        })
     }
 
     /// Prints the end of a run: its `report runs` line as JSON, or the finish line.
-    fn finished(self, outcome: &DriveOutcome, record: &RunRecord, repo: &Path) -> Result<()> {
+    fn finished(&self, outcome: &DriveOutcome, record: &RunRecord, repo: &Path) -> Result<()> {
+        if self.events_on_stdout() {
+            // stdout is the event stream's; the finish line goes with the progress.
+            tell!("run {} ended {}", record.run_id, record.state);
+            return Ok(());
+        }
         if self.json {
             print_json(&autopack::report::run_list([record]).runs)
         } else {
@@ -713,7 +761,7 @@ fn with_agents<T>(
     run_id: &RunId,
     config: &RunConfig,
     sandbox: &Sandbox,
-    output: Output,
+    output: &Output,
     f: impl FnOnce(Agents<'_>) -> Result<T>,
 ) -> Result<T> {
     if config.builder.is_none() && config.builder_cmd.is_none() {
@@ -741,7 +789,7 @@ fn with_agents<T>(
         Some(a) => a,
         None => &mut escalating,
     };
-    let mut progress = output.progress();
+    let mut progress = output.progress()?;
     let result = f(Agents {
         builder: &mut builder,
         auditor,
@@ -824,10 +872,12 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     let output = Output {
         quiet: args.quiet,
         json: args.json,
+        events: args.events.clone(),
     };
+    output.check()?;
     if !args.quiet {
         let line = format!("strategy: {}", prepared.strategy_path.display());
-        if args.json {
+        if args.json || output.events_on_stdout() {
             tell!("{line}");
         } else {
             say!("{line}");
@@ -838,7 +888,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         &run_id,
         &config,
         &sandbox,
-        output,
+        &output,
         |agents| {
             host::start(
                 &repo, &stores, &writer, &plan, prepared, &config, &sandbox, agents,
@@ -851,6 +901,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
 
 fn cmd_resume(id: &str, repo: &Path, stores: &Stores, output: Output) -> Result<ExitCode> {
     let run_id = run_id(id)?;
+    output.check()?;
     // Agents, workspaces and CI get absolute paths whatever the caller's directory.
     let repo = &repo
         .canonicalize()
@@ -870,7 +921,7 @@ fn cmd_resume(id: &str, repo: &Path, stores: &Stores, output: Output) -> Result<
     }
     let config = RunConfig::load(&root, &run_id)?;
     let sandbox = host::sandbox(&root, &run_id, &config)?;
-    let (outcome, record) = with_agents(&root, &run_id, &config, &sandbox, output, |agents| {
+    let (outcome, record) = with_agents(&root, &run_id, &config, &sandbox, &output, |agents| {
         host::resume(
             repo, stores, &writer, &run_id, replayed, &config, &sandbox, agents,
         )
