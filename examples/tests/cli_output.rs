@@ -410,3 +410,44 @@ fn the_event_stream_has_every_transition_action_and_result_with_its_time() {
         text(&out)
     );
 }
+
+#[test]
+fn a_plan_without_a_run_id_gets_a_new_one_said_on_stderr() {
+    let (tmp, repo) = repo();
+    let mut plan = plan_json("unused");
+    plan["run"].as_object_mut().unwrap().remove("run_id");
+    let path = tmp.path().join("anonymous.json");
+    std::fs::write(&path, plan.to_string()).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--plan",
+            s(&path),
+            "--repo",
+            s(&repo),
+            "--builder-cmd",
+            &good_builder(tmp.path()),
+            "--sandbox-read",
+            s(&scripts(tmp.path())),
+            "--test-cmd",
+            "sh run_tests.sh",
+            "--quiet",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let id = stdout_json(&out)[0]["run_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("run-") && id.ends_with('Z'), "{id}");
+    assert!(
+        text(&out).1.contains(&format!("this run is {id}")),
+        "{:?}",
+        text(&out)
+    );
+    assert!(
+        repo.join(".autonomous_runs")
+            .join(&id)
+            .join("run_summary.md")
+            .is_file()
+    );
+}

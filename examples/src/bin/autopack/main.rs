@@ -210,7 +210,8 @@ struct RunArgs {
     /// The plan (JSON).
     #[arg(long, value_name = "PLAN.json")]
     plan: PathBuf,
-    /// The run's id instead of the plan's `run.run_id` (one plan, many runs).
+    /// The run's id instead of the plan's `run.run_id` (one plan, many runs). A plan that
+    /// names none, run without this flag, gets `run-{UTC time}` (said on stderr).
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
     #[command(flatten)]
@@ -607,10 +608,47 @@ fn too_large(err: &autopack::core::limits::TooLarge, flag: &str) -> anyhow::Erro
 
 fn read_plan(path: &Path, limit: u64) -> Result<Plan> {
     let text = read_limited(path, limit, "plan", "--max-plan-bytes")?;
-    Plan::from_json_limited(&text, &path.display().to_string(), limit).map_err(|e| match e {
+    parse_plan(&text, path, limit)
+}
+
+fn parse_plan(text: &str, path: &Path, limit: u64) -> Result<Plan> {
+    Plan::from_json_limited(text, &path.display().to_string(), limit).map_err(|e| match e {
         autopack::core::plan::PlanError::TooLarge(t) => too_large(&t, "--max-plan-bytes"),
         e => anyhow!("{e}"),
     })
+}
+
+/// The plan of a run: its `run.run_id` replaced by `run_id` when given, and, when the plan
+/// names none and none is given, a new one (`run-{UTC time}`), said on stderr.
+fn read_run_plan(path: &Path, limit: u64, run_id_flag: Option<&str>) -> Result<Plan> {
+    let text = read_limited(path, limit, "plan", "--max-plan-bytes")?;
+    let mut value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(value) => value,
+        // Not JSON: the plan reader names what is wrong, and where.
+        Err(_) => return parse_plan(&text, path, limit),
+    };
+    let id = match run_id_flag {
+        Some(id) => Some((run_id(id).context("--run-id")?.to_string(), false)),
+        None => match value.pointer("/run/run_id") {
+            Some(_) => None,
+            None => Some((
+                format!("run-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")),
+                true,
+            )),
+        },
+    };
+    // The text as written unless the id changes, so that errors point into the file.
+    let text = match (id, value.get_mut("run").and_then(|r| r.as_object_mut())) {
+        (Some((id, generated)), Some(run)) => {
+            if generated {
+                tell!("the plan names no run_id: this run is {id}");
+            }
+            run.insert("run_id".to_owned(), serde_json::Value::String(id));
+            serde_json::to_string(&value).context("re-serialising the plan")?
+        }
+        _ => text,
+    };
+    parse_plan(&text, path, limit)
 }
 
 fn read_ruleset(path: &Path, limit: u64) -> Result<Ruleset> {
@@ -802,10 +840,11 @@ fn with_agents<T>(
 // ----- run / resume -----
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode> {
-    let mut plan = read_plan(&args.plan, args.limits.max_plan_bytes)?;
-    if let Some(id) = &args.run_id {
-        plan.run.run_id = run_id(id).context("--run-id")?;
-    }
+    let plan = read_run_plan(
+        &args.plan,
+        args.limits.max_plan_bytes,
+        args.run_id.as_deref(),
+    )?;
     let ruleset = args
         .ruleset
         .as_deref()
