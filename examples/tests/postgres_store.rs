@@ -26,6 +26,19 @@ fn resume(repo: &Path, url: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// `resume` again and again (for up to 30 s) until the dead writer's lease has expired
+/// and it succeeds; the last attempt's output.
+fn resume_once_the_lease_expired(repo: &Path, url: &str) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = resume(repo, url);
+        if code(&out) == 0 || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn a_run_kept_in_postgres_ends_as_with_files_and_any_host_can_export_it() {
     let want = uninterrupted();
@@ -134,14 +147,7 @@ fn two_hosts_race_for_a_run_one_drives_it_and_a_killed_holder_is_taken_over_afte
         "{:?}",
         text(&early)
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let taken = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let out = resume(&repo, &url);
-        if code(&out) == 0 || Instant::now() > deadline {
-            break out;
-        }
-    };
+    let taken = resume_once_the_lease_expired(&repo, &url);
     assert_eq!(code(&taken), 0, "{:?}", text(&taken));
     assert!(
         text(&taken).1.contains("took run crashy over from process"),
@@ -206,14 +212,7 @@ fn a_server_gone_past_the_retry_stops_the_run_with_its_journal_whole_and_resume_
     );
     server.start_again().unwrap();
     // The dead writer's lease expires; then the run goes on from its journal.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let resumed = loop {
-        let out = resume(&repo, &url);
-        if code(&out) == 0 || Instant::now() > deadline {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let resumed = resume_once_the_lease_expired(&repo, &url);
     assert_eq!(code(&resumed), 0, "{:?}", text(&resumed));
     assert_eq!(outcome(&repo), want);
 }

@@ -88,16 +88,8 @@ enum Command {
         repo: PathBuf,
         #[command(flatten)]
         store: StoreArg,
-        /// Print no progress lines.
-        #[arg(long)]
-        quiet: bool,
-        /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
-        #[arg(long)]
-        json: bool,
-        /// Write every transition, breach, escalation, action and result as a JSON line
-        /// to FILE (`-`: stdout, progress then goes to stderr).
-        #[arg(long, value_name = "FILE")]
-        events: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Write a run's Markdown and JSON views into DIR/.autonomous_runs/ from its store
     /// (summaries, issue views, strategy; the incident pack of a failed run).
@@ -300,16 +292,8 @@ struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = autopack::apply::MAX_PATCH_BYTES,
           allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
     max_patch_bytes: u64,
-    /// Print no progress lines.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
-    #[arg(long)]
-    json: bool,
-    /// Write every transition, breach, escalation, action and result as a JSON line to
-    /// FILE (`-`: stdout, progress then goes to stderr).
-    #[arg(long, value_name = "FILE")]
-    events: Option<PathBuf>,
+    #[command(flatten)]
+    output: Output,
 }
 
 /// The size limits of the documents a command reads (`--max-plan-bytes`,
@@ -457,19 +441,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             run_id,
             repo,
             store,
-            quiet,
-            json,
-            events,
-        } => cmd_resume(
-            &run_id,
-            &repo,
-            &store.open()?,
-            Output {
-                quiet,
-                json,
-                events,
-            },
-        ),
+            output,
+        } => cmd_resume(&run_id, &repo, &store.open()?, output),
         Command::Export {
             run_id,
             repo,
@@ -734,14 +707,18 @@ fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
     );
 }
 
-/// What a command that drives a run prints.
-#[derive(Debug, Clone)]
+/// What a command that drives a run (`run`, `resume`) prints.
+#[derive(Debug, Clone, Args)]
 struct Output {
-    /// No progress lines.
+    /// Print no progress lines.
+    #[arg(long)]
     quiet: bool,
-    /// stdout holds one JSON document; progress goes to stderr.
+    /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
+    #[arg(long)]
     json: bool,
-    /// Where the event stream goes (`-`: stdout).
+    /// Write every transition, breach, escalation, action and result as a JSON line to
+    /// FILE (`-`: stdout, progress then goes to stderr).
+    #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
 }
 
@@ -908,15 +885,11 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("{e} (the flag --{})", flag_of(e.field)))?;
     let sandbox = host::sandbox(&prepared.root, &run_id, &config)?;
     config.save(&prepared.root, &run_id)?;
-    let output = Output {
-        quiet: args.quiet,
-        json: args.json,
-        events: args.events.clone(),
-    };
+    let output = args.output.clone();
     output.check()?;
-    if !args.quiet {
+    if !output.quiet {
         let line = format!("strategy: {}", prepared.strategy_path.display());
-        if args.json || output.events_on_stdout() {
+        if output.json || output.events_on_stdout() {
             tell!("{line}");
         } else {
             say!("{line}");
