@@ -52,6 +52,36 @@ impl<A: Auditor + ?Sized> Auditor for &mut A {
     }
 }
 
+/// The Builder and Auditor of a host that steps its driver ([`Driver::advance`]) and
+/// answers attempts itself ([`Driver::builder_finished`]): a stepped driver never calls
+/// them, and a driven one gets a failed attempt saying so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnsweredElsewhere;
+
+impl Builder for AnsweredElsewhere {
+    fn build(&mut self, request: &BuilderRequest) -> AgentOutcome<BuilderResult> {
+        AgentOutcome::Failed {
+            reason: format!(
+                "no Builder here: attempt {} of phase {} is answered through Driver::builder_finished",
+                request.attempt, request.phase_id
+            ),
+            tokens_used: 0,
+        }
+    }
+}
+
+impl Auditor for AnsweredElsewhere {
+    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
+        AgentOutcome::Failed {
+            reason: format!(
+                "no Auditor here: attempt {} of phase {} is answered through Driver::auditor_finished",
+                request.attempt, request.phase_id
+            ),
+            tokens_used: 0,
+        }
+    }
+}
+
 /// What the gate made of a patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -232,6 +262,14 @@ pub enum DriverError {
     /// Writing artefacts failed after the run ended.
     #[error("artefacts: {0}")]
     Artefacts(HostError),
+    /// A stepping host answered what the driver does not await.
+    #[error("the driver waits for {expected}; got {got}")]
+    NotAwaiting {
+        /// What is awaited.
+        expected: String,
+        /// What came.
+        got: &'static str,
+    },
 }
 
 impl<E: std::error::Error + 'static> From<JournalError<E>> for DriverError {
@@ -292,12 +330,80 @@ pub struct Host<'a> {
     pub observer: &'a mut dyn Observer,
 }
 
+/// An agent's attempt the Supervisor waits for, as [`Driver::advance`] hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentCall {
+    /// A Builder attempt.
+    Builder(BuilderRequest),
+    /// An Auditor attempt.
+    Auditor(AuditorRequest),
+}
+
+impl AgentCall {
+    /// The phase the attempt is for.
+    pub fn phase_id(&self) -> &autopack_core::ids::PhaseId {
+        match self {
+            AgentCall::Builder(r) => &r.phase_id,
+            AgentCall::Auditor(r) => &r.phase_id,
+        }
+    }
+
+    /// The attempt's number within its phase and role.
+    pub fn attempt(&self) -> u32 {
+        match self {
+            AgentCall::Builder(r) => r.attempt,
+            AgentCall::Auditor(r) => r.attempt,
+        }
+    }
+
+    /// `builder` or `auditor`.
+    pub fn role(&self) -> autopack_core::record::AttemptRole {
+        match self {
+            AgentCall::Builder(_) => autopack_core::record::AttemptRole::Builder,
+            AgentCall::Auditor(_) => autopack_core::record::AttemptRole::Auditor,
+        }
+    }
+
+    fn during(&self) -> String {
+        match self {
+            AgentCall::Builder(r) => format!("Builder attempt {} of phase {}", r.attempt, r.phase_id),
+            AgentCall::Auditor(r) => format!("Auditor attempt {} of phase {}", r.attempt, r.phase_id),
+        }
+    }
+}
+
+/// Where [`Driver::advance`] stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The run waits for this agent attempt: perform it (on any machine) and hand its
+    /// outcome to [`Driver::builder_finished`] or [`Driver::auditor_finished`].
+    Agent(AgentCall),
+    /// The run is over, in this state.
+    Finished(RunState),
+}
+
 /// Runs the Supervisor's loop over a [`Host`], journaling to a [`RunStore`].
+///
+/// [`Driver::run`] and [`Driver::resume`] drive a run to its end, calling the host's
+/// Builder and Auditor in turn. A host whose agents answer later, from elsewhere (an HTTP
+/// service whose workers pull attempts), opens the driver with [`Driver::begin`] or
+/// [`Driver::reopen`] and steps it: [`Driver::advance`] performs everything but agent
+/// attempts and stops at the next one; [`Driver::builder_finished`] /
+/// [`Driver::auditor_finished`] answer it; [`Driver::interject`] feeds inputs that
+/// answer nothing (an abort, issues reported from outside, time passing). Both ways
+/// perform every action with the same code.
 pub struct Driver<'a, S: RunStore> {
     supervisor: Supervisor,
     run_id: RunId,
     store: &'a mut S,
     host: Host<'a>,
+    /// An action to perform before asking the Supervisor for more (a resumed run's
+    /// outstanding one).
+    due: Option<Action>,
+    /// The agent attempt handed out and not yet answered.
+    awaiting: Option<AgentCall>,
+    /// [`Driver::reopen`] found the run finished.
+    already_finished: bool,
 }
 
 impl<'a, S: RunStore> Driver<'a, S> {
@@ -312,6 +418,22 @@ impl<'a, S: RunStore> Driver<'a, S> {
         store: &'a mut S,
         host: Host<'a>,
     ) -> Result<(DriveOutcome, Supervisor), DriverError> {
+        let mut driver = Driver::begin(start, config, store, host)?;
+        let state = driver.pump()?;
+        Ok((DriveOutcome::Finished(state), driver.supervisor))
+    }
+
+    /// Starts a run as [`Driver::run`] does, but drives nothing yet: step it with
+    /// [`Driver::advance`].
+    ///
+    /// # Errors
+    /// As [`Driver::run`].
+    pub fn begin(
+        start: Input,
+        config: SupervisorConfig,
+        store: &'a mut S,
+        host: Host<'a>,
+    ) -> Result<Driver<'a, S>, DriverError> {
         let Input::Start { plan, .. } = &start else {
             return Err(SupervisorError::NotStarted { got: start.kind() }.into());
         };
@@ -332,14 +454,15 @@ impl<'a, S: RunStore> Driver<'a, S> {
         store
             .sync(&run_id)
             .map_err(|e| DriverError::Journal(e.to_string()))?;
-        let mut driver = Driver {
+        Ok(Driver {
             supervisor,
             run_id,
             store,
             host,
-        };
-        let state = driver.pump()?;
-        Ok((DriveOutcome::Finished(state), driver.supervisor))
+            due: None,
+            awaiting: None,
+            already_finished: false,
+        })
     }
 
     /// Continues a run from its journal: replays every input, brings the artefacts up to
@@ -370,6 +493,28 @@ impl<'a, S: RunStore> Driver<'a, S> {
         store: &'a mut S,
         host: Host<'a>,
     ) -> Result<(DriveOutcome, Supervisor), DriverError> {
+        let mut driver = Driver::reopen(replayed, run_id, store, host)?;
+        if driver.already_finished {
+            let state = driver.supervisor.state();
+            return Ok((DriveOutcome::AlreadyFinished(state), driver.supervisor));
+        }
+        let state = driver.pump()?;
+        Ok((DriveOutcome::Finished(state), driver.supervisor))
+    }
+
+    /// Reopens a replayed run as [`Driver::resume_replayed`] does (artefacts recovered,
+    /// the outstanding action due again), but drives nothing yet: step it with
+    /// [`Driver::advance`]. A finished run's first step is [`Step::Finished`]
+    /// ([`Driver::was_finished`] tells it from one that ends now).
+    ///
+    /// # Errors
+    /// As [`Driver::resume`].
+    pub fn reopen(
+        replayed: Replayed,
+        run_id: &RunId,
+        store: &'a mut S,
+        host: Host<'a>,
+    ) -> Result<Driver<'a, S>, DriverError> {
         let Replayed {
             supervisor,
             recorded,
@@ -379,6 +524,9 @@ impl<'a, S: RunStore> Driver<'a, S> {
             run_id: run_id.clone(),
             store,
             host,
+            due: None,
+            awaiting: None,
+            already_finished: false,
         };
         let recovered = match (driver.supervisor.record(), driver.supervisor.ledger()) {
             (Some(record), Some(ledger)) => {
@@ -398,25 +546,161 @@ impl<'a, S: RunStore> Driver<'a, S> {
                 };
                 driver.submit(input)?;
             }
-            Ok(()) if finished => {
-                let state = driver.supervisor.state();
-                return Ok((DriveOutcome::AlreadyFinished(state), driver.supervisor));
-            }
-            Ok(()) => {
-                if let Some(action) = driver.supervisor.outstanding() {
-                    driver.perform(action)?;
-                }
-            }
+            Ok(()) if finished => driver.already_finished = true,
+            Ok(()) => driver.due = driver.supervisor.outstanding(),
         }
-        let state = driver.pump()?;
-        Ok((DriveOutcome::Finished(state), driver.supervisor))
+        Ok(driver)
     }
 
-    fn pump(&mut self) -> Result<RunState, DriverError> {
-        while let Some(action) = self.supervisor.poll_action() {
-            self.perform(action)?;
+    /// Whether [`Driver::reopen`] found the run finished already (nothing was driven).
+    pub fn was_finished(&self) -> bool {
+        self.already_finished
+    }
+
+    /// The Supervisor, as of the last input.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// The Supervisor, for a host done with the driver.
+    pub fn into_supervisor(self) -> Supervisor {
+        self.supervisor
+    }
+
+    /// The agent attempt handed out by [`Driver::advance`] and not answered yet.
+    pub fn awaiting(&self) -> Option<&AgentCall> {
+        self.awaiting.as_ref()
+    }
+
+    /// Performs every action up to the next agent attempt (applying patches, CI,
+    /// snapshots, artefacts), and returns that attempt, or the end of the run. Calling it
+    /// again before the attempt is answered performs what came in meanwhile (the
+    /// artefacts of an interjection) and returns the same attempt.
+    ///
+    /// # Errors
+    /// The journal or the artefacts fail, or the Supervisor refuses an input.
+    pub fn advance(&mut self) -> Result<Step, DriverError> {
+        while let Some(action) = self.due.take().or_else(|| self.supervisor.poll_action()) {
+            let call = match &action {
+                Action::DispatchBuilder(request) => AgentCall::Builder(request.clone()),
+                Action::RequestAudit(request) => AgentCall::Auditor(request.clone()),
+                _ => {
+                    self.perform(action)?;
+                    continue;
+                }
+            };
+            if let Some(record) = self.supervisor.record() {
+                self.host.observer.action(&action, record);
+            }
+            self.awaiting = Some(call);
         }
-        Ok(self.supervisor.state())
+        Ok(match &self.awaiting {
+            Some(call) => Step::Agent(call.clone()),
+            None => Step::Finished(self.supervisor.state()),
+        })
+    }
+
+    /// Answers the Builder attempt [`Driver::advance`] handed out. The host's tripwire is
+    /// checked first, as after every agent attempt.
+    ///
+    /// # Errors
+    /// [`DriverError::NotAwaiting`] when no Builder attempt is awaited; else as
+    /// [`Driver::advance`].
+    pub fn builder_finished(
+        &mut self,
+        outcome: AgentOutcome<BuilderResult>,
+    ) -> Result<(), DriverError> {
+        let Some(AgentCall::Builder(request)) = &self.awaiting else {
+            return Err(self.not_awaiting("a Builder result"));
+        };
+        let input = Input::BuilderFinished {
+            at: self.host.clock.now(),
+            phase_id: request.phase_id.clone(),
+            attempt: request.attempt,
+            outcome,
+        };
+        self.answer(input)
+    }
+
+    /// Answers the Auditor attempt [`Driver::advance`] handed out, as
+    /// [`Driver::builder_finished`] does a Builder's.
+    ///
+    /// # Errors
+    /// As [`Driver::builder_finished`].
+    pub fn auditor_finished(
+        &mut self,
+        outcome: AgentOutcome<AuditorResult>,
+    ) -> Result<(), DriverError> {
+        let Some(AgentCall::Auditor(request)) = &self.awaiting else {
+            return Err(self.not_awaiting("an Auditor result"));
+        };
+        let input = Input::AuditorFinished {
+            at: self.host.clock.now(),
+            phase_id: request.phase_id.clone(),
+            attempt: request.attempt,
+            outcome,
+        };
+        self.answer(input)
+    }
+
+    /// Feeds an input that answers nothing: [`Input::Abort`], [`Input::IssuesReported`],
+    /// [`Input::Tick`], [`Input::EnvironmentFailed`]. Its actions are performed at the
+    /// next [`Driver::advance`]; an attempt it ends (the run failed) is no longer awaited.
+    ///
+    /// # Errors
+    /// Any other input is [`DriverError::NotAwaiting`]; the Supervisor may refuse it
+    /// ([`DriverError::Supervisor`]: an unknown phase, a finished run).
+    pub fn interject(&mut self, input: Input) -> Result<(), DriverError> {
+        if !matches!(
+            input,
+            Input::Abort { .. }
+                | Input::IssuesReported { .. }
+                | Input::Tick { .. }
+                | Input::EnvironmentFailed { .. }
+        ) {
+            return Err(DriverError::NotAwaiting {
+                expected: "an input that answers nothing (abort, issues_reported, tick, environment_failed)".into(),
+                got: input.kind(),
+            });
+        }
+        self.submit(input)?;
+        if self.supervisor.is_finished() {
+            self.awaiting = None;
+        }
+        Ok(())
+    }
+
+    fn not_awaiting(&self, got: &'static str) -> DriverError {
+        DriverError::NotAwaiting {
+            expected: match &self.awaiting {
+                Some(call) => call.during(),
+                None => "no agent attempt".into(),
+            },
+            got,
+        }
+    }
+
+    fn answer(&mut self, input: Input) -> Result<(), DriverError> {
+        let during = self.awaiting.take().map(|c| c.during()).unwrap_or_default();
+        let input = self.guarded(&during, input);
+        self.submit(input)
+    }
+
+    /// Drives to the end, calling the host's own agents.
+    fn pump(&mut self) -> Result<RunState, DriverError> {
+        loop {
+            match self.advance()? {
+                Step::Agent(AgentCall::Builder(request)) => {
+                    let outcome = self.host.builder.build(&request);
+                    self.builder_finished(outcome)?;
+                }
+                Step::Agent(AgentCall::Auditor(request)) => {
+                    let outcome = self.host.auditor.audit(&request);
+                    self.auditor_finished(outcome)?;
+                }
+                Step::Finished(state) => return Ok(state),
+            }
+        }
     }
 
     fn perform(&mut self, action: Action) -> Result<(), DriverError> {
@@ -424,24 +708,8 @@ impl<'a, S: RunStore> Driver<'a, S> {
             self.host.observer.action(&action, record);
         }
         let input = match &action {
-            Action::DispatchBuilder(request) => {
-                let outcome = self.host.builder.build(request);
-                Some(Input::BuilderFinished {
-                    at: self.host.clock.now(),
-                    phase_id: request.phase_id.clone(),
-                    attempt: request.attempt,
-                    outcome,
-                })
-            }
-            Action::RequestAudit(request) => {
-                let outcome = self.host.auditor.audit(request);
-                Some(Input::AuditorFinished {
-                    at: self.host.clock.now(),
-                    phase_id: request.phase_id.clone(),
-                    attempt: request.attempt,
-                    outcome,
-                })
-            }
+            // Handed out by `advance`, never performed here.
+            Action::DispatchBuilder(_) | Action::RequestAudit(_) => None,
             Action::ApplyPatch(request) => Some(match self.host.applier.apply(request) {
                 Ok(ApplyOutcome::Applied { commit, holds }) => Input::PatchApplied {
                     at: self.host.clock.now(),
@@ -526,10 +794,9 @@ impl<'a, S: RunStore> Driver<'a, S> {
             }
         };
         let input = match (&action, input) {
-            (
-                Action::DispatchBuilder(_) | Action::RequestAudit(_) | Action::RunCi(_),
-                Some(input),
-            ) => Some(self.guarded(&action, input)),
+            (Action::RunCi(r), Some(input)) => {
+                Some(self.guarded(&format!("CI of phase {}", r.phase_id), input))
+            }
             (_, input) => input,
         };
         if let Some(input) = input {
@@ -554,18 +821,8 @@ impl<'a, S: RunStore> Driver<'a, S> {
 }
 
 impl<S: RunStore> Driver<'_, S> {
-    /// `input` if the tripwire saw nothing during `action`, else the violation.
-    fn guarded(&mut self, action: &Action, input: Input) -> Input {
-        let during = match action {
-            Action::DispatchBuilder(r) => {
-                format!("Builder attempt {} of phase {}", r.attempt, r.phase_id)
-            }
-            Action::RequestAudit(r) => {
-                format!("Auditor attempt {} of phase {}", r.attempt, r.phase_id)
-            }
-            Action::RunCi(r) => format!("CI of phase {}", r.phase_id),
-            _ => "the last step".to_owned(),
-        };
+    /// `input` if the tripwire saw nothing `during` the attempt, else the violation.
+    fn guarded(&mut self, during: &str, input: Input) -> Input {
         match self.host.tripwire.check() {
             Ok(changes) if changes.is_empty() => input,
             Ok(changes) => {

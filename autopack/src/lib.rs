@@ -25,6 +25,7 @@
 //! with a busy one).
 //! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
 
+pub mod changes;
 pub mod driver;
 pub mod host;
 pub mod promotion;

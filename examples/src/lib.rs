@@ -31,7 +31,6 @@
 //!   `autopack-apply`.
 
 pub mod agents;
-pub mod changes;
 pub mod diff;
 pub mod example;
 pub mod host;

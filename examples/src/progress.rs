@@ -12,7 +12,6 @@
 use std::io::{IsTerminal, Write};
 
 use autopack::core::budget::TierBreach;
-use autopack::core::message::AuditorRecommendation;
 use autopack::core::record::RunRecord;
 use autopack::driver::Observer;
 use autopack::supervisor::{Action, AgentOutcome, Input};
@@ -20,7 +19,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::changes::{Change, Scope, Seen};
+use autopack::changes::{Change, Escalation, Scope, Seen};
 
 /// One line of the event stream (`--events`): JSON, `{"event": …, "at": …, …}`.
 #[derive(Debug, Serialize)]
@@ -292,11 +291,11 @@ impl Observer for Progress {
             phase_id,
             summary: (!line.is_empty()).then_some(line.trim()),
         });
-        if let Action::RequestAudit(r) = action {
+        if let Some(e) = Escalation::of_action(action) {
             self.event(&Event::Escalation {
                 at,
-                phase_id: r.phase_id.as_str(),
-                reason: r.reason.to_string(),
+                phase_id: e.phase_id.as_str(),
+                reason: e.reason,
             });
         }
         if !line.is_empty() {
@@ -361,17 +360,11 @@ impl Observer for Progress {
             input: input.kind(),
             summary: line.as_deref().map(str::trim),
         });
-        if let Input::AuditorFinished {
-            phase_id,
-            outcome: AgentOutcome::Returned(r),
-            ..
-        } = input
-            && r.recommendation == AuditorRecommendation::Escalate
-        {
+        if let Some(e) = Escalation::of_input(input) {
             self.event(&Event::Escalation {
                 at: input.at(),
-                phase_id: phase_id.as_str(),
-                reason: r.review_notes.clone(),
+                phase_id: e.phase_id.as_str(),
+                reason: e.reason,
             });
         }
         if let Some(line) = line {

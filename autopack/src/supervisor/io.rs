@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use autopack_core::clock::timestamp;
 use autopack_core::ids::{PhaseId, RunId, TierId};
 use autopack_core::lifecycle::RunState;
-use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
+use autopack_core::message::{
+    AuditorRequest, AuditorResult, BuilderRequest, BuilderResult, SuggestedIssue,
+};
 use autopack_core::patch_rules::{PatchHold, PatchLimits};
 use autopack_core::plan::Plan;
 use autopack_core::record::{AttemptRole, CiVerdict};
@@ -194,6 +196,19 @@ pub enum Input {
         /// Why.
         reason: String,
     },
+    /// Issues reported from outside an attempt (a probe script, a person, the first
+    /// implementation's `record_issue` endpoint) against one phase of the run. It answers
+    /// nothing outstanding; the issues are recorded as a Builder's suggestions are, and
+    /// the budgets checked.
+    IssuesReported {
+        /// Now.
+        #[serde(deserialize_with = "timestamp::deserialize_rfc3339")]
+        at: DateTime<Utc>,
+        /// The phase the issues belong to (any phase of the plan).
+        phase_id: PhaseId,
+        /// The issues.
+        issues: Vec<SuggestedIssue>,
+    },
     /// Time passes with nothing else to report (lets the duration budget act while an
     /// agent is slow).
     Tick {
@@ -217,6 +232,7 @@ impl Input {
             | Input::EnvironmentFailed { at, .. }
             | Input::PolicyViolation { at, .. }
             | Input::Abort { at, .. }
+            | Input::IssuesReported { at, .. }
             | Input::Tick { at } => *at,
         }
     }
@@ -234,6 +250,7 @@ impl Input {
             Input::EnvironmentFailed { .. } => "environment_failed",
             Input::PolicyViolation { .. } => "policy_violation",
             Input::Abort { .. } => "abort",
+            Input::IssuesReported { .. } => "issues_reported",
             Input::Tick { .. } => "tick",
         }
     }

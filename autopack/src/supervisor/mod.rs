@@ -125,6 +125,14 @@ pub enum SupervisorError {
     /// An earlier input hit a lifecycle bug; nothing more is accepted.
     #[error("the Supervisor stopped after an internal error: {0}")]
     Poisoned(String),
+    /// An input named a phase the run's plan does not have.
+    #[error("input `{got}` names phase {phase_id}, which is not in the run's plan")]
+    UnknownPhase {
+        /// The phase named.
+        phase_id: PhaseId,
+        /// The input's kind.
+        got: &'static str,
+    },
 }
 
 /// Why the Auditor was called; decides what its answer means.
@@ -228,6 +236,18 @@ struct Active {
     changed: Changed,
     /// The base commit's failing tests per CI profile, once a CI run brought them.
     ci_baselines: BTreeMap<CiProfile, CiBaseline>,
+}
+
+impl Active {
+    /// Where `phase_id` sits in the plan.
+    fn position_of(&self, phase_id: &PhaseId) -> Option<At> {
+        self.run.tiers.iter().enumerate().find_map(|(tier, t)| {
+            t.phases
+                .iter()
+                .position(|p| &p.phase_id == phase_id)
+                .map(|phase| At { tier, phase })
+        })
+    }
 }
 
 /// The deterministic, sans-IO Supervisor of one run.
@@ -449,6 +469,13 @@ fn check_answers_pending(active: &Active, input: &Input) -> Result<(), Superviso
         Input::SnapshotCreated { phase_id, .. } => {
             fits(phase_id, &|p| matches!(p, Pending::Snapshot))
         }
+        Input::IssuesReported { phase_id, .. } => match active.position_of(phase_id) {
+            Some(_) => Ok(()),
+            None => Err(SupervisorError::UnknownPhase {
+                phase_id: phase_id.clone(),
+                got: input.kind(),
+            }),
+        },
         Input::EnvironmentFailed { .. }
         | Input::PolicyViolation { .. }
         | Input::Abort { .. }
@@ -648,6 +675,19 @@ impl Ctx<'_> {
             Input::SnapshotCreated { tag, .. } => {
                 self.a.pending = None;
                 self.on_snapshot(tag, at)
+            }
+            Input::IssuesReported {
+                phase_id, issues, ..
+            } => {
+                // Checked in `check_answers_pending`.
+                let Some(at_) = self.a.position_of(&phase_id) else {
+                    return Ok(());
+                };
+                self.a.changed.phase(at_.position());
+                if self.record_issues(at_, &issues, at)? {
+                    self.check_budgets(at_, at)?;
+                }
+                Ok(())
             }
         }
     }

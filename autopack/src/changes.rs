@@ -1,15 +1,42 @@
 //! What changed in a run's record since the last look: state transitions of the run, its
-//! tiers and phases, and tier budget breaches, in causal order. Progress lines and the
-//! event stream (`--events`) both read the record through it.
+//! tiers and phases, and tier budget breaches, in causal order; and when a phase is
+//! escalated. The CLI's progress lines and event stream and the HTTP service's event
+//! stream all read a run through it.
+//!
+//! ```
+//! use autopack::changes::{Change, Seen};
+//! use autopack::core::plan::Plan;
+//! use autopack::supervisor::{Input, Supervisor};
+//!
+//! let plan = Plan::from_json(r#"{"run": {"run_id": "r1"},
+//!     "tiers": [{"tier_id": "t1", "tier_index": 0, "name": "Core"}],
+//!     "phases": [{"phase_id": "p1", "phase_index": 0, "tier_id": "t1", "name": "One",
+//!                 "task_category": "feature", "complexity": "low"}]}"#).unwrap();
+//! let strategy = autopack::strategy::dry_run(&plan, None, None).unwrap();
+//! let mut sup = Supervisor::new();
+//! sup.handle(Input::Start { at: chrono::Utc::now(), plan, strategy: Box::new(strategy),
+//!     backlog: Box::default() }).unwrap();
+//!
+//! let mut seen = Seen::default();
+//! let changes = seen.changes(sup.record().unwrap());
+//! assert!(changes.iter().any(|c| matches!(c, Change::Transition { id, state, .. }
+//!     if id == "p1" && state == "EXECUTING")));
+//! // Nothing changed since.
+//! assert!(seen.changes(sup.record().unwrap()).is_empty());
+//! ```
 
 use std::collections::HashMap;
 
-use autopack::core::budget::TierBreach;
-use autopack::core::record::RunRecord;
+use autopack_core::budget::TierBreach;
+use autopack_core::ids::PhaseId;
+use autopack_core::message::AuditorRecommendation;
+use autopack_core::record::RunRecord;
 use chrono::{DateTime, Utc};
 
+use crate::supervisor::{Action, AgentOutcome, Input};
+
 /// What a transition happened to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// The run.
@@ -122,5 +149,43 @@ impl Seen {
         }
         out.extend(run_ended);
         out
+    }
+}
+
+/// A phase sent to its Auditor (the Supervisor asked for a review), or failed by an
+/// Auditor's `escalate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// The phase.
+    pub phase_id: PhaseId,
+    /// Why: the audit's reason, or the Auditor's notes.
+    pub reason: String,
+}
+
+impl Escalation {
+    /// The escalation an action makes: a review request.
+    pub fn of_action(action: &Action) -> Option<Escalation> {
+        match action {
+            Action::RequestAudit(r) => Some(Escalation {
+                phase_id: r.phase_id.clone(),
+                reason: r.reason.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The escalation an input makes: an Auditor's `escalate`.
+    pub fn of_input(input: &Input) -> Option<Escalation> {
+        match input {
+            Input::AuditorFinished {
+                phase_id,
+                outcome: AgentOutcome::Returned(r),
+                ..
+            } if r.recommendation == AuditorRecommendation::Escalate => Some(Escalation {
+                phase_id: phase_id.clone(),
+                reason: r.review_notes.clone(),
+            }),
+            _ => None,
+        }
     }
 }
