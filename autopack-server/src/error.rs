@@ -149,7 +149,7 @@ impl IntoResponse for ApiError {
 /// `phases[2].name` → `["body", "phases", "2", "name"]`).
 pub(crate) fn loc_of(root: &str, path: &str) -> Vec<String> {
     let mut loc = vec![root.to_owned()];
-    if path != "." && !path.is_empty() {
+    if path != "." && path != "?" && !path.is_empty() {
         for part in path.split('.') {
             match part.split_once('[') {
                 Some((name, rest)) => {

@@ -185,6 +185,13 @@ impl Server {
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
+        let me = self.clone();
+        // Event streams last as long as their runs: stop driving first, which ends them,
+        // so the graceful shutdown does not wait for dashboards to hang up.
+        let shutdown = async move {
+            shutdown.await;
+            me.detach_all();
+        };
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -192,7 +199,7 @@ impl Server {
         result.map_err(ServerError::Io)
     }
 
-    /// Stops driving every run (the server is going away).
+    /// Stops driving every run and ends their event streams (the server is going away).
     pub fn detach_all(&self) {
         for slot in self
             .state
@@ -202,6 +209,7 @@ impl Server {
             .values()
         {
             slot.detach();
+            slot.close_events();
         }
     }
 }

@@ -322,6 +322,11 @@ impl RunSlot {
         lock(&self.commands).take();
     }
 
+    /// Ends the run's event streams.
+    pub(crate) fn close_events(&self) {
+        self.events.close();
+    }
+
     /// Reports a start that failed before the session published anything.
     pub(crate) fn start_failed(&self, failure: HostFailure) {
         if let Some(tx) = lock(&self.started).take() {
