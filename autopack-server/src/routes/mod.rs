@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -111,10 +111,13 @@ async fn authorize(
         .unwrap_or_default();
     let needed = access(request.method(), &route);
     let principal = if state.config.tokens.is_empty() {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
+        // The extractor also reads a test's `MockConnectInfo`.
+        let (mut parts, body) = request.into_parts();
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(&mut parts, &())
+            .await
+            .ok()
             .map(|c| c.0);
+        request = Request::from_parts(parts, body);
         match peer {
             Some(peer) if peer.ip().is_loopback() => Principal::anonymous(),
             _ => {
