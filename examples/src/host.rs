@@ -19,7 +19,7 @@ use autopack::core::lease::RunLeases;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
 use autopack::driver::Replayed;
-use autopack::driver::{Auditor, Builder, DriveOutcome, Driver, Host, Observer};
+use autopack::driver::{AnsweredElsewhere, Auditor, Builder, DriveOutcome, Driver, Host, Observer};
 use autopack::host::{
     AgentPreset, CommandAgent, GitApplier, GitTripwire, GitVerifier, InWorkspace,
 };
@@ -693,6 +693,14 @@ pub struct Agents<'a> {
     pub observer: &'a mut dyn Observer,
 }
 
+/// Who answers the run's agent attempts.
+enum Answering<'a> {
+    /// The host's own agents, to the end of the run.
+    Here(Agents<'a>),
+    /// A service's session (`autopack serve`): remote workers and HTTP clients.
+    Session(autopack_server::Session),
+}
+
 /// How [`Wiring::drive`] begins.
 enum Drive {
     /// A new run.
@@ -757,7 +765,7 @@ impl Wiring {
     fn drive(
         self,
         run_id: &RunId,
-        agents: Agents<'_>,
+        answering: Answering<'_>,
         artefacts: &mut RunArtefacts,
         store: &mut Journal,
         drive: Drive,
@@ -770,8 +778,24 @@ impl Wiring {
             builder_branch,
             auditor_branch,
         } = self;
-        let mut builder = InWorkspace::new(agents.builder, builder_branch, Arc::clone(&workspaces));
-        let mut auditor = InWorkspace::new(agents.auditor, auditor_branch, Arc::clone(&workspaces));
+        let mut elsewhere = AnsweredElsewhere;
+        let mut elsewhere_auditor = AnsweredElsewhere;
+        let mut session_observer = None;
+        let mut session = None;
+        let (agent_builder, agent_auditor, observer): (
+            &mut dyn Builder,
+            &mut dyn Auditor,
+            &mut dyn Observer,
+        ) = match answering {
+            Answering::Here(agents) => (agents.builder, agents.auditor, agents.observer),
+            Answering::Session(served) => {
+                let observer = session_observer.insert(served.observer());
+                session = Some(served);
+                (&mut elsewhere, &mut elsewhere_auditor, observer)
+            }
+        };
+        let mut builder = InWorkspace::new(agent_builder, builder_branch, Arc::clone(&workspaces));
+        let mut auditor = InWorkspace::new(agent_auditor, auditor_branch, Arc::clone(&workspaces));
         let clock = SystemClock;
         let host = Host {
             builder: &mut builder,
@@ -781,20 +805,42 @@ impl Wiring {
             artefacts,
             tripwire: &mut tripwire,
             clock: &clock,
-            observer: agents.observer,
+            observer,
         };
-        let (outcome, supervisor) = match drive {
-            Drive::Start(start) => Driver::run(*start, SupervisorConfig::default(), store, host)
-                .with_context(|| format!("driving run {run_id} (`autopack resume {run_id}` continues it from its journal)"))?,
-            Drive::Resume(replayed) => Driver::resume_replayed(replayed, run_id, store, host)
-                .with_context(|| format!("resuming run {run_id} (`autopack resume {run_id}` continues it from its journal)"))?,
+        let resume_hint = || format!("(`autopack resume {run_id}` continues it from its journal)");
+        let (outcome, supervisor) = match (drive, session) {
+            (Drive::Start(start), None) => Driver::run(*start, SupervisorConfig::default(), store, host)
+                .with_context(|| format!("driving run {run_id} {}", resume_hint()))?,
+            (Drive::Resume(replayed), None) => Driver::resume_replayed(replayed, run_id, store, host)
+                .with_context(|| format!("resuming run {run_id} {}", resume_hint()))?,
+            (drive, Some(session)) => {
+                let mut driver = match drive {
+                    Drive::Start(start) => Driver::begin(*start, SupervisorConfig::default(), store, host)
+                        .with_context(|| format!("starting run {run_id}"))?,
+                    Drive::Resume(replayed) => Driver::reopen(replayed, run_id, store, host)
+                        .with_context(|| format!("resuming run {run_id}"))?,
+                };
+                let was_finished = driver.was_finished();
+                let state = session
+                    .drive(&mut driver)
+                    .with_context(|| format!("serving run {run_id} (`autopack serve` resumes it at its next start)"))?;
+                let outcome = if was_finished {
+                    DriveOutcome::AlreadyFinished(state)
+                } else {
+                    DriveOutcome::Finished(state)
+                };
+                (outcome, driver.into_supervisor())
+            }
         };
         let record = supervisor
             .record()
             .cloned()
             .with_context(|| format!("run {run_id} has no record"))?;
         drop((builder, auditor, verifier));
-        if let Ok(workspaces) = Arc::try_unwrap(workspaces) {
+        // A run a server stopped serving keeps its workspaces for the next one.
+        if record.state.is_terminal()
+            && let Ok(workspaces) = Arc::try_unwrap(workspaces)
+        {
             let dir = workspaces.dir().to_owned();
             if let Err(e) = workspaces.remove() {
                 // A folder left behind is reclaimed by the next run; the run's result stands.
@@ -820,10 +866,44 @@ pub fn start(
     stores: &Stores,
     writer: &RunWriter,
     plan: &Plan,
-    mut prepared: Prepared,
+    prepared: Prepared,
     config: &RunConfig,
     sandbox: &Sandbox,
     agents: Agents<'_>,
+) -> Result<(DriveOutcome, RunRecord)> {
+    start_answered(repo, stores, writer, plan, prepared, config, sandbox, Answering::Here(agents))
+}
+
+/// [`start`] for `autopack serve`: the run's attempts are answered through `session`
+/// (remote workers, HTTP clients); returns when the run ends or the server stops
+/// serving it.
+///
+/// # Errors
+/// As [`start`].
+#[allow(clippy::too_many_arguments)]
+pub fn start_served(
+    repo: &Path,
+    stores: &Stores,
+    writer: &RunWriter,
+    plan: &Plan,
+    prepared: Prepared,
+    config: &RunConfig,
+    sandbox: &Sandbox,
+    session: autopack_server::Session,
+) -> Result<(DriveOutcome, RunRecord)> {
+    start_answered(repo, stores, writer, plan, prepared, config, sandbox, Answering::Session(session))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_answered(
+    repo: &Path,
+    stores: &Stores,
+    writer: &RunWriter,
+    plan: &Plan,
+    mut prepared: Prepared,
+    config: &RunConfig,
+    sandbox: &Sandbox,
+    answering: Answering<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
     let run_id = plan.run.run_id.clone();
     let branch = match IntegrationBranch::create(
@@ -867,7 +947,7 @@ pub fn start(
     };
     wiring.drive(
         &run_id,
-        agents,
+        answering,
         &mut prepared.artefacts,
         &mut store,
         Drive::Start(Box::new(start)),
@@ -969,6 +1049,38 @@ pub fn resume(
     sandbox: &Sandbox,
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
+    resume_answered(repo, stores, writer, run_id, replayed, config, sandbox, Answering::Here(agents))
+}
+
+/// [`resume`] for `autopack serve`, answering through `session` as [`start_served`].
+///
+/// # Errors
+/// As [`resume`].
+#[allow(clippy::too_many_arguments)]
+pub fn resume_served(
+    repo: &Path,
+    stores: &Stores,
+    writer: &RunWriter,
+    run_id: &RunId,
+    replayed: Replayed,
+    config: &RunConfig,
+    sandbox: &Sandbox,
+    session: autopack_server::Session,
+) -> Result<(DriveOutcome, RunRecord)> {
+    resume_answered(repo, stores, writer, run_id, replayed, config, sandbox, Answering::Session(session))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resume_answered(
+    repo: &Path,
+    stores: &Stores,
+    writer: &RunWriter,
+    run_id: &RunId,
+    replayed: Replayed,
+    config: &RunConfig,
+    sandbox: &Sandbox,
+    answering: Answering<'_>,
+) -> Result<(DriveOutcome, RunRecord)> {
     if replayed.supervisor.is_finished() {
         let record = repair_finished(repo, stores, run_id, &replayed)?;
         return Ok((DriveOutcome::AlreadyFinished(record.state), record));
@@ -981,7 +1093,7 @@ pub fn resume(
     let wiring = Wiring::new(repo, run_id, config, branch, sandbox)?;
     wiring.drive(
         run_id,
-        agents,
+        answering,
         &mut artefacts,
         &mut store,
         Drive::Resume(replayed),

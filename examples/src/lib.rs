@@ -37,5 +37,6 @@ pub mod host;
 pub mod plan;
 pub mod progress;
 pub mod sample;
+pub mod serve;
 pub mod stores;
 pub mod validate;

@@ -83,7 +83,13 @@ pub(super) async fn start(State(state): AppStateRef, body: bytes::Bytes) -> Resu
             return Err(ApiError::bad_request(format!("run {run_id} exists")));
         }
     }
-    let result = start_session(&state, run_id.clone(), move |host, session| host.start(plan, session)).await;
+    let host = Arc::clone(&state.host);
+    let in_store = blocking("listing runs", move || host.run_ids()).await;
+    let result = match in_store {
+        Ok(ids) if ids.contains(&run_id) => Err(ApiError::bad_request(format!("run {run_id} exists"))),
+        Ok(_) => start_session(&state, run_id.clone(), move |host, session| host.start(plan, session)).await,
+        Err(e) => Err(e),
+    };
     super::super::session::lock(&state.starting).remove(&run_id);
     let view = result?;
     Ok(json_bytes(StatusCode::CREATED, view.run_json.clone()))

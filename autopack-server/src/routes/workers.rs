@@ -54,6 +54,8 @@ pub(crate) struct LeaseGrant {
     role: String,
     /// The attempt number.
     attempt: u32,
+    /// The integration branch's tip the attempt works on (a patch applies to it).
+    tip_commit: Option<String>,
     /// The Builder or Auditor request (`schemas/builder_request.schema.json`,
     /// `schemas/auditor_request.schema.json`).
     #[schema(value_type = Object)]
@@ -143,6 +145,7 @@ pub(super) async fn lease(
             phase_id: offer.call.phase_id().to_string(),
             role: seed::role_word(offer.call.role()).into(),
             attempt: offer.call.attempt(),
+            tip_commit: slot.view().and_then(|v| v.record.integration_tip.clone()),
             request,
         })
         .into_response());

@@ -55,6 +55,7 @@ macro_rules! tell {
 
 mod patch;
 mod report;
+mod serve;
 use patch::{PatchCommand, cmd_patch_check};
 use report::{ReportCommand, cmd_report};
 
@@ -76,6 +77,10 @@ enum Command {
     /// Start a run of PLAN in the repository DIR with agents in private, sandboxed workspaces.
     #[command(after_help = RUN_HELP)]
     Run(Box<RunArgs>),
+    /// Serve the first implementation's HTTP API over the repository DIR: runs started
+    /// over HTTP, their attempts answered by HTTP clients and pull-model workers.
+    #[command(after_help = serve::SERVE_HELP)]
+    Serve(Box<serve::ServeArgs>),
     /// Continue a run from its journal after a crash (a finished run is left alone).
     #[command(
         after_help = "The host is rebuilt from {repo}/.autonomous_runs/{run_id}/run_config.json, written by `autopack run`.\n\nExit 0 when the run ends (or had ended) DONE_SUCCESS, 1 when DONE_FAILED_*, 2 on an error.\n\nExample:\n  autopack resume my-run --repo ."
@@ -206,14 +211,6 @@ struct RunArgs {
     /// names none, run without this flag, gets `run-{UTC time}` (said on stderr).
     #[arg(long, value_name = "ID")]
     run_id: Option<String>,
-    #[command(flatten)]
-    store: StoreArg,
-    /// The git repository to work on.
-    #[arg(long, value_name = "DIR")]
-    repo: PathBuf,
-    /// The ruleset (JSON); default: the repository's latest, else the built-in one.
-    #[arg(long, value_name = "FILE")]
-    ruleset: Option<PathBuf>,
     /// The Builder: a preset for an agent CLI (codex, claude, aider) or `command`
     /// (default) for --builder-cmd.
     #[arg(long, value_name = "PRESET", default_value = "command")]
@@ -229,6 +226,33 @@ struct RunArgs {
     /// The Auditor's shell command, or the program of its preset.
     #[arg(long, value_name = "CMD")]
     auditor_cmd: Option<String>,
+    /// Whether agents may use TCP (they need their model's API).
+    #[arg(long, value_enum, default_value = "allow")]
+    agent_network: NetworkArg,
+    /// Seconds an agent command may take (1 to 604800, 7 days).
+    #[arg(long, value_name = "SECS", default_value_t = 900, allow_negative_numbers = true, value_parser = secs())]
+    agent_timeout: u64,
+    /// Largest agent stdout (and result file) accepted, in bytes (1 to 1 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT, allow_negative_numbers = true, value_parser = bytes())]
+    max_output: usize,
+    #[command(flatten)]
+    settings: RunSettings,
+    #[command(flatten)]
+    output: Output,
+}
+
+/// The host side of a run: repository, stores, ruleset, sandbox and CI (`run` and
+/// `serve` take the same).
+#[derive(Debug, Clone, Args)]
+struct RunSettings {
+    #[command(flatten)]
+    store: StoreArg,
+    /// The git repository to work on.
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// The ruleset (JSON); default: the repository's latest, else the built-in one.
+    #[arg(long, value_name = "FILE")]
+    ruleset: Option<PathBuf>,
     /// Pass this host environment variable to agents and CI (repeatable; e.g.
     /// OPENAI_API_KEY). Nothing else of the environment is passed.
     #[arg(long, value_name = "NAME")]
@@ -240,9 +264,6 @@ struct RunArgs {
     /// repository): the checkout is always writable.
     #[arg(long, value_name = "PATH")]
     ci_write: Vec<PathBuf>,
-    /// Whether agents may use TCP (they need their model's API).
-    #[arg(long, value_enum, default_value = "allow")]
-    agent_network: NetworkArg,
     /// Whether CI may use TCP.
     #[arg(long, value_enum, default_value = "deny")]
     ci_network: NetworkArg,
@@ -271,12 +292,6 @@ struct RunArgs {
     /// The branch the run starts from.
     #[arg(long, value_name = "BRANCH", default_value = "main")]
     base: String,
-    /// Seconds an agent command may take (1 to 604800, 7 days).
-    #[arg(long, value_name = "SECS", default_value_t = 900, allow_negative_numbers = true, value_parser = secs())]
-    agent_timeout: u64,
-    /// Largest agent stdout (and result file) accepted, in bytes (1 to 1 GiB).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT, allow_negative_numbers = true, value_parser = bytes())]
-    max_output: usize,
     /// Seconds one CI attempt may take (1 to 604800, 7 days).
     #[arg(long, value_name = "SECS", default_value_t = 1800, allow_negative_numbers = true, value_parser = secs())]
     ci_timeout: u64,
@@ -292,8 +307,6 @@ struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = autopack::apply::MAX_PATCH_BYTES,
           allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
     max_patch_bytes: u64,
-    #[command(flatten)]
-    output: Output,
 }
 
 /// The size limits of the documents a command reads (`--max-plan-bytes`,
@@ -437,6 +450,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run(args) => cmd_run(*args),
+        Command::Serve(args) => serve::cmd_serve(*args),
         Command::Resume {
             run_id,
             repo,
@@ -780,7 +794,7 @@ fn with_agents<T>(
     f: impl FnOnce(Agents<'_>) -> Result<T>,
 ) -> Result<T> {
     if config.builder.is_none() && config.builder_cmd.is_none() {
-        bail!("run {run_id}: run_config.json names no builder (was it started by example-run?)");
+        bail!("run {run_id}: run_config.json names no builder (was it started by example-run, or by `autopack serve`, which resumes its own runs?)");
     }
     let logs = root.run_dir(run_id).join(host::AGENT_LOGS_DIR);
     let mut builder = config
@@ -816,59 +830,93 @@ fn with_agents<T>(
 
 // ----- run / resume -----
 
+impl RunSettings {
+    /// The repository, canonical (agents, workspaces and CI get absolute paths).
+    fn repo(&self) -> Result<PathBuf> {
+        self.repo
+            .canonicalize()
+            .with_context(|| format!("{}: no such repository", self.repo.display()))
+    }
+
+    fn ruleset(&self) -> Result<Option<autopack::strategy::Ruleset>> {
+        self.ruleset
+            .as_deref()
+            .map(|path| read_ruleset(path, self.limits.max_ruleset_bytes))
+            .transpose()
+    }
+
+    /// The run's configuration with these settings and `agents`.
+    fn config(&self, agents: AgentSettings) -> RunConfig {
+        RunConfig {
+            base: self.base.clone(),
+            builder_cmd: agents.builder_cmd,
+            auditor_cmd: agents.auditor_cmd,
+            strict_test_cmd: self
+                .strict_test_cmd
+                .clone()
+                .unwrap_or_else(|| self.test_cmd.clone()),
+            test_cmd: self.test_cmd.clone(),
+            agent_timeout_secs: agents.timeout_secs,
+            max_output_bytes: agents.max_output,
+            max_patch_bytes: self.max_patch_bytes,
+            strict_junit: if self.strict_junit.is_empty() {
+                self.junit.clone()
+            } else {
+                self.strict_junit.clone()
+            },
+            junit: self.junit.clone(),
+            ci_timeout_secs: self.ci_timeout,
+            ci_backoff_millis: self.ci_backoff,
+            signature_seconds: chrono::Utc::now().timestamp(),
+            workspace_dir: self.workspace_dir.clone(),
+            builder: agents.builder,
+            auditor: agents.auditor,
+            sandbox: SandboxSettings {
+                disabled: self.no_sandbox,
+                pass_env: self.pass_env.clone(),
+                read: self.sandbox_read.clone(),
+                write: self.ci_write.clone(),
+                agent_network: agents.network,
+                ci_network: self.ci_network.into(),
+            },
+        }
+    }
+}
+
+/// The local agents of a run (none for `serve`).
+struct AgentSettings {
+    builder: Option<String>,
+    builder_cmd: Option<String>,
+    auditor: Option<String>,
+    auditor_cmd: Option<String>,
+    timeout_secs: u64,
+    max_output: usize,
+    network: NetworkRule,
+}
+
 fn cmd_run(args: RunArgs) -> Result<ExitCode> {
+    let settings = &args.settings;
     let plan = read_run_plan(
         &args.plan,
-        args.limits.max_plan_bytes,
+        settings.limits.max_plan_bytes,
         args.run_id.as_deref(),
     )?;
-    let ruleset = args
-        .ruleset
-        .as_deref()
-        .map(|path| read_ruleset(path, args.limits.max_ruleset_bytes))
-        .transpose()?;
-    let repo = args
-        .repo
-        .canonicalize()
-        .with_context(|| format!("{}: no such repository", args.repo.display()))?;
+    let ruleset = settings.ruleset()?;
+    let repo = settings.repo()?;
     let run_id = plan.run.run_id.clone();
-    let stores = args.store.open()?;
+    let stores = settings.store.open()?;
     let writer = host::take_run(&repo, &stores, &run_id)?;
     report_reclaimed(&writer);
     let prepared = host::prepare(&repo, &stores, &plan, ruleset)?;
-    let config = RunConfig {
-        base: args.base.clone(),
-        builder_cmd: args.builder_cmd.clone(),
-        auditor_cmd: args.auditor_cmd.clone(),
-        strict_test_cmd: args
-            .strict_test_cmd
-            .clone()
-            .unwrap_or_else(|| args.test_cmd.clone()),
-        test_cmd: args.test_cmd.clone(),
-        agent_timeout_secs: args.agent_timeout,
-        max_output_bytes: args.max_output,
-        max_patch_bytes: args.max_patch_bytes,
-        strict_junit: if args.strict_junit.is_empty() {
-            args.junit.clone()
-        } else {
-            args.strict_junit.clone()
-        },
-        junit: args.junit.clone(),
-        ci_timeout_secs: args.ci_timeout,
-        ci_backoff_millis: args.ci_backoff,
-        signature_seconds: chrono::Utc::now().timestamp(),
-        workspace_dir: args.workspace_dir.clone(),
+    let config = settings.config(AgentSettings {
         builder: Some(args.builder.clone()),
+        builder_cmd: args.builder_cmd.clone(),
         auditor: args.auditor.clone(),
-        sandbox: SandboxSettings {
-            disabled: args.no_sandbox,
-            pass_env: args.pass_env.clone(),
-            read: args.sandbox_read.clone(),
-            write: args.ci_write.clone(),
-            agent_network: args.agent_network.into(),
-            ci_network: args.ci_network.into(),
-        },
-    };
+        auditor_cmd: args.auditor_cmd.clone(),
+        timeout_secs: args.agent_timeout,
+        max_output: args.max_output,
+        network: args.agent_network.into(),
+    });
     // Names checked before anything is written.
     for preset in [Some(&args.builder), args.auditor.as_ref()]
         .into_iter()
