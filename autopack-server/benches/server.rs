@@ -38,11 +38,18 @@ async fn setup() -> (String, reqwest::Client) {
         .pool_max_idle_per_host(CLIENTS as usize)
         .build()
         .unwrap();
-    let started = http.post(format!("{url}/runs/start")).json(&plan()).send().await.unwrap();
+    let started = http
+        .post(format!("{url}/runs/start"))
+        .json(&plan())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(started.status(), 201);
     for n in 1..=12 {
         let phase = format!("p{n}");
-        let patch = format!("diff --git a/{phase} b/{phase}\nnew file mode 100644\n--- /dev/null\n+++ b/{phase}\n@@ -0,0 +1 @@\n+x\n");
+        let patch = format!(
+            "diff --git a/{phase} b/{phase}\nnew file mode 100644\n--- /dev/null\n+++ b/{phase}\n@@ -0,0 +1 @@\n+x\n"
+        );
         let r = http
             .post(format!("{url}/runs/bench-run/phases/{phase}/builder_result"))
             .json(&json!({"phase_id": phase, "run_id": "bench-run", "status": "success", "patch_content": patch, "tokens_used": 10}))

@@ -365,7 +365,11 @@ mod tests {
             board.submit("a1", &Proof::Holder("w2".into()), t(1)),
             Err(Refusal::LeasedToOther { .. })
         ));
-        assert!(board.submit("a1", &Proof::Holder("w1".into()), t(1)).is_ok());
+        assert!(
+            board
+                .submit("a1", &Proof::Holder("w1".into()), t(1))
+                .is_ok()
+        );
         let _ = lease;
     }
 
@@ -378,7 +382,11 @@ mod tests {
             .unwrap();
         assert_eq!(board.next_deadline(), Some(t(10)));
         assert!(board.expire(t(10)).is_none());
-        assert!(board.heartbeat("a1", &lease.token, Duration::seconds(10), t(5)).is_ok());
+        assert!(
+            board
+                .heartbeat("a1", &lease.token, Duration::seconds(10), t(5))
+                .is_ok()
+        );
         assert!(board.expire(t(12)).is_none());
         let (expired, _) = board.expire(t(16)).unwrap();
         assert_eq!(expired, call(1));

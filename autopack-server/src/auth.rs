@@ -104,14 +104,17 @@ impl Principal {
 
     /// The permission table.
     pub fn may(&self, access: Access) -> bool {
-        match (self.role, access) {
-            (_, Access::Public | Access::Read) => true,
-            (Role::Operator, _) => true,
-            (Role::Builder | Role::Auditor, Access::ReportIssues | Access::Work) => true,
-            (Role::Builder, Access::SubmitBuilder) => true,
-            (Role::Auditor, Access::SubmitAuditor) => true,
-            _ => false,
-        }
+        matches!(
+            (self.role, access),
+            (_, Access::Public | Access::Read)
+                | (Role::Operator, _)
+                | (
+                    Role::Builder | Role::Auditor,
+                    Access::ReportIssues | Access::Work
+                )
+                | (Role::Builder, Access::SubmitBuilder)
+                | (Role::Auditor, Access::SubmitAuditor)
+        )
     }
 
     /// The lease holder name of this principal (`role:name`).
@@ -162,7 +165,9 @@ pub enum TokensError {
         message: String,
     },
     /// An entry of the environment variable is not `role:name:token`.
-    #[error("{TOKENS_ENV}: entry {index} is not role:name:token (roles: builder, auditor, operator, viewer)")]
+    #[error(
+        "{TOKENS_ENV}: entry {index} is not role:name:token (roles: builder, auditor, operator, viewer)"
+    )]
     Entry {
         /// The 1-based entry.
         index: usize,
@@ -204,7 +209,7 @@ impl Tokens {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let file: TokenFile = autopack::core::json::from_str(&text, &path.display().to_string())
+        let file: TokenFile = autopack::core::json::from_str(&text, path.display().to_string())
             .map_err(|e| TokensError::File {
                 path: path.display().to_string(),
                 message: e.to_string(),
@@ -218,7 +223,11 @@ impl Tokens {
     /// [`TokensError`].
     pub fn from_env_value(value: &str) -> Result<Tokens, TokensError> {
         let mut entries = Vec::new();
-        for (i, item) in value.split(',').filter(|s| !s.trim().is_empty()).enumerate() {
+        for (i, item) in value
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .enumerate()
+        {
             let mut parts = item.trim().splitn(3, ':');
             let (Some(role), Some(name), Some(token)) = (parts.next(), parts.next(), parts.next())
             else {
@@ -321,15 +330,26 @@ mod tests {
         };
         use Access::*;
         let table = [
-            (Role::Viewer, [true, true, false, false, false, false, false]),
+            (
+                Role::Viewer,
+                [true, true, false, false, false, false, false],
+            ),
             (Role::Builder, [true, true, true, true, false, true, false]),
             (Role::Auditor, [true, true, true, false, true, true, false]),
             (Role::Operator, [true, true, true, true, true, true, true]),
         ];
         for (role, allowed) in table {
-            for (access, want) in [Public, Read, ReportIssues, SubmitBuilder, SubmitAuditor, Work, Operate]
-                .into_iter()
-                .zip(allowed)
+            for (access, want) in [
+                Public,
+                Read,
+                ReportIssues,
+                SubmitBuilder,
+                SubmitAuditor,
+                Work,
+                Operate,
+            ]
+            .into_iter()
+            .zip(allowed)
             {
                 assert_eq!(p(role).may(access), want, "{role} {access:?}");
             }

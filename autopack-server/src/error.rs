@@ -76,7 +76,11 @@ impl ApiError {
     }
 
     /// 409 naming the state that refused the event.
-    pub fn conflict(detail: impl Into<String>, state: impl Into<String>, event: impl Into<String>) -> ApiError {
+    pub fn conflict(
+        detail: impl Into<String>,
+        state: impl Into<String>,
+        event: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status: StatusCode::CONFLICT,
             body: serde_json::to_value(ErrorBody {
@@ -214,7 +218,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
 /// 422 naming the field.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::field(&["body"], "missing", "a JSON body is required"));
+        return Err(ApiError::field(
+            &["body"],
+            "missing",
+            "a JSON body is required",
+        ));
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| ApiError::field(&["body"], "json_invalid", "the body is not UTF-8"))?;

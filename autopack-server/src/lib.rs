@@ -104,7 +104,9 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// Without tokens only loopback addresses are served.
-    #[error("refusing to listen on {addr} without bearer tokens: configure tokens (--tokens FILE or AUTOPACK_SERVER_TOKENS) or listen on a loopback address")]
+    #[error(
+        "refusing to listen on {addr} without bearer tokens: configure tokens (--tokens FILE or AUTOPACK_SERVER_TOKENS) or listen on a loopback address"
+    )]
     NeedsTokens {
         /// The address asked for.
         addr: SocketAddr,

@@ -24,7 +24,11 @@ pub fn document() -> Value {
     use utoipa::OpenApi;
     let mut doc = serde_json::to_value(crate::routes::ApiDoc::openapi()).unwrap_or_default();
     for (name, schema) in autopack::core::schema::core_schemas() {
-        merge_schema(&mut doc, &camel(name), serde_json::to_value(schema).unwrap_or_default());
+        merge_schema(
+            &mut doc,
+            &camel(name),
+            serde_json::to_value(schema).unwrap_or_default(),
+        );
     }
     doc
 }

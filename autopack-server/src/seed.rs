@@ -11,12 +11,11 @@ use std::collections::BTreeMap;
 use autopack::core::ids::{IssueKey, PhaseId, RunId};
 use autopack::core::lifecycle::RunState;
 use autopack::core::message::{
-    AuditorRecommendation, AuditorResult, BuilderResult, BuilderStatus, ProbeResult,
-    SuggestedIssue,
+    AuditorRecommendation, AuditorResult, BuilderResult, BuilderStatus, ProbeResult, SuggestedIssue,
 };
 use autopack::core::record::{AttemptRole, PhaseRecord, RunRecord, TierRecord};
-use autopack::core::vocabulary::{IssueCategory, IssueSource, Severity};
 use autopack::core::vocabulary::IssueStatus;
+use autopack::core::vocabulary::{IssueCategory, IssueSource, Severity};
 use autopack::issues::ProjectBacklog;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -189,7 +188,10 @@ pub fn run_of(record: &RunRecord) -> Run {
 }
 
 /// Finds a phase and its tier.
-pub fn find_phase<'r>(record: &'r RunRecord, phase_id: &str) -> Option<(&'r TierRecord, &'r PhaseRecord)> {
+pub fn find_phase<'r>(
+    record: &'r RunRecord,
+    phase_id: &str,
+) -> Option<(&'r TierRecord, &'r PhaseRecord)> {
     record.tiers.iter().find_map(|t| {
         t.phases
             .iter()
@@ -857,7 +859,7 @@ pub fn backlog_summary(backlog: &ProjectBacklog) -> BacklogSummary {
                 age_in_runs: e.age_in_runs,
                 age_in_tiers: e.age_in_tiers,
                 status: word(&e.status),
-                seen_in_tiers: e.seen_in_tiers.iter().map(|t| word(t)).collect(),
+                seen_in_tiers: e.seen_in_tiers.iter().map(word).collect(),
                 first_seen_run_id: e.first_seen_run_id.as_ref().map(ToString::to_string),
                 last_seen_run_id: e.last_seen_run_id.to_string(),
             })

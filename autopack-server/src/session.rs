@@ -199,7 +199,10 @@ impl EventLog {
     /// under one lock, so none falls between).
     pub(crate) fn subscribe(
         &self,
-    ) -> (Vec<Arc<Sequenced>>, Option<broadcast::Receiver<Arc<Sequenced>>>) {
+    ) -> (
+        Vec<Arc<Sequenced>>,
+        Option<broadcast::Receiver<Arc<Sequenced>>>,
+    ) {
         let inner = lock(&self.inner);
         let rx = inner.tx.as_ref().map(broadcast::Sender::subscribe);
         (inner.history.clone(), rx)
@@ -242,6 +245,9 @@ pub(crate) struct Processed {
 
 pub(crate) type Reply = oneshot::Sender<Result<Processed, ApiError>>;
 
+/// The first view of a started run, or why it did not start.
+pub(crate) type Started = Result<Arc<RunView>, HostFailure>;
+
 /// A run the service knows: driven here, or read from the store.
 #[derive(Debug)]
 pub(crate) struct RunSlot {
@@ -251,7 +257,7 @@ pub(crate) struct RunSlot {
     pub(crate) board: Mutex<Board>,
     pub(crate) events: EventLog,
     commands: Mutex<Option<mpsc::Sender<Command>>>,
-    started: Mutex<Option<oneshot::Sender<Result<Arc<RunView>, HostFailure>>>>,
+    started: Mutex<Option<oneshot::Sender<Started>>>,
 }
 
 impl RunSlot {
@@ -370,7 +376,11 @@ impl AttemptIds {
     }
 
     fn next(&self) -> String {
-        format!("{}-{}", self.instance, self.next.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{}",
+            self.instance,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
@@ -380,11 +390,7 @@ impl Session {
         run_id: RunId,
         settings: SessionSettings,
         ids: Arc<AttemptIds>,
-    ) -> (
-        Session,
-        Arc<RunSlot>,
-        oneshot::Receiver<Result<Arc<RunView>, HostFailure>>,
-    ) {
+    ) -> (Session, Arc<RunSlot>, oneshot::Receiver<Started>) {
         let (tx, rx) = mpsc::channel();
         let (started_tx, started_rx) = oneshot::channel();
         let slot = Arc::new(RunSlot {
@@ -499,14 +505,18 @@ impl Session {
                         );
                         tracing::warn!(target: "autopack::server", run_id = %self.slot.run_id, %reason, "attempt lease expired");
                         match call {
-                            AgentCall::Builder(_) => driver.builder_finished(AgentOutcome::Failed {
-                                reason,
-                                tokens_used: 0,
-                            }),
-                            AgentCall::Auditor(_) => driver.auditor_finished(AgentOutcome::Failed {
-                                reason,
-                                tokens_used: 0,
-                            }),
+                            AgentCall::Builder(_) => {
+                                driver.builder_finished(AgentOutcome::Failed {
+                                    reason,
+                                    tokens_used: 0,
+                                })
+                            }
+                            AgentCall::Auditor(_) => {
+                                driver.auditor_finished(AgentOutcome::Failed {
+                                    reason,
+                                    tokens_used: 0,
+                                })
+                            }
                         }
                     } else if last_tick.elapsed() >= self.settings.tick {
                         last_tick = std::time::Instant::now();
@@ -529,9 +539,9 @@ impl Session {
 
     fn wait_time(&self, last_tick: std::time::Instant) -> Duration {
         let to_tick = self.settings.tick.saturating_sub(last_tick.elapsed());
-        let to_deadline = lock(&self.slot.board)
-            .next_deadline()
-            .map(|d| (d - Utc::now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(5));
+        let to_deadline = lock(&self.slot.board).next_deadline().map(|d| {
+            (d - Utc::now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(5)
+        });
         // Wake at least every 250 ms, so a server stopping is noticed soon.
         to_deadline
             .unwrap_or(to_tick)
@@ -583,7 +593,8 @@ impl Session {
                 self.slot.run_id
             ))));
         }
-        self.slot.start_failed(HostFailure::Machinery(err.to_string()));
+        self.slot
+            .start_failed(HostFailure::Machinery(err.to_string()));
     }
 }
 

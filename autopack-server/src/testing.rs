@@ -103,7 +103,11 @@ impl autopack::driver::Verifier for MemoryCi {
     fn verify(&mut self, request: &CiRequest) -> Result<CiReport, HostError> {
         let red = lock(&self.red).contains(&request.commit);
         Ok(CiReport {
-            verdict: if red { CiVerdict::Red } else { CiVerdict::Green },
+            verdict: if red {
+                CiVerdict::Red
+            } else {
+                CiVerdict::Green
+            },
             attempts: 1,
             failing_tests: if red {
                 vec!["tests::memory_ci".into()]
@@ -189,9 +193,9 @@ impl MemoryHost {
     pub fn new() -> MemoryHost {
         MemoryHost {
             journals: SharedJournals::default(),
-            ledger: MemoryLedger(Arc::new(Mutex::new(Ledger::new(
-                AgingThresholds::default(),
-            )))),
+            ledger: MemoryLedger(Arc::new(Mutex::new(
+                Ledger::new(AgingThresholds::default()),
+            ))),
             red: Arc::default(),
         }
     }

@@ -3,8 +3,8 @@
 
 mod common;
 
-use autopack_server::auth::Tokens;
 use autopack_server::ServerConfig;
+use autopack_server::auth::Tokens;
 use common::{builder_body, client, plan, serve};
 use serde_json::{Value, json};
 
@@ -29,13 +29,33 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("get", "/docs", "*"),
     ("post", "/runs/start", "O"),
     ("get", "/runs/{run_id}", "BAOV"),
-    ("post", "/runs/{run_id}/phases/{phase_id}/update_status", "O"),
-    ("post", "/runs/{run_id}/phases/{phase_id}/record_issue", "BAO"),
+    (
+        "post",
+        "/runs/{run_id}/phases/{phase_id}/update_status",
+        "O",
+    ),
+    (
+        "post",
+        "/runs/{run_id}/phases/{phase_id}/record_issue",
+        "BAO",
+    ),
     ("get", "/runs/{run_id}/issues/index", "BAOV"),
     ("get", "/project/issues/backlog", "BAOV"),
-    ("post", "/runs/{run_id}/phases/{phase_id}/builder_result", "BO"),
-    ("post", "/runs/{run_id}/phases/{phase_id}/auditor_request", "AO"),
-    ("post", "/runs/{run_id}/phases/{phase_id}/auditor_result", "AO"),
+    (
+        "post",
+        "/runs/{run_id}/phases/{phase_id}/builder_result",
+        "BO",
+    ),
+    (
+        "post",
+        "/runs/{run_id}/phases/{phase_id}/auditor_request",
+        "AO",
+    ),
+    (
+        "post",
+        "/runs/{run_id}/phases/{phase_id}/auditor_result",
+        "AO",
+    ),
     ("get", "/runs/{run_id}/integration_status", "BAOV"),
     ("get", "/metrics/runs", "BAOV"),
     ("get", "/metrics/tiers/{run_id}", "BAOV"),
@@ -56,7 +76,9 @@ fn body_for(path: &str) -> Value {
         "/runs/start" => plan("auth-new", 1, 1),
         p if p.ends_with("update_status") => json!({"state": "EXECUTING"}),
         p if p.ends_with("builder_result") => builder_body("auth-run", "p1", "failed"),
-        p if p.ends_with("auditor_request") => json!({"phase_id": "p1", "run_id": "auth-run", "tier_id": "t1"}),
+        p if p.ends_with("auditor_request") => {
+            json!({"phase_id": "p1", "run_id": "auth-run", "tier_id": "t1"})
+        }
         p if p.ends_with("auditor_result") => common::auditor_body("auth-run", "p1", "escalate"),
         p if p.ends_with("abort") => json!({"reason": "test"}),
         "/workers/lease" => json!({"role": "builder"}),
@@ -74,17 +96,29 @@ fn each_role_against_each_endpoint() {
     });
     let http = client();
     let url = &server.url;
-    let doc: Value = http.get(format!("{url}/openapi.json")).send().unwrap().json().unwrap();
+    let doc: Value = http
+        .get(format!("{url}/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     // Every documented operation is in the table, and the other way round.
     let mut documented: Vec<(String, String)> = doc["paths"]
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone())))
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), p.clone()))
+        })
         .collect();
     documented.sort();
-    let mut expected: Vec<(String, String)> =
-        EXPECTED.iter().map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let mut expected: Vec<(String, String)> = EXPECTED
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     expected.sort();
     assert_eq!(documented, expected);
 
@@ -180,7 +214,10 @@ fn a_builder_token_answers_only_the_attempt_it_leased() {
     assert_ne!(first["run_id"], second["run_id"]);
     // b1 replays its lease token on b2's attempt.
     let replay = http
-        .post(format!("{url}/workers/attempts/{}/result", second["attempt_id"].as_str().unwrap()))
+        .post(format!(
+            "{url}/workers/attempts/{}/result",
+            second["attempt_id"].as_str().unwrap()
+        ))
         .bearer_auth(token("builder"))
         .json(&json!({"lease_token": first["lease_token"], "failure": {"reason": "replayed"}}))
         .send()
@@ -223,8 +260,8 @@ fn a_builder_token_answers_only_the_attempt_it_leased() {
 
 #[test]
 fn without_tokens_only_loopback_is_served() {
-    use std::sync::Arc;
     use autopack_server::{Server, ServerError, testing::MemoryHost};
+    use std::sync::Arc;
     let open = Server::new(Arc::new(MemoryHost::new()), ServerConfig::default());
     assert!(matches!(
         open.check_listen("0.0.0.0:8000".parse().unwrap()),
@@ -239,10 +276,17 @@ fn without_tokens_only_loopback_is_served() {
             ..ServerConfig::default()
         },
     );
-    assert!(guarded.check_listen("0.0.0.0:8000".parse().unwrap()).is_ok());
+    assert!(
+        guarded
+            .check_listen("0.0.0.0:8000".parse().unwrap())
+            .is_ok()
+    );
 
     // A request from another host reaching a server without tokens is refused.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         use tower::ServiceExt;
         let peer: std::net::SocketAddr = "10.1.2.3:5000".parse().unwrap();
@@ -250,7 +294,11 @@ fn without_tokens_only_loopback_is_served() {
             .router()
             .layer(axum::extract::connect_info::MockConnectInfo(peer));
         let response = app
-            .oneshot(axum::http::Request::get("/runs/x").body(axum::body::Body::empty()).unwrap())
+            .oneshot(
+                axum::http::Request::get("/runs/x")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), 403);
@@ -260,7 +308,11 @@ fn without_tokens_only_loopback_is_served() {
             .router()
             .layer(axum::extract::connect_info::MockConnectInfo(local));
         let response = app
-            .oneshot(axum::http::Request::get("/runs/x").body(axum::body::Body::empty()).unwrap())
+            .oneshot(
+                axum::http::Request::get("/runs/x")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(response.status(), 404);

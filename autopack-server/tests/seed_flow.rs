@@ -30,7 +30,12 @@ fn the_first_implementations_client_flow() {
     let info: Value = http.get(format!("{url}/")).send().unwrap().json().unwrap();
     assert_eq!(info["service"], "Autopack Supervisor");
     has_all(&info, &["service", "version", "description"]);
-    let health: Value = http.get(format!("{url}/health")).send().unwrap().json().unwrap();
+    let health: Value = http
+        .get(format!("{url}/health"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(health, json!({"status": "healthy"}));
 
     // POST /runs/start.
@@ -42,13 +47,27 @@ fn the_first_implementations_client_flow() {
     assert_eq!(response.status(), 201);
     let run: Value = response.json().unwrap();
     assert_eq!(run["id"], "seed-run");
-    assert_eq!(run["run_id"], "seed-run", "the seed's own client reads run_id");
+    assert_eq!(
+        run["run_id"], "seed-run",
+        "the seed's own client reads run_id"
+    );
     has_all(
         &run,
         &[
-            "state", "safety_profile", "run_scope", "created_at", "started_at", "completed_at",
-            "tokens_used", "ci_runs_used", "minor_issues_count", "major_issues_count",
-            "promotion_eligible_to_main", "debt_status", "failure_reason", "tiers",
+            "state",
+            "safety_profile",
+            "run_scope",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "tokens_used",
+            "ci_runs_used",
+            "minor_issues_count",
+            "major_issues_count",
+            "promotion_eligible_to_main",
+            "debt_status",
+            "failure_reason",
+            "tiers",
         ],
     );
     assert_eq!(run["promotion_eligible_to_main"], "false");
@@ -56,14 +75,36 @@ fn the_first_implementations_client_flow() {
     let tier = &run["tiers"][0];
     has_all(
         tier,
-        &["id", "tier_id", "name", "state", "tier_index", "cleanliness", "minor_issues_count", "major_issues_count", "phases"],
+        &[
+            "id",
+            "tier_id",
+            "name",
+            "state",
+            "tier_index",
+            "cleanliness",
+            "minor_issues_count",
+            "major_issues_count",
+            "phases",
+        ],
     );
     let phase = &tier["phases"][0];
     has_all(
         phase,
-        &["id", "phase_id", "name", "state", "task_category", "complexity", "builder_mode", "phase_index"],
+        &[
+            "id",
+            "phase_id",
+            "name",
+            "state",
+            "task_category",
+            "complexity",
+            "builder_mode",
+            "phase_index",
+        ],
     );
-    assert_eq!(phase["state"], "EXECUTING", "the Supervisor dispatched the first phase");
+    assert_eq!(
+        phase["state"], "EXECUTING",
+        "the Supervisor dispatched the first phase"
+    );
 
     // A second start of the same run: 400, as the seed.
     let again = http
@@ -94,19 +135,53 @@ fn the_first_implementations_client_flow() {
         .unwrap();
     assert_eq!(recorded.status(), 200);
     let recorded: Value = recorded.json().unwrap();
-    has_all(&recorded, &["message", "phase_file", "run_index_entry", "project_backlog_entry"]);
+    has_all(
+        &recorded,
+        &[
+            "message",
+            "phase_file",
+            "run_index_entry",
+            "project_backlog_entry",
+        ],
+    );
     has_all(
         &recorded["phase_file"],
-        &["phase_id", "tier_id", "issues", "minor_issue_count", "major_issue_count", "issue_state"],
+        &[
+            "phase_id",
+            "tier_id",
+            "issues",
+            "minor_issue_count",
+            "major_issue_count",
+            "issue_state",
+        ],
     );
     assert_eq!(recorded["phase_file"]["issue_state"], "has_minor_issues");
     has_all(
         &recorded["run_index_entry"],
-        &["category", "severity", "effective_severity", "first_phase_index", "last_phase_index", "occurrence_count", "seen_in_tiers", "seen_in_phases"],
+        &[
+            "category",
+            "severity",
+            "effective_severity",
+            "first_phase_index",
+            "last_phase_index",
+            "occurrence_count",
+            "seen_in_tiers",
+            "seen_in_phases",
+        ],
     );
     has_all(
         &recorded["project_backlog_entry"],
-        &["category", "base_severity", "age_in_runs", "age_in_tiers", "first_seen_run_id", "last_seen_run_id", "last_seen_at", "seen_in_tiers", "status"],
+        &[
+            "category",
+            "base_severity",
+            "age_in_runs",
+            "age_in_tiers",
+            "first_seen_run_id",
+            "last_seen_run_id",
+            "last_seen_at",
+            "seen_in_tiers",
+            "status",
+        ],
     );
 
     // p2's Builder doubts itself: the Supervisor asks for a review.
@@ -142,7 +217,16 @@ fn the_first_implementations_client_flow() {
         .unwrap();
     assert_eq!(audited["recommendation"], "approve");
     assert_eq!(audited["phase_state"], "COMPLETE", "{audited:#}");
-    has_all(&audited, &["message", "recommendation", "patches_applied", "commit_shas", "phase_state"]);
+    has_all(
+        &audited,
+        &[
+            "message",
+            "recommendation",
+            "patches_applied",
+            "commit_shas",
+            "phase_state",
+        ],
+    );
 
     // update_status: only the Supervisor moves phases.
     let refused = http
@@ -161,7 +245,16 @@ fn the_first_implementations_client_flow() {
         .unwrap();
     assert_eq!(same.status(), 200);
     let same: Value = same.json().unwrap();
-    has_all(&same["phase"], &["phase_id", "state", "builder_attempts", "tokens_used", "tier_id"]);
+    has_all(
+        &same["phase"],
+        &[
+            "phase_id",
+            "state",
+            "builder_attempts",
+            "tokens_used",
+            "tier_id",
+        ],
+    );
 
     for phase in ["p3", "p4"] {
         let reply: Value = http
@@ -175,7 +268,12 @@ fn the_first_implementations_client_flow() {
     }
 
     // GET /runs/{run_id} at the end.
-    let run: Value = http.get(format!("{url}/runs/seed-run")).send().unwrap().json().unwrap();
+    let run: Value = http
+        .get(format!("{url}/runs/seed-run"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(run["state"], "DONE_SUCCESS");
     assert!(run["completed_at"].is_string());
 
@@ -207,14 +305,36 @@ fn the_first_implementations_client_flow() {
         .unwrap();
     assert_eq!(status["branch"], "autonomous/seed-run");
     assert_eq!(status["commits_ahead_of_main"], 4);
-    has_all(&status, &["branch", "commits_ahead_of_main", "current_commit"]);
+    has_all(
+        &status,
+        &["branch", "commits_ahead_of_main", "current_commit"],
+    );
 
     // Metrics.
-    let metrics: Value = http.get(format!("{url}/metrics/runs")).send().unwrap().json().unwrap();
+    let metrics: Value = http
+        .get(format!("{url}/metrics/runs"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(metrics["total_runs"], 1);
     has_all(
         &metrics["runs"][0],
-        &["run_id", "state", "safety_profile", "tokens_used", "token_cap", "token_utilization", "minor_issues_count", "major_issues_count", "max_minor_issues_total", "phase_count", "tier_count", "started_at", "completed_at"],
+        &[
+            "run_id",
+            "state",
+            "safety_profile",
+            "tokens_used",
+            "token_cap",
+            "token_utilization",
+            "minor_issues_count",
+            "major_issues_count",
+            "max_minor_issues_total",
+            "phase_count",
+            "tier_count",
+            "started_at",
+            "completed_at",
+        ],
     );
     let done: Value = http
         .get(format!("{url}/metrics/runs?status=DONE_SUCCESS"))
@@ -223,7 +343,10 @@ fn the_first_implementations_client_flow() {
         .json()
         .unwrap();
     assert_eq!(done["total_runs"], 1);
-    let bad = http.get(format!("{url}/metrics/runs?status=SOMEWHERE")).send().unwrap();
+    let bad = http
+        .get(format!("{url}/metrics/runs?status=SOMEWHERE"))
+        .send()
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let tiers: Value = http
         .get(format!("{url}/metrics/tiers/seed-run"))
@@ -234,7 +357,17 @@ fn the_first_implementations_client_flow() {
     assert_eq!(tiers["tier_count"], 2);
     has_all(
         &tiers["tiers"][0],
-        &["tier_id", "tier_index", "name", "state", "minor_issues_count", "major_issues_count", "phase_count", "phase_states", "tokens_used"],
+        &[
+            "tier_id",
+            "tier_index",
+            "name",
+            "state",
+            "minor_issues_count",
+            "major_issues_count",
+            "phase_count",
+            "phase_states",
+            "tokens_used",
+        ],
     );
     assert_eq!(tiers["tiers"][0]["phase_states"]["COMPLETE"], 2);
 
@@ -247,13 +380,29 @@ fn the_first_implementations_client_flow() {
         .unwrap();
     assert_eq!(
         keys(&summary),
-        ["needs_cleanup", "needs_cleanup_count", "open_count", "top_aging_issues", "total_issues"]
+        [
+            "needs_cleanup",
+            "needs_cleanup_count",
+            "open_count",
+            "top_aging_issues",
+            "total_issues"
+        ]
     );
     assert_eq!(summary["total_issues"], 2);
-    let budget = http.get(format!("{url}/reports/budget_analysis")).send().unwrap();
+    let budget = http
+        .get(format!("{url}/reports/budget_analysis"))
+        .send()
+        .unwrap();
     assert_eq!(budget.status(), 200, "the seed answered 500 here");
     let budget: Value = budget.json().unwrap();
-    has_all(&budget, &["total_budget_failures", "average_token_utilization", "failures"]);
+    has_all(
+        &budget,
+        &[
+            "total_budget_failures",
+            "average_token_utilization",
+            "failures",
+        ],
+    );
     let report: Value = http
         .get(format!("{url}/reports/run_summary/seed-run"))
         .send()
@@ -263,12 +412,55 @@ fn the_first_implementations_client_flow() {
     assert_eq!(report["state"], "DONE_SUCCESS");
     assert_eq!(report["issues"]["distinct_issues"], 2);
     assert_eq!(report["budgets"]["tokens_used"], 1200 * 4 + 300);
-    has_all(&report, &["run_id", "state", "safety_profile", "run_scope", "started_at", "completed_at", "budgets", "issues", "tiers", "phases"]);
-    has_all(&report["budgets"], &["tokens_used", "token_cap", "token_utilization", "phase_count", "max_phases"]);
-    has_all(&report["issues"], &["minor_count", "major_count", "max_minor_total", "distinct_issues"]);
+    has_all(
+        &report,
+        &[
+            "run_id",
+            "state",
+            "safety_profile",
+            "run_scope",
+            "started_at",
+            "completed_at",
+            "budgets",
+            "issues",
+            "tiers",
+            "phases",
+        ],
+    );
+    has_all(
+        &report["budgets"],
+        &[
+            "tokens_used",
+            "token_cap",
+            "token_utilization",
+            "phase_count",
+            "max_phases",
+        ],
+    );
+    has_all(
+        &report["issues"],
+        &[
+            "minor_count",
+            "major_count",
+            "max_minor_total",
+            "distinct_issues",
+        ],
+    );
     has_all(
         &report["phases"][1],
-        &["phase_id", "phase_index", "name", "state", "task_category", "complexity", "builder_attempts", "auditor_attempts", "tokens_used", "minor_issues", "major_issues"],
+        &[
+            "phase_id",
+            "phase_index",
+            "name",
+            "state",
+            "task_category",
+            "complexity",
+            "builder_attempts",
+            "auditor_attempts",
+            "tokens_used",
+            "minor_issues",
+            "major_issues",
+        ],
     );
     assert_eq!(report["phases"][1]["auditor_attempts"], 1);
 
@@ -277,9 +469,17 @@ fn the_first_implementations_client_flow() {
         let html = http.get(format!("{url}/{page}")).send().unwrap();
         assert_eq!(html.status(), 200);
         let text = html.text().unwrap();
-        assert!(text.contains("/openapi.json") && !text.contains("https://"), "offline page");
+        assert!(
+            text.contains("/openapi.json") && !text.contains("https://"),
+            "offline page"
+        );
     }
-    let doc: Value = http.get(format!("{url}/openapi.json")).send().unwrap().json().unwrap();
+    let doc: Value = http
+        .get(format!("{url}/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert!(doc["paths"]["/workers/lease"]["post"].is_object());
 }
 
@@ -299,8 +499,14 @@ fn bad_requests_are_4xx_json_naming_the_field() {
     for (body, loc) in [
         ("{not json", vec!["body"]),
         (r#"{"tiers": [], "phases": []}"#, vec!["body"]),
-        (r#"{"run": {"run_id": "r", "run_scope": "incremental"}}"#, vec!["body", "run", "run_scope"]),
-        (r#"{"run": {"run_id": "../x"}}"#, vec!["body", "run", "run_id"]),
+        (
+            r#"{"run": {"run_id": "r", "run_scope": "incremental"}}"#,
+            vec!["body", "run", "run_scope"],
+        ),
+        (
+            r#"{"run": {"run_id": "../x"}}"#,
+            vec!["body", "run", "run_id"],
+        ),
     ] {
         let response = start(body);
         assert_eq!(response.status(), 422, "{body}");
@@ -320,15 +526,33 @@ fn bad_requests_are_4xx_json_naming_the_field() {
     );
     assert_eq!(response.status(), 422);
     // 20 MB: 413.
-    let big = format!(r#"{{"run": {{"run_id": "r", "pad": "{}"}}}}"#, "x".repeat(20 * 1024 * 1024));
+    let big = format!(
+        r#"{{"run": {{"run_id": "r", "pad": "{}"}}}}"#,
+        "x".repeat(20 * 1024 * 1024)
+    );
     assert_eq!(start(&big).status(), 413);
     // Unknown run, unknown path, wrong method.
     let unknown = http.get(format!("{url}/runs/nope")).send().unwrap();
     assert_eq!(unknown.status(), 404);
     assert!(unknown.json::<Value>().unwrap()["detail"].is_string());
-    assert_eq!(http.get(format!("{url}/runs/a..b")).send().unwrap().status(), 422);
-    assert_eq!(http.get(format!("{url}/nowhere")).send().unwrap().status(), 404);
-    assert_eq!(http.delete(format!("{url}/runs/start")).send().unwrap().status(), 405);
+    assert_eq!(
+        http.get(format!("{url}/runs/a..b"))
+            .send()
+            .unwrap()
+            .status(),
+        422
+    );
+    assert_eq!(
+        http.get(format!("{url}/nowhere")).send().unwrap().status(),
+        404
+    );
+    assert_eq!(
+        http.delete(format!("{url}/runs/start"))
+            .send()
+            .unwrap()
+            .status(),
+        405
+    );
     // A result for a phase that awaits none, and an unappliable patch.
     assert_eq!(start(&plan("bad-run", 1, 2).to_string()).status(), 201);
     let early = http
@@ -348,7 +572,10 @@ fn bad_requests_are_4xx_json_naming_the_field() {
         .unwrap();
     assert_eq!(refused.status(), 422, "an unappliable patch is a 4xx");
     let refused: Value = refused.json().unwrap();
-    assert!(refused["detail"].as_str().unwrap().contains("not_git_diff"), "{refused:#}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("not_git_diff"),
+        "{refused:#}"
+    );
     // A misspelt field is an error, not dropped evidence.
     let mut misspelt = builder_body("bad-run", "p1", "success");
     misspelt["suggested_issue"] = json!([]);
@@ -360,7 +587,9 @@ fn bad_requests_are_4xx_json_naming_the_field() {
     assert_eq!(response.status(), 422);
     // A record_issue without its query.
     let response = http
-        .post(format!("{url}/runs/bad-run/phases/p1/record_issue?severity=minor"))
+        .post(format!(
+            "{url}/runs/bad-run/phases/p1/record_issue?severity=minor"
+        ))
         .send()
         .unwrap();
     assert_eq!(response.status(), 422);

@@ -11,12 +11,21 @@ use autopack_server::ServerConfig;
 use common::{client, patch_for, plan, serve};
 use serde_json::{Value, json};
 
-fn lease(http: &reqwest::blocking::Client, url: &str, role: &str, seconds: Option<u64>) -> Option<Value> {
+fn lease(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    role: &str,
+    seconds: Option<u64>,
+) -> Option<Value> {
     let mut body = json!({"role": role, "worker": "test-worker"});
     if let Some(s) = seconds {
         body["lease_seconds"] = json!(s);
     }
-    let response = http.post(format!("{url}/workers/lease")).json(&body).send().unwrap();
+    let response = http
+        .post(format!("{url}/workers/lease"))
+        .json(&body)
+        .send()
+        .unwrap();
     match response.status().as_u16() {
         200 => Some(response.json().unwrap()),
         204 => None,
@@ -24,7 +33,11 @@ fn lease(http: &reqwest::blocking::Client, url: &str, role: &str, seconds: Optio
     }
 }
 
-fn answer(http: &reqwest::blocking::Client, url: &str, grant: &Value) -> reqwest::blocking::Response {
+fn answer(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    grant: &Value,
+) -> reqwest::blocking::Response {
     let phase = grant["phase_id"].as_str().unwrap();
     http.post(format!("{url}/workers/attempts/{}/result", grant["attempt_id"].as_str().unwrap()))
         .json(&json!({
@@ -41,7 +54,11 @@ fn remote_workers_drive_a_run_to_done_success() {
     let http = client();
     let url = &server.url;
     assert_eq!(
-        http.post(format!("{url}/runs/start")).json(&plan("w-run", 2, 3)).send().unwrap().status(),
+        http.post(format!("{url}/runs/start"))
+            .json(&plan("w-run", 2, 3))
+            .send()
+            .unwrap()
+            .status(),
         201
     );
     let mut answered = 0;
@@ -59,7 +76,12 @@ fn remote_workers_drive_a_run_to_done_success() {
         assert_eq!(answer(&http, url, &grant).status(), 409);
     }
     assert_eq!(answered, 6);
-    let run: Value = http.get(format!("{url}/runs/w-run")).send().unwrap().json().unwrap();
+    let run: Value = http
+        .get(format!("{url}/runs/w-run"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(run["state"], "DONE_SUCCESS");
 }
 
@@ -68,7 +90,12 @@ fn two_workers_racing_for_one_attempt_one_gets_it() {
     let server = serve(ServerConfig::default());
     let url = server.url.clone();
     assert_eq!(
-        client().post(format!("{url}/runs/start")).json(&plan("race", 1, 1)).send().unwrap().status(),
+        client()
+            .post(format!("{url}/runs/start"))
+            .json(&plan("race", 1, 1))
+            .send()
+            .unwrap()
+            .status(),
         201
     );
     for round in 0..3 {
@@ -111,7 +138,11 @@ fn a_lease_that_runs_out_becomes_a_failed_attempt_and_the_next_is_offered() {
     let events = {
         let url = url.clone();
         assert_eq!(
-            http.post(format!("{url}/runs/start")).json(&plan("expiry", 1, 1)).send().unwrap().status(),
+            http.post(format!("{url}/runs/start"))
+                .json(&plan("expiry", 1, 1))
+                .send()
+                .unwrap()
+                .status(),
             201
         );
         std::thread::spawn(move || {
@@ -142,12 +173,24 @@ fn a_lease_that_runs_out_becomes_a_failed_attempt_and_the_next_is_offered() {
         if let Some(grant) = lease(&http, url, "builder", None) {
             break grant;
         }
-        let run: Value = http.get(format!("{url}/runs/expiry")).send().unwrap().json().unwrap();
-        assert!(started.elapsed() < Duration::from_secs(20), "no second attempt: {run:#}");
+        let run: Value = http
+            .get(format!("{url}/runs/expiry"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no second attempt: {run:#}"
+        );
     };
     assert_eq!(second["attempt"], 2);
     assert_eq!(second["phase_id"], "p1");
-    assert_eq!(answer(&http, url, &first).status(), 409, "an expired lease answers nothing");
+    assert_eq!(
+        answer(&http, url, &first).status(),
+        409,
+        "an expired lease answers nothing"
+    );
     let summary: Value = http
         .get(format!("{url}/reports/run_summary/expiry"))
         .send()
@@ -169,12 +212,16 @@ fn a_lease_that_runs_out_becomes_a_failed_attempt_and_the_next_is_offered() {
     let kinds: Vec<&str> = data.iter().map(|d| d["event"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"attempt_offered"), "{kinds:?}");
     assert_eq!(
-        data.iter().filter(|d| d["event"] == "attempt_offered").count(),
+        data.iter()
+            .filter(|d| d["event"] == "attempt_offered")
+            .count(),
         2
     );
     let executing = data
         .iter()
-        .filter(|d| d["event"] == "transition" && d["scope"] == "phase" && d["state"] == "EXECUTING")
+        .filter(|d| {
+            d["event"] == "transition" && d["scope"] == "phase" && d["state"] == "EXECUTING"
+        })
         .count();
     assert_eq!(executing, 2, "one EXECUTING per attempt: {data:#?}");
     let last = data.iter().rfind(|d| d["event"] == "transition").unwrap();
@@ -186,10 +233,19 @@ fn a_lease_that_runs_out_becomes_a_failed_attempt_and_the_next_is_offered() {
         .filter_map(|l| l.strip_prefix("id: "))
         .map(|i| i.parse().unwrap())
         .collect();
-    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "numbered in order, none lost");
+    assert_eq!(
+        ids,
+        (1..=ids.len() as u64).collect::<Vec<_>>(),
+        "numbered in order, none lost"
+    );
 
     // The attempt's failure names the lease.
-    let run_events: Value = http.get(format!("{url}/runs/expiry")).send().unwrap().json().unwrap();
+    let run_events: Value = http
+        .get(format!("{url}/runs/expiry"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(run_events["state"], "DONE_SUCCESS");
 }
 
@@ -199,7 +255,11 @@ fn an_operator_aborts_a_run() {
     let http = client();
     let url = &server.url;
     assert_eq!(
-        http.post(format!("{url}/runs/start")).json(&plan("aborted", 1, 2)).send().unwrap().status(),
+        http.post(format!("{url}/runs/start"))
+            .json(&plan("aborted", 1, 2))
+            .send()
+            .unwrap()
+            .status(),
         201
     );
     let run: Value = http
@@ -210,7 +270,12 @@ fn an_operator_aborts_a_run() {
         .json()
         .unwrap();
     assert_eq!(run["state"], "DONE_FAILED_MANUAL_ABORT", "{run:#}");
-    assert!(run["failure_reason"].as_str().unwrap().contains("wrong plan"));
+    assert!(
+        run["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("wrong plan")
+    );
     assert!(lease(&http, url, "builder", None).is_none());
     let again = http
         .post(format!("{url}/runs/aborted/abort"))

@@ -366,14 +366,20 @@ impl AgentCall {
 
     fn during(&self) -> String {
         match self {
-            AgentCall::Builder(r) => format!("Builder attempt {} of phase {}", r.attempt, r.phase_id),
-            AgentCall::Auditor(r) => format!("Auditor attempt {} of phase {}", r.attempt, r.phase_id),
+            AgentCall::Builder(r) => {
+                format!("Builder attempt {} of phase {}", r.attempt, r.phase_id)
+            }
+            AgentCall::Auditor(r) => {
+                format!("Auditor attempt {} of phase {}", r.attempt, r.phase_id)
+            }
         }
     }
 }
 
 /// Where [`Driver::advance`] stopped.
 #[derive(Debug, Clone, PartialEq)]
+// One per agent attempt, moved straight into the host's hands: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// The run waits for this agent attempt: perform it (on any machine) and hand its
     /// outcome to [`Driver::builder_finished`] or [`Driver::auditor_finished`].

@@ -809,21 +809,27 @@ impl Wiring {
         };
         let resume_hint = || format!("(`autopack resume {run_id}` continues it from its journal)");
         let (outcome, supervisor) = match (drive, session) {
-            (Drive::Start(start), None) => Driver::run(*start, SupervisorConfig::default(), store, host)
-                .with_context(|| format!("driving run {run_id} {}", resume_hint()))?,
-            (Drive::Resume(replayed), None) => Driver::resume_replayed(replayed, run_id, store, host)
-                .with_context(|| format!("resuming run {run_id} {}", resume_hint()))?,
+            (Drive::Start(start), None) => {
+                Driver::run(*start, SupervisorConfig::default(), store, host)
+                    .with_context(|| format!("driving run {run_id} {}", resume_hint()))?
+            }
+            (Drive::Resume(replayed), None) => {
+                Driver::resume_replayed(replayed, run_id, store, host)
+                    .with_context(|| format!("resuming run {run_id} {}", resume_hint()))?
+            }
             (drive, Some(session)) => {
                 let mut driver = match drive {
-                    Drive::Start(start) => Driver::begin(*start, SupervisorConfig::default(), store, host)
-                        .with_context(|| format!("starting run {run_id}"))?,
+                    Drive::Start(start) => {
+                        Driver::begin(*start, SupervisorConfig::default(), store, host)
+                            .with_context(|| format!("starting run {run_id}"))?
+                    }
                     Drive::Resume(replayed) => Driver::reopen(replayed, run_id, store, host)
                         .with_context(|| format!("resuming run {run_id}"))?,
                 };
                 let was_finished = driver.was_finished();
-                let state = session
-                    .drive(&mut driver)
-                    .with_context(|| format!("serving run {run_id} (`autopack serve` resumes it at its next start)"))?;
+                let state = session.drive(&mut driver).with_context(|| {
+                    format!("serving run {run_id} (`autopack serve` resumes it at its next start)")
+                })?;
                 let outcome = if was_finished {
                     DriveOutcome::AlreadyFinished(state)
                 } else {
@@ -871,7 +877,16 @@ pub fn start(
     sandbox: &Sandbox,
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
-    start_answered(repo, stores, writer, plan, prepared, config, sandbox, Answering::Here(agents))
+    start_answered(
+        repo,
+        stores,
+        writer,
+        plan,
+        prepared,
+        config,
+        sandbox,
+        Answering::Here(agents),
+    )
 }
 
 /// [`start`] for `autopack serve`: the run's attempts are answered through `session`
@@ -891,7 +906,16 @@ pub fn start_served(
     sandbox: &Sandbox,
     session: autopack_server::Session,
 ) -> Result<(DriveOutcome, RunRecord)> {
-    start_answered(repo, stores, writer, plan, prepared, config, sandbox, Answering::Session(session))
+    start_answered(
+        repo,
+        stores,
+        writer,
+        plan,
+        prepared,
+        config,
+        sandbox,
+        Answering::Session(session),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1049,7 +1073,16 @@ pub fn resume(
     sandbox: &Sandbox,
     agents: Agents<'_>,
 ) -> Result<(DriveOutcome, RunRecord)> {
-    resume_answered(repo, stores, writer, run_id, replayed, config, sandbox, Answering::Here(agents))
+    resume_answered(
+        repo,
+        stores,
+        writer,
+        run_id,
+        replayed,
+        config,
+        sandbox,
+        Answering::Here(agents),
+    )
 }
 
 /// [`resume`] for `autopack serve`, answering through `session` as [`start_served`].
@@ -1067,7 +1100,16 @@ pub fn resume_served(
     sandbox: &Sandbox,
     session: autopack_server::Session,
 ) -> Result<(DriveOutcome, RunRecord)> {
-    resume_answered(repo, stores, writer, run_id, replayed, config, sandbox, Answering::Session(session))
+    resume_answered(
+        repo,
+        stores,
+        writer,
+        run_id,
+        replayed,
+        config,
+        sandbox,
+        Answering::Session(session),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

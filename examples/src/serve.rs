@@ -16,9 +16,7 @@ use autopack::driver::DriverError;
 use autopack::issues::ProjectBacklog;
 use autopack::strategy::Ruleset;
 use autopack_server::Session;
-use autopack_server::host::{
-    HostFailure, IntegrationStatus, Promoted, RunHost, StoredRun,
-};
+use autopack_server::host::{HostFailure, IntegrationStatus, Promoted, RunHost, StoredRun};
 
 use crate::host::{self, RunConfig};
 use crate::stores::Stores;
@@ -156,9 +154,13 @@ impl RunHost for ServeHost {
     }
 
     fn integration_status(&self, run_id: &RunId) -> Result<IntegrationStatus, HostFailure> {
-        let branch =
-            IntegrationBranch::open(&self.repo, run_id, &self.config.base, BranchOptions::default())
-                .map_err(|e| HostFailure::Machinery(e.to_string()))?;
+        let branch = IntegrationBranch::open(
+            &self.repo,
+            run_id,
+            &self.config.base,
+            BranchOptions::default(),
+        )
+        .map_err(|e| HostFailure::Machinery(e.to_string()))?;
         let status = branch
             .status()
             .map_err(|e| HostFailure::Machinery(e.to_string()))?;

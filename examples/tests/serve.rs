@@ -26,7 +26,15 @@ impl Drop for Served {
 
 fn serve(repo: &Path) -> Served {
     let mut child = Command::new(BIN)
-        .args(["serve", "--repo", s(repo), "--listen", "127.0.0.1:0", "--test-cmd", "sh run_tests.sh"])
+        .args([
+            "serve",
+            "--repo",
+            s(repo),
+            "--listen",
+            "127.0.0.1:0",
+            "--test-cmd",
+            "sh run_tests.sh",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -46,7 +54,13 @@ fn serve(repo: &Path) -> Served {
 /// Stops the server as Ctrl-C does, and waits for it to exit.
 fn interrupt(mut served: Served) {
     let pid = served.child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = served.child.wait().unwrap();
     assert!(status.success(), "serve exits 0 on Ctrl-C: {status}");
 }
@@ -129,7 +143,12 @@ fn the_seed_client_and_a_remote_worker_drive_a_run_on_a_real_repository() {
     assert_eq!(status["commits_ahead_of_main"], 2);
     let ahead = commits_ahead(&repo, "refs/heads/autonomous/served", "refs/heads/main").unwrap();
     assert_eq!(ahead.len(), 2);
-    assert!(ahead.iter().any(|(short, _)| commit.starts_with(short.as_str())), "{ahead:?} {commit}");
+    assert!(
+        ahead
+            .iter()
+            .any(|(short, _)| commit.starts_with(short.as_str())),
+        "{ahead:?} {commit}"
+    );
     assert_eq!(main_tip(&repo).unwrap(), base);
     // The same artefacts as `autopack run`.
     let runs = repo.join(".autonomous_runs").join("served");
@@ -167,7 +186,12 @@ fn a_run_left_by_a_stopped_server_is_resumed_by_the_next() {
 
     let served = serve(&repo);
     let url = &served.url;
-    let run: Value = http.get(format!("{url}/runs/paused")).send().unwrap().json().unwrap();
+    let run: Value = http
+        .get(format!("{url}/runs/paused"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(run["state"], "PHASE_EXECUTION", "{run:#}");
     for phase in ["notes-a", "notes-b"] {
         let reply = http
@@ -177,7 +201,12 @@ fn a_run_left_by_a_stopped_server_is_resumed_by_the_next() {
             .unwrap();
         assert_eq!(reply.status(), 200, "{}", reply.text().unwrap());
     }
-    let run: Value = http.get(format!("{url}/runs/paused")).send().unwrap().json().unwrap();
+    let run: Value = http
+        .get(format!("{url}/runs/paused"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(run["state"], "DONE_SUCCESS");
     interrupt(served);
 }

@@ -260,7 +260,9 @@ pub(super) async fn auditor_request(
     let (slot, _) = state.slot(&run).await?;
     let offer = awaited(&slot, &phase_id, AttemptRole::Auditor)?;
     let AgentCall::Auditor(request) = &offer.call else {
-        return Err(ApiError::internal("an Auditor offer without an Auditor request"));
+        return Err(ApiError::internal(
+            "an Auditor offer without an Auditor request",
+        ));
     };
     Ok(axum::Json(seed::AuditorRequestReply {
         message: format!(
@@ -299,7 +301,8 @@ pub(super) async fn auditor_result(
     let result = body.into_result(phase.clone())?;
     let had_patch = result.patch.is_some();
     let (slot, before) = state.slot(&run).await?;
-    let commit_before = seed::find_phase(&before.record, phase.as_str()).and_then(|(_, p)| p.commit.clone());
+    let commit_before =
+        seed::find_phase(&before.record, phase.as_str()).and_then(|(_, p)| p.commit.clone());
     let offer = awaited(&slot, &phase_id, AttemptRole::Auditor)?;
     let proof = seed_proof(&principal, &offer);
     let (call, processed) = submit(
@@ -315,14 +318,20 @@ pub(super) async fn auditor_result(
     let commit_after = phase_record.commit.clone();
     let applied = had_patch && commit_after.is_some() && commit_after != commit_before;
     let message = match attempt_of(phase_record, &call) {
-        Some(a) if !a.reason.is_empty() => format!("auditor attempt {}: {}", call.attempt(), a.reason),
+        Some(a) if !a.reason.is_empty() => {
+            format!("auditor attempt {}: {}", call.attempt(), a.reason)
+        }
         _ => format!("auditor attempt {} processed", call.attempt()),
     };
     Ok(axum::Json(seed::AuditorResultReply {
         message,
         recommendation: recommendation.to_string(),
         patches_applied: u32::from(applied),
-        commit_shas: if applied { commit_after.into_iter().collect() } else { Vec::new() },
+        commit_shas: if applied {
+            commit_after.into_iter().collect()
+        } else {
+            Vec::new()
+        },
         phase_state: seed::word(&phase_record.state),
         run_state: seed::word(&record.state),
     })

@@ -173,7 +173,12 @@ async fn method_not_allowed() -> ApiError {
 /// A timeout as a JSON error, not tower-http's empty body.
 async fn timeout_as_json(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    if response.status() == StatusCode::REQUEST_TIMEOUT && response.headers().get(axum::http::header::CONTENT_TYPE).is_none() {
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_none()
+    {
         return ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "the request took longer than the server's limit",
@@ -193,11 +198,17 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/redoc", get(reports::docs))
         .route("/runs/{run_id}", get(runs::get_run))
         .route("/runs/{run_id}/issues/index", get(runs::issue_index))
-        .route("/runs/{run_id}/integration_status", get(runs::integration_status))
+        .route(
+            "/runs/{run_id}/integration_status",
+            get(runs::integration_status),
+        )
         .route("/project/issues/backlog", get(reports::backlog))
         .route("/metrics/runs", get(reports::run_metrics))
         .route("/metrics/tiers/{run_id}", get(reports::tier_metrics))
-        .route("/reports/issue_backlog_summary", get(reports::backlog_summary))
+        .route(
+            "/reports/issue_backlog_summary",
+            get(reports::backlog_summary),
+        )
         .route("/reports/budget_analysis", get(reports::budget_analysis))
         .route("/reports/run_summary/{run_id}", get(reports::run_summary))
         .route("/runs/start", post(runs::start))
@@ -218,7 +229,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/workers/attempts/{attempt_id}/heartbeat",
             post(workers::heartbeat),
         )
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.read_timeout));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.read_timeout,
+        ));
     // Answers wait for the Supervisor (gate, CI, snapshot): a longer limit.
     let results = Router::new()
         .route(
@@ -235,7 +249,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/runs/{run_id}/abort", post(runs::abort))
         .route("/runs/{run_id}/promote", post(runs::promote))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.result_timeout));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.result_timeout,
+        ));
     // A stream lasts as long as its run.
     let streams = Router::new().route("/runs/{run_id}/events", get(runs::events));
     Router::new()

@@ -75,9 +75,10 @@ pub(super) async fn run_metrics(
     StrictQuery(query): StrictQuery<RunsQuery>,
 ) -> Result<Response, ApiError> {
     let wanted = match &query.status {
-        Some(s) => Some(seed::parse_run_state(s).ok_or_else(|| {
-            ApiError::bad_request(format!("{s} is not a run state"))
-        })?),
+        Some(s) => Some(
+            seed::parse_run_state(s)
+                .ok_or_else(|| ApiError::bad_request(format!("{s} is not a run state")))?,
+        ),
         None => None,
     };
     let runs: Vec<seed::RunMetric> = state

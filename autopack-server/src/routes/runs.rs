@@ -27,12 +27,7 @@ use crate::seed::{self, RecordIssueQuery, UpdateStatus};
 use crate::session::{Command, RunView, Session, SessionSettings};
 
 pub(super) fn json_bytes(status: StatusCode, bytes: bytes::Bytes) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        bytes,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// The plan a `POST /runs/start` body holds, or the client's error.
@@ -40,7 +35,11 @@ fn plan_of(body: &[u8]) -> Result<Plan, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::field(&["body"], "json_invalid", "the body is not UTF-8"))?;
     if text.trim().is_empty() {
-        return Err(ApiError::field(&["body"], "missing", "a JSON body is required"));
+        return Err(ApiError::field(
+            &["body"],
+            "missing",
+            "a JSON body is required",
+        ));
     }
     Plan::from_json(text, "request body").map_err(|e| match e {
         PlanError::Json(json) => from_json_error("body", &json),
@@ -69,7 +68,10 @@ fn plan_of(body: &[u8]) -> Result<Plan, ApiError> {
         (status = 400, description = "The run exists", body = crate::error::ErrorBody),
         (status = 422, description = "Not a valid plan (every problem, by field)", body = crate::error::ValidationBody),
     ))]
-pub(super) async fn start(State(state): AppStateRef, body: bytes::Bytes) -> Result<Response, ApiError> {
+pub(super) async fn start(
+    State(state): AppStateRef,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
     let plan = plan_of(&body)?;
     let run_id = plan.run.run_id.clone();
     {
@@ -86,8 +88,15 @@ pub(super) async fn start(State(state): AppStateRef, body: bytes::Bytes) -> Resu
     let host = Arc::clone(&state.host);
     let in_store = blocking("listing runs", move || host.run_ids()).await;
     let result = match in_store {
-        Ok(ids) if ids.contains(&run_id) => Err(ApiError::bad_request(format!("run {run_id} exists"))),
-        Ok(_) => start_session(&state, run_id.clone(), move |host, session| host.start(plan, session)).await,
+        Ok(ids) if ids.contains(&run_id) => {
+            Err(ApiError::bad_request(format!("run {run_id} exists")))
+        }
+        Ok(_) => {
+            start_session(&state, run_id.clone(), move |host, session| {
+                host.start(plan, session)
+            })
+            .await
+        }
         Err(e) => Err(e),
     };
     super::super::session::lock(&state.starting).remove(&run_id);
@@ -100,7 +109,10 @@ pub(super) async fn start(State(state): AppStateRef, body: bytes::Bytes) -> Resu
 async fn start_session(
     state: &Arc<AppState>,
     run_id: RunId,
-    drive: impl FnOnce(&dyn crate::host::RunHost, Session) -> Result<autopack::core::lifecycle::RunState, crate::host::HostFailure>
+    drive: impl FnOnce(
+        &dyn crate::host::RunHost,
+        Session,
+    ) -> Result<autopack::core::lifecycle::RunState, crate::host::HostFailure>
     + Send
     + 'static,
 ) -> Result<Arc<RunView>, ApiError> {
@@ -125,11 +137,15 @@ async fn start_session(
             }
         });
     if let Err(e) = spawned {
-        return Err(ApiError::internal(format!("starting a thread for run {run_id}: {e}")));
+        return Err(ApiError::internal(format!(
+            "starting a thread for run {run_id}: {e}"
+        )));
     }
     let view = started
         .await
-        .map_err(|_| ApiError::internal(format!("the session of run {run_id} ended before starting")))?
+        .map_err(|_| {
+            ApiError::internal(format!("the session of run {run_id} ended before starting"))
+        })?
         .map_err(|e| host_error(&format!("starting run {run_id}"), e))?;
     state
         .runs
@@ -176,7 +192,10 @@ pub(crate) async fn resume_unfinished(
 #[utoipa::path(get, path = "/runs/{run_id}", tag = "runs",
     params(("run_id" = String, Path, description = "The run")),
     responses((status = 200, body = seed::Run), (status = 404, body = crate::error::ErrorBody)))]
-pub(super) async fn get_run(State(state): AppStateRef, Path(run_id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn get_run(
+    State(state): AppStateRef,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
     let run_id = seed::run_id(&run_id)?;
     let (_, view) = state.slot(&run_id).await?;
     Ok(json_bytes(StatusCode::OK, view.run_json.clone()))
@@ -186,7 +205,10 @@ pub(super) async fn get_run(State(state): AppStateRef, Path(run_id): Path<String
 #[utoipa::path(get, path = "/runs/{run_id}/issues/index", tag = "issues",
     params(("run_id" = String, Path, description = "The run")),
     responses((status = 200, description = "`{run_id, issues_by_key}`", body = Object), (status = 404, body = crate::error::ErrorBody)))]
-pub(super) async fn issue_index(State(state): AppStateRef, Path(run_id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn issue_index(
+    State(state): AppStateRef,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
     let run_id = seed::run_id(&run_id)?;
     let (_, view) = state.slot(&run_id).await?;
     Ok(axum::Json(&view.issue_index).into_response())
@@ -196,12 +218,18 @@ pub(super) async fn issue_index(State(state): AppStateRef, Path(run_id): Path<St
 #[utoipa::path(get, path = "/runs/{run_id}/integration_status", tag = "runs",
     params(("run_id" = String, Path, description = "The run")),
     responses((status = 200, body = seed::IntegrationStatusReply), (status = 404, body = crate::error::ErrorBody)))]
-pub(super) async fn integration_status(State(state): AppStateRef, Path(run_id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn integration_status(
+    State(state): AppStateRef,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
     let run_id = seed::run_id(&run_id)?;
     state.slot(&run_id).await?;
     let host = Arc::clone(&state.host);
     let id = run_id.clone();
-    let status = blocking("reading the integration branch", move || host.integration_status(&id)).await?;
+    let status = blocking("reading the integration branch", move || {
+        host.integration_status(&id)
+    })
+    .await?;
     Ok(axum::Json(seed::IntegrationStatusReply {
         branch: status.branch,
         commits_ahead_of_main: status.commits_ahead,
@@ -230,8 +258,9 @@ pub(super) async fn update_status(
     let run_id = seed::run_id(&run_id)?;
     let phase_id = seed::phase_id(&phase_id)?;
     let (_, view) = state.slot(&run_id).await?;
-    let (_, phase) = seed::find_phase(&view.record, phase_id.as_str())
-        .ok_or_else(|| ApiError::not_found(format!("phase {phase_id} not found in run {run_id}")))?;
+    let (_, phase) = seed::find_phase(&view.record, phase_id.as_str()).ok_or_else(|| {
+        ApiError::not_found(format!("phase {phase_id} not found in run {run_id}"))
+    })?;
     let wanted: PhaseState = body.state.parse().map_err(|_| {
         ApiError::bad_request(format!(
             "{} is not a phase state (one of {})",
@@ -260,7 +289,9 @@ pub(super) async fn update_status(
             event.to_string(),
         ),
         None => ApiError::conflict(
-            format!("phase {phase_id} is {current}; the phase lifecycle has no transition to {wanted}"),
+            format!(
+                "phase {phase_id} is {current}; the phase lifecycle has no transition to {wanted}"
+            ),
             current.as_str(),
             format!("set_state({wanted})"),
         ),
@@ -305,7 +336,9 @@ pub(super) async fn record_issue(
     let evidence_refs = evidence_of(&body)?;
     let (slot, view) = state.slot(&run_id).await?;
     if seed::find_phase(&view.record, phase_id.as_str()).is_none() {
-        return Err(ApiError::not_found(format!("phase {phase_id} not found in run {run_id}")));
+        return Err(ApiError::not_found(format!(
+            "phase {phase_id} not found in run {run_id}"
+        )));
     }
     let issue = SuggestedIssue {
         issue_key: issue_key.clone(),
@@ -392,13 +425,20 @@ pub(super) struct PromoteReply {
 #[utoipa::path(post, path = "/runs/{run_id}/promote", tag = "runs",
     params(("run_id" = String, Path)),
     responses((status = 200, body = PromoteReply), (status = 400, description = "Not eligible", body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
-pub(super) async fn promote(State(state): AppStateRef, Path(run_id): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn promote(
+    State(state): AppStateRef,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
     let run_id = seed::run_id(&run_id)?;
     let (_, view) = state.slot(&run_id).await?;
     if let Err(refusals) = autopack::promotion::eligibility(&view.record) {
         return Err(ApiError::bad_request(format!(
             "run {run_id} is not eligible for promotion: {}",
-            refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            refusals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         )));
     }
     let host = Arc::clone(&state.host);

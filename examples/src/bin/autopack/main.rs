@@ -794,7 +794,9 @@ fn with_agents<T>(
     f: impl FnOnce(Agents<'_>) -> Result<T>,
 ) -> Result<T> {
     if config.builder.is_none() && config.builder_cmd.is_none() {
-        bail!("run {run_id}: run_config.json names no builder (was it started by example-run, or by `autopack serve`, which resumes its own runs?)");
+        bail!(
+            "run {run_id}: run_config.json names no builder (was it started by example-run, or by `autopack serve`, which resumes its own runs?)"
+        );
     }
     let logs = root.run_dir(run_id).join(host::AGENT_LOGS_DIR);
     let mut builder = config
