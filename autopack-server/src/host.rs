@@ -9,9 +9,11 @@
 //! [`crate::testing::MemoryHost`] over memory.
 
 use autopack::core::ids::RunId;
+use autopack::core::journal::RunStore;
 use autopack::core::lifecycle::RunState;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
+use autopack::driver::DriverError;
 use autopack::issues::{ProjectBacklog, RunIssueIndex};
 
 pub use crate::session::{Session, SessionObserver};
@@ -41,6 +43,29 @@ pub struct StoredRun {
     pub record: RunRecord,
     /// Its issue index.
     pub issue_index: RunIssueIndex,
+}
+
+impl StoredRun {
+    /// A run rebuilt by replaying its journal in `store`; `None` when it has none.
+    ///
+    /// # Errors
+    /// The journal cannot be read or does not replay.
+    pub fn replay<S: RunStore>(
+        store: &mut S,
+        run_id: &RunId,
+    ) -> Result<Option<StoredRun>, HostFailure> {
+        match autopack::driver::replay_journal(store, run_id) {
+            Ok(sup) => Ok(match (sup.record(), sup.ledger()) {
+                (Some(record), Some(ledger)) => Some(StoredRun {
+                    record: record.clone(),
+                    issue_index: ledger.run_issue_index(run_id),
+                }),
+                _ => None,
+            }),
+            Err(DriverError::NothingToResume(_)) => Ok(None),
+            Err(e) => Err(HostFailure::Machinery(format!("run {run_id}: {e}"))),
+        }
+    }
 }
 
 /// The integration branch of a run, as the first implementation reported it.

@@ -17,7 +17,7 @@ use autopack::core::plan::Plan;
 use autopack::core::record::{CiVerdict, RunRecord};
 use autopack::driver::{
     AnsweredElsewhere, Applier, ApplyOutcome, Artefacts, Driver, DriverError, HostError,
-    NoTripwire, RecordedIssue, replay_journal, replay_run,
+    NoTripwire, RecordedIssue, replay_run,
 };
 use autopack::issues::{AgingThresholds, IssueObservation, Ledger, ProjectBacklog};
 use autopack::supervisor::{
@@ -287,18 +287,7 @@ impl RunHost for MemoryHost {
     }
 
     fn load(&self, run_id: &RunId) -> Result<Option<StoredRun>, HostFailure> {
-        let mut store = self.journals.clone();
-        match replay_journal(&mut store, run_id) {
-            Ok(sup) => Ok(match (sup.record(), sup.ledger()) {
-                (Some(record), Some(ledger)) => Some(StoredRun {
-                    record: record.clone(),
-                    issue_index: ledger.run_issue_index(run_id),
-                }),
-                _ => None,
-            }),
-            Err(DriverError::NothingToResume(_)) => Ok(None),
-            Err(e) => Err(HostFailure::Machinery(e.to_string())),
-        }
+        StoredRun::replay(&mut self.journals.clone(), run_id)
     }
 
     fn backlog(&self) -> Result<ProjectBacklog, HostFailure> {

@@ -12,7 +12,6 @@ use autopack::core::journal::RunStore;
 use autopack::core::lifecycle::RunState;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
-use autopack::driver::DriverError;
 use autopack::issues::ProjectBacklog;
 use autopack::strategy::Ruleset;
 use autopack_server::Session;
@@ -128,18 +127,10 @@ impl RunHost for ServeHost {
     }
 
     fn load(&self, run_id: &RunId) -> Result<Option<StoredRun>, HostFailure> {
-        let mut store = self.stores.journal(&host::runs_root(&self.repo));
-        match autopack::driver::replay_journal(&mut store, run_id) {
-            Ok(sup) => Ok(match (sup.record(), sup.ledger()) {
-                (Some(record), Some(ledger)) => Some(StoredRun {
-                    record: record.clone(),
-                    issue_index: ledger.run_issue_index(run_id),
-                }),
-                _ => None,
-            }),
-            Err(DriverError::NothingToResume(_)) => Ok(None),
-            Err(e) => Err(HostFailure::Machinery(format!("run {run_id}: {e}"))),
-        }
+        StoredRun::replay(
+            &mut self.stores.journal(&host::runs_root(&self.repo)),
+            run_id,
+        )
     }
 
     fn backlog(&self) -> Result<ProjectBacklog, HostFailure> {
