@@ -131,6 +131,9 @@ pub(crate) struct AppState {
     /// Runs whose start is under way (a second start of the same id is refused).
     pub(crate) starting: Mutex<std::collections::BTreeSet<RunId>>,
     pub(crate) ids: Arc<AttemptIds>,
+    /// The session threads, joined when the server stops (so their runs' leases are
+    /// released before the process exits).
+    pub(crate) sessions: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -143,6 +146,7 @@ impl Server {
                 runs: RwLock::new(BTreeMap::new()),
                 starting: Mutex::new(Default::default()),
                 ids: Arc::new(AttemptIds::new()),
+                sessions: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -200,6 +204,20 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         self.detach_all();
+        // Each session returns at its next wait (after the step in progress).
+        let sessions = std::mem::take(
+            &mut *self
+                .state
+                .sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let _ = tokio::task::spawn_blocking(move || {
+            for session in sessions {
+                let _ = session.join();
+            }
+        })
+        .await;
         result.map_err(ServerError::Io)
     }
 

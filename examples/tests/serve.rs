@@ -25,6 +25,10 @@ impl Drop for Served {
 }
 
 fn serve(repo: &Path) -> Served {
+    serve_with(repo, &[])
+}
+
+fn serve_with(repo: &Path, extra: &[&str]) -> Served {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -35,6 +39,8 @@ fn serve(repo: &Path) -> Served {
             "--test-cmd",
             "sh run_tests.sh",
         ])
+        .args(extra)
+        .env("AUTOPACK_LEASE_TTL_SECS", "3")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -209,4 +215,70 @@ fn a_run_left_by_a_stopped_server_is_resumed_by_the_next() {
         .unwrap();
     assert_eq!(run["state"], "DONE_SUCCESS");
     interrupt(served);
+}
+
+#[test]
+fn instances_sharing_a_postgres_store_drive_each_run_once() {
+    let url = autopack_postgres::testing::shared().database().unwrap();
+    let (_dir, repo) = repo();
+    let http = http();
+    let a = serve_with(&repo, &["--store", &url]);
+    let b = serve_with(&repo, &["--store", &url]);
+    let started = http
+        .post(format!("{}/runs/start", a.url))
+        .json(&plan_json("shared"))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 201);
+    // B reads the run from the store, but does not drive it, nor start it again.
+    let seen: Value = http
+        .get(format!("{}/runs/shared", b.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(seen["state"], "PHASE_EXECUTION", "{seen:#}");
+    let body = |phase: &str| json!({"phase_id": phase, "run_id": "shared", "patch_content": patch(phase), "status": "success", "tokens_used": 10});
+    let elsewhere = http
+        .post(format!(
+            "{}/runs/shared/phases/notes-a/builder_result",
+            b.url
+        ))
+        .json(&body("notes-a"))
+        .send()
+        .unwrap();
+    assert_eq!(elsewhere.status(), 409);
+    let again = http
+        .post(format!("{}/runs/start", b.url))
+        .json(&plan_json("shared"))
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 400);
+    let reply: Value = http
+        .post(format!(
+            "{}/runs/shared/phases/notes-a/builder_result",
+            a.url
+        ))
+        .json(&body("notes-a"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(reply["phase_state"], "COMPLETE", "{reply:#}");
+    // A stops; the next instance to start takes the run over and finishes it.
+    interrupt(a);
+    interrupt(b);
+    let c = serve_with(&repo, &["--store", &url]);
+    let reply: Value = http
+        .post(format!(
+            "{}/runs/shared/phases/notes-b/builder_result",
+            c.url
+        ))
+        .json(&body("notes-b"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(reply["run_state"], "DONE_SUCCESS", "{reply:#}");
+    interrupt(c);
 }

@@ -136,10 +136,17 @@ async fn start_session(
                 thread_slot.start_failed(failure);
             }
         });
-    if let Err(e) = spawned {
-        return Err(ApiError::internal(format!(
-            "starting a thread for run {run_id}: {e}"
-        )));
+    match spawned {
+        Ok(handle) => {
+            let mut sessions = super::super::session::lock(&state.sessions);
+            sessions.retain(|h| !h.is_finished());
+            sessions.push(handle);
+        }
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "starting a thread for run {run_id}: {e}"
+            )));
+        }
     }
     let view = started
         .await

@@ -79,7 +79,10 @@ pub(crate) fn cmd_serve(args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the server's runtime")?;
-    runtime.block_on(async move {
+    // The host's PostgreSQL client blocks on a runtime of its own: the last handle on the
+    // host must be dropped outside this one.
+    let host_handle = server.clone();
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -113,5 +116,8 @@ pub(crate) fn cmd_serve(args: ServeArgs) -> Result<ExitCode> {
             .await?;
         tell!("stopped; unfinished runs resume at the next `autopack serve`");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    drop(runtime);
+    drop(host_handle);
+    result
 }
