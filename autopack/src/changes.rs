@@ -11,7 +11,7 @@
 //! let plan = Plan::from_json(r#"{"run": {"run_id": "r1"},
 //!     "tiers": [{"tier_id": "t1", "tier_index": 0, "name": "Core"}],
 //!     "phases": [{"phase_id": "p1", "phase_index": 0, "tier_id": "t1", "name": "One",
-//!                 "task_category": "feature", "complexity": "low"}]}"#).unwrap();
+//!                 "task_category": "feature", "complexity": "low"}]}"#, "plan").unwrap();
 //! let strategy = autopack::strategy::dry_run(&plan, None, None).unwrap();
 //! let mut sup = Supervisor::new();
 //! sup.handle(Input::Start { at: chrono::Utc::now(), plan, strategy: Box::new(strategy),
