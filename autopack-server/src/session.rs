@@ -456,7 +456,6 @@ impl Session {
                 }));
             }
             if let Step::Finished(state) = step {
-                lock(&self.slot.board).clear();
                 self.slot.detach();
                 self.slot.events.close();
                 return Ok(state);
@@ -565,6 +564,10 @@ impl Session {
             .view
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&view));
+        if let Step::Finished(_) = step {
+            // Before anyone is told the run ended, nothing may be leased any more.
+            lock(&self.slot.board).clear();
+        }
         if let Step::Agent(call) = step {
             let now = Utc::now();
             let id = self.ids.next();
