@@ -44,6 +44,7 @@ pub mod auth;
 pub mod error;
 pub mod host;
 pub mod openapi;
+pub mod repository;
 mod routes;
 pub mod seed;
 mod session;

@@ -30,6 +30,7 @@ pub mod driver;
 pub mod host;
 pub mod promotion;
 pub mod report;
+pub mod runner;
 pub mod supervisor;
 
 pub use autopack_apply as apply;

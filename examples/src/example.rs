@@ -12,11 +12,14 @@ use autopack::driver::DriveOutcome;
 use autopack::layout::RunsRoot;
 
 use crate::agents::{ScriptedAuditor, ScriptedBuilder};
-use crate::host::{self, Agents, RunConfig, SandboxSettings};
+use autopack::runner::{
+    AgentSource, Agents, Ended, Prepared, RunConfig, RunContext, Runner, RunnerError,
+    SandboxSettings, Stores,
+};
+use autopack_cli::progress::Progress;
+
 use crate::plan::{PROJECT_ID, example_plan};
-use crate::progress::Progress;
 use crate::sample::{self, create_sample_repo};
-use crate::stores::Stores;
 
 /// The state the example plan scripts: every phase completes.
 pub const EXPECTED_STATE: RunState = RunState::DoneSuccess;
@@ -79,38 +82,6 @@ impl ExampleReport {
     }
 }
 
-/// The files of SPEC §10 a finished run has written (the incident pack only for a
-/// `DONE_FAILED_*` run).
-pub fn expected_artefacts(
-    root: &RunsRoot,
-    ruleset_project: &str,
-    record: &RunRecord,
-) -> Vec<PathBuf> {
-    let run = &record.run_id;
-    let mut out = vec![
-        root.dir()
-            .join(format!("project_ruleset_{ruleset_project}.json")),
-        root.backlog(),
-        root.run_summary(run),
-        root.strategy(run, record.strategy_version),
-        root.run_issue_index(run),
-    ];
-    for tier in &record.tiers {
-        out.push(root.tier_summary(run, tier.tier_index, &tier.tier_id, &tier.name));
-    }
-    for phase in record.phases() {
-        out.push(root.phase_summary(run, phase.phase_index, &phase.phase_id));
-    }
-    for phase in record.phases() {
-        out.push(root.phase_issues(run, phase.phase_index, &phase.phase_id));
-    }
-    if record.state.failure().is_some() {
-        out.push(root.incident_json(run));
-        out.push(root.incident_markdown(run));
-    }
-    out
-}
-
 /// Runs the example: creates (or reuses) the sample repository in `opts.dir`, compiles
 /// the strategy of the example plan, drives the scripted agents with the sample's real
 /// tests as CI, and gathers what a person should look at afterwards.
@@ -126,12 +97,6 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
     let main_before = sample.main_tip.clone();
     let ruleset =
         autopack::strategy::Ruleset::builtin(autopack::core::ids::ProjectId::new(PROJECT_ID)?);
-    // Held until the run ends: nobody else writes this run meanwhile.
-    // The embedded default: the run's journal, ledger and views in `.autonomous_runs/`.
-    let stores = Stores::Files;
-    let writer = host::take_run(&repo, &stores, &run_id)?;
-    let prepared = host::prepare(&repo, &stores, &plan, Some(ruleset))?;
-    let root = prepared.root.clone();
     if opts.print {
         println!(
             "sample project : {}{}",
@@ -143,66 +108,48 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
             }
         );
         println!("main           : {main_before}");
-        println!("ruleset        : {}", prepared.ruleset_path.display());
-        println!("strategy       : {}", prepared.strategy_path.display());
-        println!();
-        print!("{}", prepared.strategy.render_text());
-        println!();
     }
     // The flaky test remembers its first failure here: outside every checkout (and
     // outside the repository, which the sandbox keeps CI out of), one folder per run, so
     // each run sees the flake once. CI may write it (`sandbox.write`).
     let state_dir = sample::state_dir(&repo, &run_id)?;
-    let config = RunConfig {
-        base: "main".into(),
-        builder_cmd: None,
-        auditor_cmd: None,
-        test_cmd: sample::test_command(&state_dir, false),
-        strict_test_cmd: sample::test_command(&state_dir, true),
-        agent_timeout_secs: 60,
-        max_output_bytes: autopack::host::DEFAULT_MAX_OUTPUT,
-        max_patch_bytes: autopack::apply::MAX_PATCH_BYTES,
-        junit: vec![sample::JUNIT_REPORT.to_owned()],
-        strict_junit: vec![sample::JUNIT_REPORT.to_owned()],
-        workspace_dir: None,
-        ci_timeout_secs: 120,
-        ci_backoff_millis: 100,
-        signature_seconds: chrono::Utc::now().timestamp(),
-        builder: None,
-        auditor: None,
-        sandbox: SandboxSettings {
-            disabled: opts.no_sandbox,
-            write: vec![state_dir.clone()],
-            ..SandboxSettings::default()
-        },
+    let mut config = RunConfig::new("main", sample::test_command(&state_dir, false));
+    config.strict_test_cmd = sample::test_command(&state_dir, true);
+    config.agent_timeout_secs = 60;
+    config.junit = vec![sample::JUNIT_REPORT.to_owned()];
+    config.strict_junit = vec![sample::JUNIT_REPORT.to_owned()];
+    config.ci_timeout_secs = 120;
+    config.ci_backoff_millis = 100;
+    config.sandbox = SandboxSettings {
+        disabled: opts.no_sandbox,
+        write: vec![state_dir.clone()],
+        ..SandboxSettings::default()
     };
-    config.save(&root, &run_id)?;
-    let sandbox = host::sandbox(&root, &run_id, &config)?;
-    let mut builder = ScriptedBuilder::default();
-    let mut auditor = ScriptedAuditor::default();
-    let mut progress = Progress::new(opts.print);
-    let result = host::start(
-        &repo,
-        &stores,
-        &writer,
-        &plan,
-        prepared,
-        &config,
-        &sandbox,
-        Agents {
-            builder: &mut builder,
-            auditor: &mut auditor,
-            observer: &mut progress,
-        },
-    );
-    progress.finish();
-    let (outcome, record) = result?;
+    // The embedded default: the run's journal, ledger and views in `.autonomous_runs/`.
+    let runner = Runner::new(&repo, Stores::Files)?;
+    let root = runner.root();
+    let mut agents = ExampleAgents {
+        builder: ScriptedBuilder::default(),
+        auditor: ScriptedAuditor::default(),
+        progress: Progress::new(opts.print),
+        print: opts.print,
+    };
+    let result = runner.start(&plan, Some(ruleset), &config, &mut agents);
+    let ExampleAgents {
+        builder,
+        auditor,
+        progress,
+        ..
+    } = agents;
+    let Ended {
+        outcome, record, ..
+    } = result?;
 
     let main_after = sample::main_tip(&repo)?;
     let branch = autopack::apply::refs::integration_ref(&run_id);
     let branch_commits = sample::commits_ahead(&repo, &branch, "refs/heads/main")?;
     let tags = sample::tags_under(&repo, &format!("autonomous/{run_id}/"))?;
-    let artefacts = expected_artefacts(&root, PROJECT_ID, &record);
+    let artefacts = autopack::runner::expected_artefacts(&root, PROJECT_ID, &record);
     let missing: Vec<PathBuf> = artefacts.iter().filter(|p| !p.is_file()).cloned().collect();
     let reports = reports_text(&root, &record)?;
     Ok(ExampleReport {
@@ -230,7 +177,7 @@ pub fn run_example(opts: &ExampleOptions) -> Result<ExampleReport> {
 /// When the project ledger cannot be read.
 pub fn reports_text(root: &RunsRoot, record: &RunRecord) -> Result<String> {
     let project = autopack::core::ids::ProjectId::new(PROJECT_ID)?;
-    let artefacts = host::project_artefacts(root, &Stores::Files, &project, None)?;
+    let artefacts = autopack::runner::project_artefacts(root, &Stores::Files, &project, None)?;
     let mut out = String::new();
     let _ = writeln!(out, "== Runs ==\n{}", autopack::report::run_list([record]));
     let _ = writeln!(
@@ -267,7 +214,11 @@ pub fn print_summary(report: &ExampleReport) {
         "run {} ended {} (scripted: {})",
         report.run_id, report.record.state, EXPECTED_STATE
     );
-    println!("artefacts in {}/{}:", report.repo.display(), host::RUNS_DIR);
+    println!(
+        "artefacts in {}/{}:",
+        report.repo.display(),
+        autopack::runner::RUNS_DIR
+    );
     for path in &report.artefacts {
         let mark = if path.is_file() { "ok" } else { "MISSING" };
         println!("  [{mark}] {}", rel(path));
@@ -339,5 +290,33 @@ pub fn check(report: &ExampleReport) -> Result<()> {
             "the example run did not go as scripted:\n  {}",
             problems.join("\n  ")
         )
+    }
+}
+
+/// The example's scripted agents and progress, and what it prints before the run starts.
+struct ExampleAgents {
+    builder: ScriptedBuilder,
+    auditor: ScriptedAuditor,
+    progress: Progress,
+    print: bool,
+}
+
+impl AgentSource for ExampleAgents {
+    fn agents(&mut self, _run: &RunContext<'_>) -> Result<Agents<'_>, RunnerError> {
+        Ok(Agents::new(&mut self.builder, &mut self.auditor).observed_by(&mut self.progress))
+    }
+
+    fn on_prepared(&mut self, prepared: &Prepared) {
+        if self.print {
+            println!("ruleset        : {}", prepared.ruleset_path.display());
+            println!("strategy       : {}", prepared.strategy_path.display());
+            println!();
+            print!("{}", prepared.strategy.render_text());
+            println!();
+        }
+    }
+
+    fn on_end(&mut self) {
+        self.progress.finish();
     }
 }

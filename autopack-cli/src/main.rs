@@ -22,21 +22,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use autopack::apply::{CommitSignature, PromoteMode, PromoteOptions};
 use autopack::core::ids::{ProjectId, RunId};
-use autopack::core::lifecycle::RunState;
-use autopack::core::message::{AuditorRecommendation, AuditorRequest, AuditorResult};
 use autopack::core::plan::Plan;
-use autopack::core::record::RunRecord;
-use autopack::driver::{Auditor, DriveOutcome};
-use autopack::host::{AgentPreset, DEFAULT_MAX_OUTPUT};
-use autopack::sandbox::Sandbox;
+use autopack::runner::{self, STORE_ENV, Stores};
 use autopack::strategy::{BacklogView, Ruleset};
-use autopack::supervisor::AgentOutcome;
-use autopack_examples::host::{self, Agents, NetworkRule, RunConfig, SandboxSettings};
-use autopack_examples::progress::Progress;
-use autopack_examples::stores::{STORE_ENV, Stores};
-use autopack_examples::validate;
+use autopack_cli::validate;
 use clap::builder::RangedU64ValueParser;
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches as _, Parser, Subcommand};
 
 /// `println!` that never panics: a closed or failing stdout (`autopack … | head -1`) is
 /// not an error; the command goes on and its exit code stands.
@@ -55,9 +46,11 @@ macro_rules! tell {
 
 mod patch;
 mod report;
+mod run;
 mod serve;
 use patch::{PatchCommand, cmd_patch_check};
 use report::{ReportCommand, cmd_report};
+use run::{Output, RunArgs, cmd_export, cmd_resume, cmd_run};
 
 /// Governed autonomous runs: run plans with external-command agents, resume them, and
 /// inspect, validate and promote what they produced.
@@ -68,6 +61,10 @@ use report::{ReportCommand, cmd_report};
     after_help = "Exit codes: 0 success; 1 a negative answer (a run ended DONE_FAILED_*, a run is not eligible for promotion, validate found problems); 2 an error (named on stderr).\n\nExample:\n  autopack run --plan plan.json --repo . --builder-cmd ./builder.sh --auditor-cmd ./auditor.sh --test-cmd 'cargo test'\n  autopack report runs --repo .\n  autopack promote check my-run --repo ."
 )]
 struct Cli {
+    /// The configuration file (default: DIR/autopack.toml when it exists): settings of
+    /// `run` and `serve`, keyed by their long flags; flags given here override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -198,115 +195,8 @@ pub(crate) struct StoreArg {
 
 impl StoreArg {
     pub(crate) fn open(&self) -> Result<Stores> {
-        Stores::open(self.store.as_deref())
+        Stores::open(self.store.as_deref()).map_err(|e| anyhow!("--store {e}"))
     }
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// The plan (JSON).
-    #[arg(long, value_name = "PLAN.json")]
-    plan: PathBuf,
-    /// The run's id instead of the plan's `run.run_id` (one plan, many runs). A plan that
-    /// names none, run without this flag, gets `run-{UTC time}` (said on stderr).
-    #[arg(long, value_name = "ID")]
-    run_id: Option<String>,
-    /// The Builder: a preset for an agent CLI (codex, claude, aider) or `command`
-    /// (default) for --builder-cmd.
-    #[arg(long, value_name = "PRESET", default_value = "command")]
-    builder: String,
-    /// The Builder's shell command (with `--builder command`), or the program of a preset
-    /// (default: the preset's CLI on PATH).
-    #[arg(long, value_name = "CMD")]
-    builder_cmd: Option<String>,
-    /// The Auditor: a preset (codex, claude, aider) or `command` for --auditor-cmd
-    /// (default: without --auditor-cmd, every review escalates).
-    #[arg(long, value_name = "PRESET")]
-    auditor: Option<String>,
-    /// The Auditor's shell command, or the program of its preset.
-    #[arg(long, value_name = "CMD")]
-    auditor_cmd: Option<String>,
-    /// Whether agents may use TCP (they need their model's API).
-    #[arg(long, value_enum, default_value = "allow")]
-    agent_network: NetworkArg,
-    /// Seconds an agent command may take (1 to 604800, 7 days).
-    #[arg(long, value_name = "SECS", default_value_t = 900, allow_negative_numbers = true, value_parser = secs())]
-    agent_timeout: u64,
-    /// Largest agent stdout (and result file) accepted, in bytes (1 to 1 GiB).
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_OUTPUT, allow_negative_numbers = true, value_parser = bytes())]
-    max_output: usize,
-    #[command(flatten)]
-    settings: RunSettings,
-    #[command(flatten)]
-    output: Output,
-}
-
-/// The host side of a run: repository, stores, ruleset, sandbox and CI (`run` and
-/// `serve` take the same).
-#[derive(Debug, Clone, Args)]
-struct RunSettings {
-    #[command(flatten)]
-    store: StoreArg,
-    /// The git repository to work on.
-    #[arg(long, value_name = "DIR")]
-    repo: PathBuf,
-    /// The ruleset (JSON); default: the repository's latest, else the built-in one.
-    #[arg(long, value_name = "FILE")]
-    ruleset: Option<PathBuf>,
-    /// Pass this host environment variable to agents and CI (repeatable; e.g.
-    /// OPENAI_API_KEY). Nothing else of the environment is passed.
-    #[arg(long, value_name = "NAME")]
-    pass_env: Vec<String>,
-    /// Let agents and CI read this path (repeatable; e.g. a toolchain such as ~/.cargo).
-    #[arg(long, value_name = "PATH")]
-    sandbox_read: Vec<PathBuf>,
-    /// Let CI write this path too (repeatable; a cache or state folder outside the
-    /// repository): the checkout is always writable.
-    #[arg(long, value_name = "PATH")]
-    ci_write: Vec<PathBuf>,
-    /// Whether CI may use TCP.
-    #[arg(long, value_enum, default_value = "deny")]
-    ci_network: NetworkArg,
-    /// Run agents and CI without filesystem and network confinement (needed where the
-    /// kernel has no Landlock; the environment is still scrubbed and processes reaped).
-    #[arg(long)]
-    no_sandbox: bool,
-    /// Where the run's private workspaces go (default: $TMPDIR/autopack-workspaces).
-    #[arg(long, value_name = "DIR")]
-    workspace_dir: Option<PathBuf>,
-    /// The test command of the `normal` CI profile.
-    #[arg(long, value_name = "CMD")]
-    test_cmd: String,
-    /// The test command of the `strict` CI profile (default: --test-cmd).
-    #[arg(long, value_name = "CMD")]
-    strict_test_cmd: Option<String>,
-    /// A JUnit XML report the `normal` test command writes, as a path or glob in the
-    /// checkout (repeatable; e.g. `report.xml`, `target/nextest/ci/junit.xml`,
-    /// `reports/**/*.xml`). With reports, failing tests are named exactly, flakiness is
-    /// per test, and tests that already fail on the base fail no attempt.
-    #[arg(long, value_name = "GLOB")]
-    junit: Vec<String>,
-    /// The reports of the `strict` test command (default: --junit).
-    #[arg(long, value_name = "GLOB")]
-    strict_junit: Vec<String>,
-    /// The branch the run starts from.
-    #[arg(long, value_name = "BRANCH", default_value = "main")]
-    base: String,
-    /// Seconds one CI attempt may take (1 to 604800, 7 days).
-    #[arg(long, value_name = "SECS", default_value_t = 1800, allow_negative_numbers = true, value_parser = secs())]
-    ci_timeout: u64,
-    /// Milliseconds before the second CI attempt, doubled before each later one (0 to
-    /// 3600000, 1 hour; no wait is ever longer).
-    #[arg(long, value_name = "MILLIS", default_value_t = 2000,
-          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(0..=host::MAX_BACKOFF_MILLIS))]
-    ci_backoff: u64,
-    #[command(flatten)]
-    limits: DocLimits,
-    /// Largest patch accepted, in bytes (1 to 1 GiB); a longer one is a failed attempt
-    /// (rule patch_too_large).
-    #[arg(long, value_name = "BYTES", default_value_t = autopack::apply::MAX_PATCH_BYTES,
-          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
-    max_patch_bytes: u64,
 }
 
 /// The size limits of the documents a command reads (`--max-plan-bytes`,
@@ -315,40 +205,12 @@ struct RunSettings {
 struct DocLimits {
     /// Largest plan file read, in bytes (1 to 1 GiB).
     #[arg(long, value_name = "BYTES", default_value_t = autopack::core::limits::MAX_PLAN_BYTES,
-          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=runner::MAX_BYTES_LIMIT))]
     max_plan_bytes: u64,
     /// Largest ruleset file read, in bytes (1 to 1 GiB).
     #[arg(long, value_name = "BYTES", default_value_t = autopack::strategy::MAX_RULESET_BYTES,
-          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=runner::MAX_BYTES_LIMIT))]
     max_ruleset_bytes: u64,
-}
-
-/// Timeouts: 1 s to [`host::MAX_TIMEOUT_SECS`] (the range `RunConfig::validate` checks).
-fn secs() -> RangedU64ValueParser<u64> {
-    RangedU64ValueParser::<u64>::new().range(1..=host::MAX_TIMEOUT_SECS)
-}
-
-/// Byte limits: 1 to [`host::MAX_BYTES_LIMIT`].
-fn bytes() -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::<usize>::new().range(1..=host::MAX_BYTES_LIMIT)
-}
-
-/// `--agent-network` / `--ci-network`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum NetworkArg {
-    /// TCP allowed.
-    Allow,
-    /// TCP bind and connect denied.
-    Deny,
-}
-
-impl From<NetworkArg> for NetworkRule {
-    fn from(arg: NetworkArg) -> NetworkRule {
-        match arg {
-            NetworkArg::Allow => NetworkRule::Allow,
-            NetworkArg::Deny => NetworkRule::Deny,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,7 +252,7 @@ enum PlanCommand {
         out: PathBuf,
         /// Largest plan file read, in bytes (1 to 1 GiB).
         #[arg(long, value_name = "BYTES", default_value_t = autopack::core::limits::MAX_PLAN_BYTES,
-              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+              allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=runner::MAX_BYTES_LIMIT))]
         max_plan_bytes: u64,
     },
 }
@@ -437,7 +299,13 @@ enum PromoteCheck {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            tell!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
@@ -445,6 +313,28 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The command line, with the settings of its configuration file where it gives none.
+fn parse() -> Result<Cli> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let matches = command.clone().get_matches_from(&args);
+    let Some((name, sub)) = matches.subcommand() else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let explicit = matches.get_one::<PathBuf>("config");
+    let repo = sub.try_get_one::<PathBuf>("repo").ok().flatten();
+    let file =
+        autopack_cli::config::locate(explicit.map(PathBuf::as_path), repo.map(PathBuf::as_path));
+    let args = match &file {
+        Some(path) if autopack_cli::config::CONFIGURED.contains(&name) => {
+            autopack_cli::config::with_file_settings(&command, name, sub, args, path)?
+        }
+        _ => args,
+    };
+    let matches = command.get_matches_from(&args);
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {
@@ -456,7 +346,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             repo,
             store,
             output,
-        } => cmd_resume(&run_id, &repo, &store.open()?, output),
+        } => cmd_resume(&run_id, &repo, store.open()?, output),
         Command::Export {
             run_id,
             repo,
@@ -511,11 +401,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 }
 
 fn cmd_repair(repo: &Path, project: Option<&str>, truncate: bool) -> Result<ExitCode> {
-    let root = host::runs_root(repo);
+    let root = runner::runs_root(repo);
     let projects = autopack::layout::FsRulesetStore::new(root.clone()).projects()?;
     let project = match project {
         Some(id) => ProjectId::new(id)?,
-        None => host::only_project(&root, &Stores::Files, "--project")?,
+        None => runner::only_project(&root, &Stores::Files, "--project")?,
     };
     let files = autopack::layout::project::ledger_files(&root, &project, &projects)?;
     let options = autopack::layout::issues::RepairOptions {
@@ -589,7 +479,7 @@ fn read_limited(path: &Path, limit: u64, what: &str, flag: &str) -> Result<Strin
 fn too_large(err: &autopack::core::limits::TooLarge, flag: &str) -> anyhow::Error {
     anyhow!(
         "{err}; raise the limit with {flag} BYTES (at most {})",
-        host::MAX_BYTES_LIMIT
+        runner::MAX_BYTES_LIMIT
     )
 }
 
@@ -677,340 +567,6 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
-fn exit_for(state: RunState) -> ExitCode {
-    if state == RunState::DoneSuccess {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-/// The Auditor used without `--auditor-cmd`: every review escalates.
-struct EscalatingAuditor;
-
-impl Auditor for EscalatingAuditor {
-    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
-        AgentOutcome::Returned(AuditorResult {
-            phase_id: request.phase_id.clone(),
-            recommendation: AuditorRecommendation::Escalate,
-            review_notes: "no Auditor is configured (autopack run --auditor-cmd)".into(),
-            issues_found: Vec::new(),
-            patch: None,
-            confidence: 1.0,
-            tokens_used: 0,
-        })
-    }
-}
-
-fn finish_line(outcome: &DriveOutcome, record: &RunRecord, repo: &Path) {
-    match outcome {
-        DriveOutcome::Finished(state) => say!("run {} ended {state}", record.run_id),
-        DriveOutcome::AlreadyFinished(state) => {
-            say!(
-                "run {} had already finished in {state}; its artefacts are up to date with its journal, nothing to resume",
-                record.run_id
-            )
-        }
-    }
-    if let Some(failure) = &record.failure {
-        say!("reason: {}", failure.reason);
-    }
-    say!(
-        "artefacts: {}",
-        host::runs_root(repo).run_dir(&record.run_id).display()
-    );
-}
-
-/// What a command that drives a run (`run`, `resume`) prints.
-#[derive(Debug, Clone, Args)]
-struct Output {
-    /// Print no progress lines.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the run's line of `report runs --json` on stdout (progress goes to stderr).
-    #[arg(long)]
-    json: bool,
-    /// Write every transition, breach, escalation, action and result as a JSON line to
-    /// FILE (`-`: stdout, progress then goes to stderr).
-    #[arg(long, value_name = "FILE")]
-    events: Option<PathBuf>,
-}
-
-impl Output {
-    fn events_on_stdout(&self) -> bool {
-        self.events.as_deref() == Some(Path::new("-"))
-    }
-
-    /// Checked before anything is written.
-    fn check(&self) -> Result<()> {
-        if self.json && self.events_on_stdout() {
-            bail!("--json and --events - both want stdout: write the events to a file");
-        }
-        Ok(())
-    }
-
-    fn progress(&self) -> Result<Progress> {
-        let progress = Progress::new(!self.quiet);
-        let progress = if self.json || self.events_on_stdout() {
-            progress.on_stderr()
-        } else {
-            progress
-        };
-        Ok(match &self.events {
-            None => progress,
-            Some(path) if path == Path::new("-") => {
-                progress.with_events(Box::new(std::io::stdout()))
-            }
-            Some(path) => {
-                let file = std::fs::File::create(path)
-                    .with_context(|| format!("--events {}: cannot create it", path.display()))?;
-                progress.with_events(Box::new(std::io::LineWriter::new(file)))
-            }
-        })
-    }
-
-    /// Prints the end of a run: its `report runs` line as JSON, or the finish line.
-    fn finished(&self, outcome: &DriveOutcome, record: &RunRecord, repo: &Path) -> Result<()> {
-        if self.events_on_stdout() {
-            // stdout is the event stream's; the finish line goes with the progress.
-            tell!("run {} ended {}", record.run_id, record.state);
-            return Ok(());
-        }
-        if self.json {
-            print_json(&autopack::report::run_list([record]).runs)
-        } else {
-            finish_line(outcome, record, repo);
-            Ok(())
-        }
-    }
-}
-
-fn with_agents<T>(
-    root: &autopack::layout::RunsRoot,
-    run_id: &RunId,
-    config: &RunConfig,
-    sandbox: &Sandbox,
-    output: &Output,
-    f: impl FnOnce(Agents<'_>) -> Result<T>,
-) -> Result<T> {
-    if config.builder.is_none() && config.builder_cmd.is_none() {
-        bail!(
-            "run {run_id}: run_config.json names no builder (was it started by example-run, or by `autopack serve`, which resumes its own runs?)"
-        );
-    }
-    let logs = root.run_dir(run_id).join(host::AGENT_LOGS_DIR);
-    let mut builder = config
-        .agent(
-            config.builder.as_deref(),
-            config.builder_cmd.as_deref(),
-            sandbox,
-            &logs,
-        )
-        .with_context(|| format!("run {run_id}: the Builder"))?;
-    let mut command_auditor = match (&config.auditor, &config.auditor_cmd) {
-        (None, None) => None,
-        (preset, cmd) => Some(
-            config
-                .agent(preset.as_deref(), cmd.as_deref(), sandbox, &logs)
-                .with_context(|| format!("run {run_id}: the Auditor"))?,
-        ),
-    };
-    let mut escalating = EscalatingAuditor;
-    let auditor: &mut dyn Auditor = match command_auditor.as_mut() {
-        Some(a) => a,
-        None => &mut escalating,
-    };
-    let mut progress = output.progress()?;
-    let result = f(Agents {
-        builder: &mut builder,
-        auditor,
-        observer: &mut progress,
-    });
-    progress.finish();
-    result
-}
-
-// ----- run / resume -----
-
-impl RunSettings {
-    /// The repository, canonical (agents, workspaces and CI get absolute paths).
-    fn repo(&self) -> Result<PathBuf> {
-        self.repo
-            .canonicalize()
-            .with_context(|| format!("{}: no such repository", self.repo.display()))
-    }
-
-    fn ruleset(&self) -> Result<Option<autopack::strategy::Ruleset>> {
-        self.ruleset
-            .as_deref()
-            .map(|path| read_ruleset(path, self.limits.max_ruleset_bytes))
-            .transpose()
-    }
-
-    /// The run's configuration with these settings and `agents`.
-    fn config(&self, agents: AgentSettings) -> RunConfig {
-        RunConfig {
-            base: self.base.clone(),
-            builder_cmd: agents.builder_cmd,
-            auditor_cmd: agents.auditor_cmd,
-            strict_test_cmd: self
-                .strict_test_cmd
-                .clone()
-                .unwrap_or_else(|| self.test_cmd.clone()),
-            test_cmd: self.test_cmd.clone(),
-            agent_timeout_secs: agents.timeout_secs,
-            max_output_bytes: agents.max_output,
-            max_patch_bytes: self.max_patch_bytes,
-            strict_junit: if self.strict_junit.is_empty() {
-                self.junit.clone()
-            } else {
-                self.strict_junit.clone()
-            },
-            junit: self.junit.clone(),
-            ci_timeout_secs: self.ci_timeout,
-            ci_backoff_millis: self.ci_backoff,
-            signature_seconds: chrono::Utc::now().timestamp(),
-            workspace_dir: self.workspace_dir.clone(),
-            builder: agents.builder,
-            auditor: agents.auditor,
-            sandbox: SandboxSettings {
-                disabled: self.no_sandbox,
-                pass_env: self.pass_env.clone(),
-                read: self.sandbox_read.clone(),
-                write: self.ci_write.clone(),
-                agent_network: agents.network,
-                ci_network: self.ci_network.into(),
-            },
-        }
-    }
-}
-
-/// The local agents of a run (none for `serve`).
-struct AgentSettings {
-    builder: Option<String>,
-    builder_cmd: Option<String>,
-    auditor: Option<String>,
-    auditor_cmd: Option<String>,
-    timeout_secs: u64,
-    max_output: usize,
-    network: NetworkRule,
-}
-
-fn cmd_run(args: RunArgs) -> Result<ExitCode> {
-    let settings = &args.settings;
-    let plan = read_run_plan(
-        &args.plan,
-        settings.limits.max_plan_bytes,
-        args.run_id.as_deref(),
-    )?;
-    let ruleset = settings.ruleset()?;
-    let repo = settings.repo()?;
-    let run_id = plan.run.run_id.clone();
-    let stores = settings.store.open()?;
-    let writer = host::take_run(&repo, &stores, &run_id)?;
-    report_reclaimed(&writer);
-    let prepared = host::prepare(&repo, &stores, &plan, ruleset)?;
-    let config = settings.config(AgentSettings {
-        builder: Some(args.builder.clone()),
-        builder_cmd: args.builder_cmd.clone(),
-        auditor: args.auditor.clone(),
-        auditor_cmd: args.auditor_cmd.clone(),
-        timeout_secs: args.agent_timeout,
-        max_output: args.max_output,
-        network: args.agent_network.into(),
-    });
-    // Names checked before anything is written.
-    for preset in [Some(&args.builder), args.auditor.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        AgentPreset::from_name(preset)?;
-    }
-    if args.builder == "command" && args.builder_cmd.is_none() {
-        bail!("--builder command (the default) needs --builder-cmd CMD");
-    }
-    // The flags' ranges are those of the file; checked again before anything is written.
-    config
-        .validate()
-        .map_err(|e| anyhow!("{e} (the flag --{})", flag_of(e.field)))?;
-    let sandbox = host::sandbox(&prepared.root, &run_id, &config)?;
-    config.save(&prepared.root, &run_id)?;
-    let output = args.output.clone();
-    output.check()?;
-    if !output.quiet {
-        let line = format!("strategy: {}", prepared.strategy_path.display());
-        if output.json || output.events_on_stdout() {
-            tell!("{line}");
-        } else {
-            say!("{line}");
-        }
-    }
-    let (outcome, record) = with_agents(
-        &prepared.root.clone(),
-        &run_id,
-        &config,
-        &sandbox,
-        &output,
-        |agents| {
-            host::start(
-                &repo, &stores, &writer, &plan, prepared, &config, &sandbox, agents,
-            )
-        },
-    )?;
-    output.finished(&outcome, &record, &repo)?;
-    Ok(exit_for(record.state))
-}
-
-fn cmd_resume(id: &str, repo: &Path, stores: &Stores, output: Output) -> Result<ExitCode> {
-    let run_id = run_id(id)?;
-    output.check()?;
-    // Agents, workspaces and CI get absolute paths whatever the caller's directory.
-    let repo = &repo
-        .canonicalize()
-        .with_context(|| format!("{}: no such repository", repo.display()))?;
-    let root = host::runs_root(repo);
-    // One writer per run: a second `resume` (or a live `run`) is refused here, before
-    // anything is read or written.
-    let writer = host::take_run(repo, stores, &run_id)?;
-    report_reclaimed(&writer);
-    let replayed = host::replay(repo, stores, &run_id)?;
-    if replayed.supervisor.is_finished() {
-        // A finished run needs no host: only its artefacts are brought up to its journal.
-        let record = host::repair_finished(repo, stores, &run_id, &replayed)?;
-        output.finished(&DriveOutcome::AlreadyFinished(record.state), &record, repo)?;
-        // The run's result, as `run` reports it: resuming does not change it.
-        return Ok(exit_for(record.state));
-    }
-    let config = RunConfig::load(&root, &run_id)?;
-    let sandbox = host::sandbox(&root, &run_id, &config)?;
-    let (outcome, record) = with_agents(&root, &run_id, &config, &sandbox, &output, |agents| {
-        host::resume(
-            repo, stores, &writer, &run_id, replayed, &config, &sandbox, agents,
-        )
-    })?;
-    drop(writer);
-    output.finished(&outcome, &record, repo)?;
-    Ok(exit_for(record.state))
-}
-
-fn cmd_export(id: &str, repo: &Path, stores: &Stores) -> Result<ExitCode> {
-    let run_id = run_id(id)?;
-    let record = host::export(repo, stores, &run_id)?;
-    say!(
-        "run {run_id} ({}): artefacts written to {}",
-        record.state,
-        host::runs_root(repo).run_dir(&run_id).display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Says on stderr what a dead writer of the run left and was cleaned up.
-fn report_reclaimed(writer: &host::RunWriter) {
-    for line in &writer.reclaimed {
-        tell!("{line}");
-    }
-}
-
 // ----- strategy / plan -----
 
 fn cmd_dry_run(
@@ -1070,7 +626,7 @@ fn cmd_split(plan_path: &Path, out: &Path, max_plan_bytes: u64) -> Result<ExitCo
 
 fn cmd_promote_check(id: &str, repo: &Path, stores: &Stores, json: bool) -> Result<ExitCode> {
     let run = run_id(id)?;
-    let record = host::load_record(repo, stores, &run)?;
+    let record = runner::load_record(repo, stores, &run)?;
     let reasons: Vec<String> = match autopack::promotion::eligibility(&record) {
         Ok(()) => Vec::new(),
         Err(refusals) => refusals.iter().map(ToString::to_string).collect(),
@@ -1102,7 +658,7 @@ fn cmd_promote_check(id: &str, repo: &Path, stores: &Stores, json: bool) -> Resu
 fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
     let id = args.run_id.as_deref().context("promote needs a RUN_ID")?;
     let run = run_id(id)?;
-    let record = host::load_record(&args.repo, &args.store.open()?, &run)?;
+    let record = runner::load_record(&args.repo, &args.store.open()?, &run)?;
     let promotion_record = autopack::promotion::promotion_record(&record);
     let signature = CommitSignature {
         name: "autopack".into(),

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use autopack_examples::host::NetworkRule;
-use autopack_examples::serve::ServeHost;
+use autopack::runner::NetworkRule;
 use autopack_server::auth::{TOKENS_ENV, Tokens};
+use autopack_server::repository::RepositoryHost;
 use autopack_server::{Server, ServerConfig};
 use clap::Args;
 
-use super::{AgentSettings, RunSettings, flag_of};
+use super::flag_of;
+use super::run::{AgentSettings, RunSettings};
 
 pub(crate) const SERVE_HELP: &str = "Serves the first implementation's HTTP API (its 19 endpoints: POST /runs/start, GET /runs/{run_id}, …/builder_result, …/auditor_request, …/auditor_result, …/record_issue, …/update_status, the issue, metrics and report endpoints, /docs) over the repository DIR, plus pull-model workers (POST /workers/lease, then POST /workers/attempts/{attempt_id}/result with the lease token), GET /runs/{run_id}/events (Server-Sent Events), POST /runs/{run_id}/abort and /promote, and /openapi.json. Every run is driven by the Supervisor exactly as `autopack run` drives it — the same ruleset, strategy, integration branch, lease, gate and sandboxed CI (--test-cmd) — but its Builder and Auditor attempts are answered over HTTP. A result is answered once the Supervisor has processed it (gate, CI, snapshot).\n\nSecurity: without tokens the server listens on loopback only and serves loopback clients as operators (the first implementation's clients send no header). With tokens (--tokens FILE: {\"tokens\": [{\"role\": \"builder\", \"name\": \"w1\", \"token\": \"…\"}]}, or AUTOPACK_SERVER_TOKENS=role:name:token,…; roles builder, auditor, operator, viewer; at least 16 characters) every request but /, /health, /openapi.json and /docs needs Authorization: Bearer TOKEN; a Builder or Auditor token answers only the attempts it leased; starting, aborting and promoting need operator.\n\nUnfinished runs of the store are resumed when the server starts (--no-resume: not). Stop with Ctrl-C: runs stay resumable.\n\nExamples:\n  autopack serve --repo . --test-cmd 'sh run_tests.sh'\n  AUTOPACK_SERVER_TOKENS=operator:ops:$(openssl rand -hex 16),builder:w1:$(openssl rand -hex 16) autopack serve --repo . --listen 0.0.0.0:8000 --test-cmd 'cargo test --offline'";
 
@@ -59,13 +60,13 @@ pub(crate) fn cmd_serve(args: ServeArgs) -> Result<ExitCode> {
         timeout_secs: 900,
         max_output: autopack::host::DEFAULT_MAX_OUTPUT,
         network: NetworkRule::Deny,
-    });
+    })?;
     config
         .validate()
         .map_err(|e| anyhow!("{e} (the flag --{})", flag_of(e.field)))?;
     let tokens = tokens(&args)?;
     let protected = !tokens.is_empty();
-    let host = ServeHost::new(&repo, stores, settings.ruleset()?, config)?;
+    let host = RepositoryHost::new(&repo, stores, settings.ruleset()?, config)?;
     let server = Server::new(
         Arc::new(host),
         ServerConfig {

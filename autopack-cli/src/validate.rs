@@ -17,7 +17,7 @@ use autopack::strategy::{Ruleset, Strategy};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::host::{RUN_CONFIG_FILE, RunConfig};
+use autopack::runner::{RUN_CONFIG_FILE, RunConfig};
 
 /// One problem, naming its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,7 +112,7 @@ fn strip_source(message: &str, file: &Path) -> String {
 /// The `.autonomous_runs/` folder of `dir`: `dir/.autonomous_runs` when it exists, else
 /// `dir` itself when it is such a folder or holds project files directly.
 pub fn find_root(dir: &Path) -> PathBuf {
-    let inner = dir.join(crate::host::RUNS_DIR);
+    let inner = dir.join(autopack::runner::RUNS_DIR);
     if inner.is_dir() {
         inner
     } else {
@@ -168,7 +168,7 @@ pub fn validate_tree(root: &Path) -> Validation {
     // The first implementation's backlog position, one level above the root.
     if let Some(parent) = root.parent() {
         let legacy = parent.join(autopack::layout::paths::BACKLOG_FILE);
-        if legacy.is_file() && root.join(crate::host::RUNS_DIR).as_path() != legacy {
+        if legacy.is_file() && root.join(autopack::runner::RUNS_DIR).as_path() != legacy {
             let _: Option<ProjectBacklog> = v.json(&legacy);
         }
     }
@@ -298,7 +298,7 @@ fn check_run(v: &mut Validation, root: &Path, dir: &Path, name: &str) {
                 if let Some(record) = sup.record()
                     && record.state.is_terminal()
                 {
-                    let expected = crate::example::expected_artefacts(&layout, "", record);
+                    let expected = autopack::runner::expected_artefacts(&layout, "", record);
                     for path in expected.into_iter().skip(2) {
                         let legacy_index = dir.join("issues").join("run_issue_index.json");
                         let legacy_ok =
@@ -414,7 +414,7 @@ fn check_incident_dir(v: &mut Validation, dir: &Path) {
 /// The store's runs cannot be listed.
 pub fn validate_store_journals(
     root: &Path,
-    stores: &crate::stores::Stores,
+    stores: &autopack::runner::Stores,
 ) -> anyhow::Result<Vec<Problem>> {
     use autopack::core::journal::RunStore as _;
     let layout = autopack::layout::RunsRoot::new(root);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
-use autopack_examples::host;
+use autopack::runner;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
 
@@ -48,11 +48,11 @@ pub(crate) struct PatchCheckArgs {
     test_cmd: Vec<String>,
     /// Largest patch read, in bytes (1 to 1 GiB); the mode's limit applies below it.
     #[arg(long, value_name = "BYTES", default_value_t = autopack::apply::MAX_PATCH_BYTES,
-          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=runner::MAX_BYTES_LIMIT))]
     max_patch_bytes: u64,
     /// Largest ruleset file read, in bytes (1 to 1 GiB).
     #[arg(long, value_name = "BYTES", default_value_t = autopack::strategy::MAX_RULESET_BYTES,
-          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=host::MAX_BYTES_LIMIT))]
+          allow_negative_numbers = true, value_parser = RangedU64ValueParser::<u64>::new().range(1..=runner::MAX_BYTES_LIMIT))]
     max_ruleset_bytes: u64,
     /// Print JSON.
     #[arg(long)]

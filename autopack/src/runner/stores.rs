@@ -3,26 +3,34 @@
 //! `AUTOPACK_STORE`). Either way the Markdown and JSON views of a run are materialised in
 //! the `.autonomous_runs/` of the repository the run works on.
 
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use autopack::core::ids::{ProjectId, RunId};
-use autopack::core::journal::{JournalContents, RunStore};
-use autopack::core::lease::{LeaseHolder, RunLeases};
-use autopack::driver::{Artefacts, HostError, RecordedIssue};
-use autopack::host::{FsArtefacts, PgArtefacts, PgProjectLedger};
-use autopack::issues::{AgingThresholds, IssueObservation, Ledger};
-use autopack::layout::project::ledger_files;
-use autopack::layout::{
+use autopack_core::ids::{ProjectId, RunId};
+use autopack_core::journal::{JournalContents, RunStore};
+use autopack_core::lease::LeaseHolder;
+#[cfg(feature = "postgres")]
+use autopack_core::lease::RunLeases as _;
+use autopack_issues::{AgingThresholds, IssueObservation, Ledger};
+#[cfg(feature = "postgres")]
+use autopack_layout::project::ledger_files;
+use autopack_layout::{
     FsRulesetStore, FsRunStore, FsStrategyStore, FsyncPolicy, LayoutError, RunsRoot,
 };
-use autopack::postgres::{
+#[cfg(feature = "postgres")]
+use autopack_postgres::{
     Db, PgConfig, PgRulesetStore, PgRunLease, PgRunLeases, PgRunStore, PgStoreError,
     PgStrategyStore,
 };
-use autopack::strategy::{Ruleset, RulesetStore, Strategy, StrategyStore};
-use autopack::supervisor::Checkpoint;
+use autopack_strategy::{Ruleset, RulesetStore, Strategy, StrategyStore};
 use chrono::{DateTime, Utc};
+
+use super::error::{Doing as _, RunnerError};
+use crate::driver::{Artefacts, HostError, RecordedIssue};
+use crate::host::FsArtefacts;
+#[cfg(feature = "postgres")]
+use crate::host::{PgArtefacts, PgProjectLedger};
+use crate::supervisor::Checkpoint;
 
 /// The environment variable `--store` defaults to.
 pub const STORE_ENV: &str = "AUTOPACK_STORE";
@@ -34,7 +42,8 @@ pub const LEASE_TTL_ENV: &str = "AUTOPACK_LEASE_TTL_SECS";
 pub const RETRY_ENV: &str = "AUTOPACK_STORE_RETRY_SECS";
 
 /// Whole seconds from 1 to a day, from environment variable `name` (`None` when unset).
-fn env_secs(name: &str) -> Result<Option<Duration>> {
+#[cfg(feature = "postgres")]
+fn env_secs(name: &str) -> Result<Option<Duration>, RunnerError> {
     match std::env::var(name) {
         Ok(text) => {
             let secs: u64 = text
@@ -42,8 +51,9 @@ fn env_secs(name: &str) -> Result<Option<Duration>> {
                 .parse()
                 .ok()
                 .filter(|s| (1..=86_400).contains(s))
-                .with_context(|| {
-                    format!("{name}={text:?}: expected whole seconds from 1 to 86400")
+                .ok_or_else(|| RunnerError::StoreUrl {
+                    url: format!("{name}={text:?}"),
+                    reason: "expected whole seconds from 1 to 86400".into(),
                 })?;
             Ok(Some(Duration::from_secs(secs)))
         }
@@ -57,6 +67,7 @@ pub enum Stores {
     /// `.autonomous_runs/` of the repository.
     Files,
     /// A PostgreSQL database.
+    #[cfg(feature = "postgres")]
     Postgres(Db),
 }
 
@@ -67,6 +78,7 @@ pub enum StoreError {
     #[error(transparent)]
     Files(#[from] LayoutError),
     /// The PostgreSQL store.
+    #[cfg(feature = "postgres")]
     #[error(transparent)]
     Postgres(#[from] PgStoreError),
 }
@@ -78,7 +90,7 @@ impl Stores {
     ///
     /// # Errors
     /// A URL of no known kind, or a database that cannot be reached.
-    pub fn open(url: Option<&str>) -> Result<Stores> {
+    pub fn open(url: Option<&str>) -> Result<Stores, RunnerError> {
         match url.map(str::trim) {
             None | Some("" | "files") => Ok(Stores::Files),
             Some(url)
@@ -86,23 +98,43 @@ impl Stores {
                     || url.starts_with("postgresql://")
                     || url.contains("dbname=") =>
             {
-                let mut config = PgConfig::new(url).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
-                if let Some(wait) = env_secs(RETRY_ENV)? {
-                    config.retry.max_wait = wait;
-                }
-                let db = Db::connect(config).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
-                Ok(Stores::Postgres(db))
+                Stores::open_postgres(url)
             }
-            Some(other) => bail!(
-                "--store {other:?}: expected `files` or a PostgreSQL URL (postgres://user@host:port/database)"
-            ),
+            Some(other) => Err(RunnerError::StoreUrl {
+                url: other.to_owned(),
+                reason: "expected `files` or a PostgreSQL URL (postgres://user@host:port/database)"
+                    .into(),
+            }),
         }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn open_postgres(url: &str) -> Result<Stores, RunnerError> {
+        let invalid = |e: PgStoreError| RunnerError::StoreUrl {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        };
+        let mut config = PgConfig::new(url).map_err(invalid)?;
+        if let Some(wait) = env_secs(RETRY_ENV)? {
+            config.retry.max_wait = wait;
+        }
+        let db = Db::connect(config).map_err(invalid)?;
+        Ok(Stores::Postgres(db))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn open_postgres(url: &str) -> Result<Stores, RunnerError> {
+        Err(RunnerError::StoreUrl {
+            url: url.to_owned(),
+            reason: "this build of autopack has no PostgreSQL store (feature `postgres`)".into(),
+        })
     }
 
     /// Where a run's journal is, for messages.
     pub fn journal_name(&self, root: &RunsRoot, run_id: &RunId) -> String {
         match self {
             Stores::Files => root.journal(run_id).display().to_string(),
+            #[cfg(feature = "postgres")]
             Stores::Postgres(db) => {
                 format!("run {run_id} in PostgreSQL at {}", db.config().server())
             }
@@ -115,22 +147,28 @@ impl Stores {
             Stores::Files => {
                 Journal::Files(FsRunStore::new(root.clone(), FsyncPolicy::AtCheckpoints))
             }
+            #[cfg(feature = "postgres")]
             Stores::Postgres(db) => Journal::Postgres(PgRunStore::new(db.clone())),
         }
     }
 
     /// The journals as `writer` appends to its run: in PostgreSQL fenced by its lease.
     pub fn journal_of(&self, root: &RunsRoot, writer: &RunWriterLease) -> Journal {
-        match (self.journal(root), writer.postgres.as_ref()) {
-            (Journal::Postgres(store), Some(lease)) => Journal::Postgres(store.fenced_by(lease)),
-            (journal, _) => journal,
+        #[cfg(feature = "postgres")]
+        if let (Journal::Postgres(store), Some(lease)) =
+            (self.journal(root), writer.postgres.as_ref())
+        {
+            return Journal::Postgres(store.fenced_by(lease));
         }
+        let _ = writer;
+        self.journal(root)
     }
 
     /// The rulesets.
     pub fn rulesets(&self, root: &RunsRoot) -> Rulesets {
         match self {
             Stores::Files => Rulesets::Files(FsRulesetStore::new(root.clone())),
+            #[cfg(feature = "postgres")]
             Stores::Postgres(db) => Rulesets::Postgres(PgRulesetStore::new(db.clone())),
         }
     }
@@ -139,6 +177,7 @@ impl Stores {
     pub fn strategies(&self, root: &RunsRoot) -> Strategies {
         match self {
             Stores::Files => Strategies::Files(FsStrategyStore::new(root.clone())),
+            #[cfg(feature = "postgres")]
             Stores::Postgres(db) => Strategies::Postgres(PgStrategyStore::new(db.clone())),
         }
     }
@@ -147,10 +186,12 @@ impl Stores {
     ///
     /// # Errors
     /// The store cannot be listed.
-    pub fn projects(&self, root: &RunsRoot) -> Result<Vec<ProjectId>> {
+    pub fn projects(&self, root: &RunsRoot) -> Result<Vec<ProjectId>, RunnerError> {
+        let listing = || format!("listing the projects of {}", root.dir().display());
         match self.rulesets(root) {
-            Rulesets::Files(store) => Ok(store.projects()?),
-            Rulesets::Postgres(store) => Ok(store.projects()?),
+            Rulesets::Files(store) => store.projects().doing(listing),
+            #[cfg(feature = "postgres")]
+            Rulesets::Postgres(store) => store.projects().doing(listing),
         }
     }
 
@@ -164,7 +205,7 @@ impl Stores {
         root: &RunsRoot,
         project: &ProjectId,
         thresholds: Option<AgingThresholds>,
-    ) -> Result<RunArtefacts> {
+    ) -> Result<RunArtefacts, RunnerError> {
         let projects = self.projects(root)?;
         match self {
             Stores::Files => {
@@ -175,22 +216,22 @@ impl Stores {
                     thresholds,
                     FsyncPolicy::AtCheckpoints,
                 )
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "opening the issue ledger of project {project} in {}: {e}",
+                .doing(|| {
+                    format!(
+                        "opening the issue ledger of project {project} in {}",
                         root.dir().display()
                     )
                 })?;
                 Ok(RunArtefacts::Files(artefacts))
             }
+            #[cfg(feature = "postgres")]
             Stores::Postgres(db) => {
-                let files = ledger_files(root, project, &projects)?;
+                let files = ledger_files(root, project, &projects)
+                    .doing(|| format!("reading the ledger files of project {project}"))?;
                 let ledger =
                     PgProjectLedger::open(db.clone(), root.clone(), files, project, thresholds)
-                        .map_err(|e| {
-                            anyhow::anyhow!(
-                                "opening the issue ledger of project {project} in PostgreSQL: {e}"
-                            )
+                        .doing(|| {
+                            format!("opening the issue ledger of project {project} in PostgreSQL")
                         })?;
                 Ok(RunArtefacts::Postgres(PgArtefacts::new(
                     root.clone(),
@@ -206,27 +247,37 @@ impl Stores {
     ///
     /// # Errors
     /// Another live writer holds it (named), or the database fails.
-    pub fn take_lease(&self, run_id: &RunId) -> Result<(RunWriterLease, Option<LeaseHolder>)> {
-        let Stores::Postgres(db) = self else {
-            return Ok((RunWriterLease { postgres: None }, None));
-        };
-        let ttl = env_secs(LEASE_TTL_ENV)?.unwrap_or(PgRunLeases::DEFAULT_TTL);
-        let holder = autopack::layout::FsRunLeases::this_process();
-        let acquired = PgRunLeases::new(db.clone(), ttl)
-            .acquire(run_id, holder)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok((
-            RunWriterLease {
-                postgres: Some(acquired.lease),
-            },
-            acquired.taken_over,
-        ))
+    pub fn take_lease(
+        &self,
+        run_id: &RunId,
+    ) -> Result<(RunWriterLease, Option<LeaseHolder>), RunnerError> {
+        match self {
+            Stores::Files => Ok((RunWriterLease::default(), None)),
+            #[cfg(feature = "postgres")]
+            Stores::Postgres(db) => {
+                let ttl = env_secs(LEASE_TTL_ENV)?.unwrap_or(PgRunLeases::DEFAULT_TTL);
+                let holder = autopack_layout::FsRunLeases::this_process();
+                let acquired = PgRunLeases::new(db.clone(), ttl)
+                    .acquire(run_id, holder)
+                    .map_err(|e| RunnerError::Held {
+                        run_id: run_id.clone(),
+                        source: e.into(),
+                    })?;
+                Ok((
+                    RunWriterLease {
+                        postgres: Some(acquired.lease),
+                    },
+                    acquired.taken_over,
+                ))
+            }
+        }
     }
 }
 
 /// A writer's database lease (none with the filesystem store).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RunWriterLease {
+    #[cfg(feature = "postgres")]
     postgres: Option<PgRunLease>,
 }
 
@@ -236,6 +287,7 @@ pub enum Journal {
     /// Files.
     Files(FsRunStore),
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgRunStore),
 }
 
@@ -245,6 +297,7 @@ impl RunStore for Journal {
     fn append(&mut self, run_id: &RunId, entry: &str) -> Result<(), StoreError> {
         match self {
             Journal::Files(s) => Ok(s.append(run_id, entry)?),
+            #[cfg(feature = "postgres")]
             Journal::Postgres(s) => Ok(s.append(run_id, entry)?),
         }
     }
@@ -252,6 +305,7 @@ impl RunStore for Journal {
     fn read(&mut self, run_id: &RunId) -> Result<JournalContents, StoreError> {
         match self {
             Journal::Files(s) => Ok(s.read(run_id)?),
+            #[cfg(feature = "postgres")]
             Journal::Postgres(s) => Ok(s.read(run_id)?),
         }
     }
@@ -259,6 +313,7 @@ impl RunStore for Journal {
     fn sync(&mut self, run_id: &RunId) -> Result<(), StoreError> {
         match self {
             Journal::Files(s) => Ok(s.sync(run_id)?),
+            #[cfg(feature = "postgres")]
             Journal::Postgres(s) => Ok(s.sync(run_id)?),
         }
     }
@@ -266,6 +321,7 @@ impl RunStore for Journal {
     fn runs(&mut self) -> Result<Vec<RunId>, StoreError> {
         match self {
             Journal::Files(s) => Ok(s.runs()?),
+            #[cfg(feature = "postgres")]
             Journal::Postgres(s) => Ok(s.runs()?),
         }
     }
@@ -277,6 +333,7 @@ pub enum Rulesets {
     /// Files.
     Files(FsRulesetStore),
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgRulesetStore),
 }
 
@@ -286,6 +343,7 @@ impl RulesetStore for Rulesets {
     fn save_new_version(&self, ruleset: &Ruleset) -> Result<u32, StoreError> {
         match self {
             Rulesets::Files(s) => Ok(s.save_new_version(ruleset)?),
+            #[cfg(feature = "postgres")]
             Rulesets::Postgres(s) => Ok(s.save_new_version(ruleset)?),
         }
     }
@@ -293,6 +351,7 @@ impl RulesetStore for Rulesets {
     fn load_latest(&self, project_id: &ProjectId) -> Result<Option<Ruleset>, StoreError> {
         match self {
             Rulesets::Files(s) => Ok(s.load_latest(project_id)?),
+            #[cfg(feature = "postgres")]
             Rulesets::Postgres(s) => Ok(s.load_latest(project_id)?),
         }
     }
@@ -304,6 +363,7 @@ impl RulesetStore for Rulesets {
     ) -> Result<Option<Ruleset>, StoreError> {
         match self {
             Rulesets::Files(s) => Ok(s.load_version(project_id, version)?),
+            #[cfg(feature = "postgres")]
             Rulesets::Postgres(s) => Ok(s.load_version(project_id, version)?),
         }
     }
@@ -311,6 +371,7 @@ impl RulesetStore for Rulesets {
     fn list_versions(&self, project_id: &ProjectId) -> Result<Vec<u32>, StoreError> {
         match self {
             Rulesets::Files(s) => Ok(s.list_versions(project_id)?),
+            #[cfg(feature = "postgres")]
             Rulesets::Postgres(s) => Ok(s.list_versions(project_id)?),
         }
     }
@@ -322,6 +383,7 @@ pub enum Strategies {
     /// Files.
     Files(FsStrategyStore),
     /// PostgreSQL.
+    #[cfg(feature = "postgres")]
     Postgres(PgStrategyStore),
 }
 
@@ -331,6 +393,7 @@ impl StrategyStore for Strategies {
     fn save(&self, strategy: &Strategy) -> Result<(), StoreError> {
         match self {
             Strategies::Files(s) => Ok(s.save(strategy)?),
+            #[cfg(feature = "postgres")]
             Strategies::Postgres(s) => Ok(s.save(strategy)?),
         }
     }
@@ -338,6 +401,7 @@ impl StrategyStore for Strategies {
     fn load(&self, run_id: &RunId, version: u32) -> Result<Option<Strategy>, StoreError> {
         match self {
             Strategies::Files(s) => Ok(s.load(run_id, version)?),
+            #[cfg(feature = "postgres")]
             Strategies::Postgres(s) => Ok(s.load(run_id, version)?),
         }
     }
@@ -345,6 +409,7 @@ impl StrategyStore for Strategies {
     fn load_latest(&self, run_id: &RunId) -> Result<Option<Strategy>, StoreError> {
         match self {
             Strategies::Files(s) => Ok(s.load_latest(run_id)?),
+            #[cfg(feature = "postgres")]
             Strategies::Postgres(s) => Ok(s.load_latest(run_id)?),
         }
     }
@@ -352,6 +417,7 @@ impl StrategyStore for Strategies {
     fn list_versions(&self, run_id: &RunId) -> Result<Vec<u32>, StoreError> {
         match self {
             Strategies::Files(s) => Ok(s.list_versions(run_id)?),
+            #[cfg(feature = "postgres")]
             Strategies::Postgres(s) => Ok(s.list_versions(run_id)?),
         }
     }
@@ -364,6 +430,7 @@ pub enum RunArtefacts {
     /// Over the layout's own ledger.
     Files(FsArtefacts),
     /// Over a ledger in PostgreSQL, views materialised in the layout.
+    #[cfg(feature = "postgres")]
     Postgres(PgArtefacts),
 }
 
@@ -372,15 +439,17 @@ impl RunArtefacts {
     pub fn ledger(&self) -> &Ledger {
         match self {
             RunArtefacts::Files(a) => a.ledger(),
+            #[cfg(feature = "postgres")]
             RunArtefacts::Postgres(a) => a.ledger(),
         }
     }
 
     /// What was found damaged in the layout's ledger files and rebuilt (none for a
     /// database ledger).
-    pub fn take_repairs(&mut self) -> Vec<autopack::layout::issues::RepairNote> {
+    pub fn take_repairs(&mut self) -> Vec<autopack_layout::issues::RepairNote> {
         match self {
             RunArtefacts::Files(a) => a.take_repairs(),
+            #[cfg(feature = "postgres")]
             RunArtefacts::Postgres(_) => Vec::new(),
         }
     }
@@ -388,6 +457,7 @@ impl RunArtefacts {
     fn inner(&mut self) -> &mut dyn Artefacts {
         match self {
             RunArtefacts::Files(a) => a,
+            #[cfg(feature = "postgres")]
             RunArtefacts::Postgres(a) => a,
         }
     }
@@ -397,7 +467,7 @@ impl Artefacts for RunArtefacts {
     fn checkpoint(
         &mut self,
         checkpoint: &Checkpoint,
-        record: &autopack::core::record::RunRecord,
+        record: &autopack_core::record::RunRecord,
         ledger: &Ledger,
     ) -> Result<(), HostError> {
         self.inner().checkpoint(checkpoint, record, ledger)
@@ -413,7 +483,7 @@ impl Artefacts for RunArtefacts {
 
     fn incident(
         &mut self,
-        record: &autopack::core::record::RunRecord,
+        record: &autopack_core::record::RunRecord,
         ledger: &Ledger,
     ) -> Result<(), HostError> {
         self.inner().incident(record, ledger)
@@ -421,7 +491,7 @@ impl Artefacts for RunArtefacts {
 
     fn recover(
         &mut self,
-        record: &autopack::core::record::RunRecord,
+        record: &autopack_core::record::RunRecord,
         ledger: &Ledger,
         recorded: &[RecordedIssue],
     ) -> Result<(), HostError> {

@@ -8,8 +8,7 @@ use anyhow::{Result, anyhow};
 use autopack::core::ids::ProjectId;
 use autopack::core::record::RunRecord;
 use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
-use autopack_examples::host;
-use autopack_examples::stores::Stores;
+use autopack::runner::{self, Stores};
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
 
@@ -63,7 +62,7 @@ pub(crate) enum ReportCommand {
 fn records(repo: &Path, stores: &Stores) -> Result<(Vec<RunRecord>, bool)> {
     let mut ok = Vec::new();
     let mut failed = false;
-    for (run, record) in host::all_records(repo, stores)? {
+    for (run, record) in runner::all_records(repo, stores)? {
         match record {
             Ok(r) => ok.push(r),
             Err(e) => {
@@ -93,7 +92,7 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
         }
         ReportCommand::Tiers { run_id: id, opts } => {
             let run = run_id(&id)?;
-            let record = host::load_record(&opts.repo, &opts.store.open()?, &run)?;
+            let record = runner::load_record(&opts.repo, &opts.store.open()?, &run)?;
             let report = autopack::report::tier_report(&record);
             if opts.json {
                 print_json(&report)?;
@@ -107,15 +106,15 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
             project,
             limit,
         } => {
-            let root = host::runs_root(&opts.repo);
+            let root = runner::runs_root(&opts.repo);
             let stores = opts.store.open()?;
             let project = match project {
                 Some(id) => ProjectId::new(&id)?,
-                None => host::only_project(&root, &stores, "--project")?,
+                None => runner::only_project(&root, &stores, "--project")?,
             };
             let ledger = match stores {
                 // The ledger itself, as every host records into it.
-                Stores::Postgres(_) => host::project_artefacts(&root, &stores, &project, None)?
+                Stores::Postgres(_) => runner::project_artefacts(&root, &stores, &project, None)?
                     .ledger()
                     .clone(),
                 Stores::Files => backlog_ledger(&root, &stores, &project)?,

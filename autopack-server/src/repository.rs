@@ -1,59 +1,103 @@
-//! `autopack serve`: the HTTP service over this repository's host — the run host of
-//! `autopack run` (ruleset, strategy, integration branch, lease, gate, sandboxed CI,
-//! `.autonomous_runs/` artefacts, the filesystem or PostgreSQL stores), with every agent
+//! The run host of a git repository (what `autopack serve` serves): the library's
+//! [`Runner`] — ruleset, strategy, integration branch, lease, gate, sandboxed CI,
+//! `.autonomous_runs/` artefacts, the filesystem or PostgreSQL stores — with every agent
 //! attempt answered through the service (remote workers, the first implementation's
 //! clients) instead of a local command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use autopack::apply::{BranchOptions, IntegrationBranch, PromoteMode, PromoteOptions};
 use autopack::core::ids::{ProjectId, RunId};
-use autopack::core::journal::RunStore;
+use autopack::core::journal::RunStore as _;
 use autopack::core::lifecycle::RunState;
 use autopack::core::plan::Plan;
 use autopack::core::record::RunRecord;
+use autopack::driver::{Driver, DriverError, Observer};
 use autopack::issues::ProjectBacklog;
+use autopack::runner::{
+    Journal, RunConfig, Runner, RunnerError, SteppedAgents, Stores, only_project, project_artefacts,
+};
 use autopack::strategy::Ruleset;
-use autopack_server::Session;
-use autopack_server::host::{HostFailure, IntegrationStatus, Promoted, RunHost, StoredRun};
 
-use crate::host::{self, RunConfig};
-use crate::stores::Stores;
+use crate::Session;
+use crate::host::{HostFailure, IntegrationStatus, Promoted, RunHost, StoredRun};
 
-/// The run host of `autopack serve`.
-pub struct ServeHost {
-    repo: PathBuf,
-    stores: Stores,
+impl SteppedAgents for Session {
+    fn observer(&self) -> Box<dyn Observer> {
+        Box::new(Session::observer(self))
+    }
+
+    fn drive(self: Box<Self>, driver: &mut Driver<'_, Journal>) -> Result<RunState, DriverError> {
+        Session::drive(*self, driver)
+    }
+}
+
+/// The run host of a repository.
+#[derive(Debug)]
+pub struct RepositoryHost {
+    runner: Runner,
     ruleset: Option<Ruleset>,
     project: ProjectId,
     /// The settings every run starts with (no agents: attempts are answered remotely).
     config: RunConfig,
 }
 
-fn failure(kind: fn(String) -> HostFailure) -> impl Fn(anyhow::Error) -> HostFailure {
-    move |e| kind(format!("{e:#}"))
+fn failure(kind: fn(String) -> HostFailure) -> impl Fn(RunnerError) -> HostFailure {
+    move |e| {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        kind(message)
+    }
 }
 
-impl ServeHost {
-    /// A host over `repo` (absolute), its stores, the ruleset runs use (else the
-    /// repository's) and the run settings.
+/// A failure to start: another writer is [`HostFailure::Elsewhere`], the host's own
+/// settings (sandbox, configuration) [`HostFailure::Machinery`], the rest the request's.
+fn start_failure(e: RunnerError) -> HostFailure {
+    match &e {
+        RunnerError::Held { .. } => failure(HostFailure::Elsewhere)(e),
+        RunnerError::NoSandbox { .. } | RunnerError::Config { .. } => {
+            failure(HostFailure::Machinery)(e)
+        }
+        _ => failure(HostFailure::Invalid)(e),
+    }
+}
+
+fn resume_failure(e: RunnerError) -> HostFailure {
+    match &e {
+        RunnerError::Held { .. } => failure(HostFailure::Elsewhere)(e),
+        _ => failure(HostFailure::Machinery)(e),
+    }
+}
+
+impl RepositoryHost {
+    /// A host over `repo`, its stores, the ruleset runs use (else the repository's) and
+    /// the run settings.
     ///
     /// # Errors
-    /// The repository's rulesets name several projects and none is given.
+    /// No such repository, a value of `config` out of range, or the repository's
+    /// rulesets name several projects and none is given.
     pub fn new(
         repo: &Path,
         stores: Stores,
         ruleset: Option<Ruleset>,
         config: RunConfig,
-    ) -> anyhow::Result<ServeHost> {
-        config.validate()?;
+    ) -> Result<RepositoryHost, RunnerError> {
+        let runner = Runner::new(repo, stores)?;
+        config.validate().map_err(|source| RunnerError::Config {
+            path: runner.root().dir().to_owned(),
+            source,
+        })?;
         let project = match &ruleset {
             Some(r) => r.project_id.clone(),
-            None => host::only_project(&host::runs_root(repo), &stores, "--ruleset")?,
+            None => only_project(&runner.root(), runner.stores(), "--ruleset")?,
         };
-        Ok(ServeHost {
-            repo: repo.to_owned(),
-            stores,
+        Ok(RepositoryHost {
+            runner,
             ruleset,
             project,
             config,
@@ -69,74 +113,47 @@ impl ServeHost {
     }
 }
 
-impl RunHost for ServeHost {
+impl RunHost for RepositoryHost {
     fn start(&self, plan: Plan, session: Session) -> Result<RunState, HostFailure> {
-        let run_id = plan.run.run_id.clone();
-        let writer = host::take_run(&self.repo, &self.stores, &run_id)
-            .map_err(failure(HostFailure::Elsewhere))?;
-        let prepared = host::prepare(&self.repo, &self.stores, &plan, self.ruleset.clone())
-            .map_err(failure(HostFailure::Invalid))?;
-        let config = self.run_config();
-        let sandbox = host::sandbox(&prepared.root, &run_id, &config)
-            .map_err(failure(HostFailure::Machinery))?;
-        config
-            .save(&prepared.root, &run_id)
-            .map_err(failure(HostFailure::Machinery))?;
-        let (_, record) = host::start_served(
-            &self.repo,
-            &self.stores,
-            &writer,
-            &plan,
-            prepared,
-            &config,
-            &sandbox,
-            session,
-        )
-        .map_err(failure(HostFailure::Invalid))?;
-        Ok(record.state)
+        let ended = self
+            .runner
+            .start_stepped(
+                &plan,
+                self.ruleset.clone(),
+                &self.run_config(),
+                Box::new(session),
+            )
+            .map_err(start_failure)?;
+        Ok(ended.record.state)
     }
 
     fn resume(&self, run_id: &RunId, session: Session) -> Result<RunState, HostFailure> {
-        let writer = host::take_run(&self.repo, &self.stores, run_id)
-            .map_err(failure(HostFailure::Elsewhere))?;
-        let replayed = host::replay(&self.repo, &self.stores, run_id)
-            .map_err(failure(HostFailure::Machinery))?;
-        let root = host::runs_root(&self.repo);
-        let config = RunConfig::load(&root, run_id).map_err(failure(HostFailure::Machinery))?;
-        let sandbox =
-            host::sandbox(&root, run_id, &config).map_err(failure(HostFailure::Machinery))?;
-        let (_, record) = host::resume_served(
-            &self.repo,
-            &self.stores,
-            &writer,
-            run_id,
-            replayed,
-            &config,
-            &sandbox,
-            session,
-        )
-        .map_err(failure(HostFailure::Machinery))?;
-        Ok(record.state)
+        let ended = self
+            .runner
+            .resume_stepped(run_id, Box::new(session))
+            .map_err(resume_failure)?;
+        Ok(ended.record.state)
     }
 
     fn run_ids(&self) -> Result<Vec<RunId>, HostFailure> {
-        self.stores
-            .journal(&host::runs_root(&self.repo))
+        self.runner
+            .stores()
+            .journal(&self.runner.root())
             .runs()
             .map_err(|e| HostFailure::Machinery(e.to_string()))
     }
 
     fn load(&self, run_id: &RunId) -> Result<Option<StoredRun>, HostFailure> {
         StoredRun::replay(
-            &mut self.stores.journal(&host::runs_root(&self.repo)),
+            &mut self.runner.stores().journal(&self.runner.root()),
             run_id,
         )
     }
 
     fn backlog(&self) -> Result<ProjectBacklog, HostFailure> {
-        let artefacts = host::project_artefacts(
-            &host::runs_root(&self.repo),
-            &self.stores,
+        let artefacts = project_artefacts(
+            &self.runner.root(),
+            self.runner.stores(),
             &self.project,
             None,
         )
@@ -146,7 +163,7 @@ impl RunHost for ServeHost {
 
     fn integration_status(&self, run_id: &RunId) -> Result<IntegrationStatus, HostFailure> {
         let branch = IntegrationBranch::open(
-            &self.repo,
+            self.runner.repo(),
             run_id,
             &self.config.base,
             BranchOptions::default(),
@@ -170,7 +187,7 @@ impl RunHost for ServeHost {
             offset_minutes: 0,
         };
         let promoted = autopack::apply::promote(
-            &self.repo,
+            self.runner.repo(),
             run_id,
             &self.config.base,
             PromoteMode::FastForward,

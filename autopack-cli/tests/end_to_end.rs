@@ -122,7 +122,7 @@ fn the_example_run_ends_as_scripted_and_writes_every_artefact() {
     assert!(report.progress.iter().any(|l| l.contains("DONE_SUCCESS")));
 
     // The tree validates, and the CLI reads it.
-    let v = autopack_examples::validate::validate_tree(&root);
+    let v = autopack_cli::validate::validate_tree(&root);
     assert!(v.problems.is_empty(), "{:?}", v.problems);
     let out = autopack(&["promote", "check", "example-test", "--repo", s(&dir)]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
