@@ -158,7 +158,7 @@ pub fn with_file_settings(
         ) {
             continue;
         }
-        let takes_value = arg.get_num_args().is_none_or(|n| n.takes_values());
+        let takes_value = arg.get_action().takes_values();
         flag_args(key, value, takes_value, &mut added).map_err(|reason| key_error(key, reason))?;
     }
     args.extend(added.clone());

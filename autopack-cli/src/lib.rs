@@ -17,11 +17,13 @@
 //! - [`config`]: the `autopack.toml` configuration file and its precedence below flags.
 //!
 //! ```
-//! use autopack_cli::validate::validate_tree;
+//! use autopack_cli::config::{CONFIG_FILE, locate};
 //!
-//! let dir = tempfile::tempdir().unwrap();
-//! let found = validate_tree(dir.path());
-//! assert!(found.problems.is_empty());
+//! // A repository's `autopack.toml` is found beside its `.git/`; `--config` names another.
+//! let repo = tempfile::tempdir().unwrap();
+//! assert_eq!(locate(None, Some(repo.path())), None);
+//! std::fs::write(repo.path().join(CONFIG_FILE), "test-cmd = \"cargo test\"\n").unwrap();
+//! assert_eq!(locate(None, Some(repo.path())), Some(repo.path().join(CONFIG_FILE)));
 //! ```
 
 pub mod config;

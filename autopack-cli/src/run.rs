@@ -8,15 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use autopack::core::lifecycle::RunState;
-use autopack::core::message::{AuditorRecommendation, AuditorRequest, AuditorResult};
 use autopack::core::record::RunRecord;
 use autopack::driver::{Auditor, DriveOutcome};
-use autopack::host::{AgentPreset, CommandAgent, DEFAULT_MAX_OUTPUT};
+use autopack::host::{AgentPreset, CommandAgent, DEFAULT_MAX_OUTPUT, EscalatingAuditor};
 use autopack::runner::{
     self, AgentSource, Agents, NetworkRule, Prepared, RunConfig, RunContext, Runner, RunnerError,
     SandboxSettings, Stores,
 };
-use autopack::supervisor::AgentOutcome;
 use autopack_cli::progress::Progress;
 use clap::Args;
 use clap::builder::RangedU64ValueParser;
@@ -163,23 +161,6 @@ fn exit_for(state: RunState) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    }
-}
-
-/// The Auditor used without `--auditor-cmd`: every review escalates.
-struct EscalatingAuditor;
-
-impl Auditor for EscalatingAuditor {
-    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
-        AgentOutcome::Returned(AuditorResult {
-            phase_id: request.phase_id.clone(),
-            recommendation: AuditorRecommendation::Escalate,
-            review_notes: "no Auditor is configured (autopack run --auditor-cmd)".into(),
-            issues_found: Vec::new(),
-            patch: None,
-            confidence: 1.0,
-            tokens_used: 0,
-        })
     }
 }
 

@@ -241,7 +241,10 @@ pub fn print_summary(report: &ExampleReport) {
         println!("main MOVED: {} → {}", report.main_before, report.main_after);
     }
     println!();
-    println!("Next, with the autopack binary (cargo run -p autopack-examples --bin autopack --):");
+    // The release profile of `example-run`: only the CLI's own crate is built again.
+    println!(
+        "Next, with the autopack binary (`cargo install --locked --path autopack-cli`, or `cargo run --release -p autopack-cli --`):"
+    );
     println!(
         "  autopack report tiers {} --repo {}",
         report.run_id,

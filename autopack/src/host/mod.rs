@@ -2,12 +2,13 @@
 //! run's CI workspace and the host tripwire on git ([`GitApplier`], [`GitVerifier`],
 //! [`GitTripwire`]), agents in private workspaces ([`InWorkspace`]), agents that are
 //! external commands, plain or a preset for a real agent CLI ([`CommandAgent`],
-//! [`AgentPreset`]), artefacts in `.autonomous_runs/` ([`FsArtefacts`]; over a ledger in PostgreSQL,
+//! [`AgentPreset`]), an Auditor for hosts without one ([`EscalatingAuditor`]), artefacts in `.autonomous_runs/` ([`FsArtefacts`]; over a ledger in PostgreSQL,
 //! `PgArtefacts`, feature `postgres`), and the one patch
 //! gate every patch takes ([`PatchGate`]; [`check_patch`] runs it on a commit, writing
 //! nothing).
 
 mod command;
+mod escalating;
 mod files;
 mod git;
 mod patch_gate;
@@ -17,6 +18,7 @@ mod preset;
 mod workspace;
 
 pub use command::{AGENT_ENV, CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
+pub use escalating::EscalatingAuditor;
 pub use files::{FsArtefacts, LayoutArtefacts, ProjectLedger};
 pub use git::{GitApplier, GitTripwire, GitVerifier};
 pub use patch_gate::{PatchCheckError, PatchGate, PatchVerdict, Refusal, check_patch};

@@ -1,0 +1,27 @@
+//! The Auditor of a host that has none.
+
+use autopack_core::message::{AuditorRecommendation, AuditorRequest, AuditorResult};
+
+use crate::driver::Auditor;
+use crate::supervisor::AgentOutcome;
+
+/// An Auditor that escalates every review to a person: what a run without an Auditor
+/// gets (`autopack run` without `--auditor`). A phase that needs an Auditor's `approve`
+/// (high risk, test integrity, a protected path allowed with approval) then fails, naming
+/// why, instead of being approved by nobody.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscalatingAuditor;
+
+impl Auditor for EscalatingAuditor {
+    fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
+        AgentOutcome::Returned(AuditorResult {
+            phase_id: request.phase_id.clone(),
+            recommendation: AuditorRecommendation::Escalate,
+            review_notes: "no Auditor is configured (autopack run --auditor-cmd)".into(),
+            issues_found: Vec::new(),
+            patch: None,
+            confidence: 1.0,
+            tokens_used: 0,
+        })
+    }
+}
