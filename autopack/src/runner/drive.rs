@@ -45,6 +45,8 @@ impl<'a> Agents<'a> {
         Agents {
             builder,
             auditor,
+            // `Quiet` is zero-sized: leaking it allocates nothing, and gives the borrow
+            // any lifetime.
             observer: Box::leak(Box::new(crate::driver::Quiet)),
         }
     }
