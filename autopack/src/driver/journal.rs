@@ -267,7 +267,7 @@ mod tests {
                 Action::ApplyPatch(r) => Input::PatchApplied {
                     at,
                     phase_id: r.phase_id,
-                    commit: "c".into(),
+                    commit: autopack_core::ids::CommitId::new("c".repeat(40)).unwrap(),
                     holds: vec![],
                 },
                 Action::RunCi(r) => Input::CiFinished {

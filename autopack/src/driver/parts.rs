@@ -75,7 +75,7 @@ pub enum ApplyOutcome {
     /// The patch passed the policy and was committed as a candidate.
     Applied {
         /// The candidate commit.
-        commit: String,
+        commit: autopack_core::ids::CommitId,
         /// Why it may go on only after an Auditor `approve` (empty for most patches).
         holds: Vec<autopack_core::patch_rules::PatchHold>,
     },

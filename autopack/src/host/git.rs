@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use autopack_apply::tripwire::Tripwire as HostTripwire;
 use autopack_apply::workspace::{Slot, Workspaces};
-use autopack_core::ids::RunId;
+use autopack_core::ids::{CommitId, RunId};
 
 use autopack_apply::{
     AppliedCommit, Baseline, CheckError, CommitInfo, CommitSignature, GateError, GateVerdict,
@@ -127,7 +127,7 @@ impl Applier for GitApplier {
             .branch
             .commit_candidate(&checked, &info)
             .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
-        let commit = candidate.commit.to_string();
+        let commit = commit_id(candidate.commit)?;
         self.candidates.insert(candidate.commit, candidate);
         Ok(ApplyOutcome::Applied {
             commit,
@@ -136,7 +136,7 @@ impl Applier for GitApplier {
     }
 
     fn snapshot(&mut self, request: &SnapshotRequest) -> Result<(), HostError> {
-        let oid = Oid::from_str(&request.commit).map_err(|e| {
+        let oid = Oid::from_str(request.commit.as_str()).map_err(|e| {
             HostError::with_kind(
                 HostErrorKind::Repository,
                 format!(
@@ -228,7 +228,7 @@ impl GitVerifier {
         };
         let journaled = CiBaseline {
             profile: request.profile,
-            commit: base.to_string(),
+            commit: commit_id(base)?,
             failing_tests: baseline.failing.iter().cloned().collect(),
         };
         Ok((Some(baseline), Some(journaled)))
@@ -237,7 +237,7 @@ impl GitVerifier {
 
 impl Verifier for GitVerifier {
     fn verify(&mut self, request: &CiRequest) -> Result<CiReport, HostError> {
-        let oid = Oid::from_str(&request.commit).map_err(|e| {
+        let oid = Oid::from_str(request.commit.as_str()).map_err(|e| {
             HostError::with_kind(
                 HostErrorKind::Ci,
                 format!(
@@ -368,4 +368,9 @@ mod tests {
         );
         assert!(failing_tests("all good\n").is_empty());
     }
+}
+
+/// A git object id as the [`CommitId`] the Supervisor takes.
+fn commit_id(oid: Oid) -> Result<CommitId, HostError> {
+    CommitId::new(oid.to_string()).map_err(HostError::repository)
 }
