@@ -275,7 +275,7 @@ impl Observer for Progress {
                 "→ ci       {} {} on {} (≤ {} attempts)",
                 r.phase_id,
                 r.profile,
-                short(&r.commit),
+                short(r.commit.as_str()),
                 r.max_attempts
             ),
             Action::CreateSnapshot(r) => format!("→ snapshot {}", r.tag),
@@ -331,7 +331,7 @@ impl Observer for Progress {
                 phase_id, commit, ..
             } => Some(format!(
                 "  gate     {phase_id} → candidate {}",
-                short(commit)
+                short(commit.as_str())
             )),
             Input::PatchRejected {
                 phase_id,

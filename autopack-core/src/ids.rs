@@ -34,6 +34,9 @@ use std::fmt;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod commit;
+pub use commit::{COMMIT_ID_PATTERN, CommitId, CommitIdError, CommitIdRule, check_commit_id};
+
 /// Longest id accepted, in bytes. Ids are file names, and file names are limited to 255
 /// bytes on common filesystems; 128 leaves room for the prefixes and suffixes of the layout.
 pub const MAX_ID_LEN: usize = 128;

@@ -26,11 +26,14 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::ids::{IssueKey, PhaseId, RunId, TierId};
+use crate::ids::{CommitId, IssueKey, PhaseId, RunId, TierId};
+
+mod constructors;
 use crate::json::JsonError;
 use crate::vocabulary::{
     BuilderMode, Complexity, IssueCategory, IssueSource, Severity, TaskCategory,
 };
+pub use constructors::ConfidenceOutOfRange;
 
 /// An issue an agent reports (a Builder's suggestion or an Auditor's finding).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -271,7 +274,7 @@ pub struct AuditorRequest {
     pub task_category: Option<TaskCategory>,
     /// The candidate commit under review (the patch committed, not yet on the branch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidate_commit: Option<String>,
+    pub candidate_commit: Option<CommitId>,
     /// The last red CI run of this phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ci: Option<CiFailure>,
@@ -340,9 +343,7 @@ fn deserialize_confidence<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     if (0.0..=1.0).contains(&value) {
         Ok(value)
     } else {
-        Err(serde::de::Error::custom(format!(
-            "confidence {value} is out of range; expected a number from 0.0 to 1.0"
-        )))
+        Err(serde::de::Error::custom(ConfidenceOutOfRange(value)))
     }
 }
 

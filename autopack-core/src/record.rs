@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::{
     PhaseCaps, PhaseUsage, RunBreach, RunCaps, RunUsage, TierBreach, TierCaps, TierUsage,
 };
-use crate::ids::{PhaseId, RunId, TierId};
+use crate::ids::{CommitId, PhaseId, RunId, TierId};
 use crate::lifecycle::{Cleanliness, PhaseState, RunFailure, RunState, TierState};
 use crate::vocabulary::{
     BuilderMode, CiProfile, Complexity, DebtStatus, RunScope, SafetyProfile, TaskCategory,
@@ -75,7 +75,7 @@ pub struct RunRecord {
     pub tiers: Vec<TierRecord>,
     /// The integration branch (`autonomous/{run_id}`) tip at the end, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub integration_tip: Option<String>,
+    pub integration_tip: Option<CommitId>,
 }
 
 impl RunRecord {
@@ -239,7 +239,7 @@ pub struct PhaseRecord {
     pub major_issues: u32,
     /// The commit its patch became on the integration branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
+    pub commit: Option<CommitId>,
     /// The snapshot tag created after green CI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_tag: Option<String>,

@@ -4,7 +4,7 @@
 use autopack_core::budget::{
     PhaseCaps, PhaseUsage, RunBreach, RunCaps, RunUsage, TierBreach, TierCaps, TierUsage,
 };
-use autopack_core::ids::{PhaseId, RunId, TierId};
+use autopack_core::ids::{CommitId, PhaseId, RunId, TierId};
 use autopack_core::lifecycle::{PhaseState, RunFailure, RunState, TierState};
 use autopack_core::record::{
     AttemptOutcome, AttemptRecord, AttemptRole, CiRecord, CiVerdict, FailureRecord, PhaseRecord,
@@ -100,7 +100,7 @@ fn green_phase(id: &str, index: u32, tier: &str, name: &str, start: u32) -> Phas
         }],
         minor_issues: 1,
         major_issues: 0,
-        commit: Some(format!("c0ffee{index:02}")),
+        commit: Some(CommitId::new(format!("c0ffee{index:02}{:032}", 0)).unwrap()),
         snapshot_tag: Some(format!("autonomous/run-ok/tier-{tier}/phase-{id}")),
         failure_reason: None,
     }
@@ -239,7 +239,7 @@ fn success_record() -> RunRecord {
         unresolved_major_issues: 0,
         failure: None,
         tiers: vec![t1, t2],
-        integration_tip: Some("0123456789abcdef0123456789abcdef01234567".to_owned()),
+        integration_tip: Some(CommitId::new("0123456789abcdef0123456789abcdef01234567").unwrap()),
     }
 }
 

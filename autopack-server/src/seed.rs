@@ -1098,7 +1098,7 @@ pub fn run_summary(record: &RunRecord, distinct_issues: u32) -> RunSummary {
 
 /// The commit a phase reached: its snapshot's, else the candidate the gate made.
 pub fn phase_commit(phase: &PhaseRecord) -> Option<String> {
-    phase.commit.clone()
+    phase.commit.as_ref().map(|c| c.to_string())
 }
 
 /// Whether `state` names a run state (for `/metrics/runs?status=`).

@@ -444,7 +444,8 @@ impl Session {
                 }
             };
             let Some(view) = self.publish(driver, &step) else {
-                let err = DriverError::Journal(format!("run {} has no record", self.slot.run_id));
+                // A driver opened on a started run always has a record: this one never started.
+                let err = DriverError::NothingToResume(self.slot.run_id.clone());
                 self.stop(&mut replies, &err);
                 return Err(err);
             };

@@ -10,7 +10,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use autopack::core::clock::SystemClock;
-use autopack::core::ids::RunId;
+use autopack::core::ids::{CommitId, RunId};
 use autopack::core::journal::{JournalContents, MemoryRunStore, RunStore};
 use autopack::core::lifecycle::RunState;
 use autopack::core::plan::Plan;
@@ -77,12 +77,13 @@ impl Applier for MemoryApplier {
                 message: "the patch is not a git-format diff".into(),
             });
         }
+        let commit = content_id(&[
+            request.run_id.as_str(),
+            request.phase_id.as_str(),
+            &request.patch,
+        ]);
         Ok(ApplyOutcome::Applied {
-            commit: content_id(&[
-                request.run_id.as_str(),
-                request.phase_id.as_str(),
-                &request.patch,
-            ]),
+            commit: CommitId::new(commit).map_err(HostError::repository)?,
             holds: Vec::new(),
         })
     }
@@ -96,7 +97,7 @@ impl Applier for MemoryApplier {
 /// so the verifier is told through the shared set).
 #[derive(Debug, Default)]
 struct MemoryCi {
-    red: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    red: Arc<Mutex<std::collections::BTreeSet<CommitId>>>,
 }
 
 impl autopack::driver::Verifier for MemoryCi {
@@ -125,7 +126,7 @@ impl autopack::driver::Verifier for MemoryCi {
 /// Remembers which candidates carry `FAIL_CI`.
 struct RedMarking {
     inner: MemoryApplier,
-    red: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    red: Arc<Mutex<std::collections::BTreeSet<CommitId>>>,
 }
 
 impl Applier for RedMarking {
@@ -179,7 +180,7 @@ impl Artefacts for MemoryLedger {
 pub struct MemoryHost {
     journals: SharedJournals,
     ledger: MemoryLedger,
-    red: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    red: Arc<Mutex<std::collections::BTreeSet<CommitId>>>,
 }
 
 impl Default for MemoryHost {
@@ -305,14 +306,22 @@ impl RunHost for MemoryHost {
                 record.phases().filter(|p| p.snapshot_tag.is_some()).count(),
             )
             .unwrap_or(u32::MAX),
-            current_commit: record.integration_tip.clone().unwrap_or_default(),
+            current_commit: record
+                .integration_tip
+                .as_ref()
+                .map(CommitId::to_string)
+                .unwrap_or_default(),
         })
     }
 
     fn promote(&self, run_id: &RunId, record: &RunRecord) -> Result<Promoted, HostFailure> {
         Ok(Promoted {
             target: "main".into(),
-            commit: record.integration_tip.clone().unwrap_or_default(),
+            commit: record
+                .integration_tip
+                .as_ref()
+                .map(CommitId::to_string)
+                .unwrap_or_default(),
             message: format!("run {run_id} promoted to main (in memory)"),
         })
     }

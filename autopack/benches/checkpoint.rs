@@ -187,7 +187,8 @@ impl Run {
                 Action::ApplyPatch(r) => Input::PatchApplied {
                     at,
                     phase_id: r.phase_id,
-                    commit: format!("c{}", self.builds),
+                    commit: autopack::core::ids::CommitId::new(format!("{:040x}", self.builds))
+                        .unwrap(),
                     holds: vec![],
                 },
                 Action::RunCi(r) => Input::CiFinished {

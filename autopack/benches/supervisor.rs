@@ -125,7 +125,7 @@ fn drive(start: Input, keep: bool) -> Vec<Input> {
             Action::ApplyPatch(r) => Input::PatchApplied {
                 at,
                 phase_id: r.phase_id,
-                commit: "c".into(),
+                commit: autopack::core::ids::CommitId::new("c".repeat(40)).unwrap(),
                 holds: vec![],
             },
             Action::RunCi(r) => Input::CiFinished {

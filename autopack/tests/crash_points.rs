@@ -269,11 +269,11 @@ struct Ci {
 
 impl Verifier for Ci {
     fn verify(&mut self, r: &CiRequest) -> Result<CiReport, HostError> {
-        let name = || format!("CI {} on {}", r.phase_id, &r.commit[..8]);
+        let name = || format!("CI {} on {}", r.phase_id, &r.commit.as_str()[..8]);
         self.steps.step(|| format!("before {}", name()));
         let git = git(&self.repo);
         let commit = git
-            .find_commit(Oid::from_str(&r.commit).map_err(HostError::new)?)
+            .find_commit(Oid::from_str(r.commit.as_str()).map_err(HostError::new)?)
             .map_err(HostError::new)?;
         let file = |path: &str| -> Option<String> {
             let entry = commit.tree().ok()?.get_path(Path::new(path)).ok()?;
@@ -425,7 +425,7 @@ impl Applier for CrashingApplier {
             let branch =
                 IntegrationBranch::open(&self.repo, &run_id(), "main", BranchOptions::default())
                     .map_err(HostError::new)?;
-            let oid = Oid::from_str(&r.commit).map_err(HostError::new)?;
+            let oid = Oid::from_str(r.commit.as_str()).map_err(HostError::new)?;
             let candidate = branch.candidate(oid).map_err(HostError::new)?;
             branch.advance(&candidate).map_err(HostError::new)?;
             let lock = self

@@ -47,8 +47,8 @@ struct Repo {
 
 impl Applier for Repo {
     fn apply(&mut self, r: &PatchRequest) -> Result<ApplyOutcome, HostError> {
-        let commit = format!("c-{}-{}", r.phase_id, r.attempt);
-        self.applied.push(commit.clone());
+        let commit = commit(&format!("c-{}-{}", r.phase_id, r.attempt));
+        self.applied.push(commit.to_string());
         Ok(ApplyOutcome::Applied {
             commit,
             holds: vec![],

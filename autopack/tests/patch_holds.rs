@@ -239,7 +239,7 @@ fn the_baseline_is_kept_from_the_first_ci_run_and_known_failures_are_recorded_no
         ci: Box::new(|r: &CiRequest| {
             let baseline = CiBaseline {
                 profile: r.profile,
-                commit: "base".into(),
+                commit: commit("base"),
                 failing_tests: vec!["tests.test_old::test_broken".into()],
             };
             CiReport {

@@ -146,7 +146,7 @@ fn random_script(tape: Tape) -> Script<'static> {
             if tg.next() % 8 == 0 {
                 Err(("outside_scope".into(), "path outside scope".into()))
             } else {
-                Ok(format!("c-{}-{}", r.phase_id, r.attempt))
+                Ok(commit(&format!("c-{}-{}", r.phase_id, r.attempt)))
             }
         }),
         ci: Box::new(move |r| {

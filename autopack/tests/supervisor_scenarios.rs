@@ -535,11 +535,11 @@ fn gate_rejections_and_red_ci_are_failed_attempts() {
             if r.attempt == 1 {
                 Err(("outside_scope".into(), "src/x is outside the scope".into()))
             } else {
-                Ok(format!("c{}", r.attempt))
+                Ok(commit(&format!("c{}", r.attempt)))
             }
         }),
         ci: Box::new(|r| {
-            if r.commit == "c2" {
+            if r.commit == commit("c2") {
                 // One attempt: a one-phase tier may run CI twice in all (ci_run_cap = 2 × phases).
                 CiReport {
                     verdict: CiVerdict::Red,
@@ -563,7 +563,7 @@ fn gate_rejections_and_red_ci_are_failed_attempts() {
     assert_eq!(phase.attempts.len(), 3);
     assert!(phase.attempts[0].reason.contains("outside_scope"));
     assert!(phase.attempts[1].reason.contains("t::a"));
-    assert_eq!(phase.commit.as_deref(), Some("c3"));
+    assert_eq!(phase.commit, Some(commit("c3")));
     assert_eq!(record.tiers[0].usage.ci_runs, 2);
     assert_eq!(record.tiers[0].state, TierState::Complete);
     let runs: Vec<RunState> = record.history.iter().map(|c| c.state).collect();

@@ -185,7 +185,7 @@ pub fn incident(run: &RunRecord) -> Option<Incident> {
         usage: run.usage,
         debt_status: run.debt_status,
         unresolved_major_issues: run.unresolved_major_issues,
-        integration_tip: run.integration_tip.clone(),
+        integration_tip: run.integration_tip.as_ref().map(|c| c.to_string()),
         failing_tier: tier.map(|t| IncidentTier {
             tier_id: t.tier_id.clone(),
             tier_index: t.tier_index,

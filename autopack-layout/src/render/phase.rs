@@ -60,10 +60,10 @@ pub fn phase_summary(run: &RunRecord, phase: &PhaseRecord) -> String {
     row(
         &mut out,
         "Commit",
-        &phase
-            .commit
-            .as_deref()
-            .map_or_else(|| "(none)".to_owned(), |c| format!("`{}`", cell(c))),
+        &phase.commit.as_ref().map_or_else(
+            || "(none)".to_owned(),
+            |c| format!("`{}`", cell(c.as_str())),
+        ),
     );
     row(
         &mut out,

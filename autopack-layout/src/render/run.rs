@@ -32,7 +32,7 @@ pub fn run_summary(run: &RunRecord) -> String {
         row(
             &mut out,
             "Integration branch",
-            &format!("`autonomous/{}` at `{}`", run.run_id, cell(tip)),
+            &format!("`autonomous/{}` at `{}`", run.run_id, cell(tip.as_str())),
         );
     }
     out.push('\n');

@@ -328,7 +328,7 @@ pub(super) async fn auditor_result(
         recommendation: recommendation.to_string(),
         patches_applied: u32::from(applied),
         commit_shas: if applied {
-            commit_after.into_iter().collect()
+            commit_after.into_iter().map(String::from).collect()
         } else {
             Vec::new()
         },

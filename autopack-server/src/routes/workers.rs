@@ -145,7 +145,9 @@ pub(super) async fn lease(
             phase_id: offer.call.phase_id().to_string(),
             role: seed::role_word(offer.call.role()).into(),
             attempt: offer.call.attempt(),
-            tip_commit: slot.view().and_then(|v| v.record.integration_tip.clone()),
+            tip_commit: slot
+                .view()
+                .and_then(|v| v.record.integration_tip.as_ref().map(|c| c.to_string())),
             request,
         })
         .into_response());

@@ -14,7 +14,7 @@ use autopack_layout::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::driver::{Artefacts, HostError, RecordedIssue};
+use crate::driver::{Artefacts, HostError, HostErrorKind, RecordedIssue};
 use crate::supervisor::{Checkpoint, PhasePosition};
 
 /// Writes a run's artefacts into `.autonomous_runs/`: issues go to the project's durable
@@ -69,7 +69,7 @@ impl ProjectLedger for FsIssueLedger {
         observations: &[IssueObservation],
     ) -> Result<(), HostError> {
         for observation in observations {
-            self.record(observation, at).map_err(HostError::new)?;
+            self.record(observation, at).map_err(HostError::artefacts)?;
         }
         Ok(())
     }
@@ -83,7 +83,7 @@ impl ProjectLedger for FsIssueLedger {
         } else {
             FsIssueLedger::checkpoint(self)
         }
-        .map_err(HostError::new)
+        .map_err(HostError::artefacts)
     }
 }
 
@@ -126,7 +126,7 @@ impl FsArtefacts {
         policy: FsyncPolicy,
     ) -> Result<FsArtefacts, HostError> {
         let ledger =
-            FsIssueLedger::open(root.clone(), thresholds, policy).map_err(HostError::new)?;
+            FsIssueLedger::open(root.clone(), thresholds, policy).map_err(HostError::artefacts)?;
         Ok(FsArtefacts { root, ledger })
     }
 
@@ -145,9 +145,9 @@ impl FsArtefacts {
         thresholds: Option<AgingThresholds>,
         policy: FsyncPolicy,
     ) -> Result<FsArtefacts, HostError> {
-        let files = ledger_files(&root, project, projects).map_err(HostError::new)?;
+        let files = ledger_files(&root, project, projects).map_err(HostError::artefacts)?;
         let ledger = FsIssueLedger::open_project(root.clone(), files, thresholds, policy)
-            .map_err(HostError::new)?;
+            .map_err(HostError::artefacts)?;
         Ok(FsArtefacts { root, ledger })
     }
 
@@ -175,7 +175,7 @@ impl<L: ProjectLedger> LayoutArtefacts<L> {
             major_issue_count: 0,
             issue_state: IssueState::NoIssues,
         };
-        write_atomic(&path, file.to_json().as_bytes()).map_err(HostError::new)
+        write_atomic(&path, file.to_json().as_bytes()).map_err(HostError::artefacts)
     }
 
     fn ensure_run_index(&self, record: &RunRecord) -> Result<(), HostError> {
@@ -189,7 +189,7 @@ impl<L: ProjectLedger> LayoutArtefacts<L> {
             minor_issue_count: 0,
             major_issue_count: 0,
         };
-        write_atomic(&path, index.to_json().as_bytes()).map_err(HostError::new)
+        write_atomic(&path, index.to_json().as_bytes()).map_err(HostError::artefacts)
     }
 }
 
@@ -251,10 +251,11 @@ impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
                 {
                     selection.tiers.push(t);
                 }
-                write_selected_artefacts(&self.root, record, &selection).map_err(HostError::new)?;
+                write_selected_artefacts(&self.root, record, &selection)
+                    .map_err(HostError::artefacts)?;
             }
             _ => {
-                write_run_artefacts(&self.root, record).map_err(HostError::new)?;
+                write_run_artefacts(&self.root, record).map_err(HostError::artefacts)?;
             }
         }
         Ok(())
@@ -262,7 +263,7 @@ impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
 
     fn incident(&mut self, record: &RunRecord, _ledger: &Ledger) -> Result<(), HostError> {
         // The summaries are written at the checkpoints (the run's own comes right after).
-        write_incident_pack(&self.root, record).map_err(HostError::new)?;
+        write_incident_pack(&self.root, record).map_err(HostError::artefacts)?;
         Ok(())
     }
 
@@ -285,11 +286,14 @@ impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
             .sum();
         let held = usize::try_from(held).unwrap_or(usize::MAX);
         if held > recorded.len() {
-            return Err(HostError::new(format!(
-                "the project ledger holds {held} issue occurrences of run {}, but its journal recorded {}: was the run's ledger written by another host?",
-                record.run_id,
-                recorded.len()
-            )));
+            return Err(HostError::with_kind(
+                HostErrorKind::Artefacts,
+                format!(
+                    "the project ledger holds {held} issue occurrences of run {}, but its journal recorded {}: was the run's ledger written by another host?",
+                    record.run_id,
+                    recorded.len()
+                ),
+            ));
         }
         for issue in &recorded[held..] {
             self.ledger
@@ -304,7 +308,7 @@ impl<L: ProjectLedger> Artefacts for LayoutArtefacts<L> {
         if record.state.is_terminal() {
             self.ensure_run_index(record)?;
         }
-        write_run_artefacts(&self.root, record).map_err(HostError::new)?;
+        write_run_artefacts(&self.root, record).map_err(HostError::artefacts)?;
         Ok(())
     }
 }

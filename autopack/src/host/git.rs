@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use autopack_apply::tripwire::Tripwire as HostTripwire;
 use autopack_apply::workspace::{Slot, Workspaces};
-use autopack_core::ids::RunId;
+use autopack_core::ids::{CommitId, RunId};
 
 use autopack_apply::{
     AppliedCommit, Baseline, CheckError, CommitInfo, CommitSignature, GateError, GateVerdict,
@@ -17,7 +17,7 @@ use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::BuilderMode;
 
 use super::patch_gate::{PatchGate, check_on_branch};
-use crate::driver::{Applier, ApplyOutcome, HostError, Tripwire, Verifier};
+use crate::driver::{Applier, ApplyOutcome, HostError, HostErrorKind, Tripwire, Verifier};
 use crate::supervisor::{CiBaseline, CiReport, CiRequest, PatchRequest, SnapshotRequest};
 
 /// Applies patches to a run's integration branch through the patch policy, as candidate
@@ -90,8 +90,14 @@ impl Applier for GitApplier {
             ci_commands: self.ci_commands.clone(),
             max_patch_bytes: self.max_patch_bytes,
         };
-        let checked = check_on_branch(&self.branch, request.patch.as_bytes(), &gate)
-            .map_err(|e| HostError::new(format!("phase {} patch policy: {e}", request.phase_id)))?;
+        let checked =
+            check_on_branch(&self.branch, request.patch.as_bytes(), &gate).map_err(|e| {
+                HostError::context(
+                    HostErrorKind::Repository,
+                    format_args!("phase {} patch policy", request.phase_id),
+                    e,
+                )
+            })?;
         let checked = match checked {
             Ok(checked) => checked,
             Err(CheckError::Violation(violation)) => {
@@ -100,7 +106,7 @@ impl Applier for GitApplier {
                     message: violation.to_string(),
                 });
             }
-            Err(err) => return Err(HostError::new(err)),
+            Err(err) => return Err(HostError::from_source(HostErrorKind::Repository, err)),
         };
         let info = CommitInfo {
             tier_id: request.tier_id.clone(),
@@ -120,8 +126,8 @@ impl Applier for GitApplier {
         let candidate = self
             .branch
             .commit_candidate(&checked, &info)
-            .map_err(HostError::new)?;
-        let commit = candidate.commit.to_string();
+            .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
+        let commit = commit_id(candidate.commit)?;
         self.candidates.insert(candidate.commit, candidate);
         Ok(ApplyOutcome::Applied {
             commit,
@@ -130,21 +136,29 @@ impl Applier for GitApplier {
     }
 
     fn snapshot(&mut self, request: &SnapshotRequest) -> Result<(), HostError> {
-        let oid = Oid::from_str(&request.commit).map_err(|e| {
-            HostError::new(format!(
-                "snapshot of phase {}: bad commit id {:?}: {e}",
-                request.phase_id, request.commit
-            ))
+        let oid = Oid::from_str(request.commit.as_str()).map_err(|e| {
+            HostError::with_kind(
+                HostErrorKind::Repository,
+                format!(
+                    "snapshot of phase {}: bad commit id {:?}: {e}",
+                    request.phase_id, request.commit
+                ),
+            )
         })?;
         let candidate = match self.candidates.get(&oid) {
             Some(c) => c.clone(),
             // After a resume only the id is known.
-            None => self.branch.candidate(oid).map_err(HostError::new)?,
+            None => self
+                .branch
+                .candidate(oid)
+                .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?,
         };
-        self.branch.advance(&candidate).map_err(HostError::new)?;
+        self.branch
+            .advance(&candidate)
+            .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
         self.branch
             .snapshot_tag(&request.tier_id, &request.phase_id, oid, &self.signature)
-            .map_err(HostError::new)?;
+            .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
         Ok(())
     }
 }
@@ -201,7 +215,7 @@ impl GitVerifier {
         let workspace = self
             .workspaces
             .checkout(Slot::Ci, base, &[])
-            .map_err(HostError::new)?;
+            .map_err(|e| HostError::from_source(HostErrorKind::Ci, e))?;
         let baseline = match self.gate.baseline(workspace.path(), request.profile) {
             Ok(found) => found.unwrap_or_default(),
             // Unreadable base reports: no baseline, every failure counts (and the run
@@ -210,11 +224,11 @@ impl GitVerifier {
                 tracing::warn!(target: "autopack::ci", run_id = %request.run_id, %error, "the base commit's JUnit reports cannot be read; every failing test counts");
                 Baseline::default()
             }
-            Err(err) => return Err(HostError::new(err)),
+            Err(err) => return Err(HostError::from_source(HostErrorKind::Ci, err)),
         };
         let journaled = CiBaseline {
             profile: request.profile,
-            commit: base.to_string(),
+            commit: commit_id(base)?,
             failing_tests: baseline.failing.iter().cloned().collect(),
         };
         Ok((Some(baseline), Some(journaled)))
@@ -223,17 +237,20 @@ impl GitVerifier {
 
 impl Verifier for GitVerifier {
     fn verify(&mut self, request: &CiRequest) -> Result<CiReport, HostError> {
-        let oid = Oid::from_str(&request.commit).map_err(|e| {
-            HostError::new(format!(
-                "CI of phase {}: bad commit id {:?}: {e}",
-                request.phase_id, request.commit
-            ))
+        let oid = Oid::from_str(request.commit.as_str()).map_err(|e| {
+            HostError::with_kind(
+                HostErrorKind::Ci,
+                format!(
+                    "CI of phase {}: bad commit id {:?}: {e}",
+                    request.phase_id, request.commit
+                ),
+            )
         })?;
         let (baseline, computed) = self.baseline(request)?;
         let workspace = self
             .workspaces
             .checkout(Slot::Ci, oid, &[])
-            .map_err(HostError::new)?;
+            .map_err(|e| HostError::from_source(HostErrorKind::Ci, e))?;
         let report = self
             .gate
             .run_with_baseline(
@@ -242,7 +259,7 @@ impl Verifier for GitVerifier {
                 request.max_attempts,
                 baseline.as_ref(),
             )
-            .map_err(HostError::new)?;
+            .map_err(|e| HostError::from_source(HostErrorKind::Ci, e))?;
         let verdict = match report.verdict {
             GateVerdict::Green => CiVerdict::Green,
             GateVerdict::Flaky => CiVerdict::Flaky,
@@ -289,13 +306,16 @@ impl GitTripwire {
     pub fn arm(repo: &Path, run_id: &RunId) -> Result<GitTripwire, HostError> {
         HostTripwire::arm(repo, run_id)
             .map(GitTripwire)
-            .map_err(HostError::new)
+            .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))
     }
 }
 
 impl Tripwire for GitTripwire {
     fn check(&mut self) -> Result<Vec<String>, HostError> {
-        let changes = self.0.check().map_err(HostError::new)?;
+        let changes = self
+            .0
+            .check()
+            .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
         Ok(changes.iter().map(ToString::to_string).collect())
     }
 }
@@ -348,4 +368,9 @@ mod tests {
         );
         assert!(failing_tests("all good\n").is_empty());
     }
+}
+
+/// A git object id as the [`CommitId`] the Supervisor takes.
+fn commit_id(oid: Oid) -> Result<CommitId, HostError> {
+    CommitId::new(oid.to_string()).map_err(HostError::repository)
 }

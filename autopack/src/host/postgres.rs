@@ -41,7 +41,7 @@ impl PgProjectLedger {
         thresholds: Option<AgingThresholds>,
     ) -> Result<PgProjectLedger, HostError> {
         let mut ledger =
-            PgIssueLedger::open(db, project.clone(), thresholds).map_err(HostError::new)?;
+            PgIssueLedger::open(db, project.clone(), thresholds).map_err(HostError::artefacts)?;
         ledger.ledger_mut().track_changes(true);
         Ok(PgProjectLedger {
             ledger,
@@ -61,9 +61,10 @@ impl PgProjectLedger {
     /// # Errors
     /// A [`HostError`] naming the file that could not be written.
     pub fn materialise_run(&mut self, run_id: &RunId) -> Result<usize, HostError> {
-        self.ledger.refresh().map_err(HostError::new)?;
+        self.ledger.refresh().map_err(HostError::artefacts)?;
         let views = run_views(self.ledger.ledger(), run_id);
-        write_views(&self.root, &self.files, self.ledger.ledger(), &views).map_err(HostError::new)
+        write_views(&self.root, &self.files, self.ledger.ledger(), &views)
+            .map_err(HostError::artefacts)
     }
 }
 
@@ -104,14 +105,14 @@ impl ProjectLedger for PgProjectLedger {
         self.ledger
             .record_all(observations, at)
             .map(drop)
-            .map_err(HostError::new)
+            .map_err(HostError::artefacts)
     }
 
     fn checkpoint(&mut self, run_id: &RunId, everything: bool) -> Result<(), HostError> {
         // What was recorded is durable from here on (appends commit asynchronously), and
         // other hosts' entries since the last change belong in the backlog too.
-        self.ledger.sync().map_err(HostError::new)?;
-        self.ledger.refresh().map_err(HostError::new)?;
+        self.ledger.sync().map_err(HostError::artefacts)?;
+        self.ledger.refresh().map_err(HostError::artefacts)?;
         let mut views: Vec<ViewKey> = self
             .ledger
             .ledger_mut()
@@ -132,6 +133,6 @@ impl ProjectLedger for PgProjectLedger {
         views.dedup();
         write_views(&self.root, &self.files, self.ledger.ledger(), &views)
             .map(drop)
-            .map_err(HostError::new)
+            .map_err(HostError::artefacts)
     }
 }

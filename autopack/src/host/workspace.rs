@@ -147,7 +147,11 @@ impl<A: Auditor> Auditor for InWorkspace<A> {
             Ok(p) => p,
             Err(reason) => return failed(reason),
         };
-        let head = match request.candidate_commit.as_deref().map(Oid::from_str) {
+        let head = match request
+            .candidate_commit
+            .as_ref()
+            .map(|c| Oid::from_str(c.as_str()))
+        {
             None => tip,
             Some(Ok(oid)) => oid,
             Some(Err(e)) => return failed(format!("bad candidate commit id: {e}")),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use autopack_core::budget::{RunBreach, TierBreach};
+use autopack_core::ids::CommitId;
 use autopack_core::lifecycle::{
     PhaseEvent, PhaseState, RunEvent, RunFailure, TierEvent, TierState,
 };
@@ -199,7 +200,7 @@ impl Ctx<'_> {
 
     pub(super) fn on_patch_applied(
         &mut self,
-        commit: String,
+        commit: CommitId,
         holds: Vec<PatchHold>,
         at: DateTime<Utc>,
     ) -> Step {
@@ -306,7 +307,9 @@ impl Ctx<'_> {
                 .as_ref()
                 .and_then(|(_, w)| w.candidate.as_ref())
                 .map(|c| c.commit.clone())
-                .unwrap_or_default(),
+                // The gate's `patch_applied` set it before CI could be asked for (or the
+                // journal that replayed it did), as indexing the tier above trusts `at_`.
+                .expect("CI is requested only for a phase with a candidate"),
             max_attempts: wanted.min(remaining).max(1),
             baseline,
         };
@@ -412,7 +415,7 @@ impl Ctx<'_> {
             .as_ref()
             .and_then(|(_, w)| w.candidate.as_ref())
             .map(|c| c.commit.clone())
-            .unwrap_or_default();
+            .expect("a snapshot is requested only for a phase with a candidate");
         let tag = snapshot_tag_name(&self.a.run.run_id, &p.tier_id, &p.phase_id);
         let request = SnapshotRequest {
             run_id: self.a.run.run_id.clone(),

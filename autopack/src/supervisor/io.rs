@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use autopack_core::clock::timestamp;
-use autopack_core::ids::{PhaseId, RunId, TierId};
+use autopack_core::ids::{CommitId, PhaseId, RunId, TierId};
 use autopack_core::lifecycle::RunState;
 use autopack_core::message::{
     AuditorRequest, AuditorResult, BuilderRequest, BuilderResult, SuggestedIssue,
@@ -66,6 +66,38 @@ pub struct CiReport {
     pub baseline: Option<CiBaseline>,
 }
 
+impl CiReport {
+    /// A report of `verdict` after `attempts` attempts, naming no tests and no output.
+    pub fn new(verdict: CiVerdict, attempts: u32) -> CiReport {
+        CiReport {
+            verdict,
+            attempts,
+            failing_tests: Vec::new(),
+            output_tail: String::new(),
+            known_failures: Vec::new(),
+            flaky_tests: Vec::new(),
+            baseline: None,
+        }
+    }
+
+    /// With the tests that failed.
+    #[must_use]
+    pub fn with_failing_tests<T: Into<String>>(
+        mut self,
+        tests: impl IntoIterator<Item = T>,
+    ) -> CiReport {
+        self.failing_tests.extend(tests.into_iter().map(Into::into));
+        self
+    }
+
+    /// With the tail of the test command's output.
+    #[must_use]
+    pub fn with_output_tail(mut self, tail: impl Into<String>) -> CiReport {
+        self.output_tail = tail.into();
+        self
+    }
+}
+
 /// The tests that fail on a run's base commit under one CI profile, computed once per run
 /// and journaled with the [`CiReport`] that brought it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -73,7 +105,7 @@ pub struct CiBaseline {
     /// The profile whose command ran.
     pub profile: CiProfile,
     /// The base commit it ran on.
-    pub commit: String,
+    pub commit: CommitId,
     /// Failing test ids, sorted.
     pub failing_tests: Vec<String>,
 }
@@ -131,7 +163,7 @@ pub enum Input {
         /// The phase.
         phase_id: PhaseId,
         /// The candidate commit.
-        commit: String,
+        commit: CommitId,
         /// Why the patch may go on only after an Auditor `approve` (protected paths whose
         /// rule says so, test-integrity findings); empty for most patches.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -293,7 +325,7 @@ pub struct CiRequest {
     /// The profile to run.
     pub profile: CiProfile,
     /// The candidate commit to test.
-    pub commit: String,
+    pub commit: CommitId,
     /// Attempts the gate may make: the phase's retries, never more than the tier's
     /// remaining `ci_run_cap` can pay for.
     pub max_attempts: u32,
@@ -314,7 +346,7 @@ pub struct SnapshotRequest {
     /// The phase.
     pub phase_id: PhaseId,
     /// The commit that passed CI.
-    pub commit: String,
+    pub commit: CommitId,
     /// The tag name: `autonomous/{run_id}/tier-{tier_id}/phase-{phase_id}`.
     pub tag: String,
 }

@@ -45,7 +45,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use autopack_core::budget::{TierBreach, defaults};
-use autopack_core::ids::PhaseId;
+use autopack_core::ids::{CommitId, PhaseId};
 use autopack_core::lifecycle::{
     PhaseEvent, RunEvent, RunFailure, RunState, TierEvent, TierState, TransitionError,
 };
@@ -71,6 +71,15 @@ pub struct SupervisorConfig {
     /// keys, same gate rule) that count as a failure loop and go to the Auditor early.
     /// Values below 2 are treated as 2.
     pub failure_loop_threshold: u32,
+}
+
+impl SupervisorConfig {
+    /// With this failure-loop threshold (values below 2 are treated as 2).
+    #[must_use]
+    pub fn with_failure_loop_threshold(mut self, threshold: u32) -> SupervisorConfig {
+        self.failure_loop_threshold = threshold;
+        self
+    }
 }
 
 impl Default for SupervisorConfig {
@@ -173,7 +182,7 @@ impl Pending {
 /// The candidate commit of the current phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Candidate {
-    commit: String,
+    commit: CommitId,
     role: AttemptRole,
     attempt: u32,
     patch: String,

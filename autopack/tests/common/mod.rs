@@ -4,10 +4,10 @@
 use autopack::supervisor::{
     Action, AgentOutcome, CiReport, CiRequest, Input, PatchRequest, Supervisor, SupervisorConfig,
 };
-use autopack_core::ids::{IssueKey, PhaseId, RunId, TierId};
+use autopack_core::ids::{CommitId, IssueKey, PhaseId, RunId, TierId};
 use autopack_core::message::{
     AuditorRecommendation, AuditorRequest, AuditorResult, BuilderRequest, BuilderResult,
-    BuilderStatus, SuggestedIssue,
+    SuggestedIssue,
 };
 use autopack_core::patch_rules::PatchHold;
 use autopack_core::plan::{PhaseSpec, Plan, RunSpec, TierSpec};
@@ -122,29 +122,26 @@ pub fn patch_for(phase: &str) -> String {
 }
 
 pub fn success(req: &BuilderRequest, tokens: u64) -> AgentOutcome<BuilderResult> {
-    AgentOutcome::Returned(BuilderResult {
-        phase_id: req.phase_id.clone(),
-        status: BuilderStatus::Success,
-        patch: Some(patch_for(req.phase_id.as_str())),
-        probe_results: Vec::new(),
-        suggested_issues: Vec::new(),
-        tokens_used: tokens,
-        failing_tests: Vec::new(),
-        notes: String::new(),
-    })
+    AgentOutcome::Returned(
+        BuilderResult::success(req.phase_id.clone(), patch_for(req.phase_id.as_str()))
+            .with_tokens(tokens),
+    )
 }
 
 pub fn failed(req: &BuilderRequest, tests: &[&str]) -> AgentOutcome<BuilderResult> {
-    AgentOutcome::Returned(BuilderResult {
-        phase_id: req.phase_id.clone(),
-        status: BuilderStatus::Failed,
-        patch: None,
-        probe_results: Vec::new(),
-        suggested_issues: Vec::new(),
-        tokens_used: 1_000,
-        failing_tests: tests.iter().map(|s| s.to_string()).collect(),
-        notes: "could not make it pass".into(),
-    })
+    AgentOutcome::Returned(
+        BuilderResult::failed(req.phase_id.clone(), "could not make it pass")
+            .with_tokens(1_000)
+            .with_failing_tests(tests.iter().copied()),
+    )
+}
+
+/// A commit id standing for `label` (at most 20 bytes): its bytes in hex, padded with
+/// zeros, so scripted gates name their candidates readably and tests compare them.
+pub fn commit(label: &str) -> CommitId {
+    assert!(label.len() <= 20, "commit label {label:?} is over 20 bytes");
+    let hex: String = label.bytes().map(|b| format!("{b:02x}")).collect();
+    CommitId::new(format!("{hex:0<40}")).expect("40 lowercase hex digits")
 }
 
 pub fn issue(key: &str, severity: Severity) -> SuggestedIssue {
@@ -163,33 +160,23 @@ pub fn audit(
     req: &AuditorRequest,
     recommendation: AuditorRecommendation,
 ) -> AgentOutcome<AuditorResult> {
-    AgentOutcome::Returned(AuditorResult {
-        phase_id: req.phase_id.clone(),
-        recommendation,
-        review_notes: format!("{recommendation:?} after review"),
-        issues_found: Vec::new(),
-        patch: None,
-        confidence: 0.9,
-        tokens_used: 500,
-    })
+    AgentOutcome::Returned(
+        AuditorResult::new(req.phase_id.clone(), recommendation)
+            .with_notes(format!("{recommendation:?} after review"))
+            .with_confidence(0.9)
+            .expect("in range")
+            .with_tokens(500),
+    )
 }
 
 pub fn green(req: &CiRequest) -> CiReport {
     let _ = req;
-    CiReport {
-        verdict: CiVerdict::Green,
-        attempts: 1,
-        failing_tests: Vec::new(),
-        output_tail: String::new(),
-        known_failures: vec![],
-        flaky_tests: vec![],
-        baseline: None,
-    }
+    CiReport::new(CiVerdict::Green, 1)
 }
 
 type BuilderFn<'a> = Box<dyn FnMut(&BuilderRequest) -> AgentOutcome<BuilderResult> + 'a>;
 type AuditorFn<'a> = Box<dyn FnMut(&AuditorRequest) -> AgentOutcome<AuditorResult> + 'a>;
-type GateFn<'a> = Box<dyn FnMut(&PatchRequest) -> Result<String, (String, String)> + 'a>;
+type GateFn<'a> = Box<dyn FnMut(&PatchRequest) -> Result<CommitId, (String, String)> + 'a>;
 type CiFn<'a> = Box<dyn FnMut(&CiRequest) -> CiReport + 'a>;
 type HoldsFn<'a> = Box<dyn FnMut(&PatchRequest) -> Vec<PatchHold> + 'a>;
 
@@ -258,7 +245,7 @@ impl Default for Script<'_> {
         Script {
             builder: Box::new(|r| success(r, 10_000)),
             auditor: Box::new(|r| audit(r, AuditorRecommendation::Approve)),
-            gate: Box::new(|r| Ok(format!("commit-{}-{}", r.phase_id, r.attempt))),
+            gate: Box::new(|r| Ok(commit(&format!("{}-{}", r.phase_id, r.attempt)))),
             ci: Box::new(green),
             holds: Box::new(|_| Vec::new()),
             step: Duration::seconds(30),
