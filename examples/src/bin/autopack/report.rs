@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result, anyhow};
 use autopack::core::ids::ProjectId;
 use autopack::core::record::RunRecord;
 use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
+use autopack::strategy::StrategyStore as _;
 use autopack_examples::host;
 use autopack_examples::stores::Stores;
 use clap::builder::RangedU64ValueParser;
