@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use autopack::core::ids::ProjectId;
 use autopack::core::record::RunRecord;
 use autopack::issues::{AgingThresholds, Ledger, ProjectBacklog};
@@ -24,6 +24,16 @@ pub(crate) struct ReportOpts {
     /// Print JSON (stable field names, those of the report types).
     #[arg(long)]
     json: bool,
+}
+
+/// Where the run is (the HTML page has no `--json`).
+#[derive(Debug, Args)]
+pub(crate) struct HtmlOpts {
+    /// The repository.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    repo: PathBuf,
+    #[command(flatten)]
+    store: super::StoreArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +67,19 @@ pub(crate) enum ReportCommand {
     /// Budget aborts: which tiers, which task_category:complexity slices dominated spend.
     #[command(after_help = "Example:\n  autopack report budget --repo .")]
     Budget(ReportOpts),
+    /// One run as a self-contained HTML page: timeline, budgets, tier cleanliness, issues, promotion.
+    #[command(
+        after_help = "The page loads nothing from the network (inline styles, no script). A run still in progress shows what its journal holds so far.\n\nExample:\n  autopack report html my-run --repo . -o my-run.html"
+    )]
+    Html {
+        /// The run.
+        run_id: String,
+        #[command(flatten)]
+        opts: HtmlOpts,
+        /// The file to write (atomically: the old content or the new, never half a page).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 fn records(repo: &Path, stores: &Stores) -> Result<(Vec<RunRecord>, bool)> {
@@ -112,13 +135,7 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
                 Some(id) => ProjectId::new(&id)?,
                 None => runner::only_project(&root, &stores, "--project")?,
             };
-            let ledger = match stores {
-                // The ledger itself, as every host records into it.
-                Stores::Postgres(_) => runner::project_artefacts(&root, &stores, &project, None)?
-                    .ledger()
-                    .clone(),
-                Stores::Files => backlog_ledger(&root, &stores, &project)?,
-            };
+            let ledger = project_ledger(&root, &stores, &project)?;
             let report = autopack::report::backlog_report(&ledger, limit);
             if opts.json {
                 print_json(&report)?;
@@ -141,7 +158,39 @@ pub(crate) fn cmd_report(report: ReportCommand) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        ReportCommand::Html {
+            run_id: id,
+            opts,
+            output,
+        } => {
+            let run = run_id(&id)?;
+            let stores = opts.store.open()?;
+            let record = runner::load_record(&opts.repo, &stores, &run)?;
+            let root = runner::runs_root(&opts.repo);
+            let project = runner::saved_strategy(&root, &stores, &run)?.project_id;
+            let ledger = project_ledger(&root, &stores, &project)?;
+            let page = autopack::report::html::html(&record, &ledger);
+            autopack::layout::fsio::write_atomic(&output, page.as_bytes())
+                .with_context(|| format!("writing the HTML report {}", output.display()))?;
+            out(&format!("{}\n", output.display()));
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The issue ledger of `project` that the reports read.
+fn project_ledger(
+    root: &autopack::layout::RunsRoot,
+    stores: &Stores,
+    project: &ProjectId,
+) -> Result<Ledger> {
+    Ok(match stores {
+        // The ledger itself, as every host records into it.
+        Stores::Postgres(_) => runner::project_artefacts(root, stores, project, None)?
+            .ledger()
+            .clone(),
+        Stores::Files => backlog_ledger(root, stores, project)?,
+    })
 }
 
 /// The ledger of the backlog file of `project`'s ledger under `root` (the first

@@ -656,6 +656,7 @@ fn every_subcommand_explains_itself_with_an_example() {
         vec!["report", "tiers", "--help"],
         vec!["report", "backlog", "--help"],
         vec!["report", "budget", "--help"],
+        vec!["report", "html", "--help"],
         vec!["promote", "--help"],
         vec!["promote", "check", "--help"],
         vec!["schema", "--help"],

@@ -54,7 +54,7 @@ pub use config::{
 };
 pub use drive::{Agents, SteppedAgents};
 pub use error::{Cause, RunnerError};
-pub use prepare::{Prepared, export, only_project, prepare, resolve_ruleset};
+pub use prepare::{Prepared, export, only_project, prepare, resolve_ruleset, saved_strategy};
 pub use records::{
     all_records, expected_artefacts, load_record, project_artefacts, repair_finished, replay,
 };

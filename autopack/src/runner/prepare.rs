@@ -223,7 +223,7 @@ pub fn export(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<RunRecord,
 ///
 /// # Errors
 /// None saved, or the store fails.
-pub(crate) fn saved_strategy(
+pub fn saved_strategy(
     root: &RunsRoot,
     stores: &Stores,
     run_id: &RunId,

@@ -7,7 +7,10 @@
 //!   `promotion_blocked` — and the run's promotion eligibility with every refusal;
 //! - [`backlog_report`]: the backlog's top keys by runs, tiers and occurrences, with age;
 //! - [`budget_report`]: budget aborts — which tiers, which `task_category:complexity`
-//!   slices dominated spend, and whether Auditor attempts helped.
+//!   slices dominated spend, and whether Auditor attempts helped;
+//! - [`html`]: one self-contained HTML page of a run — timeline of phases and attempts,
+//!   budget bars against caps, tier cleanliness, issues with their age, promotion
+//!   eligibility — built from the reports above.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +26,8 @@ use autopack_core::vocabulary::{DebtStatus, RunScope, SafetyProfile};
 use autopack_issues::{KeyAge, Ledger, TopBy};
 
 use crate::promotion;
+
+pub mod html;
 
 /// One row of the run list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
