@@ -12,7 +12,7 @@
 //! answered once the Supervisor has processed it (gate, CI, snapshot as far as they go).
 //! Everything that touches a repository or a store is the [`host::RunHost`]'s:
 //! `autopack serve` wires the CLI's (git, filesystem or PostgreSQL stores, sandboxed CI);
-//! [`testing::MemoryHost`] keeps everything in memory.
+//! `testing::MemoryHost` (feature `testing`) keeps everything in memory.
 //!
 //! ```
 //! use std::sync::Arc;
