@@ -115,7 +115,11 @@ fn publishable() -> Vec<Value> {
         .as_array()
         .expect("cargo metadata lists packages")
         .iter()
-        .filter(|p| p["publish"].as_array().is_none_or(|registries| !registries.is_empty()))
+        .filter(|p| {
+            p["publish"]
+                .as_array()
+                .is_none_or(|registries| !registries.is_empty())
+        })
         .cloned()
         .collect();
     assert!(
@@ -162,7 +166,10 @@ fn metadata_problems(package: &Value) -> Vec<String> {
     }
     let keywords = strings(package, "keywords");
     if keywords.is_empty() || keywords.len() > 5 {
-        problems.push(format!("{name}: {} keywords; crates.io takes 1 to 5", keywords.len()));
+        problems.push(format!(
+            "{name}: {} keywords; crates.io takes 1 to 5",
+            keywords.len()
+        ));
     }
     for keyword in keywords {
         let valid = keyword.len() <= 20
@@ -171,7 +178,9 @@ fn metadata_problems(package: &Value) -> Vec<String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+'));
         if !valid {
-            problems.push(format!("{name}: keyword {keyword:?} is not one crates.io accepts"));
+            problems.push(format!(
+                "{name}: keyword {keyword:?} is not one crates.io accepts"
+            ));
         }
     }
     let categories = strings(package, "categories");
@@ -180,7 +189,9 @@ fn metadata_problems(package: &Value) -> Vec<String> {
     }
     for category in categories {
         if !CRATES_IO_CATEGORIES.contains(&category) {
-            problems.push(format!("{name}: {category:?} is not a crates.io category slug"));
+            problems.push(format!(
+                "{name}: {category:?} is not a crates.io category slug"
+            ));
         }
     }
     if package["metadata"]["docs"]["rs"]["all-features"] != Value::Bool(true) {
@@ -202,7 +213,11 @@ fn url_host(url: &str) -> Option<&str> {
 #[test]
 fn every_publishable_crate_has_complete_metadata() {
     let problems: Vec<String> = publishable().iter().flat_map(metadata_problems).collect();
-    assert!(problems.is_empty(), "package metadata:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "package metadata:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -218,14 +233,23 @@ fn every_package_holds_its_readme_and_both_licences() {
             .expect("a manifest sits in a directory")
             .to_owned();
         for licence in ["LICENSE-MIT", "LICENSE-APACHE"] {
-            assert!(files.contains(&licence), "{name}: its package lacks {licence}");
+            assert!(
+                files.contains(&licence),
+                "{name}: its package lacks {licence}"
+            );
             let packaged = std::fs::read(dir.join(licence))
                 .unwrap_or_else(|e| panic!("{name}: {licence} cannot be read: {e}"));
             let workspace = std::fs::read(root.join(licence)).expect("the workspace's licence");
-            assert!(packaged == workspace, "{name}: {licence} differs from the workspace's");
+            assert!(
+                packaged == workspace,
+                "{name}: {licence} differs from the workspace's"
+            );
         }
         let readme = package["readme"].as_str().unwrap_or("README.md");
-        assert!(files.contains(&readme), "{name}: its package lacks {readme}");
+        assert!(
+            files.contains(&readme),
+            "{name}: its package lacks {readme}"
+        );
     }
 }
 
