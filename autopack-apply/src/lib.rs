@@ -1,14 +1,49 @@
 //! # autopack-apply
 //!
-//! The only way agent code reaches a repository (SPEC §8) and the CI gate that judges it
-//! (SPEC §9). The only Autopack crate that links git2.
+//! The only way agent code reaches a repository, and the CI gate that judges it: a
+//! patch is checked against the patch policy and committed onto the run's integration
+//! branch `autonomous/{run_id}` without a checkout, and `main` is written only by an
+//! explicit promotion. The only Autopack crate that links git2.
+//!
+//! A run's branch, a patch checked and committed onto it:
+//!
+//! ```
+//! use autopack_apply::{BranchOptions, CommitInfo, CommitSignature, IntegrationBranch, PatchPolicy, Role};
+//! use autopack_core::ids::{PhaseId, RunId, TierId};
+//! use autopack_core::vocabulary::BuilderMode;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let repo = git2::Repository::init(dir.path())?;
+//! # let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0))?;
+//! # let mut tb = repo.treebuilder(None)?;
+//! # tb.insert("README", repo.blob(b"hello\n")?, 0o100644)?;
+//! # let tree = repo.find_tree(tb.write()?)?;
+//! # repo.commit(Some("refs/heads/main"), &sig, &sig, "init", &tree, &[])?;
+//! let run = RunId::new("run-1")?;
+//! let branch = IntegrationBranch::create(dir.path(), &run, "main", BranchOptions::default())?;
+//! let patch = "diff --git a/README b/README\n--- a/README\n+++ b/README\n@@ -1 +1 @@\n-hello\n+hello, world\n";
+//! let checked = PatchPolicy::for_mode(&BuilderMode::TweakLight).check(&branch, patch.as_bytes())?;
+//! let info = CommitInfo {
+//!     tier_id: TierId::new("t1")?,
+//!     phase_id: PhaseId::new("p1")?,
+//!     role: Role::Builder,
+//!     message: "Greet the world".into(),
+//!     signature: CommitSignature { name: "autopack".into(), email: "a@example.invalid".into(), seconds: 1_700_000_000, offset_minutes: 0 },
+//! };
+//! let commit = branch.commit(&checked, &info)?;
+//! assert_eq!(branch.tip()?, commit.commit);
+//! assert_eq!(branch.status()?.commits_ahead, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! What it holds:
 //!
 //! - [`IntegrationBranch`]: a run's branch `refs/heads/autonomous/{run_id}`, created from a
 //!   base branch; [`IntegrationBranch::commit`] commits a checked patch onto it without a
 //!   checkout (compare-and-swap on the tip: a stale tip is [`ApplyError::StaleTip`]);
 //!   [`IntegrationBranch::snapshot_tag`] creates idempotent annotated tags
 //!   `autonomous/{run}/tier-{tier}/phase-{phase}`; [`IntegrationBranch::status`] reports.
-//! - [`PatchPolicy`]: every SPEC §8 and §13 rule, each [`PolicyViolation`] naming the rule
+//! - [`PatchPolicy`]: every patch rule, each [`PolicyViolation`] naming the rule
 //!   ([`PolicyViolation::rule`]) and the path ([`PolicyViolation::path`]); the check also
 //!   computes the resulting tree. [`PatchPolicy::check_at`] runs the same check on any
 //!   commit and writes nothing (no object either), for `autopack patch check`. The rules:
@@ -46,7 +81,7 @@
 //!   classifies green / flaky / red, and never starts an attempt the tier cannot pay for.
 //!   Its arithmetic never panics: a timeout too far away to be represented is no timeout,
 //!   the doubled backoff saturates and is capped at [`MAX_BACKOFF`] (1 hour).
-//! - The JUnit gate ([`junit`], SPEC §13): with report globs per profile
+//! - The JUnit gate ([`junit`]): with report globs per profile
 //!   ([`PreflightGate::normal_junit`], [`PreflightGate::strict_junit`]) each attempt reads
 //!   the JUnit XML its command wrote (pytest, cargo-nextest, Jest, go-junit-report, Maven
 //!   Surefire; earlier reports removed first; no symlink followed; 64 MiB a file) into
@@ -54,10 +89,6 @@
 //!   its failing tests; [`PreflightGate::run_with_baseline`] then passes an attempt whose
 //!   only failures are in the baseline, and reports exact failing, new, known and
 //!   per-test flaky tests. The classification is one pure function, [`classify`].
-//!   Parsing a 10,000-test report (2 MB, 3% failing with output) takes 16–20 ms, 19–24 ms
-//!   read from a file, against a goal of 50 ms (`benches/junit.rs`; fastest of 20 and
-//!   criterion's mean on the 2 shared cores; with two other builds running, load ≈ 5,
-//!   medians rise to 25–50 ms). About a quarter of it is junit-parser's allocation.
 //! - [`eligibility`] and [`promote`]: the explicit host call that moves a protected branch.
 //!
 //! Invariant: HEAD, the index file, every work-tree file and every protected ref
@@ -72,43 +103,12 @@
 //! the changed paths; the scratch tree stays in memory) stay unreferenced until a commit
 //! uses them; `git gc` prunes them. A dry check ([`PatchPolicy::check_at`]) writes none.
 //!
-//! ```
-//! use autopack_apply::{BranchOptions, CommitInfo, CommitSignature, IntegrationBranch, PatchPolicy, Role};
-//! use autopack_core::ids::{PhaseId, RunId, TierId};
-//! use autopack_core::vocabulary::BuilderMode;
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = tempfile::tempdir()?;
-//! # let repo = git2::Repository::init(dir.path())?;
-//! # let sig = git2::Signature::new("t", "t@example.invalid", &git2::Time::new(1_700_000_000, 0))?;
-//! # let mut tb = repo.treebuilder(None)?;
-//! # tb.insert("README", repo.blob(b"hello\n")?, 0o100644)?;
-//! # let tree = repo.find_tree(tb.write()?)?;
-//! # repo.commit(Some("refs/heads/main"), &sig, &sig, "init", &tree, &[])?;
-//! let run = RunId::new("run-1")?;
-//! let branch = IntegrationBranch::create(dir.path(), &run, "main", BranchOptions::default())?;
-//! let patch = "diff --git a/README b/README\n--- a/README\n+++ b/README\n@@ -1 +1 @@\n-hello\n+hello, world\n";
-//! let checked = PatchPolicy::for_mode(&BuilderMode::TweakLight).check(&branch, patch.as_bytes())?;
-//! let info = CommitInfo {
-//!     tier_id: TierId::new("t1")?,
-//!     phase_id: PhaseId::new("p1")?,
-//!     role: Role::Builder,
-//!     message: "Greet the world".into(),
-//!     signature: CommitSignature { name: "autopack".into(), email: "a@example.invalid".into(), seconds: 1_700_000_000, offset_minutes: 0 },
-//! };
-//! let commit = branch.commit(&checked, &info)?;
-//! assert_eq!(branch.tip()?, commit.commit);
-//! assert_eq!(branch.status()?.commits_ahead, 1);
-//! # Ok(()) }
-//! ```
-//!
-//! # Speed
-//!
-//! A one-file patch (check + commit, `benches/apply.rs`) costs 0.68–0.75 ms at 10,000
-//! files, 79–98× faster than the first implementation's `git` loop. A policy check of a
-//! 1,000-file, 10,000-line patch (`benches/policy.rs`) takes 27–50 ms median wall, criterion
-//! mean 41.2 ms, on a loaded machine: the **goal of 20 ms is not met**. Parsing a
-//! 10,000-test JUnit report (`benches/junit.rs`) meets its 50 ms goal (figure above).
-//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
+//! Benchmarks, their goals and every figure: `PERFORMANCE.md` in the repository.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod branch;
 mod gate;

@@ -1,6 +1,6 @@
 //! # autopack-issues
 //!
-//! The issue ledger of SPEC §4: the record that keeps silent failures from being ignored
+//! The issue ledger: the record that keeps silent failures from being ignored
 //! forever. One call, [`Ledger::record`], files an issue seen in a phase at three levels —
 //! the phase issue file, the run issue index and the project backlog — and says what
 //! changed ([`RecordOutcome`]): a new key, a repeat, a severity upgrade, a key that has
@@ -69,7 +69,7 @@
 //!   first saw the key (`major` if it was already `needs_cleanup` or once reported
 //!   `major`). It is the same in every phase of the run, so an upgrade in one phase shows
 //!   in every phase file of the run. Aging that happens during a run counts from the next
-//!   run on ([`BacklogView::aging_report`]), as SPEC §4 says.
+//!   run on ([`BacklogView::aging_report`]).
 //! - A minor key whose ages reach a threshold ([`AgingThresholds`], `normal` 3 runs / 2
 //!   tiers, `safety_critical` 2 / 1) becomes `needs_cleanup` as it is recorded.
 //!   [`Ledger::set_thresholds`] applies new thresholds to every key at once. Only minor
@@ -100,12 +100,12 @@
 //! views (`autopack-layout` does). Invariant (property test `tests/changes.rs`): every
 //! view whose content a change alters is reported. Off by default.
 //!
-//! ## Speed
-//! Recording into the in-memory ledger (`benches/record.rs`), on a quiet machine:
-//! **1.58 and 2.87 M records/s** at 1,000,000 records, a cost per record there **1.72× and
-//! 1.67×** the cost at 10,000 — both goals (≥ 1 M records/s; within 2×) met, though not
-//! reliably at a load average of 7–8.
-//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
+//! Benchmarks, their goals and every figure: `PERFORMANCE.md` in the repository.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod aging;
 pub mod changes;

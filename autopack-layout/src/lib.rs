@@ -1,7 +1,27 @@
 //! # autopack-layout
 //!
-//! The `.autonomous_runs/` layout of SPEC §10, and the only crate of the library stack
-//! that touches the filesystem:
+//! Where a run's artefacts live on disk — the `.autonomous_runs/` folder of a repository —
+//! and the filesystem stores behind it: run journals, the project issue ledger, rulesets,
+//! strategies and run leases, all written atomically and crash-safe. It is the only crate
+//! of the library stack that touches the filesystem.
+//!
+//! ```
+//! use autopack_core::ids::RunId;
+//! use autopack_core::journal::RunStore;
+//! use autopack_layout::{FsRunStore, FsyncPolicy, RunsRoot};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let root = RunsRoot::new(dir.path().join(".autonomous_runs"));
+//! let run = RunId::new("run-1")?;
+//! assert!(root.journal(&run).ends_with(".autonomous_runs/run-1/journal.jsonl"));
+//!
+//! let mut journal = FsRunStore::new(root.clone(), FsyncPolicy::EveryEntry);
+//! journal.append(&run, r#"{"event":"created"}"#)?;
+//! assert_eq!(journal.read(&run)?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The modules:
 //!
 //! - [`paths`]: pure path rules ([`RunsRoot`]), sanitised tier file names, and the first
 //!   implementation's positions that readers also accept;
@@ -27,29 +47,12 @@
 //! parses and holds a committed state; a concurrency test has two processes record 10,000
 //! issues each into one backlog and finds all 20,000 (`tests/processes.rs`).
 //!
-//! # Speed
-//! Recording the first implementation's issue mix durably through [`FsIssueLedger`] (fsync
-//! at checkpoints, [`FsyncPolicy::AtCheckpoints`]): 39,140 durable records/s on a quiet
-//! machine, 17,400–20,800/s on a loaded one — the **goal of 50,000 durable records/s is
-//! not met**; the cost per record stays flat as the ledger grows (last tenth / first 1.00×
-//! at 100,000 records, 1.20× and 1.66× at 1,000,000; goal at most 2×).
-//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
-//!
-//! ```
-//! use autopack_core::ids::RunId;
-//! use autopack_core::journal::RunStore;
-//! use autopack_layout::{FsRunStore, FsyncPolicy, RunsRoot};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let root = RunsRoot::new(dir.path().join(".autonomous_runs"));
-//! let run = RunId::new("run-1")?;
-//! assert!(root.journal(&run).ends_with(".autonomous_runs/run-1/journal.jsonl"));
-//!
-//! let mut journal = FsRunStore::new(root.clone(), FsyncPolicy::EveryEntry);
-//! journal.append(&run, r#"{"event":"created"}"#)?;
-//! assert_eq!(journal.read(&run)?.len(), 1);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Benchmarks, their goals and every figure: `PERFORMANCE.md` in the repository.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod artefacts;
 pub mod error;

@@ -1,9 +1,15 @@
+//! # autopack-postgres
+//!
 //! Autopack's stores in PostgreSQL, for many supervisors on many hosts: run journals
 //! ([`PgRunStore`]), a project's issue ledger that any number of processes record into
 //! ([`PgIssueStore`], [`PgIssueLedger`]), rulesets and frozen strategies
 //! ([`PgRulesetStore`], [`PgStrategyStore`]) and run leases with a heartbeat and an expiry
 //! ([`PgRunLeases`]). Each implements the store trait of the crate that owns the data, and
-//! passes that crate's conformance suite.
+//! passes that crate's conformance suite. Most users reach it through the `autopack`
+//! crate's `postgres` feature, or `autopack run --store postgres://…`.
+//!
+//! The example runs against a throwaway server (feature `testing`; it needs PostgreSQL's
+//! server programs, `initdb` and `postgres`, installed):
 //!
 //! ```
 //! # #[cfg(feature = "testing")] {
@@ -68,11 +74,12 @@
 //! Bad data in the database (a row that does not parse, a gap in a journal) is a
 //! [`PgStoreError::Corrupt`] naming the table and key, never a panic.
 //!
-//! # Speed
-//! With 8 concurrent writers into one project over loopback on a 2-core machine: 35,800
-//! durable issue records/s appended 10 at a time (a phase's issues), 5,900/s one at a
-//! time; a run journal append takes 149 µs at p50 and 277 µs at p99. All figures, their
-//! history and how to reproduce them: `PERFORMANCE.md` at the repository root.
+//! Benchmarks, their goals and every figure: `PERFORMANCE.md` in the repository.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod connection;
 mod error;

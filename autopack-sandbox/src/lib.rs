@@ -1,4 +1,11 @@
-//! Runs one external command confined, with a hard timeout and full process-tree reaping.
+//! # autopack-sandbox
+//!
+//! Runs one external command confined, with a hard timeout and full process-tree reaping:
+//! how Autopack starts agents (Codex CLI, Claude Code, aider, any command) and test
+//! commands so that they write only their workspace, never the host repository, and leave
+//! no process behind. Linux only, through Landlock (kernel 5.13 or newer with `landlock`
+//! among its LSMs); callers refuse to run unconfined unless the user opted out
+//! (`autopack run --no-sandbox`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -6,14 +13,8 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let workspace = tempfile::tempdir()?;
-//! // Callers refuse to start without confinement unless the user asked for --no-sandbox.
-//! let sandbox = match Sandbox::detect() {
-//!     Ok(sandbox) => sandbox,
-//!     Err(e) => {
-//!         eprintln!("refusing to run unconfined: {e}");
-//!         return Ok(());
-//!     }
-//! };
+//! // An error here says why this host cannot confine (no Landlock, an old kernel).
+//! let sandbox = Sandbox::detect()?;
 //! let job = Job {
 //!     program: "sh".into(),
 //!     args: vec!["-c".into(), "echo hi > note; cat note; echo $HOME >&2".into()],
@@ -76,6 +77,11 @@
 //! between two scans of `/proc` (every [`SCAN_INTERVAL`]) is not found, and after a host
 //! crash [`reap_leftovers`] can kill only the recorded process group; the subreaper
 //! setting is process-wide, so orphans of the host's other children become its zombies.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod env;
 mod log;

@@ -6,7 +6,7 @@
 //! CI) and, instead of calling local agents, hands the driver to the [`Session`] the
 //! service gives it (`session.drive(&mut driver)`), which offers each agent attempt to
 //! HTTP clients and workers. `autopack serve` implements it over the CLI's host;
-//! [`crate::testing::MemoryHost`] over memory.
+//! `testing::MemoryHost` (feature `testing`) over memory.
 
 use autopack::core::ids::RunId;
 use autopack::core::journal::RunStore;

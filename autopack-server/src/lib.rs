@@ -1,6 +1,6 @@
 //! # autopack-server
 //!
-//! Autopack's HTTP service: the first implementation's 19 endpoints (`SEED_API.md`) served
+//! Autopack's HTTP service: the first implementation's 19 endpoints (listed in `docs/CONTRACT.md`) served
 //! over the library, so its clients run unchanged, plus pull-model workers (remote
 //! Builders and Auditors take attempts with a lease and answer exactly those), a
 //! Server-Sent Events stream per run, bearer tokens with roles and an OpenAPI document
@@ -12,7 +12,7 @@
 //! answered once the Supervisor has processed it (gate, CI, snapshot as far as they go).
 //! Everything that touches a repository or a store is the [`host::RunHost`]'s:
 //! `autopack serve` wires the CLI's (git, filesystem or PostgreSQL stores, sandboxed CI);
-//! [`testing::MemoryHost`] keeps everything in memory.
+//! `testing::MemoryHost` (feature `testing`) keeps everything in memory.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -32,12 +32,12 @@
 //! # }
 //! ```
 //!
-//! # Speed
-//!
-//! `GET /runs/{run_id}` with 64 concurrent clients on loopback, 2 cores shared by server
-//! and clients: **20,900 requests/s, p99 7.2 ms** (goal 5,000/s, p99 under 20 ms). How it
-//! was measured and its history: `PERFORMANCE.md` at the repository root
-//! (`benches/server.rs`).
+//! Benchmarks, their goals and every figure: `PERFORMANCE.md` in the repository.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod attempts;
 pub mod auth;

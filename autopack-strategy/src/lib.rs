@@ -1,19 +1,11 @@
 //! # autopack-strategy
 //!
-//! Declarative rulesets (`project_ruleset_{project_id}.json`), the built-in category
-//! defaults of SPEC §5, and the deterministic StrategyEngine that compiles ruleset +
-//! backlog + plan into the frozen per-run strategy
-//! (`project_implementation_strategy_v{N}.json`).
-//!
-//! - [`ruleset`]: the strict ruleset reader ([`Ruleset::from_json`]) with JSON-path errors;
-//!   documents over [`MAX_RULESET_BYTES`] (1 MiB) are refused unparsed
-//!   ([`Ruleset::from_json_limited`] takes a raised limit);
-//! - [`defaults`]: the one table of built-in category defaults;
-//! - [`backlog`]: the small view of the project backlog the engine needs;
-//! - [`compile()`] / [`dry_run`]: the pure engine (rules documented in [`compile`](mod@compile));
-//! - [`strategy`]: the output, its JSON and a readable rendering;
-//! - [`store`]: [`RulesetStore`] and [`StrategyStore`] with in-memory implementations;
-//!   conformance suites in `testing` (feature `testing`).
+//! How a run is configured before it starts: a project's declarative ruleset
+//! (`project_ruleset_{project_id}.json`), the built-in defaults per task category (the
+//! five high-risk categories get `high` complexity, strict CI and no auto-apply), and the
+//! StrategyEngine, a pure, deterministic function that compiles ruleset + issue backlog +
+//! plan into the strategy frozen for the run (`project_implementation_strategy_v{N}.json`):
+//! per-phase attempts, token caps, CI profile and auto-apply, per-tier budgets, run caps.
 //!
 //! ```
 //! use autopack_core::plan::Plan;
@@ -49,16 +41,29 @@
 //! assert_eq!(strategy.to_json(), again.to_json());
 //! ```
 //!
-//! ## Speed
-//! Compiling 2,500 phases in 10 tiers against a 10,000-key backlog (`benches/compile.rs`)
-//! takes **0.92 ms** on a quiet machine: the goal (under 1 ms) is met; the first
-//! implementation took about 36 ms.
-//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
-
+//! The modules:
+//!
+//! - [`ruleset`]: the strict ruleset reader ([`Ruleset::from_json`]) with JSON-path errors;
+//!   documents over [`MAX_RULESET_BYTES`] (1 MiB) are refused unparsed
+//!   ([`Ruleset::from_json_limited`] takes a raised limit);
+//! - [`defaults`]: the one table of built-in category defaults;
+//! - [`backlog`]: the small view of the project backlog the engine needs;
+//! - [`compile()`] / [`dry_run`]: the pure engine (rules documented in [`compile`](mod@compile));
+//! - [`strategy`]: the output, its JSON and a readable rendering;
+//! - [`store`]: [`RulesetStore`] and [`StrategyStore`] with in-memory implementations;
+//!   conformance suites in `testing` (feature `testing`).
+//!
 //! ## Schemas
 //! [`ruleset_schema`] and [`strategy_schema`] generate the JSON Schemas committed as
 //! `schemas/ruleset.schema.json` and `schemas/strategy.schema.json`; a test keeps them
 //! current (`AUTOPACK_BLESS=1` rewrites them).
+//!
+//! Benchmarks, their goals and every figure: `PERFORMANCE.md` in the repository.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod backlog;
 pub mod compile;

@@ -1,29 +1,140 @@
 //! # autopack
 //!
-//! The facade most hosts depend on: the [`supervisor::Supervisor`] — a deterministic,
-//! sans-IO, resumable run driver that carries a plan from `RUN_CREATED` to a terminal state
-//! with no human in the loop — and re-exports of the other Autopack crates.
+//! Autopack lets code-writing agents change a repository with no human in the loop, and
+//! keeps them honest while they do. A run takes a plan (tiers of phases), gives each phase
+//! to a **Builder** (an agent that writes the change) and, when needed, an **Auditor** (an
+//! agent that reviews it), puts every patch through a policy gate and the project's tests,
+//! commits only to the integration branch `autonomous/{run_id}`, records every issue in a
+//! ledger that ages unresolved debt, and ends in `DONE_SUCCESS` or a `DONE_FAILED_*` state —
+//! never in a state that waits for a person. Promotion to `main` is a separate, explicit
+//! call. This crate is the one most hosts depend on; it re-exports the others.
 //!
-//! - [`supervisor`]: feed it [`supervisor::Input`]s, drain [`supervisor::Action`]s;
-//! - [`driver`]: the blocking loop over Builder, Auditor, Applier, Verifier, Artefacts and
-//!   Tripwire traits, with a journal and resume; [`host`]: ready-made adapters for them
-//!   (git, CI in a private workspace, the host tripwire, agents in private workspaces,
-//!   sandboxed command agents and presets for Codex CLI, Claude Code and aider,
-//!   `.autonomous_runs/`), and the patch gate a run and `autopack patch check` share
-//!   ([`host::PatchGate`], [`host::check_patch`]);
-//! - [`promotion`] and [`report`]: what a finished run's record says.
-//! - Feature `postgres`: the stores in PostgreSQL (`autopack::postgres`, the
-//!   `autopack-postgres` crate) and artefacts over a project ledger kept there
-//!   (`host::PgArtefacts`), for runs on many hosts.
+//! The pieces, from the inside out:
 //!
-//! # Speed
+//! - The **Supervisor** ([`supervisor::Supervisor`]) decides everything: lifecycles,
+//!   budgets, retries, escalation to the Auditor, issues. It is sans-IO and deterministic:
+//!   you [`handle`](supervisor::Supervisor::handle) an [`Input`](supervisor::Input) (a
+//!   Builder finished, CI was green, …) and [`poll_action`](supervisor::Supervisor::poll_action)
+//!   for the next [`Action`](supervisor::Action) (dispatch a Builder, apply a patch, run
+//!   CI, …). Same inputs, same actions, same record — which is what makes a run resumable
+//!   from its journal.
+//! - The **driver** ([`driver::Driver`]) is the loop around it: it journals every input
+//!   before applying it, performs every action through six small traits
+//!   ([`driver::Builder`], [`driver::Auditor`], [`driver::Applier`], [`driver::Verifier`],
+//!   [`driver::Artefacts`], [`driver::Tripwire`]), and resumes a crashed run from its
+//!   journal ([`driver::Driver::resume`]). A host whose agents answer from elsewhere (an
+//!   HTTP service) steps it with [`driver::Driver::advance`] instead.
+//! - The **host adapters** ([`host`]) implement those traits for real work: the governed
+//!   apply path, CI and the tripwire on git ([`host::GitApplier`], [`host::GitVerifier`],
+//!   [`host::GitTripwire`]); agents in private workspaces ([`host::InWorkspace`]); external
+//!   commands and presets for Codex CLI, Claude Code and aider ([`host::CommandAgent`],
+//!   [`host::AgentPreset`]), sandboxed; artefacts in `.autonomous_runs/`
+//!   ([`host::FsArtefacts`]); and the one patch gate every patch takes
+//!   ([`host::PatchGate`], [`host::check_patch`]).
+//! - After a run: [`promotion`] (is it eligible for `main`?) and [`report`] (run lists,
+//!   tier cleanliness, backlog, budget aborts).
 //!
-//! Supervisor overhead with instant agents: **657,000 phases per second** at 10,000 phases
-//! (goal 100,000); replaying a journal of 1,000,002 entries: **0.80 s** (goal under 1 s);
-//! a no-op Builder attempt at 10,000 files: **34.6–35.9 ms** (goal under 50 ms); a phase
-//! checkpoint in a 100,000-phase run: **13.8 ms** (goal 50 ms, met with a quiet disk, not
-//! with a busy one).
-//! All figures, their history and how to reproduce them: `PERFORMANCE.md` at the repository root.
+//! The Supervisor on its own, answering its actions as a trivial host would — a Builder
+//! that always succeeds, a gate that accepts, CI that is green:
+//!
+//! ```
+//! use autopack::core::lifecycle::RunState;
+//! use autopack::core::message::{BuilderResult, BuilderStatus};
+//! use autopack::core::plan::Plan;
+//! use autopack::core::record::CiVerdict;
+//! use autopack::issues::ProjectBacklog;
+//! use autopack::supervisor::{Action, AgentOutcome, CiReport, Input, Supervisor, SupervisorConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plan = Plan::from_json(r#"{
+//!   "run": {"run_id": "run-1"},
+//!   "tiers": [{"tier_id": "t1", "tier_index": 0, "name": "Foundation"}],
+//!   "phases": [
+//!     {"phase_id": "p1", "phase_index": 0, "tier_id": "t1", "name": "Scaffold",
+//!      "task_category": "feature_scaffolding"},
+//!     {"phase_id": "p2", "phase_index": 1, "tier_id": "t1", "name": "Docs",
+//!      "task_category": "docs"}
+//!   ]}"#, "plan.json")?;
+//! // The frozen strategy: built-in defaults, no ruleset, an empty backlog.
+//! let strategy = autopack::strategy::dry_run(&plan, None, None)?;
+//! let mut now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")?.to_utc();
+//!
+//! let mut supervisor = Supervisor::new();
+//! supervisor.start_with(
+//!     Input::Start { at: now, plan, strategy: Box::new(strategy), backlog: Box::new(ProjectBacklog::default()) },
+//!     SupervisorConfig::default(),
+//! )?;
+//! while let Some(action) = supervisor.poll_action() {
+//!     now += chrono::Duration::seconds(1);
+//!     let answer = match action {
+//!         Action::DispatchBuilder(request) => Input::BuilderFinished {
+//!             at: now,
+//!             phase_id: request.phase_id.clone(),
+//!             attempt: request.attempt,
+//!             outcome: AgentOutcome::Returned(BuilderResult {
+//!                 phase_id: request.phase_id.clone(),
+//!                 status: BuilderStatus::Success,
+//!                 patch: Some(format!("diff --git a/{0} b/{0}\n…", request.phase_id)),
+//!                 probe_results: vec![],
+//!                 suggested_issues: vec![],
+//!                 tokens_used: 1_000,
+//!                 failing_tests: vec![],
+//!                 notes: String::new(),
+//!             }),
+//!         },
+//!         Action::ApplyPatch(request) => Input::PatchApplied {
+//!             at: now,
+//!             phase_id: request.phase_id.clone(),
+//!             commit: format!("commit-of-{}", request.phase_id),
+//!             holds: vec![],
+//!         },
+//!         Action::RunCi(request) => Input::CiFinished {
+//!             at: now,
+//!             phase_id: request.phase_id.clone(),
+//!             report: CiReport {
+//!                 verdict: CiVerdict::Green,
+//!                 attempts: 1,
+//!                 failing_tests: vec![],
+//!                 output_tail: String::new(),
+//!                 known_failures: vec![],
+//!                 flaky_tests: vec![],
+//!                 baseline: None,
+//!             },
+//!         },
+//!         Action::CreateSnapshot(request) => Input::SnapshotCreated {
+//!             at: now,
+//!             phase_id: request.phase_id.clone(),
+//!             tag: request.tag.clone(),
+//!         },
+//!         // Checkpoints, issues to record, the end: nothing to answer.
+//!         _ => continue,
+//!     };
+//!     supervisor.handle(answer)?;
+//! }
+//! assert_eq!(supervisor.state(), RunState::DoneSuccess);
+//! let record = supervisor.record().expect("the run started");
+//! assert_eq!(record.usage.tokens, 2_000);
+//! assert_eq!(record.usage.ci_runs, 2);
+//! # Ok(()) }
+//! ```
+//!
+//! A real host does the same through [`driver::Driver::run`] with the [`host`] adapters;
+//! the `autopack` command-line tool (`autopack run`, `autopack resume`, `autopack serve`)
+//! is such a host.
+//!
+//! # Features
+//!
+//! - `postgres`: the stores in PostgreSQL (`autopack::postgres`, the `autopack-postgres`
+//!   crate) and artefacts over a project ledger kept there (`host::PgArtefacts`), for runs
+//!   on many hosts that share a backlog.
+//!
+//! The run's guarantees, written for users, are in `docs/CONTRACT.md` of the repository;
+//! benchmarks and their figures in `PERFORMANCE.md`.
+
+// The README's example runs as a doctest too, so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod changes;
 pub mod driver;
