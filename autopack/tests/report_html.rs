@@ -159,10 +159,11 @@ fn the_page_shows_timeline_budgets_cleanliness_issues_and_promotion() {
 fn per_mille_text(used: u64, cap: u64) -> String {
     let n = if used == 0 {
         0
-    } else if cap == 0 {
-        1000
     } else {
-        (used * 1000 / cap).clamp(1, 1000)
+        // A cap of 0 with something used is a full bar.
+        (used * 1000)
+            .checked_div(cap)
+            .map_or(1000, |n| n.clamp(1, 1000))
     };
     format!("{}.{}%", n / 10, n % 10)
 }

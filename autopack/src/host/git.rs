@@ -355,6 +355,11 @@ fn failing_tests(output: &str) -> Vec<String> {
     out
 }
 
+/// A git object id as the [`CommitId`] the Supervisor takes.
+fn commit_id(oid: Oid) -> Result<CommitId, HostError> {
+    CommitId::new(oid.to_string()).map_err(HostError::repository)
+}
+
 #[cfg(test)]
 mod tests {
     use super::failing_tests;
@@ -368,9 +373,4 @@ mod tests {
         );
         assert!(failing_tests("all good\n").is_empty());
     }
-}
-
-/// A git object id as the [`CommitId`] the Supervisor takes.
-fn commit_id(oid: Oid) -> Result<CommitId, HostError> {
-    CommitId::new(oid.to_string()).map_err(HostError::repository)
 }

@@ -56,7 +56,8 @@ pub use drive::{Agents, SteppedAgents};
 pub use error::{Cause, RunnerError};
 pub use prepare::{Prepared, export, only_project, prepare, resolve_ruleset, saved_strategy};
 pub use records::{
-    all_records, expected_artefacts, load_record, project_artefacts, repair_finished, replay,
+    RunRead, all_records, expected_artefacts, load_record, project_artefacts, repair_finished,
+    replay,
 };
 pub use stores::{
     Journal, Rulesets, RunArtefacts, RunWriterLease, STORE_ENV, StoreError, Stores, Strategies,

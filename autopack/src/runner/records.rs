@@ -103,15 +103,15 @@ pub fn repair_finished(
     Ok(record.clone())
 }
 
+/// A run's id and its record, or why it could not be read.
+pub type RunRead = (RunId, Result<RunRecord, RunnerError>);
+
 /// Every run's record, rebuilt by replaying its journal, in the store's order. A run
 /// whose journal does not replay is returned as an error next to its id.
 ///
 /// # Errors
 /// When the layout cannot be listed.
-pub fn all_records(
-    repo: &Path,
-    stores: &Stores,
-) -> Result<Vec<(RunId, Result<RunRecord, RunnerError>)>, RunnerError> {
+pub fn all_records(repo: &Path, stores: &Stores) -> Result<Vec<RunRead>, RunnerError> {
     let root = runs_root(repo);
     let mut store = stores.journal(&root);
     let runs = store
