@@ -100,7 +100,8 @@ fn green_phase(id: &str, index: u32, tier: &str, name: &str, start: u32) -> Phas
         }],
         minor_issues: 1,
         major_issues: 0,
-        commit: Some(CommitId::new(format!("c0ffee{index:02}{:032}", 0)).unwrap()),
+        // 40 hex digits whatever the index (huge runs have thousands of phases).
+        commit: Some(CommitId::new(format!("{:0<40}", format!("c0ffee{index:02}"))).unwrap()),
         snapshot_tag: Some(format!("autonomous/run-ok/tier-{tier}/phase-{id}")),
         failure_reason: None,
     }

@@ -39,7 +39,8 @@
 //!
 //! ```
 //! use autopack::core::lifecycle::RunState;
-//! use autopack::core::message::{BuilderResult, BuilderStatus};
+//! use autopack::core::ids::CommitId;
+//! use autopack::core::message::BuilderResult;
 //! use autopack::core::plan::Plan;
 //! use autopack::core::record::CiVerdict;
 //! use autopack::issues::ProjectBacklog;
@@ -71,35 +72,25 @@
 //!             at: now,
 //!             phase_id: request.phase_id.clone(),
 //!             attempt: request.attempt,
-//!             outcome: AgentOutcome::Returned(BuilderResult {
-//!                 phase_id: request.phase_id.clone(),
-//!                 status: BuilderStatus::Success,
-//!                 patch: Some(format!("diff --git a/{0} b/{0}\n…", request.phase_id)),
-//!                 probe_results: vec![],
-//!                 suggested_issues: vec![],
-//!                 tokens_used: 1_000,
-//!                 failing_tests: vec![],
-//!                 notes: String::new(),
-//!             }),
+//!             outcome: AgentOutcome::Returned(
+//!                 BuilderResult::success(
+//!                     request.phase_id.clone(),
+//!                     format!("diff --git a/{0} b/{0}\n…", request.phase_id),
+//!                 )
+//!                 .with_tokens(1_000),
+//!             ),
 //!         },
 //!         Action::ApplyPatch(request) => Input::PatchApplied {
 //!             at: now,
 //!             phase_id: request.phase_id.clone(),
-//!             commit: format!("commit-of-{}", request.phase_id),
+//!             // The host's commit of the patch (made up here: the phase id in hex).
+//!             commit: CommitId::new(format!("{:0<40}", hex(request.phase_id.as_str())))?,
 //!             holds: vec![],
 //!         },
 //!         Action::RunCi(request) => Input::CiFinished {
 //!             at: now,
 //!             phase_id: request.phase_id.clone(),
-//!             report: CiReport {
-//!                 verdict: CiVerdict::Green,
-//!                 attempts: 1,
-//!                 failing_tests: vec![],
-//!                 output_tail: String::new(),
-//!                 known_failures: vec![],
-//!                 flaky_tests: vec![],
-//!                 baseline: None,
-//!             },
+//!             report: CiReport::new(CiVerdict::Green, 1),
 //!         },
 //!         Action::CreateSnapshot(request) => Input::SnapshotCreated {
 //!             at: now,
@@ -112,6 +103,7 @@
 //!     supervisor.handle(answer)?;
 //! }
 //! assert_eq!(supervisor.state(), RunState::DoneSuccess);
+//! # fn hex(text: &str) -> String { text.bytes().map(|b| format!("{b:02x}")).collect() }
 //! let record = supervisor.record().expect("the run started");
 //! assert_eq!(record.usage.tokens, 2_000);
 //! assert_eq!(record.usage.ci_runs, 2);

@@ -33,16 +33,8 @@ impl Builder for NotesBuilder {
         let note =
             Path::new(workspace.expect("a workspace")).join(format!("{}.md", request.phase_id));
         std::fs::write(note, "notes\n").expect("note written");
-        AgentOutcome::Returned(BuilderResult {
-            phase_id: request.phase_id.clone(),
-            status: BuilderStatus::Success,
-            patch: None,
-            probe_results: Vec::new(),
-            suggested_issues: Vec::new(),
-            tokens_used: 1_000,
-            failing_tests: Vec::new(),
-            notes: String::new(),
-        })
+        let result = BuilderResult::new(request.phase_id.clone(), BuilderStatus::Success);
+        AgentOutcome::Returned(result.with_tokens(1_000))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Auditor of a host that has none.
 
-use autopack_core::message::{AuditorRecommendation, AuditorRequest, AuditorResult};
+use autopack_core::message::{AuditorRequest, AuditorResult};
 
 use crate::driver::Auditor;
 use crate::supervisor::AgentOutcome;
@@ -14,14 +14,9 @@ pub struct EscalatingAuditor;
 
 impl Auditor for EscalatingAuditor {
     fn audit(&mut self, request: &AuditorRequest) -> AgentOutcome<AuditorResult> {
-        AgentOutcome::Returned(AuditorResult {
-            phase_id: request.phase_id.clone(),
-            recommendation: AuditorRecommendation::Escalate,
-            review_notes: "no Auditor is configured (autopack run --auditor-cmd)".into(),
-            issues_found: Vec::new(),
-            patch: None,
-            confidence: 1.0,
-            tokens_used: 0,
-        })
+        AgentOutcome::Returned(AuditorResult::escalate(
+            request.phase_id.clone(),
+            "no Auditor is configured (autopack run --auditor-cmd)",
+        ))
     }
 }

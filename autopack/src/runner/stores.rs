@@ -36,9 +36,11 @@ use crate::supervisor::Checkpoint;
 pub const STORE_ENV: &str = "AUTOPACK_STORE";
 /// How long a PostgreSQL run lease lasts without its heartbeat, in seconds (default 30):
 /// a writer that dies is taken over by the next `resume` after this long.
+#[cfg(feature = "postgres")]
 pub const LEASE_TTL_ENV: &str = "AUTOPACK_LEASE_TTL_SECS";
 /// How long each database operation keeps reconnecting to an unreachable server before
 /// the process gives up, in seconds (default 30).
+#[cfg(feature = "postgres")]
 pub const RETRY_ENV: &str = "AUTOPACK_STORE_RETRY_SECS";
 
 /// Whole seconds from 1 to a day, from environment variable `name` (`None` when unset).
@@ -252,7 +254,10 @@ impl Stores {
         run_id: &RunId,
     ) -> Result<(RunWriterLease, Option<LeaseHolder>), RunnerError> {
         match self {
-            Stores::Files => Ok((RunWriterLease::default(), None)),
+            Stores::Files => {
+                let _ = run_id;
+                Ok((RunWriterLease::default(), None))
+            }
             #[cfg(feature = "postgres")]
             Stores::Postgres(db) => {
                 let ttl = env_secs(LEASE_TTL_ENV)?.unwrap_or(PgRunLeases::DEFAULT_TTL);
