@@ -141,6 +141,7 @@ pub struct BranchStatus {
 
 /// Errors of branch creation, commits and tags.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// The ref is protected; no run may write it.
     #[error("protected_ref: {ref_name} is protected by pattern {pattern:?}")]

@@ -538,6 +538,7 @@ pub struct GateReport {
 
 /// Errors of [`PreflightGate::run`]: the environment, never the tests.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GateError {
     /// The command could not be started.
     #[error("environment: cannot run {command:?} in {workdir}: {reason}")]

@@ -190,6 +190,7 @@ impl TestResults {
 
 /// Why reports could not be read. Every variant names the file or the glob.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum JunitError {
     /// A glob is invalid, absolute, or has a `..` component (it would leave the workspace).
     #[error("JUnit report glob {glob:?}: {reason}")]

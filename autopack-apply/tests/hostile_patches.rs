@@ -463,6 +463,15 @@ fn corpus() -> Vec<Case> {
         ),
         with(
             case(
+                "the CLI's settings file",
+                new_file("autopack.toml"),
+                "protected_path",
+                "autopack.toml",
+            ),
+            protected(),
+        ),
+        with(
+            case(
                 ".gitattributes",
                 edit(".gitattributes", "* text=auto", "* binary"),
                 "protected_path",

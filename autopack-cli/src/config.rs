@@ -38,6 +38,7 @@ const NOT_IN_FILE: [&str; 4] = ["repo", "plan", "run-id", "config"];
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file cannot be read.
     #[error("{}: {source}", path.display())]

@@ -282,6 +282,8 @@ impl Observer for Progress {
             Action::WriteIncidentPack => "→ incident pack".to_owned(),
             Action::Finished { state } => format!("■ finished {state}"),
             Action::RecordIssues { .. } | Action::Checkpoint(_) => String::new(),
+            // An action of a newer Supervisor than this observer knows: its kind alone.
+            other => format!("→ {}", other.kind()),
         };
         let at = Utc::now();
         let phase_id = action.phase_id().map(|p| p.as_str());

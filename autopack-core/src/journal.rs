@@ -230,6 +230,7 @@ pub fn parse_entry<E: DeserializeOwned>(
 
 /// An error of [`MemoryRunStore`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MemoryRunStoreError {
     /// An entry held a newline, which would split it in two.
     #[error("journal entry for run {run_id} holds a newline")]

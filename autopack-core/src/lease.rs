@@ -105,6 +105,7 @@ pub struct Acquired<L> {
 
 /// Why a lease was not taken.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LeaseError<E: std::error::Error + 'static> {
     /// Another live writer holds the run.
     #[error(
@@ -185,6 +186,7 @@ pub struct MemoryLease {
 /// [`MemoryLeases`] never fail on their own.
 #[derive(Debug, thiserror::Error)]
 #[error("unreachable")]
+#[non_exhaustive]
 pub enum NoLeaseStoreError {}
 
 impl MemoryLeases {

@@ -76,6 +76,7 @@ pub mod limits;
 pub mod message;
 pub mod patch_rules;
 pub mod plan;
+pub mod promotion;
 pub mod record;
 pub mod schema;
 pub mod vocabulary;

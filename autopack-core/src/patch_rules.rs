@@ -174,7 +174,7 @@ impl ProtectedPath {
 }
 
 /// The protected globs every project gets unless its ruleset replaces them: CI
-/// configuration, Autopack's own files (runs, rulesets), and the git files that change
+/// configuration, Autopack's own files (runs, rulesets, `autopack.toml`), and the git files that change
 /// what a diff means.
 pub const DEFAULT_PROTECTED_PATTERNS: &[&str] = &[
     // CI configuration.
@@ -194,6 +194,9 @@ pub const DEFAULT_PROTECTED_PATTERNS: &[&str] = &[
     // Autopack's own files.
     ".autonomous_runs/**",
     "**/project_ruleset_*.json",
+    // The CLI's settings (`autopack run` reads it from the repository's root): an agent
+    // that could edit it would choose the next run's test command and limits.
+    "autopack.toml",
     // What a diff means.
     "**/.gitattributes",
     "**/.gitignore",

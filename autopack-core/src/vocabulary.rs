@@ -32,6 +32,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A value outside a closed set, or an empty open label.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VocabularyError {
     /// A value outside a closed set.
     #[error("unknown {field} {value:?}; expected one of: {}", expected.join(", "))]

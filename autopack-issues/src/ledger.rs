@@ -114,6 +114,7 @@ pub enum ResolveOutcome {
 
 /// A record or resolve that was refused; nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LedgerError {
     /// A phase recorded before in the same run is reported with a different value of a
     /// field that is fixed per phase (`phase_index`, `tier_id`, `task_category`,

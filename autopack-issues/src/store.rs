@@ -131,6 +131,7 @@ pub trait IssueStore {
 
 /// Errors of [`MemoryIssueStore`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MemoryStoreError {
     /// The checkpoint is older than the stored one.
     #[error("checkpoint through {through} is older than the stored one (through {stored})")]
@@ -206,6 +207,7 @@ impl IssueStore for MemoryIssueStore {
 
 /// A change a [`JournaledLedger`] refused or could not store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JournalError<E: std::error::Error + 'static> {
     /// The ledger refused the change; nothing was journaled.
     #[error(transparent)]
@@ -217,6 +219,7 @@ pub enum JournalError<E: std::error::Error + 'static> {
 
 /// A ledger that could not be opened from a store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError<E: std::error::Error + 'static> {
     /// The store failed.
     #[error("issue store: {0}")]

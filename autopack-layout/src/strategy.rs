@@ -102,12 +102,10 @@ impl FsRulesetStore {
         match Ruleset::from_json_limited(&text, &path.display().to_string(), u64::MAX) {
             Ok(r) => Ok(Some(r)),
             Err(RulesetError::Json(e)) => Err(LayoutError::Json(e)),
-            Err(e @ (RulesetError::Invalid(_) | RulesetError::TooLarge(_))) => {
-                Err(LayoutError::Invalid {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => Err(LayoutError::Invalid {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
         }
     }
 

@@ -271,6 +271,7 @@ impl IssueStore for PgIssueStore {
 
 /// Why a [`PgIssueLedger`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PgLedgerError {
     /// The ledger refused the change; nothing was journaled.
     #[error(transparent)]

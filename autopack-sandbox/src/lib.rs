@@ -290,6 +290,7 @@ impl Sandbox {
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SandboxError {
     /// Confinement is not available on this machine.
     #[error("sandbox unavailable: {reason}")]
@@ -320,6 +321,7 @@ pub enum SandboxError {
 
 /// Why a job could not be started.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// [`Network::Deny`] was asked for on a kernel whose Landlock has no network rules.
     #[error(

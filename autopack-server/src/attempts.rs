@@ -111,6 +111,7 @@ pub enum Proof {
 
 /// Why an answer or claim was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// No such attempt is on offer (answered already, or never offered here).
     #[error("attempt {id} is not awaited: {now}")]

@@ -155,6 +155,7 @@ pub struct Tokens {
 
 /// A token configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokensError {
     /// The file cannot be read or parsed.
     #[error("{path}: {message}")]
@@ -190,6 +191,7 @@ pub enum TokensError {
 
 /// Why a request was not let in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Denied {
     /// No `Authorization: Bearer` header.
     #[error("this server needs a bearer token (Authorization: Bearer …)")]

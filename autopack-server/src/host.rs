@@ -20,6 +20,7 @@ pub use crate::session::{Session, SessionObserver};
 
 /// Why the host could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostFailure {
     /// The run exists already (a journal, a branch).
     #[error("{0}")]

@@ -105,6 +105,7 @@ impl Default for ServerConfig {
 
 /// Why the service cannot start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// Without tokens only loopback addresses are served.
     #[error(

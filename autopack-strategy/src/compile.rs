@@ -78,6 +78,7 @@ impl Default for CompileOptions {
 
 /// Why a strategy could not be compiled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CompileError {
     /// The ruleset breaks a range rule.
     #[error("invalid ruleset: {0}")]

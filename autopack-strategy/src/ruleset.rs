@@ -186,6 +186,7 @@ pub const MAX_RULESET_BYTES: u64 = autopack_core::limits::MIB;
 
 /// A ruleset that could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RulesetError {
     /// Not JSON, a wrong type or an unknown field.
     #[error(transparent)]

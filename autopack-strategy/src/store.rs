@@ -86,6 +86,7 @@ pub trait StrategyStore {
 
 /// Errors of the in-memory stores.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MemoryStoreError {
     /// A different strategy is already stored under this run and version.
     #[error("strategy v{version} of run {run_id} is already stored with different content")]

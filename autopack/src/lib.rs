@@ -116,6 +116,15 @@
 //!
 //! # Features
 //!
+//! - `git` (on by default): everything that works on a git repository — the governed apply
+//!   path and CI (`host::GitApplier`, `host::GitVerifier`, `host::GitTripwire`,
+//!   `host::PatchGate`, `host::InWorkspace`), the [`runner`] that prepares a repository
+//!   and drives runs in it, and `autopack::apply`. It pulls in libgit2 (a C build). Without
+//!   it (`default-features = false`) the crate is the sans-IO Supervisor, the driver and
+//!   its traits, the artefacts in `.autonomous_runs/`, agent commands and presets,
+//!   promotion eligibility and the reports: a host brings its own apply path and CI.
+//! - `tokio`: [`driver::AsyncDriver`], the driver for a tokio host whose agents are
+//!   `async` (its futures are `Send`).
 //! - `postgres`: the stores in PostgreSQL (`autopack::postgres`, the `autopack-postgres`
 //!   crate) and artefacts over a project ledger kept there (`host::PgArtefacts`), for runs
 //!   on many hosts that share a backlog.
@@ -133,9 +142,11 @@ pub mod driver;
 pub mod host;
 pub mod promotion;
 pub mod report;
+#[cfg(feature = "git")]
 pub mod runner;
 pub mod supervisor;
 
+#[cfg(feature = "git")]
 pub use autopack_apply as apply;
 pub use autopack_core as core;
 pub use autopack_issues as issues;

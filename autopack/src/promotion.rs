@@ -1,11 +1,11 @@
 //! Promotion eligibility of a finished run (SPEC §8), from its [`RunRecord`].
 //!
-//! The rule itself lives in [`autopack_apply::eligibility`]; this module only says how a
-//! run record answers its questions.
+//! The rule itself lives in [`autopack_core::promotion::eligibility`]; this module only
+//! says how a run record answers its questions.
 
-use autopack_apply::{PromotionRecord, PromotionRefusal, TierOutcome};
 use autopack_core::budget::TierBreach;
 use autopack_core::lifecycle::RunFailure;
+use autopack_core::promotion::{PromotionRecord, PromotionRefusal, TierOutcome};
 use autopack_core::record::RunRecord;
 
 /// What promotion needs to know, read off a run record.
@@ -56,5 +56,5 @@ pub fn promotion_record(record: &RunRecord) -> PromotionRecord {
 /// # Errors
 /// The refusals, in the order of SPEC §8's list.
 pub fn eligibility(record: &RunRecord) -> Result<(), Vec<PromotionRefusal>> {
-    autopack_apply::eligibility(&promotion_record(record))
+    autopack_core::promotion::eligibility(&promotion_record(record))
 }

@@ -481,9 +481,7 @@ fn a_failure_loop_escalates_early() {
     };
     let out = drive(
         &plan,
-        SupervisorConfig {
-            failure_loop_threshold: 2,
-        },
+        SupervisorConfig::default().with_failure_loop_threshold(2),
         script,
         1_000,
     );
@@ -512,9 +510,7 @@ fn different_failures_are_not_a_loop() {
     };
     let out = drive(
         &plan,
-        SupervisorConfig {
-            failure_loop_threshold: 2,
-        },
+        SupervisorConfig::default().with_failure_loop_threshold(2),
         script,
         1_000,
     );

@@ -3,6 +3,7 @@
 
 /// A rule a patch broke. Each names the rule (see [`PolicyViolation::rule`]) and the path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyViolation {
     /// The patch is longer than the policy's byte limit ([`PatchLimits::max_patch_bytes`](autopack_core::patch_rules::PatchLimits::max_patch_bytes)),
     /// refused before it is parsed.
@@ -286,6 +287,7 @@ fn under(mode: &Option<String>) -> String {
 
 /// Errors of [`PatchPolicy::check`](crate::PatchPolicy::check) and [`PatchPolicy::check_at`](crate::PatchPolicy::check_at).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckError {
     /// The patch broke a rule.
     #[error(transparent)]

@@ -69,6 +69,7 @@ pub mod refs {
 
 /// Errors of [`Workspaces`] and [`Workspace`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkspaceError {
     /// A file or directory could not be read, written or removed.
     #[error("workspace io: {op} {path}: {source}")]

@@ -6,6 +6,7 @@ use super::{PhaseSpec, Plan, PlanErrors, TierSpec};
 
 /// Why a plan could not be split.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SplitError {
     /// The cap was 0.
     #[error("cannot split a plan into parts of at most 0 phases")]

@@ -205,6 +205,7 @@ impl<'a> IntoIterator for &'a PlanErrors {
 
 /// A plan document that could not be read or is not a valid plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PlanError {
     /// Not a plan document: bad JSON, a missing or unknown field, a bad id, an unknown
     /// `run_scope`…

@@ -52,6 +52,7 @@ pub struct FsIssueLedger {
 
 /// An error of [`FsIssueLedger`].
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IssueLedgerError {
     /// The ledger refused the change (nothing was journaled), or a journaled event did not
     /// replay.

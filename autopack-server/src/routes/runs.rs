@@ -56,6 +56,7 @@ fn plan_of(body: &[u8]) -> Result<Plan, ApiError> {
                 })
                 .collect(),
         ),
+        other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
     })
 }
 

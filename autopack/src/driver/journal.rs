@@ -11,6 +11,7 @@ use crate::supervisor::{Action, Input, Supervisor, SupervisorConfig};
 /// One line of a run's journal.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum JournalEntry {
     /// The Supervisor's configuration, written first.
     Config(SupervisorConfig),
@@ -20,6 +21,7 @@ pub enum JournalEntry {
 
 /// How far a run's journal got before its first input.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Begun {
     /// No journal, or an empty one: the run can be started.
     Empty,

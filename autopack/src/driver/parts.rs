@@ -71,6 +71,7 @@ impl Auditor for AnsweredElsewhere {
 
 /// What the gate made of a patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ApplyOutcome {
     /// The patch passed the policy and was committed as a candidate.
     Applied {

@@ -25,6 +25,9 @@ impl DriveOutcome {
 }
 
 /// An agent's attempt the Supervisor waits for, as [`Driver::advance`] hands it out.
+///
+/// Exhaustive on purpose: a run has these two roles (SPEC §2), and a host must answer
+/// every call it is handed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentCall {
     /// A Builder attempt.

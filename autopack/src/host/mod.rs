@@ -10,17 +10,22 @@
 mod command;
 mod escalating;
 mod files;
+#[cfg(feature = "git")]
 mod git;
+#[cfg(feature = "git")]
 mod patch_gate;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod preset;
+#[cfg(feature = "git")]
 mod workspace;
 
 pub use command::{AGENT_ENV, CommandAgent, DEFAULT_AGENT_TIMEOUT, DEFAULT_MAX_OUTPUT};
 pub use escalating::EscalatingAuditor;
 pub use files::{FsArtefacts, LayoutArtefacts, ProjectLedger};
+#[cfg(feature = "git")]
 pub use git::{GitApplier, GitTripwire, GitVerifier};
+#[cfg(feature = "git")]
 pub use patch_gate::{PatchCheckError, PatchGate, PatchVerdict, Refusal, check_patch};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgArtefacts, PgProjectLedger};
@@ -28,4 +33,5 @@ pub use preset::{
     AgentPreset, AgentReport, AgentRole, Invocation, MAX_PROMPT_BYTES, PresetError, StdinUse,
     UnknownPreset, auditor_prompt, builder_prompt, result_json_in,
 };
+#[cfg(feature = "git")]
 pub use workspace::InWorkspace;

@@ -174,6 +174,7 @@ impl PatchVerdict {
 
 /// Errors of [`check_patch`] other than a refusal.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PatchCheckError {
     /// The repository cannot be opened.
     #[error("{repo}: not a git repository: {reason}")]

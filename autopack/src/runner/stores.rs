@@ -75,6 +75,7 @@ pub enum Stores {
 
 /// A failure of either kind of store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The filesystem store.
     #[error(transparent)]

@@ -116,6 +116,7 @@ pub struct CiBaseline {
 /// journal replay reads one per entry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Input {
     /// Start the run: the plan, the strategy frozen for it, and the project backlog before
     /// it.
@@ -290,6 +291,7 @@ impl Input {
 
 /// A patch to validate against the gate's policy and commit as a candidate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
 pub struct PatchRequest {
     /// The run (its integration branch is `autonomous/{run_id}`).
     pub run_id: RunId,
@@ -315,6 +317,7 @@ pub struct PatchRequest {
 
 /// A CI run to perform on a candidate commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
 pub struct CiRequest {
     /// The run.
     pub run_id: RunId,
@@ -338,6 +341,7 @@ pub struct CiRequest {
 
 /// A candidate to make permanent: move `autonomous/{run_id}` to it and tag it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[non_exhaustive]
 pub struct SnapshotRequest {
     /// The run.
     pub run_id: RunId,
@@ -358,6 +362,7 @@ pub struct SnapshotRequest {
 /// host can write only the summaries that changed; a run checkpoint asks for everything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "scope", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Checkpoint {
     /// A phase ended (complete or failed).
     Phase {
@@ -412,6 +417,7 @@ impl Checkpoint {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
+#[non_exhaustive]
 pub struct PhasePosition {
     /// Index in `RunRecord::tiers`.
     pub tier: u32,
@@ -431,6 +437,7 @@ pub struct PhasePosition {
 /// the run is known to be written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Changed {
     /// Anything may have changed: write everything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -483,6 +490,7 @@ impl Changed {
 /// (dispatch, audit, apply, CI, snapshot) are answered by exactly one [`Input`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Action {
     /// Run a Builder attempt; answer with [`Input::BuilderFinished`].
     DispatchBuilder(BuilderRequest),

@@ -66,6 +66,7 @@ use frozen::{FrozenPhase, FrozenRun};
 /// strategy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SupervisorConfig {
     /// Failed attempts in a row with the same signature (same failing tests, same issue
     /// keys, same gate rule) that count as a failure loop and go to the Auditor early.
@@ -92,6 +93,7 @@ impl Default for SupervisorConfig {
 
 /// An input the Supervisor refused; its state is unchanged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// An input other than `start` arrived before the run started.
     #[error("the run has not started; got input `{got}`")]

@@ -1,6 +1,8 @@
 //! An in-memory harness: scripted agents, gate and CI around a Supervisor.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod drivers;
+
 use autopack::supervisor::{
     Action, AgentOutcome, CiReport, CiRequest, Input, PatchRequest, Supervisor, SupervisorConfig,
 };
@@ -236,6 +238,7 @@ impl Script<'_> {
             | Action::RecordIssues { .. }
             | Action::WriteIncidentPack
             | Action::Finished { .. } => None,
+            other => panic!("the script has no answer to {}", other.kind()),
         }
     }
 }
@@ -283,7 +286,8 @@ impl Outcome {
     }
 }
 
-/// Drives a run to its end (or `max_steps` inputs) with the script.
+/// Drives a run to its end (or `max_steps` inputs) with the script, by hand; a run that
+/// ended is driven again through the drivers ([`drivers::agree`]).
 pub fn drive(
     plan: &Plan,
     config: SupervisorConfig,
@@ -318,11 +322,16 @@ pub fn drive_from(
             }
         }
     }
-    Outcome {
+    let out = Outcome {
         supervisor: sup,
         inputs,
         actions,
+    };
+    // A run cut short at `max_steps` has no end for the drivers to reach.
+    if out.supervisor.is_finished() {
+        drivers::agree(&out, config);
     }
+    out
 }
 
 /// Feeds recorded inputs to a fresh Supervisor; returns it and every action it asked for.

@@ -144,6 +144,7 @@ pub struct UnknownPreset {
 
 /// A CLI printed something that is not its output format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PresetError {
     /// Nothing on stdout was in the preset's format.
     #[error(
