@@ -1,5 +1,5 @@
-//! The blocking driver over scripted agents: journaling, resume after a crash, resume of a
-//! finished run.
+//! The drivers over scripted agents: journaling, resume after a crash, resume of a
+//! finished run — the async driver resuming every crash point as the blocking one does.
 
 mod common;
 
@@ -248,4 +248,82 @@ fn resuming_an_unknown_run_is_an_error() {
         .err()
         .unwrap();
     assert!(matches!(err, DriverError::NothingToResume(_)), "{err}");
+}
+
+/// [`resume`] through the async driver, on a tokio runtime with worker threads.
+#[cfg(feature = "tokio")]
+fn resume_async(
+    store: &mut MemoryRunStore,
+    run: &RunId,
+) -> Result<(DriveOutcome, autopack::supervisor::Supervisor), DriverError> {
+    use autopack::driver::{AsyncDriver, AsyncHost, Blocking};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a tokio runtime");
+    let clock = ManualClock::new(t0());
+    let mut repo = Repo::default();
+    let mut ci = Ci {
+        fail_to_start: false,
+    };
+    let (mut artefacts, mut tripwire, mut quiet) = (NoArtefacts, NoTripwire, Quiet);
+    let host = AsyncHost {
+        builder: Blocking(Agents),
+        auditor: Blocking(Agents),
+        applier: &mut repo,
+        verifier: &mut ci,
+        artefacts: &mut artefacts,
+        tripwire: &mut tripwire,
+        clock: &clock,
+        observer: &mut quiet,
+    };
+    runtime.block_on(AsyncDriver::resume(run, store, host))
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn the_async_driver_resumes_every_crash_point_as_the_blocking_driver_does() {
+    let mut full_store = MemoryRunStore::default();
+    let (_, full) = run_fresh(&mut full_store, &mut Repo::default(), false);
+    let run = RunId::new("drv").unwrap();
+    let all: Vec<String> = full_store
+        .read(&run)
+        .unwrap()
+        .entries()
+        .map(str::to_owned)
+        .collect();
+    let lines = |store: &mut MemoryRunStore| -> Vec<String> {
+        let contents = store.read(&run).unwrap();
+        contents.entries().map(str::to_owned).collect()
+    };
+    for cut in 2..=all.len() {
+        let (mut blocking_store, mut async_store) =
+            (MemoryRunStore::default(), MemoryRunStore::default());
+        for line in &all[..cut] {
+            blocking_store.append(&run, line).unwrap();
+            async_store.append(&run, line).unwrap();
+        }
+        let (blocking, by_blocking) = resume(&mut blocking_store, &run).0.expect("resumes");
+        let (outcome, by_async) = resume_async(&mut async_store, &run).expect("resumes");
+        assert_eq!(outcome, blocking, "cut at {cut}");
+        assert_eq!(by_async.record(), by_blocking.record(), "cut at {cut}");
+        assert_eq!(
+            lines(&mut async_store),
+            lines(&mut blocking_store),
+            "cut at {cut}"
+        );
+        assert_eq!(
+            by_async.record().unwrap().state,
+            full.record().unwrap().state
+        );
+    }
+    // The whole journal: a finished run, reported so, with nothing appended.
+    let mut store = full_store.clone();
+    let (outcome, _) = resume_async(&mut store, &run).unwrap();
+    assert_eq!(
+        outcome,
+        DriveOutcome::AlreadyFinished(RunState::DoneSuccess)
+    );
+    assert_eq!(lines(&mut store), all);
 }

@@ -6,8 +6,9 @@
 //! the journal, the tripwire) is performed by the code the blocking driver uses; those
 //! steps block, so on a multi-threaded runtime they run under
 //! [`tokio::task::block_in_place`] and the other tasks of the runtime go on meanwhile (on
-//! a current-thread runtime they run inline). The futures are `Send`: a run can be
-//! `tokio::spawn`ed when its parts are owned by the task.
+//! a current-thread runtime they run inline). While one runs it holds a worker thread, so
+//! a host driving many runs on one runtime sizes its worker pool for them. The futures are
+//! `Send`: a run can be `tokio::spawn`ed when its parts are owned by the task.
 
 use std::future::Future;
 
