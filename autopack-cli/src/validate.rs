@@ -280,7 +280,9 @@ fn check_run(v: &mut Validation, root: &Path, dir: &Path, name: &str) {
             continue;
         }
         match file.as_str() {
-            "journal.jsonl" => v.jsonl::<autopack::driver::JournalEntry>(&path),
+            "journal.jsonl" => v.jsonl::<autopack::core::journal::chain::Sealed<
+                autopack::driver::JournalEntry,
+            >>(&path),
             "run_summary.md" => v.markdown(&path),
             "run_issue_index.json" => check_index(v, &path, &run_id),
             f if f == RUN_CONFIG_FILE => {

@@ -70,6 +70,12 @@ impl Ledger {
 pub struct JournalEntry {
     /// Strictly increasing within a store, starting at 1.
     pub seq: u64,
+    /// The SHA-256 of the journal line before this one (of thirty-two zero bytes for the
+    /// first), where the store keeps its journal as lines: the hash chain that makes
+    /// tampering evident (`autopack_core::journal::chain`). Absent from entries written
+    /// before chaining and from stores that keep no lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<autopack_core::journal::chain::Digest>,
     /// The event.
     pub event: LedgerEvent,
 }
@@ -172,6 +178,7 @@ impl IssueStore for MemoryIssueStore {
     fn append(&mut self, event: &LedgerEvent) -> Result<u64, MemoryStoreError> {
         self.last_seq += 1;
         self.journal.push(JournalEntry {
+            prev: None,
             seq: self.last_seq,
             event: event.clone(),
         });

@@ -73,7 +73,11 @@ impl PgIssueStore {
         let seq = u64::try_from(seq).map_err(|_| {
             PgStoreError::corrupt(JOURNAL, self.key(seq), "negative sequence number")
         })?;
-        Ok(JournalEntry { seq, event })
+        Ok(JournalEntry {
+            seq,
+            prev: None,
+            event,
+        })
     }
 
     /// Appends `events` as one batch (one transaction, one round trip) and returns the

@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 
 use autopack_core::budget::{TierCapTerm, TierCaps, defaults as budget};
 use autopack_core::ids::{IdError, PhaseId, TierId};
+use autopack_core::journal::chain::Digest;
 use autopack_core::plan::{PhaseSpec, Plan, TierSpec};
 use autopack_core::vocabulary::{
     BuilderMode, CiProfile, Complexity, IssueStatus, RunScope, SafetyProfile, Severity,
@@ -639,6 +640,7 @@ pub fn compile(
         run_id: plan.run.run_id.clone(),
         project_id: ruleset.project_id.clone(),
         ruleset_version: ruleset.version.clone(),
+        ruleset_sha256: Digest::of_json(ruleset).ok(),
         safety_profile: safety,
         run_scope,
         run_token_cap: token_cap,

@@ -21,6 +21,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use autopack_core::journal::chain::Digest;
+
 use crate::patch_policy::PatchPolicySettings;
 use crate::ruleset::AgingThresholds;
 
@@ -36,6 +38,11 @@ pub struct Strategy {
     pub project_id: ProjectId,
     /// The ruleset's `version`.
     pub ruleset_version: String,
+    /// The SHA-256 of the ruleset's canonical JSON (compact, fields in schema order): which
+    /// ruleset exactly the strategy was compiled from. A run journal's first line binds
+    /// it. Absent from strategies written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruleset_sha256: Option<Digest>,
     /// The run's safety profile.
     pub safety_profile: SafetyProfile,
     /// The run's scope.

@@ -76,6 +76,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use autopack_core::journal::TornTail;
+use autopack_core::journal::chain::{ChainCheck, Digest, Genesis, Links};
 use autopack_issues::{
     AgingThresholds, Checkpoint, IssueStore, JournalEntry, Ledger, LedgerEvent, LedgerSnapshot,
     PhaseIssueFile, ProjectBacklog, RunIssueIndex, RunSnapshot, StoredIssues, ViewKey,
@@ -108,6 +109,9 @@ struct State {
     last_seq: u64,
     /// Whether `known_len`/`last_seq` have been initialised from the file.
     initialised: bool,
+    /// The hash of the journal's last line, and the journal length it is the last line
+    /// at (stale once the file grew by another's append: then the line is read again).
+    last_hash: Option<(u64, Digest)>,
     /// The smallest sequence number appended by another process that this instance has
     /// not seen.
     foreign_min_seq: Option<u64>,
@@ -332,11 +336,20 @@ impl FsIssueStore {
                     .map_or(0, |c| c.through)
                     .max(st.base_through);
                 let seq = st.last_seq.max(floor) + 1;
-                let prefix = format!("{{\"seq\":{seq},\"event\":");
-                let written = j.write_line_parts(&[prefix.as_bytes(), &event_json, b"}"])?;
+                let prev = match st.last_hash {
+                    Some((at, hash)) if at == len => hash,
+                    _ => match j.last_line(len)? {
+                        Some(line) => Digest::of(line.as_bytes()),
+                        None => Digest::ZERO,
+                    },
+                };
+                let prefix = format!("{{\"seq\":{seq},\"prev\":\"{prev}\",\"event\":");
+                let parts: [&[u8]; 3] = [prefix.as_bytes(), &event_json, b"}"];
+                let written = j.write_line_parts(&parts)?;
                 st.last_seq = seq;
                 // The lock is held and the file is opened for appending: it now ends here.
                 st.known_len = len + written;
+                st.last_hash = Some((st.known_len, Digest::of_parts(&parts)));
                 Ok(seq)
             })
         });
@@ -479,9 +492,22 @@ impl FsIssueStore {
         let mut journal = Vec::new();
         let mut len = 0u64;
         let mut last_seq = 0u64;
+        let mut chain = ChainCheck::new(Genesis::Zero);
         for (i, line) in contents.entries().enumerate() {
             len += line.len() as u64 + 1;
             let entry = Self::parse_entry(&journal_path, i + 1, line)?;
+            let links = Links {
+                prev: entry.prev,
+                binds: None,
+            };
+            chain
+                .check(line, &links)
+                .map_err(|e| LayoutError::CorruptJournal {
+                    path: journal_path.clone(),
+                    line: i + 1,
+                    column: 0,
+                    message: format!("the hash chain is broken ({e})"),
+                })?;
             last_seq = entry.seq;
             if entry.seq > through {
                 journal.push(entry);
@@ -490,6 +516,7 @@ impl FsIssueStore {
         let mut st = self.state();
         st.known_len = len;
         st.last_seq = last_seq;
+        st.last_hash = chain.head().map(|hash| (len, hash));
         st.initialised = true;
         st.foreign_min_seq = None;
         st.base_through = through;

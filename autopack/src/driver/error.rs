@@ -190,6 +190,13 @@ pub enum DriverError {
     /// There is no journal for the run to resume (or it ends before the run's start).
     #[error("run {0} has no journal to resume")]
     NothingToResume(RunId),
+    /// [`Driver::run`] of a run whose journal holds only a configuration (a start that
+    /// crashed before its start line) bound to another plan, ruleset or strategy than the
+    /// start given now.
+    #[error(
+        "run {0} was begun with another plan, ruleset or strategy (its journal holds only its configuration): start it with those, or use another run_id"
+    )]
+    Rebound(RunId),
     /// [`Driver::run`] of a run whose journal holds its start already.
     #[error("run {0} has started already: resume it, or use another run_id")]
     RunExists(RunId),
@@ -219,6 +226,7 @@ impl<E: Error + Send + Sync + 'static> From<JournalError<E>> for DriverError {
             JournalError::Store(e) => JournalError::Store(StoreError::new(e)),
             JournalError::Serialize(e) => JournalError::Serialize(e),
             JournalError::Parse(e) => JournalError::Parse(e),
+            JournalError::Broken { run_id, source } => JournalError::Broken { run_id, source },
         })
     }
 }

@@ -1,7 +1,10 @@
 //! The run's journal: its entries, whether a run has begun, and replay after a crash.
 
 use autopack_core::ids::RunId;
+use autopack_core::journal::chain::{Binding, ChainCheck, Digest, Genesis, Sealed};
 use autopack_core::journal::{self, JournalContents, JournalError, RunStore};
+use autopack_core::plan::Plan;
+use autopack_strategy::Strategy;
 
 #[cfg(doc)]
 use super::{Artefacts, Driver};
@@ -36,26 +39,72 @@ pub enum Begun {
 /// before preparing a run ("does this run exist?") go by.
 ///
 /// # Errors
-/// [`DriverError::Journal`] when the journal cannot be read or its head does not parse.
+/// [`DriverError::Journal`] when the journal cannot be read, its head does not parse or
+/// its chain is broken.
 pub fn journal_begun<S: RunStore>(store: &mut S, run_id: &RunId) -> Result<Begun, DriverError> {
+    Ok(begun_with_chain(store, run_id)?.0)
+}
+
+/// [`journal_begun`], with the chain of the lines before the first input.
+pub(super) fn begun_with_chain<S: RunStore>(
+    store: &mut S,
+    run_id: &RunId,
+) -> Result<(Begun, ChainCheck), DriverError> {
     let contents = store.read(run_id).map_err(DriverError::store)?;
     let mut begun = Begun::Empty;
+    let mut chain = ChainCheck::new(Genesis::Binding);
     for (index, line) in contents.entries().enumerate() {
-        match journal::parse_entry::<JournalEntry>(run_id, index, line)
-            .map_err(|e| DriverError::Journal(JournalError::Parse(e)))?
-        {
+        let sealed = parse_line(run_id, index, line)?;
+        chain
+            .check(line, &sealed.links)
+            .map_err(|source| broken(run_id, source))?;
+        match sealed.entry {
             JournalEntry::Config(config) => begun = Begun::Configured(config),
-            JournalEntry::Input(_) => return Ok(Begun::Started),
+            JournalEntry::Input(_) => return Ok((Begun::Started, chain)),
         }
     }
-    Ok(begun)
+    Ok((begun, chain))
+}
+
+/// What a run's journal binds it to: the run id and the digests of its plan, ruleset
+/// (as the strategy records it) and frozen strategy, each over its canonical JSON.
+///
+/// # Errors
+/// [`DriverError::Journal`] when the plan or strategy does not serialise.
+pub fn run_binding(plan: &Plan, strategy: &Strategy) -> Result<Binding, DriverError> {
+    let digest = |value: Result<Digest, serde_json::Error>| {
+        value.map_err(|e| DriverError::Journal(JournalError::Serialize(e.to_string())))
+    };
+    Ok(Binding {
+        run_id: plan.run.run_id.clone(),
+        plan_sha256: digest(Digest::of_json(plan))?,
+        ruleset_sha256: strategy.ruleset_sha256,
+        strategy_sha256: digest(Digest::of_json(strategy))?,
+    })
+}
+
+/// Parses line `index` (from 0) of `run_id`'s journal with its chain fields.
+pub(super) fn parse_line(
+    run_id: &RunId,
+    index: usize,
+    line: &str,
+) -> Result<Sealed<JournalEntry>, DriverError> {
+    journal::parse_entry::<Sealed<JournalEntry>>(run_id, index, line)
+        .map_err(|e| DriverError::Journal(JournalError::Parse(e)))
+}
+
+fn broken(run_id: &RunId, source: autopack_core::journal::chain::ChainBreak) -> DriverError {
+    DriverError::Journal(JournalError::Broken {
+        run_id: run_id.clone(),
+        source,
+    })
 }
 
 /// Rebuilds a Supervisor from a run's journal (the state at the crash, or the finished
 /// run), without performing anything.
 ///
-/// Entries are applied in order; the first that does not parse or is refused ends the
-/// replay with its error. A long journal is parsed on a second thread while this one
+/// Entries are applied in order, and their hash chain checked; the first that does not
+/// parse, breaks the chain or is refused ends the replay with its error. A long journal is parsed on a second thread while this one
 /// applies, so replay takes about as long as the slower of the two (see the crate's
 /// "Speed" section).
 ///
@@ -76,6 +125,9 @@ pub struct Replayed {
     pub supervisor: Supervisor,
     /// Every issue the run recorded, in order (what [`Artefacts::recover`] is given).
     pub recorded: Vec<RecordedIssue>,
+    /// The journal's hash chain as checked: its head (what the next entry links to), the
+    /// first sealed entry and the run's binding.
+    pub chain: ChainCheck,
 }
 
 /// [`replay_journal`], keeping the issues the run recorded.
@@ -113,15 +165,20 @@ fn replay_contents(
         supervisor: Supervisor::new(),
         config: SupervisorConfig::default(),
         recorded: Vec::new(),
+        chain: ChainCheck::new(Genesis::Binding),
     };
+    // Parsing and hashing are the costly part; the chain's rule and the Supervisor are
+    // applied in order on this thread.
     let parse = |index: usize, line: &str| {
-        journal::parse_entry::<JournalEntry>(run_id, index, line)
-            .map_err(|e| DriverError::Journal(JournalError::Parse(e)))
+        Ok::<_, DriverError>((
+            parse_line(run_id, index, line)?,
+            Digest::of(line.as_bytes()),
+        ))
     };
     let mut lines = contents.entries().enumerate();
     if !parallel || contents.len() <= REPLAY_HEAD {
         for (index, line) in lines {
-            replay.apply(parse(index, line)?)?;
+            replay.apply(run_id, parse(index, line)?)?;
         }
         return replay.done(run_id);
     }
@@ -151,11 +208,11 @@ fn replay_contents(
             return replay_contents(run_id, contents, false);
         }
         for (index, line) in head {
-            replay.apply(parse(index, line)?)?;
+            replay.apply(run_id, parse(index, line)?)?;
         }
         for batch in parsed {
             for entry in batch {
-                replay.apply(entry?)?;
+                replay.apply(run_id, entry?)?;
             }
         }
         replay.done(run_id)
@@ -168,11 +225,19 @@ struct Replay {
     supervisor: Supervisor,
     config: SupervisorConfig,
     recorded: Vec<RecordedIssue>,
+    chain: ChainCheck,
 }
 
 impl Replay {
-    fn apply(&mut self, entry: JournalEntry) -> Result<(), DriverError> {
-        match entry {
+    fn apply(
+        &mut self,
+        run_id: &RunId,
+        (sealed, hash): (Sealed<JournalEntry>, Digest),
+    ) -> Result<(), DriverError> {
+        self.chain
+            .check_hashed(hash, &sealed.links)
+            .map_err(|source| broken(run_id, source))?;
+        match sealed.entry {
             JournalEntry::Config(c) => self.config = c,
             JournalEntry::Input(input @ Input::Start { .. }) => {
                 self.supervisor.start_with(input, self.config)?
@@ -203,6 +268,7 @@ impl Replay {
         Ok(Replayed {
             supervisor: self.supervisor,
             recorded: self.recorded,
+            chain: self.chain,
         })
     }
 }

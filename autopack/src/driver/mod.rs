@@ -23,7 +23,9 @@ mod stepper;
 #[cfg(feature = "tokio")]
 pub use async_driver::{AsyncAuditor, AsyncBuilder, AsyncDriver, AsyncHost, Blocking};
 pub use error::{DriverError, HostError, HostErrorKind, StoreError};
-pub use journal::{Begun, JournalEntry, Replayed, journal_begun, replay_journal, replay_run};
+pub use journal::{
+    Begun, JournalEntry, Replayed, journal_begun, replay_journal, replay_run, run_binding,
+};
 pub use parts::{
     AnsweredElsewhere, Applier, ApplyOutcome, Artefacts, Auditor, Builder, Host, NoArtefacts,
     NoTripwire, Observer, Quiet, RecordedIssue, Tripwire, Verifier,

@@ -4,11 +4,12 @@
 //! implementation and differ only in how they wait for an agent.
 
 use autopack_core::ids::RunId;
+use autopack_core::journal::chain::Digest;
 use autopack_core::journal::{self as run_journal, RunStore};
 use autopack_core::message::{AuditorResult, BuilderResult};
 
 use super::DriverError;
-use super::journal::{Begun, JournalEntry, Replayed, journal_begun};
+use super::journal::{Begun, JournalEntry, Replayed, begun_with_chain, run_binding};
 use super::parts::{ApplyOutcome, Host};
 use super::step::{AgentCall, Step};
 use crate::supervisor::{
@@ -21,6 +22,8 @@ pub(super) struct Stepper<'a, S: RunStore> {
     pub(super) supervisor: Supervisor,
     run_id: RunId,
     store: &'a mut S,
+    /// The hash of the journal's last line: what the next one links to.
+    prev: Digest,
     /// An action to perform before asking the Supervisor for more (a resumed run's
     /// outstanding one).
     due: Option<Action>,
@@ -37,28 +40,52 @@ impl<'a, S: RunStore> Stepper<'a, S> {
         config: SupervisorConfig,
         store: &'a mut S,
     ) -> Result<Stepper<'a, S>, DriverError> {
-        let Input::Start { plan, .. } = &start else {
+        let Input::Start { plan, strategy, .. } = &start else {
             return Err(SupervisorError::NotStarted { got: start.kind() }.into());
         };
         let run_id = plan.run.run_id.clone();
         // Validate before journaling, so a refused start leaves no journal behind.
         let mut supervisor = Supervisor::new();
         supervisor.start_with(start.clone(), config)?;
-        match journal_begun(store, &run_id)? {
-            Begun::Started => return Err(DriverError::RunExists(run_id)),
+        let binding = run_binding(plan, strategy)?;
+        let (begun, chain) = begun_with_chain(store, &run_id)?;
+        let mut prev = binding.genesis();
+        match (begun, chain.head()) {
+            (Begun::Started, _) => return Err(DriverError::RunExists(run_id)),
             // A start that crashed between its two lines is started again: the
-            // configuration is not written twice.
-            Begun::Configured(existing) if existing == config => {}
-            Begun::Configured(_) | Begun::Empty => {
-                run_journal::append(store, &run_id, &JournalEntry::Config(config))?;
+            // configuration is not written twice. Its first line binds the run to its
+            // plan and strategy, so they must be the same (a journal written before
+            // chaining binds nothing).
+            (Begun::Configured(existing), Some(head)) => {
+                if chain.started().is_some() && chain.binding() != Some(&binding) {
+                    return Err(DriverError::Rebound(run_id));
+                }
+                prev = head;
+                if existing != config {
+                    run_journal::append_sealed(
+                        store,
+                        &run_id,
+                        &mut prev,
+                        None,
+                        &JournalEntry::Config(config),
+                    )?;
+                }
             }
+            _ => run_journal::append_sealed(
+                store,
+                &run_id,
+                &mut prev,
+                Some(&binding),
+                &JournalEntry::Config(config),
+            )?,
         }
-        run_journal::append(store, &run_id, &JournalEntry::Input(start))?;
+        run_journal::append_sealed(store, &run_id, &mut prev, None, &JournalEntry::Input(start))?;
         store.sync(&run_id).map_err(DriverError::store)?;
         Ok(Stepper {
             supervisor,
             run_id,
             store,
+            prev,
             due: None,
             awaiting: None,
             already_finished: false,
@@ -76,11 +103,14 @@ impl<'a, S: RunStore> Stepper<'a, S> {
         let Replayed {
             supervisor,
             recorded,
+            chain,
         } = replayed;
         let mut stepper = Stepper {
             supervisor,
             run_id: run_id.clone(),
             store,
+            // A replayed journal is never empty.
+            prev: chain.head().unwrap_or(Digest::ZERO),
             due: None,
             awaiting: None,
             already_finished: false,
@@ -311,9 +341,11 @@ impl<'a, S: RunStore> Stepper<'a, S> {
 
     /// Journals `input`, then applies it.
     fn submit(&mut self, host: &mut Host<'_>, input: Input) -> Result<(), DriverError> {
-        run_journal::append(
+        run_journal::append_sealed(
             self.store,
             &self.run_id,
+            &mut self.prev,
+            None,
             &JournalEntry::Input(input.clone()),
         )?;
         self.supervisor.handle(input.clone())?;

@@ -15,7 +15,7 @@ use autopack::supervisor::{
     SupervisorConfig,
 };
 use autopack_core::clock::Clock;
-use autopack_core::journal::{MemoryRunStore, RunStore};
+use autopack_core::journal::{MemoryRunStore, RunStore, chain};
 use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
 use autopack_core::record::RunRecord;
 use chrono::{DateTime, Utc};
@@ -87,10 +87,22 @@ fn assert_same(
     assert_eq!(got, record, "{driver} ended with another record");
 }
 
+/// The journal the inputs make, sealed into a hash chain from the run's binding.
 fn expected_journal(inputs: &[Input], config: SupervisorConfig) -> Vec<String> {
+    let Some(Input::Start { plan, strategy, .. }) = inputs.first() else {
+        panic!("a run's first input is its start")
+    };
+    let binding = autopack::driver::run_binding(plan, strategy).expect("the start binds");
+    let mut prev = binding.genesis();
+    let mut binds = Some(&binding);
     std::iter::once(JournalEntry::Config(config))
         .chain(inputs.iter().cloned().map(JournalEntry::Input))
-        .map(|entry| serde_json::to_string(&entry).expect("entries serialise"))
+        .map(|entry| {
+            let json = serde_json::to_string(&entry).expect("entries serialise");
+            let line = chain::seal(&prev, binds.take(), &json);
+            prev = chain::Digest::of(line.as_bytes());
+            line
+        })
         .collect()
 }
 

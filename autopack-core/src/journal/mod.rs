@@ -8,14 +8,28 @@
 //!
 //! ```
 //! use autopack_core::ids::RunId;
-//! use autopack_core::journal::{self, MemoryRunStore, RunStore};
+//! use autopack_core::journal::{self, MemoryRunStore, RunStore, chain::Digest};
+//!
+//! #[derive(Debug, serde::Serialize, serde::Deserialize)]
+//! #[serde(rename_all = "snake_case")]
+//! enum Entry { Input(String) }
 //!
 //! let mut store = MemoryRunStore::default();
 //! let run = RunId::new("run-1").unwrap();
-//! journal::append(&mut store, &run, &serde_json::json!({"input": "start"})).unwrap();
-//! let entries: Vec<serde_json::Value> = journal::replay(&mut store, &run).unwrap();
-//! assert_eq!(entries.len(), 1);
+//! // A chain of this journal's own (a run journal's first line binds its run instead).
+//! let mut prev = Digest::of("run-1");
+//! journal::append_sealed(&mut store, &run, &mut prev, None, &Entry::Input("a".into())).unwrap();
+//! journal::append_sealed(&mut store, &run, &mut prev, None, &Entry::Input("b".into())).unwrap();
+//! assert_eq!(store.read(&run).unwrap().len(), 2);
+//! // The first line links to no genesis: replay, which checks the chain, names it.
+//! let err = journal::replay::<_, Entry>(&mut store, &run).unwrap_err();
+//! assert!(err.to_string().contains("entry 1"), "{err}");
 //! ```
+//!
+//! Every line the driver writes is sealed into a hash chain ([`chain`]), so an edited,
+//! removed or inserted entry is named on replay.
+
+pub mod chain;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -184,6 +198,15 @@ pub enum JournalError<E: std::error::Error + 'static> {
     /// An entry could not be read back.
     #[error(transparent)]
     Parse(#[from] JsonError),
+    /// The journal's hash chain is broken: an entry was changed, removed, reordered or
+    /// inserted after it was written.
+    #[error("journal {run_id} was tampered with: {source}")]
+    Broken {
+        /// The run.
+        run_id: RunId,
+        /// Where and how the chain breaks.
+        source: chain::ChainBreak,
+    },
 }
 
 /// Serialises `entry` as one JSON line and appends it.
@@ -199,19 +222,50 @@ pub fn append<S: RunStore, E: Serialize>(
     store.append(run_id, &line).map_err(JournalError::Store)
 }
 
-/// Reads and parses every entry of `run_id`'s journal.
+/// Serialises `entry` as one JSON line sealed with `prev` (and, for a run journal's
+/// first line, `binds`; see [`chain`]), appends it, and makes its hash the new `prev`.
 ///
 /// # Errors
-/// The store's error, or a [`JsonError`] naming the entry (`journal:{run_id}#N`).
+/// [`JournalError::Serialize`] or the store's error; `prev` is then unchanged.
+pub fn append_sealed<S: RunStore, E: Serialize>(
+    store: &mut S,
+    run_id: &RunId,
+    prev: &mut chain::Digest,
+    binds: Option<&chain::Binding>,
+    entry: &E,
+) -> Result<(), JournalError<S::Error>> {
+    let json = serde_json::to_string(entry).map_err(|e| JournalError::Serialize(e.to_string()))?;
+    let line = chain::seal(prev, binds, &json);
+    store.append(run_id, &line).map_err(JournalError::Store)?;
+    *prev = chain::Digest::of(line.as_bytes());
+    Ok(())
+}
+
+/// Reads and parses every entry of `run_id`'s journal (externally tagged entries, such
+/// as the driver's), checking its hash chain ([`chain`]).
+///
+/// # Errors
+/// The store's error, a [`JsonError`] naming the entry (`journal {run_id} entry N`), or
+/// [`JournalError::Broken`] naming the first entry that breaks the chain.
 pub fn replay<S: RunStore, E: DeserializeOwned>(
     store: &mut S,
     run_id: &RunId,
 ) -> Result<Vec<E>, JournalError<S::Error>> {
     let contents = store.read(run_id).map_err(JournalError::Store)?;
+    let mut check = chain::ChainCheck::new(chain::Genesis::Binding);
     contents
         .entries()
         .enumerate()
-        .map(|(i, line)| parse_entry(run_id, i, line).map_err(JournalError::Parse))
+        .map(|(i, line)| {
+            let sealed: chain::Sealed<E> = parse_entry(run_id, i, line)?;
+            check
+                .check(line, &sealed.links)
+                .map_err(|source| JournalError::Broken {
+                    run_id: run_id.clone(),
+                    source,
+                })?;
+            Ok(sealed.entry)
+        })
         .collect()
 }
 
@@ -349,15 +403,52 @@ mod tests {
 
     #[test]
     fn typed_round_trip() {
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Entry {
+            Input(Vec<u32>),
+        }
         let mut store = MemoryRunStore::default();
         let run = RunId::new("r").unwrap();
-        append(&mut store, &run, &vec![1, 2, 3]).unwrap();
-        append(&mut store, &run, &vec![4]).unwrap();
-        let back: Vec<Vec<u32>> = replay(&mut store, &run).unwrap();
-        assert_eq!(back, vec![vec![1, 2, 3], vec![4]]);
+        // Unsealed lines (as written before chaining) replay.
+        append(&mut store, &run, &Entry::Input(vec![1, 2, 3])).unwrap();
+        append(&mut store, &run, &Entry::Input(vec![4])).unwrap();
+        let back: Vec<Entry> = replay(&mut store, &run).unwrap();
+        assert_eq!(
+            back,
+            vec![Entry::Input(vec![1, 2, 3]), Entry::Input(vec![4])]
+        );
+        // And may go on sealed from their head.
+        let head = store
+            .read(&run)
+            .unwrap()
+            .last()
+            .map(chain::Digest::of)
+            .unwrap();
+        let mut prev = head;
+        append_sealed(&mut store, &run, &mut prev, None, &Entry::Input(vec![5])).unwrap();
+        assert_eq!(replay::<_, Entry>(&mut store, &run).unwrap().len(), 3);
+        // After which an unsealed line is a break.
+        append(&mut store, &run, &Entry::Input(vec![6])).unwrap();
+        let err = replay::<_, Entry>(&mut store, &run).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                JournalError::Broken {
+                    source: chain::ChainBreak::MissingLink {
+                        entry: 4,
+                        started: 3
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let mut store = MemoryRunStore::default();
+        append(&mut store, &run, &Entry::Input(vec![1])).unwrap();
         store.append(&run, "not json").unwrap();
-        let err = replay::<_, Vec<u32>>(&mut store, &run).unwrap_err();
-        assert!(err.to_string().contains("journal r entry 3"), "{err}");
+        let err = replay::<_, Entry>(&mut store, &run).unwrap_err();
+        assert!(err.to_string().contains("journal r entry 2"), "{err}");
     }
 
     #[test]
