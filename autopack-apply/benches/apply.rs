@@ -104,6 +104,7 @@ fn bench(c: &mut Criterion) {
                 seconds: 1_700_000_000,
                 offset_minutes: 0,
             },
+            provenance: None,
         };
         let mut patches = Patches {
             files,

@@ -78,6 +78,21 @@ pub struct CommitInfo {
     pub message: String,
     /// Author and committer.
     pub signature: CommitSignature,
+    /// Where the patch came from, for the provenance trailers.
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a run's patch came from: what the `Autopack-Attempt`, `Autopack-Patch-SHA256`
+/// and `Autopack-Journal` trailers record, so that a resume and `autopack verify` can
+/// match every commit of the integration branch with the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The attempt that wrote the patch.
+    pub attempt: u32,
+    /// The SHA-256 of the patch text, as submitted.
+    pub patch_sha256: String,
+    /// The journal's position (entries, head hash) when the patch was applied.
+    pub journal: Option<String>,
 }
 
 impl CommitInfo {
@@ -98,6 +113,15 @@ impl CommitInfo {
             "Autopack-Run: {run_id}\nAutopack-Tier: {}\nAutopack-Phase: {}\nAutopack-Role: {}\n",
             self.tier_id, self.phase_id, self.role
         ));
+        if let Some(p) = &self.provenance {
+            out.push_str(&format!(
+                "Autopack-Attempt: {}\nAutopack-Patch-SHA256: {}\n",
+                p.attempt, p.patch_sha256
+            ));
+            if let Some(journal) = &p.journal {
+                out.push_str(&format!("Autopack-Journal: {journal}\n"));
+            }
+        }
         out
     }
 }

@@ -29,6 +29,7 @@
 //!     role: Role::Builder,
 //!     message: "Greet the world".into(),
 //!     signature: CommitSignature { name: "autopack".into(), email: "a@example.invalid".into(), seconds: 1_700_000_000, offset_minutes: 0 },
+//!     provenance: None,
 //! };
 //! let commit = branch.commit(&checked, &info)?;
 //! assert_eq!(branch.tip()?, commit.commit);
@@ -112,6 +113,7 @@ struct ReadmeDoctests;
 
 mod branch;
 mod gate;
+pub mod history;
 pub mod junit;
 mod loose;
 mod policy;
@@ -127,7 +129,7 @@ pub use autopack_core::patch_rules::{
 };
 pub use branch::{
     AppliedCommit, ApplyError, BranchOptions, BranchStatus, CommitInfo, CommitSignature,
-    IntegrationBranch, Role, SnapshotTag,
+    IntegrationBranch, Provenance, Role, SnapshotTag,
 };
 pub use gate::{
     Attempt, Classification, GateError, GateReport, GateVerdict, MAX_BACKOFF, PreflightGate,

@@ -127,6 +127,43 @@ enum Command {
         after_help = "A run is eligible when it ended DONE_SUCCESS, no tier is NOT_CLEAN or BLOCKED, no budget failure occurred, its debt status is not excess_minor_issues and (safety_critical) no major issue is unresolved.\n\nExamples:\n  autopack promote check my-run --repo .      # exit 0 eligible, 1 not (reasons printed)\n  autopack promote my-run --repo . --target main\n  autopack promote my-run --repo . --merge --allow-checked-out"
     )]
     Promote(PromoteArgs),
+    /// Check a run against its journal: the hash chain, the integration branch's commits
+    /// and trees, the tags, the summaries and issue views, and the attestation.
+    #[command(
+        after_help = "The journal is replayed into a fresh Supervisor; nothing stored is trusted. Exit 0 when everything matches, 1 with each mismatch named (journal entry, commit, tag, file, attestation).\n\nExamples:\n  autopack verify my-run --repo .\n  autopack verify my-run --repo . --key attest.pub.pem --json"
+    )]
+    Verify {
+        /// The run.
+        run_id: String,
+        /// The repository.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Also require the signed attestation (attestation.dsse.json) to verify with this
+        /// Ed25519 public key (SPKI PEM).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a run's in-toto attestation (and, with --key, sign it as a DSSE envelope).
+    #[command(
+        after_help = "Every run writes .autonomous_runs/RUN/attestation.intoto.json when it ends; `attest` writes it again and, with --key (an Ed25519 private key, PKCS#8 PEM as `openssl genpkey -algorithm ed25519` writes), also attestation.dsse.json.\n\nExample:\n  autopack attest my-run --repo . --key attest.pem"
+    )]
+    Attest {
+        /// The run.
+        run_id: String,
+        /// The repository.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Sign with this Ed25519 private key (PKCS#8 PEM).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
     /// Print or write the JSON Schemas of the documents Autopack reads and writes.
     #[command(
         after_help = "Names: plan, builder_request, builder_result, auditor_request, auditor_result, probe_result, suggested_issue, ruleset, strategy.\n\nExamples:\n  autopack schema                 # list the names\n  autopack schema builder_result  # print one\n  autopack schema --out schemas/  # write {name}.schema.json for all"
@@ -278,6 +315,14 @@ struct PromoteArgs {
     /// Allow moving the branch HEAD points to (the work tree and index then lag behind).
     #[arg(long)]
     allow_checked_out: bool,
+    /// Promote only a run that verifies (`autopack verify`): its attestation present and
+    /// matching the journal and the branch.
+    #[arg(long)]
+    require_attestation: bool,
+    /// With --require-attestation: the signed attestation must verify with this Ed25519
+    /// public key (SPKI PEM).
+    #[arg(long, value_name = "FILE", requires = "require_attestation")]
+    attestation_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -375,6 +420,19 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }) => cmd_promote_check(&run_id, &repo, &store.open()?, json),
             None => cmd_promote(&args),
         },
+        Command::Verify {
+            run_id,
+            repo,
+            store,
+            key,
+            json,
+        } => cmd_verify(&run_id, &repo, &store.open()?, key.as_deref(), json),
+        Command::Attest {
+            run_id,
+            repo,
+            store,
+            key,
+        } => cmd_attest(&run_id, &repo, &store.open()?, key.as_deref()),
         Command::Schema { name, out } => cmd_schema(name.as_deref(), out.as_deref()),
         Command::Completions { shell } => {
             let mut command = Cli::command();
@@ -655,9 +713,61 @@ fn cmd_promote_check(id: &str, repo: &Path, stores: &Stores, json: bool) -> Resu
     })
 }
 
+fn cmd_verify(
+    id: &str,
+    repo: &Path,
+    stores: &Stores,
+    key: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    let run = run_id(id)?;
+    let key = key
+        .map(autopack::attest::VerifyingKey::from_pem_file)
+        .transpose()?;
+    let verification = runner::verify_run(repo, stores, &run, key.as_ref())?;
+    if json {
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&verification)?
+        ));
+    } else {
+        out(&verification.render_text());
+    }
+    Ok(if verification.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_attest(id: &str, repo: &Path, stores: &Stores, key: Option<&Path>) -> Result<ExitCode> {
+    let run = run_id(id)?;
+    let key = key
+        .map(autopack::attest::SigningKey::from_pem_file)
+        .transpose()?;
+    let (_, written) = runner::attest_run(repo, stores, &run, key.as_ref())?;
+    for path in written {
+        say!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn cmd_promote(args: &PromoteArgs) -> Result<ExitCode> {
     let id = args.run_id.as_deref().context("promote needs a RUN_ID")?;
     let run = run_id(id)?;
+    if args.require_attestation {
+        let key = args
+            .attestation_key
+            .as_deref()
+            .map(autopack::attest::VerifyingKey::from_pem_file)
+            .transpose()?;
+        let verification = runner::verify_run(&args.repo, &args.store.open()?, &run, key.as_ref())?;
+        if !verification.is_ok() {
+            tell!("{}", verification.render_text().trim_end());
+            tell!("run {run} is not promoted: it does not verify (--require-attestation)");
+            return Ok(ExitCode::from(1));
+        }
+    }
     let record = runner::load_record(&args.repo, &args.store.open()?, &run)?;
     let promotion_record = autopack::promotion::promotion_record(&record);
     let signature = CommitSignature {

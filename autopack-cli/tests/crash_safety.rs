@@ -50,6 +50,9 @@ fn kills_at_a_sample_of_journal_positions_resume_to_the_uninterrupted_result() {
         assert_eq!(outcome(&repo), want, "kill at journal line {position}");
         let out = autopack(&["validate", "--repo", s(&repo)]);
         assert_eq!(code(&out), 0, "kill at {position}: {:?}", text(&out));
+        // No commit applied twice, none the journal does not know, the chain whole.
+        let out = autopack(&["verify", RUN, "--repo", s(&repo)]);
+        assert_eq!(code(&out), 0, "kill at {position}: {:?}", text(&out));
     }
     assert!(
         killed_mid_run >= 6,

@@ -145,9 +145,11 @@ pub mod report;
 #[cfg(feature = "git")]
 pub mod runner;
 pub mod supervisor;
+pub mod verify;
 
 #[cfg(feature = "git")]
 pub use autopack_apply as apply;
+pub use autopack_attest as attest;
 pub use autopack_core as core;
 pub use autopack_issues as issues;
 pub use autopack_layout as layout;

@@ -31,6 +31,7 @@ pub fn info(phase: &str) -> CommitInfo {
         role: Role::Builder,
         message: format!("Phase {phase}"),
         signature: commit_sig(),
+        provenance: None,
     }
 }
 

@@ -179,6 +179,35 @@ impl Binding {
     }
 }
 
+/// A position in a journal: how many entries it held and the hash of the last one (the
+/// head). A commit's `Autopack-Journal` trailer records the position its patch was
+/// applied at, which anchors the chain in git.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalPosition {
+    /// Entries in the journal.
+    pub entries: u64,
+    /// The SHA-256 of the last of them.
+    pub head: Digest,
+}
+
+impl fmt::Display for JournalPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.entries, self.head)
+    }
+}
+
+impl JournalPosition {
+    /// Reads the trailer form `{entries} {head}`.
+    pub fn parse(text: &str) -> Option<JournalPosition> {
+        let (entries, head) = text.trim().split_once(' ')?;
+        Some(JournalPosition {
+            entries: entries.parse().ok()?,
+            head: Digest::parse_hex(head)?,
+        })
+    }
+}
+
 /// The chain fields of one line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Links {

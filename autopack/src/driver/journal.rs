@@ -84,7 +84,7 @@ pub fn run_binding(plan: &Plan, strategy: &Strategy) -> Result<Binding, DriverEr
 }
 
 /// Parses line `index` (from 0) of `run_id`'s journal with its chain fields.
-pub(super) fn parse_line(
+pub(crate) fn parse_line(
     run_id: &RunId,
     index: usize,
     line: &str,

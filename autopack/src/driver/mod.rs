@@ -23,6 +23,7 @@ mod stepper;
 #[cfg(feature = "tokio")]
 pub use async_driver::{AsyncAuditor, AsyncBuilder, AsyncDriver, AsyncHost, Blocking};
 pub use error::{DriverError, HostError, HostErrorKind, StoreError};
+pub(crate) use journal::parse_line as parse_journal_line;
 pub use journal::{
     Begun, JournalEntry, Replayed, journal_begun, replay_journal, replay_run, run_binding,
 };

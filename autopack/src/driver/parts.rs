@@ -1,6 +1,7 @@
 //! The pieces a [`Driver`](super::Driver) drives: agent, gate, CI, artefact, tripwire and observer traits, and the [`Host`] that bundles them.
 
 use autopack_core::clock::Clock;
+use autopack_core::ids::CommitId;
 use autopack_core::message::{AuditorRequest, AuditorResult, BuilderRequest, BuilderResult};
 use autopack_core::record::RunRecord;
 use autopack_issues::{IssueObservation, Ledger};
@@ -104,6 +105,19 @@ pub trait Applier {
     /// # Errors
     /// A host failure.
     fn snapshot(&mut self, request: &SnapshotRequest) -> Result<(), HostError>;
+
+    /// Compares the integration branch with the candidate commits the journal knows
+    /// (`known`) and describes each commit on the branch it does not know (added by
+    /// hand, or by anything but this run). A resume calls it before going on; anything
+    /// returned ends the run `DONE_FAILED_POLICY_VIOLATION`. The default keeps no branch
+    /// and finds nothing.
+    ///
+    /// # Errors
+    /// A host failure (the branch cannot be read).
+    fn reconcile(&mut self, known: &[CommitId]) -> Result<Vec<String>, HostError> {
+        let _ = known;
+        Ok(Vec::new())
+    }
 }
 
 /// The CI gate.

@@ -4,7 +4,7 @@
 //! implementation and differ only in how they wait for an agent.
 
 use autopack_core::ids::RunId;
-use autopack_core::journal::chain::Digest;
+use autopack_core::journal::chain::{Digest, JournalPosition};
 use autopack_core::journal::{self as run_journal, RunStore};
 use autopack_core::message::{AuditorResult, BuilderResult};
 
@@ -13,7 +13,7 @@ use super::journal::{Begun, JournalEntry, Replayed, begun_with_chain, run_bindin
 use super::parts::{ApplyOutcome, Host};
 use super::step::{AgentCall, Step};
 use crate::supervisor::{
-    Action, AgentOutcome, Input, Supervisor, SupervisorConfig, SupervisorError,
+    Action, AgentOutcome, Input, PatchRequest, Supervisor, SupervisorConfig, SupervisorError,
 };
 
 /// A run being driven: the Supervisor as of the last input, the journal it is written to,
@@ -24,6 +24,8 @@ pub(super) struct Stepper<'a, S: RunStore> {
     store: &'a mut S,
     /// The hash of the journal's last line: what the next one links to.
     prev: Digest,
+    /// How many lines the journal holds.
+    entries: u64,
     /// An action to perform before asking the Supervisor for more (a resumed run's
     /// outstanding one).
     due: Option<Action>,
@@ -50,6 +52,7 @@ impl<'a, S: RunStore> Stepper<'a, S> {
         let binding = run_binding(plan, strategy)?;
         let (begun, chain) = begun_with_chain(store, &run_id)?;
         let mut prev = binding.genesis();
+        let mut entries = chain.len() as u64;
         match (begun, chain.head()) {
             (Begun::Started, _) => return Err(DriverError::RunExists(run_id)),
             // A start that crashed between its two lines is started again: the
@@ -69,23 +72,29 @@ impl<'a, S: RunStore> Stepper<'a, S> {
                         None,
                         &JournalEntry::Config(config),
                     )?;
+                    entries += 1;
                 }
             }
-            _ => run_journal::append_sealed(
-                store,
-                &run_id,
-                &mut prev,
-                Some(&binding),
-                &JournalEntry::Config(config),
-            )?,
+            _ => {
+                run_journal::append_sealed(
+                    store,
+                    &run_id,
+                    &mut prev,
+                    Some(&binding),
+                    &JournalEntry::Config(config),
+                )?;
+                entries += 1;
+            }
         }
         run_journal::append_sealed(store, &run_id, &mut prev, None, &JournalEntry::Input(start))?;
+        entries += 1;
         store.sync(&run_id).map_err(DriverError::store)?;
         Ok(Stepper {
             supervisor,
             run_id,
             store,
             prev,
+            entries,
             due: None,
             awaiting: None,
             already_finished: false,
@@ -111,6 +120,7 @@ impl<'a, S: RunStore> Stepper<'a, S> {
             store,
             // A replayed journal is never empty.
             prev: chain.head().unwrap_or(Digest::ZERO),
+            entries: chain.len() as u64,
             due: None,
             awaiting: None,
             already_finished: false,
@@ -132,9 +142,41 @@ impl<'a, S: RunStore> Stepper<'a, S> {
                 stepper.submit(host, input)?;
             }
             Ok(()) if finished => stepper.already_finished = true,
-            Ok(()) => stepper.due = stepper.supervisor.outstanding(),
+            Ok(()) => {
+                stepper.reconcile(host)?;
+                if !stepper.supervisor.is_finished() {
+                    stepper.due = stepper.supervisor.outstanding();
+                }
+            }
         }
         Ok(stepper)
+    }
+
+    /// Reconciles the integration branch with the journal before a resumed run goes on:
+    /// a commit on it that the journal does not know is a policy violation.
+    fn reconcile(&mut self, host: &mut Host<'_>) -> Result<(), DriverError> {
+        let known: Vec<_> = self
+            .supervisor
+            .record()
+            .into_iter()
+            .flat_map(|r| r.tiers.iter().flat_map(|t| &t.phases))
+            .filter_map(|p| p.commit.clone())
+            .collect();
+        let input = match host.applier.reconcile(&known) {
+            Ok(unknown) if unknown.is_empty() => return Ok(()),
+            Ok(unknown) => Input::PolicyViolation {
+                at: host.clock.now(),
+                reason: format!(
+                    "the integration branch holds what the journal does not: {}",
+                    unknown.join("; ")
+                ),
+            },
+            Err(err) => Input::EnvironmentFailed {
+                at: host.clock.now(),
+                reason: format!("reconciling the integration branch with the journal: {err}"),
+            },
+        };
+        self.submit(host, input)
     }
 
     /// Performs every action up to the next agent attempt and returns it, or the end.
@@ -244,24 +286,32 @@ impl<'a, S: RunStore> Stepper<'a, S> {
         let input = match &action {
             // Handed out by `advance`, never performed here.
             Action::DispatchBuilder(_) | Action::RequestAudit(_) => None,
-            Action::ApplyPatch(request) => Some(match host.applier.apply(request) {
-                Ok(ApplyOutcome::Applied { commit, holds }) => Input::PatchApplied {
-                    at: host.clock.now(),
-                    phase_id: request.phase_id.clone(),
-                    commit,
-                    holds,
+            Action::ApplyPatch(request) => Some(
+                match host.applier.apply(&PatchRequest {
+                    journal: Some(JournalPosition {
+                        entries: self.entries,
+                        head: self.prev,
+                    }),
+                    ..request.clone()
+                }) {
+                    Ok(ApplyOutcome::Applied { commit, holds }) => Input::PatchApplied {
+                        at: host.clock.now(),
+                        phase_id: request.phase_id.clone(),
+                        commit,
+                        holds,
+                    },
+                    Ok(ApplyOutcome::Rejected { rule, message }) => Input::PatchRejected {
+                        at: host.clock.now(),
+                        phase_id: request.phase_id.clone(),
+                        rule,
+                        message,
+                    },
+                    Err(err) => Input::EnvironmentFailed {
+                        at: host.clock.now(),
+                        reason: format!("applying the patch of phase {}: {err}", request.phase_id),
+                    },
                 },
-                Ok(ApplyOutcome::Rejected { rule, message }) => Input::PatchRejected {
-                    at: host.clock.now(),
-                    phase_id: request.phase_id.clone(),
-                    rule,
-                    message,
-                },
-                Err(err) => Input::EnvironmentFailed {
-                    at: host.clock.now(),
-                    reason: format!("applying the patch of phase {}: {err}", request.phase_id),
-                },
-            }),
+            ),
             Action::RunCi(request) => Some(match host.verifier.verify(request) {
                 Ok(report) => Input::CiFinished {
                     at: host.clock.now(),
@@ -348,6 +398,7 @@ impl<'a, S: RunStore> Stepper<'a, S> {
             None,
             &JournalEntry::Input(input.clone()),
         )?;
+        self.entries += 1;
         self.supervisor.handle(input.clone())?;
         if let Some(record) = self.supervisor.record() {
             host.observer.input(&input, record);

@@ -11,8 +11,9 @@ use autopack_core::ids::{CommitId, RunId};
 
 use autopack_apply::{
     AppliedCommit, Baseline, CheckError, CommitInfo, CommitSignature, GateError, GateVerdict,
-    IntegrationBranch, Oid, PreflightGate, Role,
+    IntegrationBranch, Oid, PreflightGate, Provenance, Role,
 };
+use autopack_core::journal::chain::Digest;
 use autopack_core::record::{AttemptRole, CiVerdict};
 use autopack_core::vocabulary::BuilderMode;
 
@@ -122,6 +123,11 @@ impl Applier for GitApplier {
                 request.attempt
             ),
             signature: self.signature.clone(),
+            provenance: Some(Provenance {
+                attempt: request.attempt,
+                patch_sha256: Digest::of(request.patch.as_bytes()).to_hex(),
+                journal: request.journal.map(|j| j.to_string()),
+            }),
         };
         let candidate = self
             .branch
@@ -160,6 +166,50 @@ impl Applier for GitApplier {
             .snapshot_tag(&request.tier_id, &request.phase_id, oid, &self.signature)
             .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
         Ok(())
+    }
+
+    fn reconcile(&mut self, known: &[CommitId]) -> Result<Vec<String>, HostError> {
+        let history =
+            autopack_apply::history::branch_history(self.branch.repo_path(), self.branch.run_id())
+                .map_err(|e| HostError::from_source(HostErrorKind::Repository, e))?;
+        let known: std::collections::HashSet<&str> = known.iter().map(CommitId::as_str).collect();
+        let mut unknown: Vec<String> = history
+            .commits
+            .iter()
+            .filter(|c| !known.contains(c.id.to_string().as_str()))
+            .map(|c| {
+                format!(
+                    "commit {} on {} (its trailers name phase {})",
+                    c.id,
+                    history.ref_name,
+                    c.trailers
+                        .get("Autopack-Phase")
+                        .map_or("none", String::as_str)
+                )
+            })
+            .collect();
+        // A commit without this run's trailers as the tip: fine when it is the base the
+        // run's candidates grew from, not when it was put on top.
+        let grew_from = |tip: Oid| {
+            known.iter().any(|k| {
+                Oid::from_str(k)
+                    .ok()
+                    .and_then(|id| self.branch.candidate(id).ok())
+                    .is_some_and(|c| c.parent == tip)
+            })
+        };
+        if let (Some(tip), Some(below)) = (history.tip, history.below)
+            && tip == below
+            && !known.is_empty()
+            && !grew_from(tip)
+        {
+            unknown.push(format!(
+                "commit {tip}, the tip of {}, is not one of the run's (no Autopack-Run: {} trailer)",
+                history.ref_name,
+                self.branch.run_id()
+            ));
+        }
+        Ok(unknown)
     }
 }
 

@@ -37,6 +37,7 @@ mod error;
 mod prepare;
 mod records;
 mod stores;
+mod verification;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,7 @@ pub use stores::{
 };
 #[cfg(feature = "postgres")]
 pub use stores::{LEASE_TTL_ENV, RETRY_ENV};
+pub use verification::{attest_run, verify_run};
 pub use writer::{PROCESSES_FILE, RunWriter, sandbox, take_run};
 
 use crate::driver::DriveOutcome;
@@ -310,7 +312,16 @@ impl Runner {
             }
             Answerer::Stepped(agents) => drive(Answering::Stepped(agents))?,
         };
+        self.attest_ended(&record)?;
         Ok(Ended { outcome, record })
+    }
+
+    /// Writes the attestation of a run that ended (an unfinished one has none).
+    fn attest_ended(&self, record: &RunRecord) -> Result<(), RunnerError> {
+        if record.state.is_terminal() {
+            attest_run(&self.repo, &self.stores, &record.run_id, None)?;
+        }
+        Ok(())
     }
 
     fn resume_with(
@@ -328,6 +339,7 @@ impl Runner {
             // A finished run needs no host: only its artefacts are brought up to its
             // journal.
             let record = repair_finished(&self.repo, &self.stores, run_id, &replayed)?;
+            self.attest_ended(&record)?;
             return Ok(Ended {
                 outcome: DriveOutcome::AlreadyFinished(record.state),
                 record,
@@ -364,6 +376,7 @@ impl Runner {
             }
             Answerer::Stepped(agents) => drive(Answering::Stepped(agents))?,
         };
+        self.attest_ended(&record)?;
         drop(writer);
         Ok(Ended { outcome, record })
     }

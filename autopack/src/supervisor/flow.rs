@@ -191,6 +191,7 @@ impl Ctx<'_> {
                     .unwrap_or(&BuilderMode::Other(String::new())),
             ),
             policy: self.a.run.patch_policy.clone(),
+            journal: None,
         };
         self.a.pending = Some(Pending::Apply);
         self.emit(Action::ApplyPatch(request));

@@ -313,6 +313,10 @@ pub struct PatchRequest {
     pub limits: PatchLimits,
     /// The run's frozen patch policy (protected paths, symlinks, path lengths).
     pub policy: PatchPolicySettings,
+    /// Where the run's journal stands as the patch is applied (filled by the driver; the
+    /// Supervisor knows no journal): the commit's `Autopack-Journal` trailer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<autopack_core::journal::chain::JournalPosition>,
 }
 
 /// A CI run to perform on a candidate commit.
