@@ -11,7 +11,7 @@
 
 use std::hint::black_box;
 
-use autopack::driver::{JournalEntry, replay_journal};
+use autopack::driver::{JournalEntry, replay_journal, run_binding};
 use autopack::supervisor::{Action, AgentOutcome, CiReport, Input, Supervisor, SupervisorConfig};
 use autopack_core::ids::{RunId, TierId};
 use autopack_core::journal::{self, MemoryRunStore};
@@ -170,42 +170,107 @@ fn bench_drive(c: &mut Criterion) {
     group.finish();
 }
 
+/// A run's journal as the driver writes it: sealed into a hash chain from the run's
+/// binding (`sealed`), or as journals were written before chaining.
+fn journal_of(run: &RunId, inputs: &[Input], sealed: bool) -> MemoryRunStore {
+    let mut store = MemoryRunStore::default();
+    let entries = std::iter::once(JournalEntry::Config(SupervisorConfig::default()))
+        .chain(inputs.iter().cloned().map(JournalEntry::Input));
+    if !sealed {
+        for entry in entries {
+            journal::append(&mut store, run, &entry).expect("appends");
+        }
+        return store;
+    }
+    let Some(Input::Start { plan, strategy, .. }) = inputs.first() else {
+        unreachable!("the first input is the start")
+    };
+    let binding = run_binding(plan, strategy).expect("binds");
+    let mut prev = binding.genesis();
+    let mut binds = Some(&binding);
+    for entry in entries {
+        journal::append_sealed(&mut store, run, &mut prev, binds.take(), &entry).expect("appends");
+    }
+    store
+}
+
 fn bench_replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     let run: RunId = id("bench".into());
     // 4 inputs per phase (builder, gate, CI, snapshot) after the configuration and the
-    // start: 250,000 phases make a journal of 1,000,002 entries.
+    // start: 250,000 phases make a journal of 1,000,002 entries, sealed into a hash chain
+    // as the driver writes it (`replay/events`), and unsealed, as written before
+    // chaining (`replay/unsealed`: every line is still hashed, its chain checked).
     for phases in [25_000usize, 250_000] {
-        let mut store = MemoryRunStore::default();
-        journal::append(
-            &mut store,
-            &run,
-            &JournalEntry::Config(SupervisorConfig::default()),
-        )
-        .expect("appends");
-        for input in drive(start(phases), true) {
-            journal::append(&mut store, &run, &JournalEntry::Input(input)).expect("appends");
-        }
+        let inputs = drive(start(phases), true);
         let entries = 2 + 4 * phases as u64;
         group.throughput(Throughput::Elements(entries));
-        group.bench_with_input(BenchmarkId::new("events", entries), &store, |b, store| {
-            // What `Driver::resume` does first: read the journal (a snapshot of the
-            // memory store's text, shared, not copied), parse and apply every entry.
-            // The rebuilt Supervisor and the store are dropped outside the measurement.
-            b.iter_batched(
-                || store.clone(),
-                |mut store| {
-                    let sup = replay_journal(&mut store, &run).expect("replays");
-                    assert!(sup.is_finished());
-                    (sup, store)
-                },
-                BatchSize::PerIteration,
-            );
-        });
+        for (name, sealed) in [("events", true), ("unsealed", false)] {
+            let store = journal_of(&run, &inputs, sealed);
+            group.bench_with_input(BenchmarkId::new(name, entries), &store, |b, store| {
+                // What `Driver::resume` does first: read the journal (a snapshot of the
+                // memory store's text, shared, not copied), parse and apply every entry.
+                // The rebuilt Supervisor and the store are dropped outside the measurement.
+                b.iter_batched(
+                    || store.clone(),
+                    |mut store| {
+                        let sup = replay_journal(&mut store, &run).expect("replays");
+                        assert!(sup.is_finished());
+                        (sup, store)
+                    },
+                    BatchSize::PerIteration,
+                );
+            });
+        }
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_drive, bench_replay);
+/// Appending a run's inputs to its journal, as the driver does for each: sealed (hash
+/// of the line before, prepended; the new line hashed) against plain (the append
+/// before chaining).
+fn bench_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append");
+    group.sample_size(10);
+    let run: RunId = id("bench".into());
+    let inputs = drive(start(25_000), true);
+    // The start entry (the whole plan and strategy) is appended once per run; the
+    // entries a run appends all along are the rest.
+    let rest: Vec<JournalEntry> = inputs[1..]
+        .iter()
+        .cloned()
+        .map(JournalEntry::Input)
+        .collect();
+    group.throughput(Throughput::Elements(rest.len() as u64));
+    group.bench_function(BenchmarkId::new("plain", rest.len()), |b| {
+        b.iter_batched(
+            MemoryRunStore::default,
+            |mut store| {
+                for entry in &rest {
+                    journal::append(&mut store, &run, entry).expect("appends");
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function(BenchmarkId::new("sealed", rest.len()), |b| {
+        b.iter_batched(
+            MemoryRunStore::default,
+            |mut store| {
+                let mut prev = autopack_core::journal::chain::Digest::ZERO;
+                for entry in &rest {
+                    journal::append_sealed(&mut store, &run, &mut prev, None, entry)
+                        .expect("appends");
+                }
+                store
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_drive, bench_replay, bench_append);
 criterion_main!(benches);

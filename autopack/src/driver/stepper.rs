@@ -155,13 +155,18 @@ impl<'a, S: RunStore> Stepper<'a, S> {
     /// Reconciles the integration branch with the journal before a resumed run goes on:
     /// a commit on it that the journal does not know is a policy violation.
     fn reconcile(&mut self, host: &mut Host<'_>) -> Result<(), DriverError> {
-        let known: Vec<_> = self
+        let mut known: Vec<_> = self
             .supervisor
             .record()
             .into_iter()
             .flat_map(|r| r.tiers.iter().flat_map(|t| &t.phases))
             .filter_map(|p| p.commit.clone())
             .collect();
+        // A crash between moving the branch and journaling the snapshot leaves the
+        // candidate as the tip: the snapshot due again knows it.
+        if let Some(Action::CreateSnapshot(request)) = self.supervisor.outstanding() {
+            known.push(request.commit);
+        }
         let input = match host.applier.reconcile(&known) {
             Ok(unknown) if unknown.is_empty() => return Ok(()),
             Ok(unknown) => Input::PolicyViolation {
