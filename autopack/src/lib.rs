@@ -146,6 +146,7 @@ pub mod report;
 pub mod runner;
 pub mod supervisor;
 pub mod verify;
+pub mod whatif;
 
 #[cfg(feature = "git")]
 pub use autopack_apply as apply;

@@ -84,8 +84,8 @@ pub(crate) enum Answering<'a> {
 pub(crate) enum Drive {
     /// A new run.
     Start(Box<Input>),
-    /// A run replayed from its journal.
-    Resume(Replayed),
+    /// A run replayed from its journal (boxed: it holds the whole Supervisor).
+    Resume(Box<Replayed>),
 }
 
 /// The host side of a run besides agents and artefacts: the governed apply path, CI in
@@ -193,7 +193,7 @@ impl Wiring {
                     .doing(|| format!("driving run {run_id} {}", resume_hint()))?
             }
             (Drive::Resume(replayed), None) => {
-                Driver::resume_replayed(replayed, run_id, store, host)
+                Driver::resume_replayed(*replayed, run_id, store, host)
                     .doing(|| format!("resuming run {run_id} {}", resume_hint()))?
             }
             (drive, Some(stepped)) => {
@@ -202,7 +202,7 @@ impl Wiring {
                         Driver::begin(*start, SupervisorConfig::default(), store, host)
                             .doing(|| format!("starting run {run_id}"))?
                     }
-                    Drive::Resume(replayed) => Driver::reopen(replayed, run_id, store, host)
+                    Drive::Resume(replayed) => Driver::reopen(*replayed, run_id, store, host)
                         .doing(|| format!("resuming run {run_id}"))?,
                 };
                 let was_finished = driver.was_finished();
@@ -336,6 +336,6 @@ pub(crate) fn resume(
         answering,
         &mut artefacts,
         &mut store,
-        Drive::Resume(replayed),
+        Drive::Resume(Box::new(replayed)),
     )
 }

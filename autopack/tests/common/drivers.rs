@@ -348,3 +348,27 @@ impl Verifier for Tape {
         }
     }
 }
+
+/// The journal the blocking driver writes when it drives `out`'s run again, in a memory
+/// store: a recorded run to read back (`autopack_core::journal::replay`).
+pub fn journaled(out: &Outcome, config: SupervisorConfig) -> MemoryRunStore {
+    let tape = Tape::of(out);
+    let (mut builder, mut auditor, mut applier, mut verifier) =
+        (tape.clone(), tape.clone(), tape.clone(), tape.clone());
+    let mut observer = Seen::default();
+    let mut store = MemoryRunStore::default();
+    let host = autopack::driver::Host {
+        builder: &mut builder,
+        auditor: &mut auditor,
+        applier: &mut applier,
+        verifier: &mut verifier,
+        artefacts: &mut NoArtefacts,
+        tripwire: &mut NoTripwire,
+        clock: &tape,
+        observer: &mut observer,
+    };
+    Driver::run(out.inputs[0].clone(), config, &mut store, host)
+        .expect("the blocking driver drives the run");
+    tape.assert_used_up("the blocking driver");
+    store
+}
