@@ -164,6 +164,32 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
     },
+    /// What-if replay: re-run a recorded run's agent and CI outcomes under another ruleset
+    /// and say where it would have gone differently.
+    #[command(
+        after_help = "The recorded Builder, Auditor and CI outcomes answer the requests of a Supervisor under NEW.json's strategy (budgets, attempts, thresholds), compiled for the run's own plan and backlog. It reports the first decision that differs, the end state reached with the recorded outcomes, or the point where agent work that was never recorded would have been needed. --all does so for every run and counts how many would have ended differently. Exit 0 whether or not anything differs.\n\nExamples:\n  autopack replay my-run --repo . --ruleset tighter.json\n  autopack replay --all --repo . --ruleset tighter.json --json"
+    )]
+    Replay {
+        /// The run (or --all).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        run_id: Option<String>,
+        /// Every run of the repository's store.
+        #[arg(long)]
+        all: bool,
+        /// The repository.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        repo: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
+        /// The ruleset to replay under.
+        #[arg(long, value_name = "NEW.json")]
+        ruleset: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: DocLimits,
+    },
     /// Print or write the JSON Schemas of the documents Autopack reads and writes.
     #[command(
         after_help = "Names: plan, builder_request, builder_result, auditor_request, auditor_result, probe_result, suggested_issue, ruleset, strategy.\n\nExamples:\n  autopack schema                 # list the names\n  autopack schema builder_result  # print one\n  autopack schema --out schemas/  # write {name}.schema.json for all"
@@ -433,6 +459,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             store,
             key,
         } => cmd_attest(&run_id, &repo, &store.open()?, key.as_deref()),
+        Command::Replay {
+            run_id,
+            all,
+            repo,
+            store,
+            ruleset,
+            json,
+            limits,
+        } => {
+            let ruleset = read_ruleset(&ruleset, limits.max_ruleset_bytes)?;
+            cmd_replay(
+                run_id.as_deref(),
+                all,
+                &repo,
+                &store.open()?,
+                &ruleset,
+                json,
+            )
+        }
         Command::Schema { name, out } => cmd_schema(name.as_deref(), out.as_deref()),
         Command::Completions { shell } => {
             let mut command = Cli::command();
@@ -738,6 +783,40 @@ fn cmd_verify(
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cmd_replay(
+    run: Option<&str>,
+    all: bool,
+    repo: &Path,
+    stores: &Stores,
+    ruleset: &Ruleset,
+    json: bool,
+) -> Result<ExitCode> {
+    match run {
+        Some(id) if !all => {
+            let what_if = runner::what_if_run(repo, stores, &run_id(id)?, ruleset)?;
+            if json {
+                out(&format!("{}\n", serde_json::to_string_pretty(&what_if)?));
+            } else {
+                out(&format!("{}\n", what_if.render_text().trim_end()));
+            }
+        }
+        _ => {
+            let (runs, summary) = runner::what_if_all(repo, stores, ruleset)?;
+            if json {
+                let runs: Vec<_> = runs
+                    .iter()
+                    .map(|(run, w)| serde_json::json!({"run_id": run, "what_if": w}))
+                    .collect();
+                let doc = serde_json::json!({"summary": summary, "runs": runs});
+                out(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            } else {
+                out(&format!("{}\n", summary.render_text().trim_end()));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_attest(id: &str, repo: &Path, stores: &Stores, key: Option<&Path>) -> Result<ExitCode> {

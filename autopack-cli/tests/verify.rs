@@ -289,3 +289,59 @@ fn text_of(out: &std::process::Output) -> String {
     let (a, b) = text(out);
     format!("{a}{b}")
 }
+
+#[test]
+fn replay_says_where_a_tighter_ruleset_would_have_ended_the_runs() {
+    let (tmp, repo) = finished_runs();
+    // The runs spent 100 tokens per phase, 200 in all.
+    let tight = tmp.path().join("tight.json");
+    std::fs::write(&tight, r#"{"project_id": "default", "run_token_cap": 150}"#).unwrap();
+    let loose = tmp.path().join("loose.json");
+    std::fs::write(
+        &loose,
+        r#"{"project_id": "default", "run_token_cap": 10000000}"#,
+    )
+    .unwrap();
+
+    let replay = |ruleset: &Path, run: Option<&str>| {
+        let mut args = vec!["replay"];
+        args.extend(run.map_or(["--all"], |r| [r]));
+        args.extend(["--repo", s(&repo), "--ruleset", s(ruleset), "--json"]);
+        let out = autopack(&args);
+        assert_eq!(code(&out), 0, "{:?}", text(&out));
+        serde_json::from_str::<serde_json::Value>(&text(&out).0).unwrap()
+    };
+    let tighter = replay(&tight, Some(RUN));
+    assert_eq!(tighter["recorded_state"], "DONE_SUCCESS");
+    assert_eq!(
+        tighter["ending"]["finished"], "DONE_FAILED_TOKEN_CAP_EXCEEDED",
+        "{tighter}"
+    );
+    assert_eq!(tighter["same_end"], false);
+    assert!(
+        tighter["first_difference"]["step"].as_u64().unwrap() > 1,
+        "{tighter}"
+    );
+
+    let looser = replay(&loose, Some(RUN));
+    assert_eq!(looser["same_end"], true, "{looser}");
+    assert_eq!(looser["first_difference"], serde_json::Value::Null);
+
+    let all = replay(&tight, None);
+    assert_eq!(all["summary"]["runs"], 2, "{all}");
+    assert_eq!(all["summary"]["ended_differently"], 2, "{all}");
+    let out = autopack(&[
+        "replay",
+        "--all",
+        "--repo",
+        s(&repo),
+        "--ruleset",
+        s(&tight),
+    ]);
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out).0.contains("DONE_FAILED_TOKEN_CAP_EXCEEDED"),
+        "{:?}",
+        text(&out)
+    );
+}

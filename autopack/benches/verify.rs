@@ -7,6 +7,8 @@
 //!
 //! Building the run takes a minute or two (1,000 CI runs of `true`); it is built once.
 
+#![allow(missing_docs)]
+
 use std::path::Path;
 use std::time::Instant;
 

@@ -38,6 +38,7 @@ mod prepare;
 mod records;
 mod stores;
 mod verification;
+mod whatif;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub use stores::{
 #[cfg(feature = "postgres")]
 pub use stores::{LEASE_TTL_ENV, RETRY_ENV};
 pub use verification::{attest_run, verify_run};
+pub use whatif::{what_if_all, what_if_run};
 pub use writer::{PROCESSES_FILE, RunWriter, sandbox, take_run};
 
 use crate::driver::DriveOutcome;
