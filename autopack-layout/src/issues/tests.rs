@@ -302,3 +302,47 @@ fn a_large_view_is_rewritten_once_half_of_it_changed() {
     assert_eq!(on_disk, ledger.ledger().backlog());
     SMALL_VIEW_FOR_TESTS.with(|s| s.set(None));
 }
+
+#[test]
+fn the_ledger_journal_is_a_hash_chain_and_an_edit_is_named_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = RunsRoot::new(dir.path().join(".autonomous_runs"));
+    let mut ledger = open(&root);
+    for k in 0..5u16 {
+        ledger
+            .record(&observation(0, 0, 0, k, false), testing::at(i64::from(k)))
+            .unwrap();
+    }
+    drop(ledger);
+    let journal = root.dir().join(super::ISSUE_JOURNAL_FILE);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Each line links to the one before it; the first to zero.
+    let mut prev = autopack_core::journal::chain::Digest::ZERO;
+    for line in &lines {
+        assert!(line.contains(&format!("\"prev\":\"{prev}\"")), "{line}");
+        prev = autopack_core::journal::chain::Digest::of(line.as_bytes());
+    }
+    // Reopening checks the chain, and appends go on from its head.
+    let mut ledger = open(&root);
+    ledger
+        .record(&observation(1, 0, 0, 99, false), testing::at(9))
+        .unwrap();
+    drop(ledger);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.lines().last().unwrap().contains(&format!("\"prev\":\"{prev}\"")));
+
+    // An event edited in the middle: the next line's link breaks, named by line.
+    let edited = text.replacen("\"k2\"", "\"k7\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&journal, &edited).unwrap();
+    let err = FsIssueLedger::open(
+        root.clone(),
+        AgingThresholds::default(),
+        FsyncPolicy::AtCheckpoints,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("project_issue_journal.jsonl"), "{err}");
+    assert!(err.contains("line 4") && err.contains("hash chain"), "{err}");
+}
