@@ -330,7 +330,12 @@ fn the_ledger_journal_is_a_hash_chain_and_an_edit_is_named_by_file_and_line() {
         .unwrap();
     drop(ledger);
     let text = std::fs::read_to_string(&journal).unwrap();
-    assert!(text.lines().last().unwrap().contains(&format!("\"prev\":\"{prev}\"")));
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains(&format!("\"prev\":\"{prev}\""))
+    );
 
     // An event edited in the middle: the next line's link breaks, named by line.
     let edited = text.replacen("\"k2\"", "\"k7\"", 1);
@@ -344,5 +349,8 @@ fn the_ledger_journal_is_a_hash_chain_and_an_edit_is_named_by_file_and_line() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("project_issue_journal.jsonl"), "{err}");
-    assert!(err.contains("line 4") && err.contains("hash chain"), "{err}");
+    assert!(
+        err.contains("line 4") && err.contains("hash chain"),
+        "{err}"
+    );
 }
