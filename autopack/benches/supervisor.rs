@@ -269,6 +269,44 @@ fn bench_append(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
+    // The same through the filesystem store a run uses (`journal.jsonl`, synced at the
+    // end as at a checkpoint): what an append costs a real run.
+    let file_store = || {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = autopack::layout::FsRunStore::new(
+            autopack::layout::RunsRoot::new(dir.path().join(".autonomous_runs")),
+            autopack::layout::FsyncPolicy::AtCheckpoints,
+        );
+        (dir, store)
+    };
+    group.bench_function(BenchmarkId::new("file_plain", rest.len()), |b| {
+        b.iter_batched(
+            file_store,
+            |(dir, mut store)| {
+                for entry in &rest {
+                    journal::append(&mut store, &run, entry).expect("appends");
+                }
+                autopack_core::journal::RunStore::sync(&mut store, &run).expect("syncs");
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function(BenchmarkId::new("file_sealed", rest.len()), |b| {
+        b.iter_batched(
+            file_store,
+            |(dir, mut store)| {
+                let mut prev = autopack_core::journal::chain::Digest::ZERO;
+                for entry in &rest {
+                    journal::append_sealed(&mut store, &run, &mut prev, None, entry)
+                        .expect("appends");
+                }
+                autopack_core::journal::RunStore::sync(&mut store, &run).expect("syncs");
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
 }
 

@@ -92,7 +92,19 @@ impl Digest {
 
     /// The 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.to_string()
+        // Only ASCII digits are written.
+        String::from_utf8_lossy(&self.hex()).into_owned()
+    }
+
+    /// The 64 lowercase hex digits, as bytes (no allocation: every append writes one).
+    pub fn hex(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, byte) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(byte >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
     }
 }
 
@@ -111,10 +123,9 @@ impl std::io::Write for HashWriter<'_> {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let hex = self.hex();
+        // Only ASCII digits are written.
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -229,21 +240,57 @@ pub enum Genesis {
 /// `entry_json` (a JSON object) as a sealed line: `prev` (and `binds`) first, then the
 /// entry's own fields.
 pub fn seal(prev: &Digest, binds: Option<&Binding>, entry_json: &str) -> String {
-    let body = entry_json.strip_prefix('{').unwrap_or(entry_json);
-    let mut line = String::with_capacity(entry_json.len() + 80);
-    line.push_str("{\"prev\":\"");
-    line.push_str(&prev.to_hex());
-    line.push('"');
+    let mut line = Vec::with_capacity(entry_json.len() + 80);
+    seal_prefix(&mut line, prev, binds);
+    line.extend_from_slice(entry_json.as_bytes());
+    close_prefix(&mut line, entry_json.len());
+    // Only JSON text was written.
+    String::from_utf8(line).unwrap_or_default()
+}
+
+/// Serialises `entry` straight after its links, in one buffer: what every append does.
+///
+/// # Errors
+/// When `entry` does not serialise (or is not a JSON object).
+pub fn seal_entry<E: Serialize + ?Sized>(
+    prev: &Digest,
+    binds: Option<&Binding>,
+    entry: &E,
+) -> Result<String, serde_json::Error> {
+    let mut line = Vec::with_capacity(256);
+    seal_prefix(&mut line, prev, binds);
+    let start = line.len();
+    serde_json::to_writer(&mut line, entry)?;
+    if line.get(start) != Some(&b'{') {
+        return Err(serde::ser::Error::custom("a journal entry must be a JSON object"));
+    }
+    let entry_len = line.len() - start;
+    close_prefix(&mut line, entry_len);
+    // serde_json writes UTF-8.
+    String::from_utf8(line).map_err(serde::ser::Error::custom)
+}
+
+/// `{"prev":"…"` (and `,"binds":{…}`), without the comma the entry's fields follow.
+fn seal_prefix(line: &mut Vec<u8>, prev: &Digest, binds: Option<&Binding>) {
+    line.extend_from_slice(b"{\"prev\":\"");
+    line.extend_from_slice(&prev.hex());
+    line.push(b'"');
     if let Some(binds) = binds {
-        line.push_str(",\"binds\":");
+        line.extend_from_slice(b",\"binds\":");
         // A struct of strings and digests always serialises.
-        line.push_str(&serde_json::to_string(binds).unwrap_or_default());
+        let _ = serde_json::to_writer(&mut *line, binds);
     }
-    if !body.starts_with('}') {
-        line.push(',');
+}
+
+/// Turns the entry's opening brace, the last `entry_len` bytes' first, into the comma
+/// after the links (or drops it, for an empty object).
+fn close_prefix(line: &mut Vec<u8>, entry_len: usize) {
+    let at = line.len() - entry_len;
+    if line.get(at + 1) == Some(&b'}') {
+        line.remove(at);
+    } else if line.get(at) == Some(&b'{') {
+        line[at] = b',';
     }
-    line.push_str(body);
-    line
 }
 
 /// Why a line breaks the chain.
@@ -417,8 +464,8 @@ impl<'de, E: Deserialize<'de>> Visitor<'de> for SealedVisitor<E> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Sealed<E>, A::Error> {
         let mut links = Links::default();
         let mut entry = None;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match key.as_ref() {
                 "prev" if links.prev.is_none() => links.prev = Some(map.next_value()?),
                 "binds" if links.binds.is_none() => links.binds = Some(map.next_value()?),
                 "prev" | "binds" => return Err(de::Error::duplicate_field("prev")),
@@ -440,13 +487,35 @@ impl<'de, E: Deserialize<'de>> Visitor<'de> for SealedVisitor<E> {
     }
 }
 
+/// A map key, borrowed from the line when it holds no escape (no allocation per line).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// The rest of a map whose key `variant` was read: an externally tagged enum's value.
-struct VariantOf<'a, A> {
-    variant: String,
+struct VariantOf<'a, 'de, A> {
+    variant: std::borrow::Cow<'de, str>,
     map: &'a mut A,
 }
 
-impl<'de, A: MapAccess<'de>> Deserializer<'de> for VariantOf<'_, A> {
+impl<'de, A: MapAccess<'de>> Deserializer<'de> for VariantOf<'_, 'de, A> {
     type Error = A::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
@@ -460,19 +529,19 @@ impl<'de, A: MapAccess<'de>> Deserializer<'de> for VariantOf<'_, A> {
     }
 }
 
-impl<'de, A: MapAccess<'de>> EnumAccess<'de> for VariantOf<'_, A> {
+impl<'de, A: MapAccess<'de>> EnumAccess<'de> for VariantOf<'_, 'de, A> {
     type Error = A::Error;
     type Variant = Self;
 
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), A::Error> {
         let value = seed.deserialize(de::value::StrDeserializer::<A::Error>::new(
-            self.variant.as_str(),
+            self.variant.as_ref(),
         ))?;
         Ok((value, self))
     }
 }
 
-impl<'de, A: MapAccess<'de>> VariantAccess<'de> for VariantOf<'_, A> {
+impl<'de, A: MapAccess<'de>> VariantAccess<'de> for VariantOf<'_, 'de, A> {
     type Error = A::Error;
 
     fn unit_variant(self) -> Result<(), A::Error> {
@@ -551,6 +620,23 @@ mod tests {
         assert_eq!(Digest::parse_hex(&"G".repeat(64)), None);
         assert_eq!(Digest::of_parts(&[b"a", b"bc"]), d);
         assert_eq!(Digest::of_json("abc").unwrap(), Digest::of("\"abc\""));
+    }
+
+    #[test]
+    fn sealing_in_one_buffer_writes_what_sealing_the_text_does() {
+        let prev = Digest::of("p");
+        for entry in [Entry::Config(7), Entry::Input(vec!["a".into(), "}".into()])] {
+            let json = serde_json::to_string(&entry).unwrap();
+            for binds in [None, Some(binding())] {
+                assert_eq!(
+                    seal_entry(&prev, binds.as_ref(), &entry).unwrap(),
+                    seal(&prev, binds.as_ref(), &json)
+                );
+            }
+        }
+        assert_eq!(seal(&Digest::ZERO, None, "{}"), format!("{{\"prev\":\"{}\"}}", Digest::ZERO));
+        assert!(seal_entry(&prev, None, &3u8).is_err());
+        assert_eq!(Digest::of("abc").to_hex(), format!("{}", Digest::of("abc")));
     }
 
     #[test]

@@ -234,8 +234,8 @@ pub fn append_sealed<S: RunStore, E: Serialize>(
     binds: Option<&chain::Binding>,
     entry: &E,
 ) -> Result<(), JournalError<S::Error>> {
-    let json = serde_json::to_string(entry).map_err(|e| JournalError::Serialize(e.to_string()))?;
-    let line = chain::seal(prev, binds, &json);
+    let line =
+        chain::seal_entry(prev, binds, entry).map_err(|e| JournalError::Serialize(e.to_string()))?;
     store.append(run_id, &line).map_err(JournalError::Store)?;
     *prev = chain::Digest::of(line.as_bytes());
     Ok(())
