@@ -32,7 +32,10 @@
 //!   ([`host::FsArtefacts`]); and the one patch gate every patch takes
 //!   ([`host::PatchGate`], [`host::check_patch`]).
 //! - After a run: [`promotion`] (is it eligible for `main`?) and [`report`] (run lists,
-//!   tier cleanliness, backlog, budget aborts).
+//!   tier cleanliness, backlog, budget aborts); [`verify`] (the journal re-derived without
+//!   trusting stored views, and the in-toto attestation built from it; checked against a
+//!   repository by `runner::verify_run`) and [`whatif`] (recorded runs replayed under
+//!   another ruleset).
 //!
 //! The Supervisor on its own, answering its actions as a trivial host would — a Builder
 //! that always succeeds, a gate that accepts, CI that is green:

@@ -78,16 +78,22 @@ impl Digest {
         if bytes.len() != 64 {
             return None;
         }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let nibble = |b: u8| match b {
-                b'0'..=b'9' => Some(b - b'0'),
-                b'a'..=b'f' => Some(b - b'a' + 10),
-                _ => None,
-            };
-            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        const fn nibble(b: u8) -> u8 {
+            match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => 0xff,
+            }
         }
-        Some(Digest(out))
+        let mut out = [0u8; 32];
+        let mut bad = 0u8;
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            let (high, low) = (nibble(pair[0]), nibble(pair[1]));
+            // 0xff marks a non-digit; collected, checked once.
+            bad |= (high | low) & 0xf0;
+            out[i] = (high << 4) | (low & 0x0f);
+        }
+        (bad == 0).then_some(Digest(out))
     }
 
     /// The 64 lowercase hex digits.
@@ -143,12 +149,22 @@ impl Serialize for Digest {
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
-        Digest::parse_hex(&text).ok_or_else(|| {
-            de::Error::custom(format!(
-                "`{text}` is not a SHA-256 digest (64 lowercase hex digits)"
-            ))
-        })
+        // Read straight from the line (no string allocated): every sealed line has one.
+        struct HexVisitor;
+        impl Visitor<'_> for HexVisitor {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SHA-256 digest (64 lowercase hex digits)")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Digest, E> {
+                Digest::parse_hex(text).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{text}` is not a SHA-256 digest (64 lowercase hex digits)"
+                    ))
+                })
+            }
+        }
+        d.deserialize_str(HexVisitor)
     }
 }
 
@@ -262,7 +278,9 @@ pub fn seal_entry<E: Serialize + ?Sized>(
     let start = line.len();
     serde_json::to_writer(&mut line, entry)?;
     if line.get(start) != Some(&b'{') {
-        return Err(serde::ser::Error::custom("a journal entry must be a JSON object"));
+        return Err(serde::ser::Error::custom(
+            "a journal entry must be a JSON object",
+        ));
     }
     let entry_len = line.len() - start;
     close_prefix(&mut line, entry_len);
@@ -634,7 +652,10 @@ mod tests {
                 );
             }
         }
-        assert_eq!(seal(&Digest::ZERO, None, "{}"), format!("{{\"prev\":\"{}\"}}", Digest::ZERO));
+        assert_eq!(
+            seal(&Digest::ZERO, None, "{}"),
+            format!("{{\"prev\":\"{}\"}}", Digest::ZERO)
+        );
         assert!(seal_entry(&prev, None, &3u8).is_err());
         assert_eq!(Digest::of("abc").to_hex(), format!("{}", Digest::of("abc")));
     }

@@ -234,8 +234,8 @@ pub fn append_sealed<S: RunStore, E: Serialize>(
     binds: Option<&chain::Binding>,
     entry: &E,
 ) -> Result<(), JournalError<S::Error>> {
-    let line =
-        chain::seal_entry(prev, binds, entry).map_err(|e| JournalError::Serialize(e.to_string()))?;
+    let line = chain::seal_entry(prev, binds, entry)
+        .map_err(|e| JournalError::Serialize(e.to_string()))?;
     store.append(run_id, &line).map_err(JournalError::Store)?;
     *prev = chain::Digest::of(line.as_bytes());
     Ok(())
@@ -257,7 +257,7 @@ pub fn replay<S: RunStore, E: DeserializeOwned>(
         .entries()
         .enumerate()
         .map(|(i, line)| {
-            let sealed: chain::Sealed<E> = parse_entry(run_id, i, line)?;
+            let sealed: chain::Sealed<E> = parse_sealed_entry(run_id, i, line)?;
             check
                 .check(line, &sealed.links)
                 .map_err(|source| JournalError::Broken {
@@ -267,6 +267,50 @@ pub fn replay<S: RunStore, E: DeserializeOwned>(
             Ok(sealed.entry)
         })
         .collect()
+}
+
+/// Parses entry `index` (from 0) of `run_id`'s journal with its chain fields
+/// ([`chain::Sealed`]); an error names it `journal {run_id} entry {index + 1}`.
+///
+/// A line as the driver writes it (`{"prev":"<64 hex>",` then the entry's fields) is
+/// read on a fast path: the digest straight from its bytes, the entry as the object that
+/// follows — what every line of a long replay costs. Any other line, and any line that
+/// fails there, takes the general path, whose errors name the line's own columns.
+///
+/// # Errors
+/// A [`JsonError`] naming the entry and the JSON path at fault.
+pub fn parse_sealed_entry<E: DeserializeOwned>(
+    run_id: &RunId,
+    index: usize,
+    line: &str,
+) -> Result<chain::Sealed<E>, JsonError> {
+    const PREFIX: &str = "{\"prev\":\"";
+    // `{"prev":"` (9 bytes), 64 hex digits, `",` — then the entry's first field.
+    const FIELDS_AT: usize = PREFIX.len() + 64 + 2;
+    if let Some(rest) = line.strip_prefix(PREFIX)
+        && let Some(hex) = rest.get(..64)
+        && rest.get(64..66) == Some("\",")
+        && let Some(prev) = chain::Digest::parse_hex(hex)
+        && let Some(fields) = line.get(FIELDS_AT..)
+        && !fields.starts_with("\"binds\"")
+    {
+        let mut object = String::with_capacity(fields.len() + 1);
+        object.push('{');
+        object.push_str(fields);
+        let mut de = serde_json::Deserializer::from_str(&object);
+        if let Ok(entry) = E::deserialize(&mut de)
+            && de.end().is_ok()
+        {
+            return Ok(chain::Sealed {
+                links: chain::Links {
+                    prev: Some(prev),
+                    binds: None,
+                },
+                entry,
+            });
+        }
+    }
+    parse_entry(run_id, index, line)
 }
 
 /// Parses entry `index` (from 0) of `run_id`'s journal; an error names it
@@ -449,6 +493,43 @@ mod tests {
         store.append(&run, "not json").unwrap();
         let err = replay::<_, Entry>(&mut store, &run).unwrap_err();
         assert!(err.to_string().contains("journal r entry 2"), "{err}");
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_the_general_path_reads_or_defers_to_it() {
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Entry {
+            Input(Vec<String>),
+        }
+        let run = RunId::new("r").unwrap();
+        let prev = chain::Digest::of("x");
+        let general = |line: &str| {
+            crate::json::from_str_named::<chain::Sealed<Entry>>(line, || "general".into())
+        };
+        let entry = Entry::Input(vec!["a".into(), "\"prev\":".into()]);
+        let line = chain::seal_entry(&prev, None, &entry).unwrap();
+        let fast = parse_sealed_entry::<Entry>(&run, 0, &line).unwrap();
+        assert_eq!(fast, general(&line).unwrap());
+        assert_eq!(fast.links.prev, Some(prev));
+        // Lines the fast path does not take, or fails on: the general path answers,
+        // with its own errors.
+        for odd in [
+            format!(r#"{{"prev":"{prev}","input":[],"prev":"{prev}"}}"#),
+            format!(r#"{{"prev":"{}","input":[]}}"#, "G".repeat(64)),
+            format!(r#"{{ "prev":"{prev}","input":[]}}"#),
+            format!(r#"{{"prev":"{prev}","input":[1]}}"#),
+            r#"{"input":["legacy"]}"#.to_owned(),
+        ] {
+            let fast = parse_sealed_entry::<Entry>(&run, 4, &odd);
+            match general(&odd) {
+                Ok(want) => assert_eq!(fast.unwrap(), want, "{odd}"),
+                Err(_) => {
+                    let err = fast.unwrap_err().to_string();
+                    assert!(err.contains("journal r entry 5"), "{odd}: {err}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub(crate) fn parse_line(
     index: usize,
     line: &str,
 ) -> Result<Sealed<JournalEntry>, DriverError> {
-    journal::parse_entry::<Sealed<JournalEntry>>(run_id, index, line)
+    journal::parse_sealed_entry::<JournalEntry>(run_id, index, line)
         .map_err(|e| DriverError::Journal(JournalError::Parse(e)))
 }
 
@@ -183,13 +183,24 @@ fn replay_contents(
         return replay.done(run_id);
     }
     let head: Vec<(usize, &str)> = lines.by_ref().take(REPLAY_HEAD).collect();
+    let head_lines: Vec<&str> = head.iter().map(|&(_, line)| line).collect();
     std::thread::scope(|scope| {
         // Unbounded: while this thread parses and applies the start (a third of the
         // replay on a long run), the other must keep parsing instead of blocking on a
         // full channel. At worst every parsed entry waits here at once, about the size
         // of the journal's text again.
         let (batches, parsed) = std::sync::mpsc::channel::<Vec<_>>();
+        // The other thread also hashes the head (the start holds the whole plan and
+        // strategy) while this one parses it.
+        let (head_hashes, hashed) = std::sync::mpsc::channel::<Vec<Digest>>();
         let parser = std::thread::Builder::new().spawn_scoped(scope, move || {
+            let hashes = head_lines
+                .iter()
+                .map(|l| Digest::of(l.as_bytes()))
+                .collect();
+            if head_hashes.send(hashes).is_err() {
+                return;
+            }
             loop {
                 let batch: Vec<_> = lines
                     .by_ref()
@@ -207,8 +218,18 @@ fn replay_contents(
             // was applied yet, so replay on this one.
             return replay_contents(run_id, contents, false);
         }
+        let mut head_entries = Vec::with_capacity(head.len());
         for (index, line) in head {
-            replay.apply(run_id, parse(index, line)?)?;
+            head_entries.push(parse_line(run_id, index, line)?);
+        }
+        // The parser thread sends the head's hashes first, unless it died.
+        let hashes = hashed.recv().unwrap_or_else(|_| {
+            head_lines_again(contents)
+                .map(|l| Digest::of(l.as_bytes()))
+                .collect()
+        });
+        for (sealed, hash) in head_entries.into_iter().zip(hashes) {
+            replay.apply(run_id, (sealed, hash))?;
         }
         for batch in parsed {
             for entry in batch {
@@ -217,6 +238,11 @@ fn replay_contents(
         }
         replay.done(run_id)
     })
+}
+
+/// The head lines of `contents` (for a replay whose parsing thread is gone).
+fn head_lines_again(contents: &JournalContents) -> impl Iterator<Item = &str> {
+    contents.entries().take(REPLAY_HEAD)
 }
 
 /// A Supervisor being rebuilt, the configuration the journal set for its start, and the
