@@ -116,6 +116,14 @@ fn through_the_blocking_driver(
     out: &Outcome,
     config: SupervisorConfig,
 ) -> (Seen, Vec<String>, RunRecord) {
+    let (observer, mut store, record) = blocking_run(out, config);
+    let lines = journal_lines(&mut store, out);
+    (observer, lines, record)
+}
+
+/// `out`'s run driven again by the blocking driver over a replaying tape, into a memory
+/// store: what it observed, the store, the record it ended with.
+fn blocking_run(out: &Outcome, config: SupervisorConfig) -> (Seen, MemoryRunStore, RunRecord) {
     let tape = Tape::of(out);
     let (mut builder, mut auditor, mut applier, mut verifier) =
         (tape.clone(), tape.clone(), tape.clone(), tape.clone());
@@ -134,12 +142,8 @@ fn through_the_blocking_driver(
     let (_, supervisor) = Driver::run(out.inputs[0].clone(), config, &mut store, host)
         .expect("the blocking driver drives the run");
     tape.assert_used_up("the blocking driver");
-    let lines = journal_lines(&mut store, out);
-    (
-        observer,
-        lines,
-        supervisor.record().expect("started").clone(),
-    )
+    let record = supervisor.record().expect("started").clone();
+    (observer, store, record)
 }
 
 #[cfg(feature = "tokio")]
@@ -352,23 +356,5 @@ impl Verifier for Tape {
 /// The journal the blocking driver writes when it drives `out`'s run again, in a memory
 /// store: a recorded run to read back (`autopack_core::journal::replay`).
 pub fn journaled(out: &Outcome, config: SupervisorConfig) -> MemoryRunStore {
-    let tape = Tape::of(out);
-    let (mut builder, mut auditor, mut applier, mut verifier) =
-        (tape.clone(), tape.clone(), tape.clone(), tape.clone());
-    let mut observer = Seen::default();
-    let mut store = MemoryRunStore::default();
-    let host = autopack::driver::Host {
-        builder: &mut builder,
-        auditor: &mut auditor,
-        applier: &mut applier,
-        verifier: &mut verifier,
-        artefacts: &mut NoArtefacts,
-        tripwire: &mut NoTripwire,
-        clock: &tape,
-        observer: &mut observer,
-    };
-    Driver::run(out.inputs[0].clone(), config, &mut store, host)
-        .expect("the blocking driver drives the run");
-    tape.assert_used_up("the blocking driver");
-    store
+    blocking_run(out, config).1
 }
