@@ -272,10 +272,11 @@ pub fn replay<S: RunStore, E: DeserializeOwned>(
 /// Parses entry `index` (from 0) of `run_id`'s journal with its chain fields
 /// ([`chain::Sealed`]); an error names it `journal {run_id} entry {index + 1}`.
 ///
-/// A line as the driver writes it (`{"prev":"<64 hex>",` then the entry's fields) is
-/// read on a fast path: the digest straight from its bytes, the entry as the object that
-/// follows — what every line of a long replay costs. Any other line, and any line that
-/// fails there, takes the general path, whose errors name the line's own columns.
+/// A line as the driver writes it (`{"prev":"<64 hex>",` then the entry's fields), up to
+/// 64 KiB, is read on a fast path: the digest straight from its bytes, the entry as the
+/// object that follows — what every line of a long replay costs. Any other line, and any
+/// line that fails there, takes the general path, whose errors name the line's own
+/// columns.
 ///
 /// # Errors
 /// A [`JsonError`] naming the entry and the JSON path at fault.
@@ -287,7 +288,11 @@ pub fn parse_sealed_entry<E: DeserializeOwned>(
     const PREFIX: &str = "{\"prev\":\"";
     // `{"prev":"` (9 bytes), 64 hex digits, `",` — then the entry's first field.
     const FIELDS_AT: usize = PREFIX.len() + 64 + 2;
-    if let Some(rest) = line.strip_prefix(PREFIX)
+    // The fast path copies the entry's fields; a line longer than this (a run's start,
+    // with its whole plan and strategy) is cheaper read in place by the general path.
+    const FAST_PATH_MAX_BYTES: usize = 64 * 1024;
+    if line.len() <= FAST_PATH_MAX_BYTES
+        && let Some(rest) = line.strip_prefix(PREFIX)
         && let Some(hex) = rest.get(..64)
         && rest.get(64..66) == Some("\",")
         && let Some(prev) = chain::Digest::parse_hex(hex)
