@@ -302,25 +302,36 @@ impl RunSlot {
             None => false,
         };
         if !sent {
-            let state = self
-                .view()
-                .map(|v| seed::word(&v.record.state))
-                .unwrap_or_default();
-            return Err(ApiError::conflict(
-                format!(
-                    "run {} is not being driven by this server (it has ended, or another instance drives it)",
-                    self.run_id
-                ),
-                state,
-                "submit",
-            ));
+            return Err(self.not_driven());
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(ApiError::internal(format!(
+        // The driver may end the run (and stop) with the command still queued: the run
+        // has ended then, which is the same answer as a command that came too late.
+        match rx.await {
+            Ok(answer) => answer,
+            Err(_) if self.view().is_some_and(|v| v.record.state.is_terminal()) => {
+                Err(self.not_driven())
+            }
+            Err(_) => Err(ApiError::internal(format!(
                 "the driver of run {} stopped before answering",
                 self.run_id
-            )))
-        })
+            ))),
+        }
+    }
+
+    /// A command for a run this server does not drive (any more).
+    fn not_driven(&self) -> ApiError {
+        let state = self
+            .view()
+            .map(|v| seed::word(&v.record.state))
+            .unwrap_or_default();
+        ApiError::conflict(
+            format!(
+                "run {} is not being driven by this server (it has ended, or another instance drives it)",
+                self.run_id
+            ),
+            state,
+            "submit",
+        )
     }
 
     /// Stops driving (the server is shutting down): the session returns at its next wait.
