@@ -23,19 +23,26 @@ use crate::driver::{DriverError, Replayed};
 pub fn replay(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<Replayed, RunnerError> {
     let root = runs_root(repo);
     let mut store = stores.journal(&root);
-    crate::driver::replay_run(&mut store, run_id).map_err(|e| match e {
+    let journal = stores.journal_name(&root, run_id);
+    crate::driver::replay_run(&mut store, run_id)
+        .map_err(|e| journal_error(run_id, &journal, "replaying the journal of", e))
+}
+
+/// A driver error reading `run_id`'s journal (`journal`, its name) as the runner reports
+/// it: no journal is [`RunnerError::NoJournal`]; anything else failed while `doing` it.
+pub(crate) fn journal_error(
+    run_id: &RunId,
+    journal: &str,
+    doing: &str,
+    err: DriverError,
+) -> RunnerError {
+    match err {
         DriverError::NothingToResume(_) => RunnerError::NoJournal {
             run_id: run_id.clone(),
-            journal: stores.journal_name(&root, run_id),
+            journal: journal.to_owned(),
         },
-        other => RunnerError::failed(
-            format!(
-                "replaying the journal of run {run_id} ({})",
-                stores.journal_name(&root, run_id)
-            ),
-            other,
-        ),
-    })
+        other => RunnerError::failed(format!("{doing} run {run_id} ({journal})"), other),
+    }
 }
 
 /// The artefact writer of a run being resumed: the project ledger with the thresholds of
@@ -140,13 +147,8 @@ fn record_of(
     journal_name: &str,
     run_id: &RunId,
 ) -> Result<RunRecord, RunnerError> {
-    let sup = crate::driver::replay_journal(store, run_id).map_err(|e| match e {
-        DriverError::NothingToResume(_) => RunnerError::NoJournal {
-            run_id: run_id.clone(),
-            journal: journal_name.to_owned(),
-        },
-        other => RunnerError::failed(format!("replaying run {run_id} ({journal_name})"), other),
-    })?;
+    let sup = crate::driver::replay_journal(store, run_id)
+        .map_err(|e| journal_error(run_id, journal_name, "replaying", e))?;
     sup.record().cloned().ok_or_else(|| RunnerError::NoRecord {
         run_id: run_id.clone(),
     })

@@ -15,7 +15,6 @@ use autopack_layout::RunsRoot;
 use super::error::{Doing as _, RunnerError};
 use super::runs_root;
 use super::stores::Stores;
-use crate::driver::DriverError;
 use crate::verify::attestation::{self, ENVELOPE_FILE, STATEMENT_FILE};
 use crate::verify::{RecordedJournal, Verification};
 
@@ -23,16 +22,9 @@ use crate::verify::{RecordedJournal, Verification};
 fn recorded(repo: &Path, stores: &Stores, run_id: &RunId) -> Result<RecordedJournal, RunnerError> {
     let root = runs_root(repo);
     let mut store = stores.journal(&root);
-    RecordedJournal::read(&mut store, run_id).map_err(|e| match e {
-        DriverError::NothingToResume(_) => RunnerError::NoJournal {
-            run_id: run_id.clone(),
-            journal: stores.journal_name(&root, run_id),
-        },
-        other => RunnerError::failed(
-            format!("reading {}", stores.journal_name(&root, run_id)),
-            other,
-        ),
-    })
+    let journal = stores.journal_name(&root, run_id);
+    RecordedJournal::read(&mut store, run_id)
+        .map_err(|e| super::records::journal_error(run_id, &journal, "reading the journal of", e))
 }
 
 /// Writes the attestation of `run_id` (`attestation.intoto.json` in its folder) about the
